@@ -1,0 +1,96 @@
+"""The events the agent emits: the one vocabulary shared by agent, wire, client and recordings.
+
+Every event carries ``seq`` (its place in the agent's journal, stamped by the journal when the
+event is appended; 0 for per-client events such as ``Hello`` that are not journaled) and ``ts``
+(the capture time, seconds since the epoch). Connection ids (``conn``) are assigned by the agent,
+start at 0 and are never reused within one agent process (``Hello.agent_id``).
+
+Direction is relative to the tapped service: ``"in"`` flows from the client to the server port
+being watched (requests), ``"out"`` from that server back to the client (responses).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+PROTOCOL_VERSION = 1
+
+Direction = Literal["in", "out"]
+CloseReason = Literal["fin", "rst", "idle", "evicted", "shutdown"]
+GapReason = Literal["lost", "mid-stream", "buffer-limit", "memory-limit"]
+LostReason = Literal["journal", "slow-client"]
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of every event. ``seq`` is mutable only so that the journal can stamp it once."""
+
+    seq: int = 0
+    ts: float
+
+
+class Hello(Event, tag="hello"):
+    """First message on every stream: who is talking and what the journal holds."""
+
+    protocol: int
+    version: str
+    agent_id: str
+    target: str
+    ports: list[int]
+    interfaces: list[str]
+    oldest_seq: int
+    next_seq: int
+
+
+class ConnectionOpened(Event, tag="open"):
+    conn: int
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    interface: str = ""
+    mid_stream: bool = False
+
+
+class DataReceived(Event, tag="data"):
+    conn: int
+    direction: Direction
+    data: bytes
+
+
+class Gap(Event, tag="gap"):
+    """``length`` bytes of one direction are missing at this point of the stream."""
+
+    conn: int
+    direction: Direction
+    length: int
+    reason: GapReason = "lost"
+
+
+class ConnectionClosed(Event, tag="close"):
+    conn: int
+    reason: CloseReason
+
+
+class Stats(Event, tag="stats"):
+    """Periodic counters, cumulative since the agent started."""
+
+    packets: int
+    bytes: int
+    kernel_packets: int
+    kernel_drops: int
+    open_connections: int
+    gaps: int
+    gap_bytes: int
+
+
+class EventsLost(Event, tag="lost"):
+    """``count`` events with seq in [first_seq, first_seq + count) will never arrive."""
+
+    first_seq: int
+    count: int
+    reason: LostReason
+
+
+AnyEvent = Hello | ConnectionOpened | DataReceived | Gap | ConnectionClosed | Stats | EventsLost

@@ -1,0 +1,51 @@
+"""Arguments every target-taking command shares, and opening a session on the target."""
+
+from __future__ import annotations
+
+import argparse
+
+from tui.sources.session import Session
+from tui.targets import KubeTarget, LocalTarget, parse_port, parse_target
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        type=parse_target_arg,
+        help="what to tap: pid/PID, netns/NAME, host, pod/NAME, deployment/NAME, "
+        "service/NAME, label/k=v, ... (optionally /container/NAME)",
+    )
+    parser.add_argument(
+        "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
+        help="TCP port the service listens on (repeatable; Kubernetes default: containerPorts)",
+    )
+    kube = parser.add_argument_group("Kubernetes")
+    kube.add_argument("-n", "--namespace", help="namespace of the target (default: context's)")
+    kube.add_argument("--context", help="kubeconfig context to use")
+    kube.add_argument("--kubeconfig", help="path to the kubeconfig file")
+
+
+def parse_target_arg(text: str) -> LocalTarget | KubeTarget:
+    try:
+        return parse_target(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def parse_port_arg(text: str) -> int:
+    try:
+        return parse_port(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def open_session(args: argparse.Namespace) -> Session:
+    """The session for ``args.target``; agents start when it is entered."""
+    target = args.target
+    if isinstance(target, LocalTarget):
+        from tui.sources.local import LocalSession
+
+        return LocalSession(target, args.ports)
+    from tui.sources.kube import open_kube_session
+
+    return open_kube_session(target, args)
