@@ -23,6 +23,18 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     kube.add_argument("-n", "--namespace", help="namespace of the target (default: context's)")
     kube.add_argument("--context", help="kubeconfig context to use")
     kube.add_argument("--kubeconfig", help="path to the kubeconfig file")
+    kube.add_argument("--max-pods", type=int, metavar="N",
+                      help="tap at most N ready pods of the target (default: all)")
+    kube.add_argument("--agent-namespace", metavar="NS",
+                      help="where agent pods run (default: the target's namespace)")
+    kube.add_argument("--agent-image", metavar="IMAGE",
+                      help="agent image (default: podtap-agent:VERSION, see docs/kubernetes.md)")
+    kube.add_argument("--privileged", action="store_true",
+                      help="run agent pods privileged instead of with added capabilities")
+    kube.add_argument("--ephemeral", action="store_true",
+                      help="add the agent to each pod as an ephemeral container, not a Job")
+    kube.add_argument("--agent-timeout", type=float, default=60.0, metavar="SECONDS",
+                      help="how long to wait for an agent to start (default: 60)")
 
 
 def parse_target_arg(text: str) -> LocalTarget | KubeTarget:
