@@ -1,0 +1,241 @@
+"""Capturing the TCP segments of a target's namespace: an AF_PACKET socket with a TPACKET_V3 ring.
+
+The socket is created inside the target namespace (by agent.netns) and read from anywhere: it
+keeps its namespace. It is cooked (``SOCK_DGRAM``): frames start at the IP header on every link
+type, which is what agent.packet and agent.bpf expect. It is bound to every interface, and the
+in-kernel filter (agent.bpf) lets through only segments of the requested ports that carry SYN,
+FIN, RST or payload.
+
+Why a ring rather than ``recvfrom``: the kernel writes frames into memory shared with podtap and
+hands over whole blocks, so one poll() serves thousands of frames, each with its capture
+timestamp, interface index and packet type in the frame header; a plain receive loop pays a
+system call (and an interface-name lookup) per frame, about half the rate in pure Python.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import select
+import socket
+import struct
+from collections.abc import Sequence
+from types import TracebackType
+
+from agent import bpf
+from agent.errors import UserError
+from agent.netns import NamespaceRef, run_in_namespace
+from agent.packet import Segment, parse_ip
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+SO_ATTACH_FILTER = 26
+PACKET_RX_RING = 5
+PACKET_STATISTICS = 6
+PACKET_VERSION = 10
+TPACKET_V3 = 2
+TP_STATUS_USER = 1
+PACKET_OUTGOING = 4
+
+# struct tpacket_block_desc: block_status, num_pkts, offset_to_first_pkt at offset 8.
+_BLOCK = struct.Struct("=8xIII")
+_BLOCK_STATUS_OFFSET = 8
+# struct tpacket3_hdr (48 bytes) then struct sockaddr_ll: next offset, seconds, nanoseconds,
+# captured length, wire length, offset of the IP header, interface index, packet type.
+_FRAME = struct.Struct("=IIIII6xH20x4xi2xB")
+_STATS = struct.Struct("=III")  # struct tpacket_stats_v3: packets, drops, freeze count
+_REQ3 = struct.Struct("=7I")  # struct tpacket_req3
+_FPROG = struct.Struct("@HP")  # struct sock_fprog (native alignment): length, pointer
+
+# struct sockaddr_ll: family, protocol (network order), ifindex, and fields bind ignores.
+_SOCKADDR_LL = struct.Struct("=HHi12x")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+Captured = tuple[float, str, Segment]
+
+
+class Capture:
+    """Segments of ``ports`` on every interface of ``namespace`` (all ports if empty).
+
+    Use from one thread (the capture loop); ``interfaces`` lists the names seen at open.
+    ``block_size`` must hold the largest frame (offloaded frames reach 64 KiB); the ring holds
+    ``block_size * block_count`` bytes of frames waiting to be read; a block is handed over when
+    full or ``block_timeout_ms`` after its first frame, which bounds the latency added."""
+
+    def __init__(
+        self,
+        namespace: NamespaceRef,
+        ports: Sequence[int],
+        *,
+        block_size: int = 1 << 20,
+        block_count: int = 32,
+        block_timeout_ms: int = 10,
+    ) -> None:
+        self.namespace = namespace
+        self.ports = tuple(sorted(set(ports)))
+        self.frames = 0  # frames read from the ring
+        self.truncated = 0  # frames the ring had to cut short (lost as whole segments)
+        self._packets = 0
+        self._drops = 0
+        self._block_size = block_size
+        self._block_count = block_count
+        self._block = 0
+        index_names = run_in_namespace(namespace, socket.if_nameindex)
+        self._names = {index: name for index, name in index_names}
+        self.interfaces = [name for _, name in index_names]
+        self._loopbacks = frozenset(i for i, name in index_names if name == "lo")
+        program = bpf.tcp_filter(self.ports, sorted(self._loopbacks))
+        self._socket = run_in_namespace(
+            namespace,
+            lambda: _open_socket(program, block_size, block_count, block_timeout_ms),
+        )
+        try:
+            self._ring = mmap.mmap(
+                self._socket.fileno(),
+                block_size * block_count,
+                mmap.MAP_SHARED,
+                mmap.PROT_READ | mmap.PROT_WRITE,
+            )
+        except BaseException:
+            self._socket.close()
+            raise
+        self._poll = select.poll()
+        self._poll.register(self._socket.fileno(), select.POLLIN | select.POLLERR)
+
+    def fileno(self) -> int:
+        return self._socket.fileno()
+
+    def read_batch(self, timeout: float, max_blocks: int = 8) -> list[Captured]:
+        """The segments of the ring's ready blocks (at most ``max_blocks``, so that the caller
+        gets control back regularly), waiting up to ``timeout`` seconds for one to be ready."""
+        ring = self._ring
+        if not _BLOCK.unpack_from(ring, self._block * self._block_size)[0] & TP_STATUS_USER:
+            self._poll.poll(max(0, int(timeout * 1000)))
+        captured: list[Captured] = []
+        for _ in range(max_blocks):
+            base = self._block * self._block_size
+            status, count, first = _BLOCK.unpack_from(ring, base)
+            if not status & TP_STATUS_USER:
+                break
+            self._read_block(base + first, count, captured)
+            struct.pack_into("=I", ring, base + _BLOCK_STATUS_OFFSET, 0)  # back to the kernel
+            self._block = (self._block + 1) % self._block_count
+        return captured
+
+    def _read_block(self, offset: int, count: int, captured: list[Captured]) -> None:
+        ring = self._ring
+        unpack_frame = _FRAME.unpack_from
+        names = self._names
+        loopbacks = self._loopbacks
+        append = captured.append
+        self.frames += count
+        for _ in range(count):
+            following, seconds, nanos, snaplen, length, network, ifindex, pkttype = unpack_frame(
+                ring, offset
+            )
+            # The filter already drops loopback's outgoing copies; this keeps them out should
+            # an interface be renamed or a filter-less socket be used.
+            if not (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
+                if snaplen < length:
+                    self.truncated += 1
+                start = offset + network
+                segment = parse_ip(ring, start, start + snaplen)
+                if segment is not None:
+                    name = names.get(ifindex) or self._interface_name(ifindex)
+                    append((seconds + nanos * 1e-9, name, segment))
+            offset += following
+
+    def _interface_name(self, ifindex: int) -> str:
+        """Names of interfaces created after the capture started, looked up once each."""
+        try:
+            for index, name in run_in_namespace(self.namespace, socket.if_nameindex):
+                self._names.setdefault(index, name)
+        except (OSError, UserError):
+            pass
+        return self._names.setdefault(ifindex, f"if{ifindex}")
+
+    def kernel_counters(self) -> tuple[int, int]:
+        """(packets that passed the filter, packets dropped for want of ring space), cumulative
+        since open. The kernel resets its counters on every read, hence the running sums."""
+        packets, drops, _ = _STATS.unpack(
+            self._socket.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+        )
+        self._packets += packets
+        self._drops += drops
+        return self._packets, self._drops
+
+    def close(self) -> None:
+        if self._socket.fileno() >= 0:
+            self._poll.unregister(self._socket.fileno())
+            self._ring.close()
+            self._socket.close()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _open_socket(
+    program: Sequence[bpf.Instruction], block_size: int, block_count: int, timeout_ms: int
+) -> socket.socket:
+    """A packet socket with filter and ring set up before it is bound (so that no unfiltered
+    frame is ever queued), then bound to every interface of the current namespace."""
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, 0)
+    except PermissionError:
+        raise UserError(
+            "podtap needs CAP_NET_RAW to capture traffic; run it with sudo or grant the capability."
+        ) from None
+    try:
+        attach_filter(sock, program)
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        frame_size = 2048  # only a hint for TPACKET_V3: frames are packed by their real size
+        request = _REQ3.pack(
+            block_size,
+            block_count,
+            frame_size,
+            block_size // frame_size * block_count,
+            timeout_ms,
+            0,
+            0,
+        )
+        try:
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, request)
+        except OSError as error:
+            if error.errno == errno.ENOMEM:
+                raise UserError(
+                    f"The kernel refused a {block_size * block_count >> 20} MiB capture ring; "
+                    "free memory or ask for a smaller ring."
+                ) from None
+            raise
+        bind_all_interfaces(sock)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def bind_all_interfaces(sock: socket.socket) -> None:
+    """Bind to ``ETH_P_ALL`` on interface index 0 (every interface). Python's own ``bind``
+    insists on an interface name, hence the libc call."""
+    address = _SOCKADDR_LL.pack(socket.AF_PACKET, socket.htons(ETH_P_ALL), 0)
+    if _libc.bind(sock.fileno(), address, len(address)) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"binding the capture socket: {os.strerror(code)}")
+
+
+def attach_filter(sock: socket.socket, program: Sequence[bpf.Instruction]) -> None:
+    """Attach a classic BPF ``program`` (the kernel copies it, so the buffer may go)."""
+    code = ctypes.create_string_buffer(bpf.pack(program))
+    sock.setsockopt(
+        socket.SOL_SOCKET, SO_ATTACH_FILTER, _FPROG.pack(len(program), ctypes.addressof(code))
+    )
