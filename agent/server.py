@@ -28,12 +28,15 @@ from websockets.http11 import Request, Response
 
 from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello, LostReason
 from agent.journal import AppendSignal, Journal
+from agent.lifecycle import ClientPresence
 from agent.wire import EVENTS_PATH, encode_batch
 
 log = logging.getLogger("agent.server")
 
 BATCH_EVENTS = 1000
-BATCH_BYTES = 1024 * 1024
+# Data per message; with per-event overhead a message stays under 1 MiB, the default message
+# size limit of websockets clients (a single larger event is still sent alone).
+BATCH_BYTES = 896 * 1024
 # What may wait in a client's user-space write buffer before its sender pauses; the kernel
 # socket buffer comes on top. Large enough to keep a port-forward busy, small enough that a
 # stalled client costs little.
@@ -84,34 +87,6 @@ def start_cursor(request: ResumeRequest, agent_id: str) -> int:
     if request.agent is not None and request.agent != agent_id:
         return 0
     return request.after
-
-
-class ClientPresence:
-    """How many clients are connected, and since when nobody is (for the idle timeouts)."""
-
-    def __init__(self) -> None:
-        self.connected = 0
-        self.ever_connected = False
-        self.last_left: float | None = None  # loop time
-        self._changed = asyncio.Event()
-
-    def joined(self) -> None:
-        self.connected += 1
-        self.ever_connected = True
-        self._notify()
-
-    def left(self, now: float) -> None:
-        self.connected -= 1
-        if self.connected == 0:
-            self.last_left = now
-        self._notify()
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed.clear()
-
-    async def wait_change(self) -> None:
-        await self._changed.wait()
 
 
 class EventServer:
@@ -169,6 +144,11 @@ class EventServer:
             self._signal.wake()
         if self._handlers:
             await asyncio.wait(set(self._handlers), timeout=flush_timeout)
+        for connection in list(self._server.all_connections):
+            # Its write buffer is still full after the flush: it reads nothing, and would not
+            # read a close frame either.
+            if connection.transport.get_write_buffer_size() >= self._write_limit:
+                connection.transport.abort()
         self._server.close(code=CloseCode.GOING_AWAY, reason=SHUTDOWN_REASON)
         try:
             await asyncio.wait_for(self._server.wait_closed(), self._close_timeout + 1.0)

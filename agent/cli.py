@@ -1,0 +1,247 @@
+"""``podtap agent`` (also ``python -m agent``): capture a namespace and serve its events.
+
+Once capture is open and the server listens, the agent prints one JSON line to stdout,
+``{"listening": "127.0.0.1:PORT", "agent_id": "...", "interfaces": [...]}``, and from then on
+writes only logs, to stderr. It exits 0 on SIGTERM/SIGINT or when a client timeout passes, 2 with
+one sentence (``podtap agent: ...``) on a user error, 1 if capture fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from agent import __version__
+from agent.errors import UserError
+from agent.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Journal
+from agent.lifecycle import Timeouts, wait_until_unwanted
+from agent.netns import (
+    NamespaceRef,
+    container_namespace,
+    host_namespace,
+    named_namespace,
+    pid_namespace,
+)
+from agent.server import AgentInfo, EventServer
+from agent.sniffer import SegmentSource, Sniffer, StreamReassembler
+from agent.wire import TOKEN_ENV
+
+log = logging.getLogger("agent")
+
+EXIT_USER_ERROR = 2
+EXIT_CAPTURE_FAILED = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes are user errors too: one sentence, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"podtap agent: {message} (see podtap agent --help)\n")
+        sys.exit(EXIT_USER_ERROR)
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(
+        prog="podtap agent",
+        description="Capture TCP traffic to PORTs in a network namespace and stream it to "
+        "podtap clients over a websocket.",
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pid", type=int, help="the network namespace of this process")
+    target.add_argument("--netns", metavar="NAME_OR_PATH", help="an `ip netns` name or a path")
+    target.add_argument("--container-id", metavar="ID", help="a container running on this host")
+    target.add_argument("--host", action="store_true", help="the agent's own namespace")
+    parser.add_argument(
+        "-p", "--port", type=int, action="append", required=True, dest="ports",
+        help="a server port to watch (repeat for more)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--listen", default="127.0.0.1:0", metavar="HOST:PORT",
+        help="where clients connect (default 127.0.0.1:0, any free port)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--token", help=f"require 'Authorization: Bearer TOKEN' (default: ${TOKEN_ENV})"
+    )
+    parser.add_argument(
+        "--first-client-timeout", type=float, default=60.0, metavar="SECONDS",
+        help="exit if no client connected by then (0: wait forever; default 60)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--idle-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="exit this long after the last client left (0: never; default 30)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--journal-events", type=int, default=DEFAULT_MAX_EVENTS, metavar="N",
+        help=f"events kept for clients that fall behind or reconnect ({DEFAULT_MAX_EVENTS})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--journal-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
+        help=f"bytes of captured data kept likewise ({DEFAULT_MAX_BYTES})",
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"podtap agent {__version__}")
+    return parser
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """The command line, checked."""
+
+    namespace: NamespaceRef
+    target: str
+    ports: tuple[int, ...]
+    listen_host: str
+    listen_port: int
+    token: str | None
+    timeouts: Timeouts
+    journal_events: int
+    journal_bytes: int
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` or ``[IPV6]:PORT``; raises UserError."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UserError(
+            f"--listen {text!r} is not HOST:PORT (for example 127.0.0.1:0 or [::1]:47000)."
+        )
+    return host, int(port_text)
+
+
+def check_options(args: argparse.Namespace) -> AgentOptions:
+    """Raises UserError for anything wrong that the parser cannot see."""
+    for port in args.ports:
+        if not 1 <= port <= 65535:
+            raise UserError(f"Port {port} is out of range; give ports between 1 and 65535.")
+    limits = {"--journal-events": args.journal_events, "--journal-bytes": args.journal_bytes}
+    for flag, value in limits.items():
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1.")
+    host, port = parse_listen(args.listen)
+    namespace, target = resolve_target(args)
+    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
+    return AgentOptions(
+        namespace=namespace,
+        target=target,
+        ports=tuple(sorted(set(args.ports))),
+        listen_host=host,
+        listen_port=port,
+        token=token or None,
+        timeouts=Timeouts(
+            first_client=args.first_client_timeout or None,
+            idle=args.idle_timeout or None,
+        ),
+        journal_events=args.journal_events,
+        journal_bytes=args.journal_bytes,
+    )
+
+
+def resolve_target(args: argparse.Namespace) -> tuple[NamespaceRef, str]:
+    """The namespace to capture, and how ``Hello`` names it (the client's target grammar)."""
+    if args.pid is not None:
+        return pid_namespace(args.pid), f"pid/{args.pid}"
+    if args.netns is not None:
+        return named_namespace(args.netns), f"netns/{args.netns}"
+    if args.container_id is not None:
+        return container_namespace(args.container_id), f"container/{args.container_id}"
+    return host_namespace(), "host"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("agent.server.websockets").setLevel(logging.WARNING)
+    try:
+        options = check_options(args)
+        return run(options)
+    except UserError as error:
+        sys.stderr.write(f"podtap agent: {error}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:  # before the loop took over SIGINT: nothing to clean up
+        return 0
+
+
+def run(options: AgentOptions) -> int:
+    from agent.capture import Capture
+    from agent.tcp import Reassembler
+
+    capture = Capture(options.namespace, options.ports)
+    with capture:
+        reassembler = Reassembler(frozenset(options.ports))
+        return asyncio.run(serve(options, capture, reassembler, list(capture.interfaces)))
+
+
+async def serve(
+    options: AgentOptions,
+    source: SegmentSource,
+    reassembler: StreamReassembler,
+    interfaces: list[str],
+) -> int:
+    """Capture and serve until a signal, a client timeout or a capture failure."""
+    loop = asyncio.get_running_loop()
+    started_at = loop.time()
+    stopped: asyncio.Future[str] = loop.create_future()
+
+    def stop(reason: str) -> None:
+        if not stopped.done():
+            stopped.set_result(reason)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop, f"received {signal.Signals(signum).name}")
+
+    journal = Journal(options.journal_events, options.journal_bytes)
+    info = AgentInfo(
+        agent_id=secrets.token_hex(6),
+        version=__version__,
+        target=options.target,
+        ports=options.ports,
+        interfaces=tuple(interfaces),
+    )
+    server = EventServer(journal, info, options.token)
+    try:
+        host, port = await server.start(options.listen_host, options.listen_port)
+    except OSError as error:
+        raise UserError(
+            f"Cannot listen on {options.listen_host}:{options.listen_port} ({error.strerror}); "
+            "choose another --listen address."
+        ) from None
+
+    def capture_failed(error: BaseException) -> None:  # called in the capture thread
+        loop.call_soon_threadsafe(stop, f"capture failed: {error}")
+
+    sniffer = Sniffer(source, reassembler, journal, on_failure=capture_failed)
+    sniffer.start()
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    announcement = {"listening": address, "agent_id": info.agent_id, "interfaces": interfaces}
+    sys.stdout.write(json.dumps(announcement) + "\n")
+    sys.stdout.flush()
+    log.info("capturing %s ports %s; listening on %s", info.target, list(info.ports), address)
+
+    unwanted = asyncio.create_task(
+        wait_until_unwanted(server.presence, options.timeouts, started_at)
+    )
+    unwanted.add_done_callback(lambda task: None if task.cancelled() else stop(task.result()))
+    try:
+        reason = await stopped
+    finally:
+        unwanted.cancel()
+    log.info("stopping: %s", reason)
+    # The last events (connections closed for "shutdown", final Stats) are journaled by the
+    # capture thread as it stops; clients get a moment to receive them before the close.
+    await asyncio.to_thread(sniffer.stop)
+    await server.stop(flush_timeout=1.0)
+    return EXIT_CAPTURE_FAILED if sniffer.failure is not None else 0
