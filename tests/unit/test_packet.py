@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mmap
 import socket
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -24,7 +25,7 @@ V4_SRC, V4_DST = "198.18.0.1", "198.18.0.2"
 V6_SRC, V6_DST = "fd00:7a9::1", "fd00:7a9::2"
 
 
-def v4(payload: bytes = b"hello", tcp_flags: str = "PA", **ip: object) -> bytes:
+def v4(payload: bytes = b"hello", tcp_flags: str = "PA", **ip: Any) -> bytes:
     return bytes(
         IP(src=V4_SRC, dst=V4_DST, **ip)
         / TCP(sport=40000, dport=80, seq=1000, ack=2000, flags=tcp_flags)
@@ -133,7 +134,7 @@ def test_ipv6_fragments_are_ignored() -> None:
 @pytest.mark.parametrize(
     "ip", [{"flags": "MF"}, {"frag": 100}, {"flags": "MF", "frag": 3}], ids=str
 )
-def test_ipv4_fragments_are_ignored(ip: dict[str, object]) -> None:
+def test_ipv4_fragments_are_ignored(ip: dict[str, Any]) -> None:
     assert parse_ip(v4(**ip)) is None
 
 
