@@ -1,0 +1,57 @@
+"""What ``podtap clean`` does: find podtap's agents by label and delete them."""
+
+from __future__ import annotations
+
+import sys
+
+from agent.errors import UserError
+from tui.sources.kube.agents import delete_objects, find_leftovers
+from tui.sources.kube.cluster import ApiException, connect, status_message
+
+
+def clean_leftovers(
+    *, kubeconfig: str | None, context: str | None, namespace: str | None,
+    all_namespaces: bool, dry_run: bool,
+) -> int:
+    cluster = connect(kubeconfig, context)
+    scope = None if all_namespaces else (namespace or cluster.namespace)
+    where = "any namespace" if scope is None else f"namespace {scope!r}"
+    try:
+        jobs, pods = find_leftovers(cluster, scope)
+        # Pods of a listed Job go with it; list only the ones that stand alone.
+        owned_by_jobs = {(j["metadata"].get("namespace"), j["metadata"]["name"]) for j in jobs}
+        loose = [
+            pod for pod in pods
+            if (pod["metadata"].get("namespace"), _job_of(pod)) not in owned_by_jobs
+        ]
+        for obj, kind in [(j, "job") for j in jobs] + [(p, "pod") for p in pods]:
+            meta = obj["metadata"]
+            verb = "would delete" if dry_run else "deleting"
+            print(f"{verb} {kind} {meta.get('namespace', scope)}/{meta['name']}")
+        if not dry_run:
+            delete_objects(cluster, jobs, pods)
+    except ApiException as error:
+        raise UserError(
+            f"podtap could not clean {where}: {status_message(error)}."
+        ) from None
+    except OSError as error:
+        raise UserError(f"podtap cannot reach the Kubernetes API: {error}.") from None
+    finally:
+        cluster.close()
+    if not jobs and not pods:
+        print(f"No podtap agents in {where}.", file=sys.stderr)
+    else:
+        done = "Would delete" if dry_run else "Deleted"
+        print(f"{done} {len(jobs)} agent Job(s) and {len(pods)} agent pod(s) "
+              f"({len(loose)} without a Job) in {where}.", file=sys.stderr)
+    return 0
+
+
+def _job_of(pod: dict[str, object]) -> str | None:
+    meta = pod.get("metadata")
+    if not isinstance(meta, dict):
+        return None
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == "Job":
+            return str(ref.get("name"))
+    return None

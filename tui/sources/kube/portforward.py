@@ -1,0 +1,118 @@
+"""A websocket to an agent through the API server: a fresh port-forward for every connection.
+
+The official client's port-forward is blocking and hands out one end of a socket pair that a
+proxy thread copies to and from the API server's websocket; asyncio uses that end directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from typing import Any
+
+from kubernetes.stream import portforward
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+
+from tui.sources.kube.agents import RunningAgent
+from tui.sources.kube.cluster import ApiException, Cluster, status_message
+from tui.sources.stream import StreamEnded, bearer_headers
+
+FIRST_ANSWER_RETRY = 0.25
+"""An agent pod is running before its agent listens: retry this often until it answers."""
+
+
+class AgentConnector:
+    """The ``Connector`` of one agent's :class:`~tui.sources.stream.AgentStream`."""
+
+    def __init__(
+        self, cluster: Cluster, agent: RunningAgent, token: str, first_answer_timeout: float
+    ) -> None:
+        self._cluster = cluster
+        self._agent = agent
+        self._token = token
+        self._first_answer_timeout = first_answer_timeout
+        self._answered = False
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
+        self.connections = 0
+        """How many websockets this connector opened (each over its own port-forward)."""
+
+    async def __call__(self, path: str) -> ClientConnection:
+        if self._answered:
+            return await self._connect_once(path)
+        # Until the agent first answers, a refused port-forward only means "not listening
+        # yet": keep trying quietly rather than reporting the stream as broken.
+        deadline = time.monotonic() + self._first_answer_timeout
+        while True:
+            try:
+                websocket = await self._connect_once(path)
+            except (OSError, InvalidHandshake, EOFError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(FIRST_ANSWER_RETRY)
+                continue
+            self._answered = True
+            return websocket
+
+    async def _connect_once(self, path: str) -> ClientConnection:
+        forward = await asyncio.to_thread(self._port_forward)
+        raw = forward.socket(self._agent.port)._socket
+        raw.setblocking(False)
+        try:
+            websocket = await connect(
+                "ws://podtap-agent" + path,
+                sock=raw,
+                additional_headers=bearer_headers(self._token),
+                open_timeout=10,
+                max_size=None,
+                compression=None,
+                ping_interval=20,
+                ping_timeout=20,
+            )
+        except InvalidStatus:
+            forward.close()
+            raise
+        except (OSError, InvalidHandshake, EOFError, TimeoutError) as error:
+            forward.close()
+            refused = forward.error(self._agent.port)
+            if refused:
+                raise ConnectionRefusedError(refused.strip()) from error
+            raise
+        self.connections += 1
+        return websocket
+
+    def _port_forward(self) -> Any:
+        agent = self._agent
+        try:
+            forward = portforward(
+                self._cluster.core.connect_get_namespaced_pod_portforward,
+                agent.pod, agent.namespace, ports=str(agent.port),
+            )
+        except ApiException as error:
+            message = status_message(error)
+            if error.status == 403 or "403" in message or "forbidden" in message.lower():
+                raise StreamEnded(
+                    f"podtap may not port-forward to {agent.namespace}/{agent.pod}: {message}.",
+                ) from None
+            if error.status == 404 or "404" in message:
+                raise StreamEnded(
+                    f"The agent pod {agent.namespace}/{agent.pod} is gone.", "gone"
+                ) from None
+            raise ConnectionError(f"port-forward failed: {message}") from None
+        with self._lock:
+            self._open = [f for f in self._open if f.connected] + [forward]
+        return forward
+
+    def cut(self) -> None:
+        """Break every open port-forward, as a network failure would (used by tests too)."""
+        with self._lock:
+            forwards, self._open = self._open, []
+        for forward in forwards:
+            sock = getattr(forward.websocket, "sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
