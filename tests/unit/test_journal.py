@@ -30,10 +30,10 @@ def opened(conn: int) -> ConnectionOpened:
     )
 
 
-def read_all(journal: Journal, after: int, **limits: int) -> list[AnyEvent]:
+def read_all(journal: Journal, after: int, max_events: int = 1000) -> list[AnyEvent]:
     out: list[AnyEvent] = []
     while True:
-        events = journal.read(after, **limits)
+        events = journal.read(after, max_events)
         if not events:
             return out
         out += events
@@ -42,7 +42,8 @@ def read_all(journal: Journal, after: int, **limits: int) -> list[AnyEvent]:
 
 def test_append_stamps_consecutive_seqs_from_one() -> None:
     journal = Journal()
-    first, second = [opened(0), data(3)], [data(4), data(5)]
+    first: list[AnyEvent] = [opened(0), data(3)]
+    second: list[AnyEvent] = [data(4), data(5)]
     journal.append(first)
     journal.append(second)
     assert [e.seq for e in first + second] == [1, 2, 3, 4]
@@ -169,7 +170,12 @@ async def test_signal_coalesces_many_notifications_into_one_wake() -> None:
 
     task = asyncio.create_task(waiter())
     await asyncio.sleep(0)
-    thread = threading.Thread(target=lambda: [signal.notify() for _ in range(1000)])
+
+    def notify_often() -> None:
+        for _ in range(1000):
+            signal.notify()
+
+    thread = threading.Thread(target=notify_often)
     thread.start()
     thread.join()
     await asyncio.sleep(0.05)
