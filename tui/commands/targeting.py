@@ -35,6 +35,8 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                       help="add the agent to each pod as an ephemeral container, not a Job")
     kube.add_argument("--agent-timeout", type=float, default=60.0, metavar="SECONDS",
                       help="how long to wait for an agent to start (default: 60)")
+    kube.add_argument("--agent-idle-timeout", type=int, default=30, metavar="SECONDS",
+                      help="how long an agent outlives a podtap that vanished (default: 30)")
 
 
 def parse_target_arg(text: str) -> LocalTarget | KubeTarget:

@@ -39,7 +39,7 @@ class AgentSettings:
     privileged: bool = False
     first_client_timeout: int = 60
     idle_timeout: int = 30
-    ttl_after_finished: int = 60
+    ttl_after_finished: int = 30
     active_deadline: int = 12 * 3600
     """A Job outlives no session by more than this, even if nobody ever deletes it."""
 

@@ -140,6 +140,7 @@ class KubeSession:
             namespace=getattr(self._args, "agent_namespace", None),
             ports=tuple(self._ports),
             privileged=bool(getattr(self._args, "privileged", False)),
+            idle_timeout=int(getattr(self._args, "agent_idle_timeout", None) or 30),
         )
         await asyncio.to_thread(self._preflight, cluster, namespace, sample)
         self._install_signal_handlers()
