@@ -1,9 +1,142 @@
-"""`podtap dump` (being built)."""
+"""``podtap dump TARGET -p PORT...``: print what reaches the target, as ``mirrord dump`` does.
+
+Traffic goes to stdout (mirrord's text, or JSON lines), everything about the capture itself
+(starting, listening, reconnecting, failures) to stderr, so that ``podtap dump ... > file`` keeps
+only traffic. Ctrl+C and SIGTERM stop the capture and the agents cleanly, with status 0.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from typing import BinaryIO, Protocol, TextIO
+
+from agent.events import Hello
+from tui.commands.targeting import add_target_arguments, open_session
+from tui.output.jsonl import JsonLinesWriter
+from tui.output.text import TextFormatter, TextWriter
+from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
+from tui.targets import KubeTarget
+
+LISTENING = "Listening for traffic... Press Ctrl+C to stop"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("dump", help="(not yet available)")
+    parser = sub.add_parser(
+        "dump",
+        help="print the traffic that reaches a target, as mirrord dump does",
+        description="Print every connection and the bytes it carries to the target's ports "
+        "(stdout); status goes to stderr.",
+    )
+    add_target_arguments(parser)
+    parser.add_argument(
+        "--responses", action="store_true",
+        help="also print what the target sends back",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "jsonl"), default="text",
+        help="text: mirrord dump's lines (default); jsonl: one event per line",
+    )
+    parser.set_defaults(run=run)
+
+
+class UpdateWriter(Protocol):
+    def write(self, updates: Sequence[Update]) -> None: ...
+
+
+def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
+    if args.format == "jsonl":
+        return JsonLinesWriter(stdout)
+    several_pods = isinstance(args.target, KubeTarget) and args.target.kind != "pod"
+    return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
+
+
+class StatusReporter:
+    """Says on stderr what happens to the capture: once live, reconnections, failures."""
+
+    def __init__(self, stderr: TextIO) -> None:
+        self._stderr = stderr
+        self._listening = False
+        self.failure: str | None = None
+
+    def report(self, updates: Sequence[Update]) -> None:
+        for update in updates:
+            if isinstance(update, AgentEvent):
+                if not self._listening and isinstance(update.event, Hello):
+                    self._listening = True
+                    self._say(f"* {LISTENING}")
+            elif isinstance(update, SourceStatus):
+                self._status(update)
+            elif isinstance(update, SessionNote):
+                self._say(f"podtap: {update.text}")
+
+    def _status(self, status: SourceStatus) -> None:
+        where = "" if status.source == "local" else f"[{status.source}] "
+        if status.state == "failed":
+            self.failure = status.detail
+            self._say(f"podtap: {where}{status.detail}")
+        elif status.state in ("reconnecting", "gone") or (
+            status.state == "live" and self._listening
+        ):
+            # The first "live" is announced by the Hello that follows it.
+            self._say(f"podtap: {where}{status.detail}")
+
+    def _say(self, line: str) -> None:
+        self._stderr.write(line + "\n")
+        self._stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(dump(args, sys.stdout.buffer, sys.stderr))
+
+
+async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> int:
+    writer = make_writer(args, stdout)
+    reporter = StatusReporter(stderr)
+    task = asyncio.current_task()
+    assert task is not None
+    stop_requested = _on_signals((signal.SIGINT, signal.SIGTERM), task.cancel)
+    session = open_session(args)
+    try:
+        async with session:
+            async for batch in session.updates():
+                reporter.report(batch)
+                writer.write(batch)
+    except asyncio.CancelledError:
+        if not stop_requested():
+            raise
+        task.uncancel()
+        return 0
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other Unix tools do.
+        _silence_stdout()
+        return 0
+    return 1 if reporter.failure else 0
+
+
+def _on_signals(
+    signums: Sequence[signal.Signals], stop: Callable[[], object]
+) -> Callable[[], bool]:
+    """Call ``stop`` on the first of ``signums``; the returned function tells if one came."""
+    loop = asyncio.get_running_loop()
+    received: list[int] = []
+
+    def handle(signum: int) -> None:
+        if not received:
+            stop()
+        received.append(signum)
+
+    for signum in signums:
+        loop.add_signal_handler(signum, handle, signum)
+    return lambda: bool(received)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout at exit and would complain about the broken pipe a second time.
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
