@@ -50,6 +50,8 @@ def start_job_agent(
 ) -> RunningAgent:
     namespace = settings.agent_namespace(target)
     job = agent_job(settings, target, container_id)
+    if cancelled.is_set():
+        raise AgentFailed("cancelled")
     try:
         call(cluster.batch.create_namespaced_job, namespace, job)
     except ApiException as error:

@@ -218,6 +218,8 @@ class KubeSession:
                     self._timeout, tapped.cancelled,
                 )
         except (agents.AgentFailed, UserError) as failure:
+            if tapped.cancelled.is_set():
+                return
             self._first_failure = self._first_failure or str(failure)
             self._fan_in.put([SourceStatus(source, "failed", str(failure))])
             return
@@ -329,10 +331,12 @@ class KubeSession:
                 await self._follower
         for tapped in self._tapped.values():
             tapped.cancelled.set()
-        starting = [t.starting for t in self._tapped.values() if t.starting is not None]
-        for task in starting:
-            task.cancel()
-        await asyncio.gather(*starting, return_exceptions=True)
+        # Let agents being started reach a stopping point rather than abandoning their
+        # threads: a Job created after the deletion below would be left behind.
+        starting = [t.starting for t in self._tapped.values()
+                    if t.starting is not None and not t.starting.done()]
+        if starting:
+            await asyncio.wait(starting, timeout=CLEANUP_TIMEOUT)
         await self._fan_in.aclose()
         for connector in self.connectors.values():
             connector.cut()
@@ -361,16 +365,21 @@ class KubeSession:
             self._delete_agents()
 
     def _install_signal_handlers(self) -> None:
-        """SIGTERM and SIGHUP end the session like Ctrl+C does (unless the command already
-        handles them): the task that entered the session is cancelled and cleanup runs."""
+        """SIGTERM and SIGHUP end the session like Ctrl+C does. A command that handles SIGTERM
+        itself (``dump`` does) keeps doing so, and SIGHUP is routed to it; otherwise the task
+        that entered the session is cancelled, which runs the cleanup."""
         loop = asyncio.get_running_loop()
         self._owner = asyncio.current_task()
         if threading.current_thread() is not threading.main_thread():
             return
+        command_stops_on_term = signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
         for sig in (signal.SIGTERM, signal.SIGHUP):
             if signal.getsignal(sig) is not signal.SIG_DFL:
                 continue
-            loop.add_signal_handler(sig, self._on_signal)
+            if sig == signal.SIGHUP and command_stops_on_term:
+                loop.add_signal_handler(sig, signal.raise_signal, signal.SIGTERM)
+            else:
+                loop.add_signal_handler(sig, self._on_signal)
             self._signals.append(sig)
 
     def _on_signal(self) -> None:
