@@ -14,6 +14,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -32,6 +33,7 @@ from tui.targets import LocalTarget
 SOURCE = "local"
 
 _AGENT_PREFIX = "podtap agent: "
+_ROUTINE_LOG = re.compile(r"^\d{4}-\d\d-\d\d [\d:,.]+ (DEBUG|INFO) ")
 
 
 class AgentProcess:
@@ -135,7 +137,13 @@ class AgentProcess:
         return ""
 
     def _last_words(self, lead: str) -> str:
-        said = self._sentence() or (self._stderr_tail[-1] if self._stderr_tail else "")
+        said = self._sentence()
+        if not said:
+            # Routine log lines say nothing about why it ended; the last other line might
+            # (the end of a traceback, a warning).
+            said = next(
+                (line for line in reversed(self._stderr_tail) if not _ROUTINE_LOG.match(line)), ""
+            )
         return f"{lead}{said.rstrip('.')}" if said else ""
 
     async def _collect_stderr(self) -> None:

@@ -1,0 +1,358 @@
+"""``podtap dump`` end to end: a real server in a network namespace, curl from the host, the
+real agent started by podtap, and podtap's stdout/stderr/exit status checked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.events import DataReceived, Hello
+from tests.netlab import Lab
+from tui.output.jsonl import decode_line
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
+
+REPO = Path(__file__).resolve().parents[2]
+PORT = 8080
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n"
+    b"Connection: close\r\n\r\nhello\n"
+)
+
+# One request per connection, answered with RESPONSE in one write, then closed: every run
+# produces the same bytes, so podtap's output can be compared line by line.
+SERVER = f"""
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+server = socket.socket(family)
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind((sys.argv[1], {PORT}))
+server.listen(128)
+def answer(conn):
+    request = b""
+    while b"\\r\\n\\r\\n" not in request:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return  # a readiness probe: nothing to answer
+        request += chunk
+    conn.sendall({RESPONSE!r})
+    conn.shutdown(socket.SHUT_WR)
+    while conn.recv(65536):
+        pass
+while True:
+    conn, _ = server.accept()
+    try:
+        answer(conn)
+    except OSError:
+        pass
+    conn.close()
+"""
+
+
+@dataclass
+class Served:
+    lab: Lab
+    address: str
+
+
+@contextlib.contextmanager
+def serving(lab: Lab, address: str) -> Iterator[Served]:
+    server = lab.popen([sys.executable, "-c", SERVER, address])
+    try:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.socket(family) as probe:
+                    probe.connect((address, PORT))
+                break
+            except OSError:
+                assert server.poll() is None, "the test server died"
+                assert time.monotonic() < deadline, "the test server did not listen"
+                time.sleep(0.05)
+        yield Served(lab, address)
+    finally:
+        server.kill()
+        server.wait()
+
+
+class Dump:
+    """A running ``podtap dump`` whose stderr is followed line by line."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.stderr_lines: list[str] = []
+        self.stdout = bytearray()
+        self._stderr_task = asyncio.create_task(self._follow_stderr())
+        self._stdout_task = asyncio.create_task(self._follow_stdout())
+        self._line_seen = asyncio.Event()
+
+    async def _follow_stdout(self) -> None:
+        assert self.process.stdout is not None
+        while chunk := await self.process.stdout.read(65536):
+            self.stdout += chunk
+
+    async def _follow_stderr(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            self.stderr_lines.append(raw.decode().rstrip("\n"))
+            self._line_seen.set()
+
+    async def wait_for_stderr(self, text: str, within: float = 20) -> str:
+        async with asyncio.timeout(within):
+            while True:
+                for line in self.stderr_lines:
+                    if text in line:
+                        return line
+                if self.process.returncode is not None and self._stderr_task.done():
+                    raise AssertionError(f"dump exited; stderr: {self.stderr_lines}")
+                self._line_seen.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._line_seen.wait(), 0.2)
+
+    def agent_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        with contextlib.suppress(OSError):
+            return [int(pid) for pid in children.read_text().split()]
+        return []
+
+    async def stop(self, signum: int = signal.SIGTERM) -> tuple[int, bytes]:
+        self.process.send_signal(signum)
+        async with asyncio.timeout(15):
+            await self.process.wait()
+            await self._stderr_task
+            await self._stdout_task
+        assert self.process.returncode is not None
+        return self.process.returncode, bytes(self.stdout)
+
+
+@contextlib.asynccontextmanager
+async def running_dump(*args: str) -> AsyncIterator[Dump]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui", "dump", *args,
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    dump = Dump(process)
+    try:
+        yield dump
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for pid in dump.agent_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def curl(url: str, *extra: str) -> bytes:
+    process = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", "10", "-H", "User-Agent: podtap-test", *extra, url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0, f"curl {url} failed"
+    return out
+
+
+def url(address: str, path: str) -> str:
+    host = f"[{address}]" if ":" in address else address
+    return f"http://{host}:{PORT}{path}"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        return int(probe.getsockname()[1])
+
+
+def expected_exchange(client: str, client_port: int, server: str, path: str) -> list[str]:
+    def at(host: str, port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    host_header = f"[{server}]:{PORT}" if ":" in server else f"{server}:{PORT}"
+    request = f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n"
+    request += "User-Agent: podtap-test\r\n\r\n"
+    return [
+        f"## New connection established: Connection ID 0 from {at(client, client_port)} "
+        f"to {at(server, PORT)}",
+        f"## Connection ID 0: {len(request)} bytes",
+        f"Data: GET {path} HTTP/1.1",
+        f"Host: {host_header}",
+        "Accept: */*",
+        "User-Agent: podtap-test",
+        "",
+        f"## Connection ID 0: {len(RESPONSE)} bytes (response)",
+        "Data: HTTP/1.1 200 OK",
+        "Content-Type: text/plain",
+        "Content-Length: 6",
+        "Connection: close",
+        "",
+        "hello",
+        "",
+        "## Connection ID 0 closed",
+        "",
+    ]
+
+
+@pytest.mark.parametrize("family", ["ipv4", "ipv6"])
+async def test_a_scripted_exchange_line_by_line(lab: Lab, family: str) -> None:
+    server, client = (lab.ns_ip, lab.host_ip) if family == "ipv4" else (lab.ns_ip6, lab.host_ip6)
+    client_port = free_port()
+    with serving(lab, server):
+        async with running_dump(f"netns/{lab.name}", "-p", str(PORT), "--responses") as dump:
+            await dump.wait_for_stderr("Listening for traffic... Press Ctrl+C to stop")
+            body = await curl(url(server, "/hello?x=1"), "--local-port", str(client_port))
+            assert body == b"hello\n"
+            # The close is the last thing printed for this exchange: wait until it is seen by
+            # stopping only once the agent had time to send it.
+            await asyncio.sleep(1.5)
+            status, stdout = await dump.stop(signal.SIGTERM)
+    assert status == 0
+    assert stdout.decode().splitlines() == expected_exchange(
+        client, client_port, server, "/hello?x=1"
+    )
+    assert not any("Traceback" in line for line in dump.stderr_lines)
+
+
+async def test_without_responses_only_the_requests_are_printed(lab: Lab) -> None:
+    with serving(lab, lab.ns_ip):
+        async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
+            await dump.wait_for_stderr("Listening for traffic")
+            await curl(url(lab.ns_ip, "/only-requests"))
+            await asyncio.sleep(1.5)
+            status, stdout = await dump.stop(signal.SIGINT)
+    assert status == 0
+    text = stdout.decode()
+    assert "Data: GET /only-requests HTTP/1.1" in text
+    assert "(response)" not in text
+    assert "hello" not in text
+    assert text.endswith("## Connection ID 0 closed\n\n")
+
+
+async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab) -> None:
+    requests = 150
+    with serving(lab, lab.ns_ip):
+        async with running_dump(
+            f"netns/{lab.name}", "-p", str(PORT), "--format", "jsonl"
+        ) as dump:
+            hello_line = await dump.wait_for_stderr("Listening for traffic")
+            assert hello_line
+            agent_pids = dump.agent_pids()
+            assert len(agent_pids) == 1
+            agent_port = listening_port(agent_pids[0])
+
+            async def traffic() -> None:
+                for index in range(requests):
+                    await curl(url(lab.ns_ip, f"/req/{index}"))
+
+            driving = asyncio.create_task(traffic())
+            cuts = 0
+            while not driving.done():
+                await asyncio.sleep(0.4)
+                # Kill podtap's end of the websocket, as a broken port-forward would.
+                cuts += await cut_connections_to(agent_port)
+            await driving
+            await asyncio.sleep(1.5)
+            status, stdout = await dump.stop()
+    assert status == 0
+    assert cuts >= 2, "the websocket was not cut: the test proves nothing"
+    assert sum("Reconnected to the agent" in line for line in dump.stderr_lines) >= 2
+
+    events = [decode_line(line)[1] for line in stdout.splitlines()]
+    seqs = [event.seq for event in events if event.seq]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "an event was lost or repeated"
+    assert sum(isinstance(event, Hello) for event in events) >= 3
+    paths = Counter(
+        event.data.split(b" ")[1].decode()
+        for event in events
+        if isinstance(event, DataReceived) and event.direction == "in"
+    )
+    assert paths == Counter(f"/req/{index}" for index in range(requests))
+
+
+async def cut_connections_to(port: int) -> int:
+    """Kill the TCP connections to loopback ``port`` (from the client's side); how many."""
+    cut = await asyncio.create_subprocess_exec(
+        "ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await cut.communicate()
+    return out.decode().count("ESTAB")
+
+
+def process_exists(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def listening_port(pid: int) -> int:
+    listing = subprocess.run(
+        ["ss", "-Hltnp"], capture_output=True, text=True, check=True
+    ).stdout
+    for line in listing.splitlines():
+        if f"pid={pid}," in line:
+            return int(line.split()[3].rsplit(":", 1)[1])
+    raise AssertionError(f"agent {pid} listens nowhere: {listing}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_a_signal_ends_dump_and_its_agent(lab: Lab, signum: int) -> None:
+    async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
+        await dump.wait_for_stderr("Listening for traffic")
+        agents = dump.agent_pids()
+        assert len(agents) == 1
+        started = time.monotonic()
+        status, stdout = await dump.stop(signum)
+        assert time.monotonic() - started < 10
+    assert status == 0
+    assert stdout == b""
+    assert not process_exists(agents[0]), "the agent outlived podtap dump"
+    assert not any("Traceback" in line for line in dump.stderr_lines)
+
+
+async def test_an_agent_that_dies_is_reported_in_one_sentence(lab: Lab) -> None:
+    async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
+        await dump.wait_for_stderr("Listening for traffic")
+        (agent,) = dump.agent_pids()
+        os.kill(agent, signal.SIGKILL)
+        async with asyncio.timeout(15):
+            await dump.process.wait()
+        await dump.wait_for_stderr("SIGKILL")
+    assert dump.process.returncode == 1
+    assert dump.stderr_lines[-1] == "podtap: The agent was stopped by SIGKILL."
+
+
+async def test_a_target_that_does_not_exist_is_one_sentence() -> None:
+    async with running_dump(f"netns/podtap-missing-{os.getpid()}", "-p", str(PORT)) as dump:
+        async with asyncio.timeout(20):
+            await dump.process.wait()
+        await asyncio.sleep(0.1)
+    assert dump.process.returncode == 1
+    assert len(dump.stderr_lines) == 1, dump.stderr_lines
+    assert dump.stderr_lines[0].startswith("podtap: ")
+    assert "podtap agent:" not in dump.stderr_lines[0]
+
+
+async def test_local_targets_need_a_port() -> None:
+    async with running_dump("host") as dump:
+        async with asyncio.timeout(20):
+            await dump.process.wait()
+        await asyncio.sleep(0.1)
+    assert dump.process.returncode == 1
+    assert dump.stderr_lines == [
+        "podtap: Say which port host serves: add -p PORT (repeat it for more ports)."
+    ]
