@@ -1,0 +1,449 @@
+"""The store: every connection and exchange seen, bounded, with a filtered view kept up to date.
+
+Fed batches of session updates (values in), it returns what changed (values out), so the app
+redraws only that. Connection keys are ``(source, id)``; when an agent restarts (a new
+``Hello.agent_id`` for a source) its ids start again at 0, so the store shifts them past every id
+it already holds for that source to keep keys unique.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agent.events import (
+    ConnectionClosed,
+    ConnectionOpened,
+    DataReceived,
+    EventsLost,
+    Gap,
+    Hello,
+    Stats,
+)
+from tui.model.filters import Filter, Not
+from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.headers import HeaderInventory
+from tui.model.http import ConnectionDecoder
+from tui.model.noise import is_noise
+from tui.sources.session import AgentEvent, SessionNote, SourceState, SourceStatus, Update
+
+_EVICTED_KEYS_REMEMBERED = 10_000
+
+
+@dataclass(slots=True)
+class StoreChange:
+    """What one ``apply`` changed; the app redraws from this alone."""
+
+    new_connections: list[ConnectionKey] = field(default_factory=list)
+    changed_connections: set[ConnectionKey] = field(default_factory=set)
+    new_exchanges: list[Exchange] = field(default_factory=list)
+    changed_exchanges: list[Exchange] = field(default_factory=list)
+    dropped: int = 0
+    """Connections and exchanges evicted by the caps during this apply."""
+    removed_connections: list[ConnectionKey] = field(default_factory=list)
+    """Keys evicted by the connection cap during this apply."""
+    view_changed: bool = False
+    """The visible set of connections changed (something appeared, left, or was re-ordered)."""
+    sources_changed: bool = False
+    stats_changed: bool = False
+    notes_added: int = 0
+
+    def exchange_started(self, exchange: Exchange) -> None:
+        self.new_exchanges.append(exchange)
+
+    def exchange_changed(self, exchange: Exchange) -> None:
+        self.changed_exchanges.append(exchange)
+
+
+@dataclass(slots=True)
+class SourceInfo:
+    state: SourceState = "starting"
+    detail: str = ""
+    agent_id: str = ""
+    target: str = ""
+    interfaces: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StoreStats:
+    events: int = 0
+    gaps: int = 0
+    gap_bytes: int = 0
+    kernel_drops: int = 0
+    lost_events: int = 0
+    packets: int = 0
+
+
+class Store:
+    def __init__(
+        self,
+        max_connections: int = 10_000,
+        max_exchanges: int = 100_000,
+        body_cap: int = 65_536,
+        raw_cap: int = 65_536,
+    ) -> None:
+        self.max_connections = max_connections
+        self.max_exchanges = max_exchanges
+        self.body_cap = body_cap
+        self.raw_cap = raw_cap
+        self.connections: dict[ConnectionKey, Connection] = {}
+        self.sources: dict[str, SourceInfo] = {}
+        self.stats = StoreStats()
+        self.notes: list[str] = []
+        self.header_inventory = HeaderInventory()
+        self.dropped_connections = 0
+        self.dropped_exchanges = 0
+        self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
+        # One entry per exchange created, oldest first: which connection holds it. Entries of
+        # evicted connections are skipped when the exchange cap pops them.
+        self._exchange_owners: deque[Connection] = deque()
+        self._exchange_count = 0
+        self._evicted: dict[ConnectionKey, None] = {}
+        self._id_offset: dict[str, int] = {}
+        self._highest_id: dict[str, int] = {}
+        self._kernel_drops: dict[str, int] = {}
+        self._packets: dict[str, int] = {}
+        self._filter: Filter | None = None
+        self._invert = False
+        self._hide_noise = False
+        # The filtered view: per exchange whether it is shown, per connection how many of its
+        # exchanges are, and the set of visible connections.
+        self._shown_exchange: dict[Exchange, bool] = {}
+        self._shown_count: dict[ConnectionKey, int] = {}
+        self._visible: set[ConnectionKey] = set()
+        self._visible_cache: list[Connection] | None = None
+
+    # ----------------------------------------------------------------------------- feeding
+
+    def apply(self, updates: Sequence[Update]) -> StoreChange:
+        change = StoreChange()
+        touched: dict[ConnectionKey, Connection] = {}
+        for update in updates:
+            if isinstance(update, AgentEvent):
+                self._apply_event(update, change, touched)
+            elif isinstance(update, SourceStatus):
+                info = self.sources.setdefault(update.source, SourceInfo())
+                info.state = update.state
+                info.detail = update.detail
+                change.sources_changed = True
+            elif isinstance(update, SessionNote):
+                self.notes.append(update.text)
+                change.notes_added += 1
+        self._enforce_caps(change)
+        self._refresh_view(change, touched)
+        return change
+
+    def _apply_event(
+        self, update: AgentEvent, change: StoreChange, touched: dict[ConnectionKey, Connection]
+    ) -> None:
+        event = update.event
+        source = update.source
+        self.stats.events += 1
+        if isinstance(event, DataReceived):
+            conn = self._connection_for(source, event.conn, event.ts, change)
+            if conn is None:
+                return
+            decoder = self._decoders[conn.key]
+            before = len(conn.exchanges)
+            decoder.feed(event.direction, event.data, event.ts, change)
+            self._count_new_exchanges(conn, before)
+            touched[conn.key] = conn
+        elif isinstance(event, ConnectionOpened):
+            self._open(source, event, change, touched)
+        elif isinstance(event, Gap):
+            self.stats.gaps += 1
+            self.stats.gap_bytes += event.length
+            change.stats_changed = True
+            conn = self._connection_for(source, event.conn, event.ts, change)
+            if conn is None:
+                return
+            self._decoders[conn.key].gap(event.direction, event.length, event.ts, change)
+            touched[conn.key] = conn
+        elif isinstance(event, ConnectionClosed):
+            key = self._key(source, event.conn)
+            conn = self.connections.get(key)
+            if conn is None:
+                return
+            conn.closed = event.ts
+            conn.close_reason = event.reason
+            before = len(conn.exchanges)
+            self._decoders[key].close(event.ts, change)
+            self._count_new_exchanges(conn, before)
+            touched[key] = conn
+        elif isinstance(event, Stats):
+            self._kernel_drops[source] = event.kernel_drops
+            self._packets[source] = event.packets
+            self.stats.kernel_drops = sum(self._kernel_drops.values())
+            self.stats.packets = sum(self._packets.values())
+            change.stats_changed = True
+        elif isinstance(event, EventsLost):
+            self.stats.lost_events += event.count
+            change.stats_changed = True
+        elif isinstance(event, Hello):
+            info = self.sources.setdefault(source, SourceInfo())
+            if info.agent_id and info.agent_id != event.agent_id:
+                self._id_offset[source] = self._highest_id.get(source, -1) + 1
+            info.agent_id = event.agent_id
+            info.target = event.target
+            info.interfaces = list(event.interfaces)
+            change.sources_changed = True
+
+    def _key(self, source: str, conn_id: int) -> ConnectionKey:
+        return (source, self._id_offset.get(source, 0) + conn_id)
+
+    def _open(
+        self,
+        source: str,
+        event: ConnectionOpened,
+        change: StoreChange,
+        touched: dict[ConnectionKey, Connection],
+    ) -> None:
+        key = self._key(source, event.conn)
+        if key in self.connections:
+            return
+        self._evicted.pop(key, None)
+        conn = Connection(
+            key=key,
+            source=source,
+            conn=key[1],
+            client=event.client,
+            client_port=event.client_port,
+            server=event.server,
+            server_port=event.server_port,
+            opened=event.ts,
+            interface=event.interface,
+            mid_stream=event.mid_stream,
+            last_seen=event.ts,
+        )
+        self._add_connection(conn, change)
+        touched[key] = conn
+
+    def _connection_for(
+        self, source: str, conn_id: int, ts: float, change: StoreChange
+    ) -> Connection | None:
+        """The connection an event belongs to; one whose opening we missed is made up."""
+        key = self._key(source, conn_id)
+        conn = self.connections.get(key)
+        if conn is not None:
+            return conn
+        if key in self._evicted:
+            return None
+        conn = Connection(
+            key=key,
+            source=source,
+            conn=key[1],
+            client="?",
+            client_port=0,
+            server="?",
+            server_port=0,
+            opened=ts,
+            mid_stream=True,
+            last_seen=ts,
+        )
+        self._add_connection(conn, change)
+        return conn
+
+    def _add_connection(self, conn: Connection, change: StoreChange) -> None:
+        self.connections[conn.key] = conn
+        self._decoders[conn.key] = ConnectionDecoder(
+            conn, body_cap=self.body_cap, raw_cap=self.raw_cap, on_request=self._on_request
+        )
+        self._highest_id[conn.source] = max(self._highest_id.get(conn.source, -1), conn.key[1])
+        change.new_connections.append(conn.key)
+
+    def _on_request(self, exchange: Exchange) -> None:
+        self.header_inventory.record(exchange.request)
+
+    def _count_new_exchanges(self, conn: Connection, before: int) -> None:
+        added = len(conn.exchanges) - before
+        if added > 0:
+            self._exchange_count += added
+            self._exchange_owners.extend(itertools.repeat(conn, added))
+
+    # ----------------------------------------------------------------------------- caps
+
+    def _enforce_caps(self, change: StoreChange) -> None:
+        if len(self.connections) > self.max_connections:
+            # Evict in batches of 1%: popping the oldest key of a dict one at a time re-scans
+            # the deleted slots at its front every time.
+            excess = len(self.connections) - self.max_connections
+            batch = max(excess, self.max_connections // 100)
+            for key in list(itertools.islice(self.connections, min(batch, len(self.connections)))):
+                self._evict_connection(key, change)
+        if self._exchange_count > self.max_exchanges:
+            target = self.max_exchanges - self.max_exchanges // 100
+            per_connection: dict[ConnectionKey, tuple[Connection, int]] = {}
+            while self._exchange_count > target and self._exchange_owners:
+                owner = self._exchange_owners.popleft()
+                if self.connections.get(owner.key) is not owner:
+                    continue
+                _, count = per_connection.get(owner.key, (owner, 0))
+                per_connection[owner.key] = (owner, count + 1)
+                self._exchange_count -= 1
+            for conn, count in per_connection.values():
+                count = min(count, len(conn.exchanges))
+                for exchange in conn.exchanges[:count]:
+                    if self._shown_exchange.pop(exchange, False):
+                        self._shown_count[conn.key] -= 1
+                del conn.exchanges[:count]
+                conn.exchanges_dropped += count
+                self.dropped_exchanges += count
+                change.dropped += count
+                change.changed_connections.add(conn.key)
+
+    def _evict_connection(self, key: ConnectionKey, change: StoreChange) -> None:
+        conn = self.connections.pop(key)
+        self._decoders.pop(key, None)
+        self._exchange_count -= len(conn.exchanges)
+        for exchange in conn.exchanges:
+            self._shown_exchange.pop(exchange, None)
+        self._shown_count.pop(key, None)
+        if key in self._visible:
+            self._visible.discard(key)
+            self._visible_cache = None
+            change.view_changed = True
+        self._evicted[key] = None
+        if len(self._evicted) > _EVICTED_KEYS_REMEMBERED:
+            for old in list(itertools.islice(self._evicted, _EVICTED_KEYS_REMEMBERED // 10)):
+                del self._evicted[old]
+        self.dropped_connections += 1
+        self.dropped_exchanges += len(conn.exchanges)
+        change.dropped += 1 + len(conn.exchanges)
+        change.removed_connections.append(key)
+        change.changed_connections.discard(key)
+
+    # ----------------------------------------------------------------------------- the view
+
+    def _refresh_view(self, change: StoreChange, touched: dict[ConnectionKey, Connection]) -> None:
+        for key in touched:
+            if key in self.connections:
+                change.changed_connections.add(key)
+        for exchange in itertools.chain(change.new_exchanges, change.changed_exchanges):
+            conn = self.connections.get(exchange.key)
+            if conn is not None:
+                self._evaluate_exchange(exchange, conn)
+        for key in change.changed_connections:
+            conn = self.connections.get(key)
+            if conn is not None:
+                self._place(conn, change)
+        new = [key for key in change.new_connections if key in self.connections]
+        change.new_connections = new
+
+    def _evaluate_exchange(self, exchange: Exchange, conn: Connection) -> None:
+        shown = self._exchange_shown(exchange, conn)
+        was = self._shown_exchange.get(exchange)
+        if was is shown:
+            return
+        self._shown_exchange[exchange] = shown
+        delta = (1 if shown else 0) - (1 if was else 0)
+        if delta:
+            self._shown_count[conn.key] = self._shown_count.get(conn.key, 0) + delta
+
+    def _exchange_shown(self, exchange: Exchange, conn: Connection) -> bool:
+        if self._hide_noise and is_noise(exchange):
+            return False
+        effective = self._effective_filter()
+        return effective is None or effective.evaluate(conn, exchange)
+
+    def _effective_filter(self) -> Filter | None:
+        if self._filter is None:
+            return None
+        return Not(self._filter) if self._invert else self._filter
+
+    def _connection_shown(self, conn: Connection) -> bool:
+        if conn.exchanges:
+            return self._shown_count.get(conn.key, 0) > 0
+        effective = self._effective_filter()
+        return effective is None or effective.evaluate(conn, None)
+
+    def _place(self, conn: Connection, change: StoreChange) -> None:
+        shown = self._connection_shown(conn)
+        if shown == (conn.key in self._visible):
+            return
+        if shown:
+            self._visible.add(conn.key)
+        else:
+            self._visible.discard(conn.key)
+        self._visible_cache = None
+        change.view_changed = True
+
+    def _recompute_view(self) -> None:
+        self._shown_exchange.clear()
+        self._shown_count.clear()
+        self._visible.clear()
+        self._visible_cache = None
+        for conn in self.connections.values():
+            count = 0
+            for exchange in conn.exchanges:
+                shown = self._exchange_shown(exchange, conn)
+                self._shown_exchange[exchange] = shown
+                count += shown
+            self._shown_count[conn.key] = count
+            if self._connection_shown(conn):
+                self._visible.add(conn.key)
+
+    def set_filter(self, expr: Filter | None, invert: bool = False) -> None:
+        self._filter = expr
+        self._invert = invert
+        self._recompute_view()
+
+    @property
+    def filter(self) -> Filter | None:
+        return self._filter
+
+    @property
+    def inverted(self) -> bool:
+        return self._invert
+
+    @property
+    def hide_noise(self) -> bool:
+        return self._hide_noise
+
+    @hide_noise.setter
+    def hide_noise(self, value: bool) -> None:
+        if value != self._hide_noise:
+            self._hide_noise = value
+            self._recompute_view()
+
+    def visible_connections(self) -> list[Connection]:
+        """Connections the filter lets through, newest first."""
+        if self._visible_cache is None:
+            visible = self._visible
+            self._visible_cache = [
+                conn for conn in reversed(self.connections.values()) if conn.key in visible
+            ]
+        return list(self._visible_cache)
+
+    def visible_exchanges(self, key: ConnectionKey) -> list[Exchange]:
+        conn = self.connections.get(key)
+        if conn is None:
+            return []
+        shown = self._shown_exchange
+        return [ex for ex in conn.exchanges if shown.get(ex, True)]
+
+    def matches(self, connection: Connection) -> bool:
+        return connection.key in self._visible
+
+    def get(self, key: ConnectionKey) -> Connection | None:
+        return self.connections.get(key)
+
+    @property
+    def exchange_count(self) -> int:
+        return self._exchange_count
+
+    def clear(self) -> None:
+        """Forget every connection and exchange.
+
+        A live connection that sends more afterwards comes back as a mid-stream one.
+        """
+        self.connections.clear()
+        self._decoders.clear()
+        self._exchange_owners.clear()
+        self._exchange_count = 0
+        self.header_inventory = HeaderInventory()
+        self.dropped_connections = 0
+        self.dropped_exchanges = 0
+        self.notes.clear()
+        self._recompute_view()
