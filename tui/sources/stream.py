@@ -368,8 +368,9 @@ class UpdateFanIn:
         return item.updates
 
     async def _pump(self, name: str, source: AsyncIterable[Sequence[Update]]) -> None:
+        batches = aiter(source)
         try:
-            async for batch in source:
+            async for batch in batches:
                 if batch:
                     await self._slots.acquire()
                     self._queue.put_nowait(_Item("batch", list(batch)))
@@ -377,6 +378,12 @@ class UpdateFanIn:
             self._queue.put_nowait(_Item("error", error=error))
         finally:
             self._pumps.pop(name, None)
+            # Close the source now (its websocket, its port-forward), not whenever the
+            # garbage collector gets to it.
+            close = getattr(batches, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
             self._end_if_done()
 
     def _end_if_done(self) -> None:
