@@ -2,7 +2,7 @@
 
 Traffic goes to stdout (mirrord's text, or JSON lines), everything about the capture itself
 (starting, listening, reconnecting, failures) to stderr, so that ``podtap dump ... > file`` keeps
-only traffic. Ctrl+C and SIGTERM stop the capture and the agents cleanly, with status 0.
+only traffic. Ctrl+C, SIGTERM and SIGHUP stop the capture and the agents cleanly, with status 0.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> in
     reporter = StatusReporter(stderr)
     task = asyncio.current_task()
     assert task is not None
-    stop_requested = _on_signals((signal.SIGINT, signal.SIGTERM), task.cancel)
+    stop_requested = _on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), task.cancel)
     session = open_session(args)
     try:
         async with session:
