@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -355,4 +356,32 @@ async def test_local_targets_need_a_port() -> None:
     assert dump.process.returncode == 1
     assert dump.stderr_lines == [
         "podtap: Say which port host serves: add -p PORT (repeat it for more ports)."
+    ]
+
+
+async def test_http_mode_prints_decoded_requests_and_responses(lab: Lab) -> None:
+    client_port = free_port()
+    with serving(lab, lab.ns_ip):
+        async with running_dump(f"netns/{lab.name}", "-p", str(PORT), "--http") as dump:
+            await dump.wait_for_stderr("Listening for traffic")
+            await curl(url(lab.ns_ip, "/users?id=7"), "-H", "X-User-Id: alice",
+                       "--local-port", str(client_port))
+            await asyncio.sleep(1.5)
+            status, stdout = await dump.stop()
+    assert status == 0
+    lines = stdout.decode().splitlines()
+    response_line = lines[7]
+    assert re.fullmatch(r"## Response \[0:0\] 200 OK \(\d+\.\d ms\)", response_line)
+    assert lines[:7] + lines[8:] == [
+        f"## Request [0:0] from {lab.host_ip}:{client_port} to {lab.ns_ip}:{PORT}",
+        "GET /users?id=7 HTTP/1.1",
+        f"Host: {lab.ns_ip}:{PORT}",
+        "Accept: */*",
+        "User-Agent: podtap-test",
+        "X-User-Id: alice",
+        "",
+        "Content-Type: text/plain",
+        "Content-Length: 6",
+        "Connection: close",
+        "",
     ]

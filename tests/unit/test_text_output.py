@@ -7,6 +7,7 @@ import io
 import pytest
 
 from agent.events import (
+    AnyEvent,
     ConnectionClosed,
     ConnectionOpened,
     DataReceived,
@@ -15,8 +16,16 @@ from agent.events import (
     Hello,
     Stats,
 )
+from tui.model.store import Store
 from tui.output.jsonl import JsonLinesWriter, decode_line, encode_line
-from tui.output.text import TextFormatter, TextWriter, address, data_block
+from tui.output.text import (
+    ExchangeTextFormatter,
+    ExchangeWriter,
+    TextFormatter,
+    TextWriter,
+    address,
+    data_block,
+)
 from tui.sources.session import AgentEvent, SourceStatus
 
 pytestmark = pytest.mark.timeout(10)
@@ -156,3 +165,43 @@ def test_json_lines_round_trip_with_their_source() -> None:
     stream = io.BytesIO()
     JsonLinesWriter(stream).write([AgentEvent("local", event), SourceStatus("local", "live")])
     assert decode_line(stream.getvalue()) == ("local", event)
+
+
+def test_decoded_exchanges_print_once_each_as_their_parts_arrive() -> None:
+    stream = io.BytesIO()
+    writer = ExchangeWriter(stream, ExchangeTextFormatter(), Store())
+
+    def event(e: AnyEvent) -> AgentEvent:
+        return AgentEvent("local", e)
+
+    request = b"GET /users?id=7 HTTP/1.1\r\nHost: shop\r\nX-User-Id: alice\r\n\r\n"
+    writer.write([
+        event(opened(conn=3, client="fd00::1")),
+        event(DataReceived(ts=10.0, conn=3, direction="in", data=request[:20])),
+    ])
+    assert stream.getvalue() == b""  # the request line alone: headers not decoded yet
+    writer.write([event(DataReceived(ts=10.0, conn=3, direction="in", data=request[20:]))])
+    not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno"
+    writer.write([event(DataReceived(ts=10.0123, conn=3, direction="out", data=not_found))])
+    writer.write([event(DataReceived(ts=10.02, conn=3, direction="out", data=b"!"))])
+    assert stream.getvalue().decode().splitlines() == [
+        "## Request [3:0] from [fd00::1]:55534 to 10.96.1.207:80",
+        "GET /users?id=7 HTTP/1.1",
+        "Host: shop",
+        "X-User-Id: alice",
+        "",
+        "## Response [3:0] 404 Not Found (12.3 ms)",
+        "Content-Length: 3",
+        "",
+    ]
+
+
+def test_decoded_exchanges_name_their_pod_when_several_are_tapped() -> None:
+    stream = io.BytesIO()
+    writer = ExchangeWriter(stream, ExchangeTextFormatter(show_source=True), Store())
+    writer.write([
+        AgentEvent("shop/web-1", opened(conn=0)),
+        AgentEvent("shop/web-1", DataReceived(ts=1.0, conn=0, direction="in",
+                                              data=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
+    ])
+    assert stream.getvalue().startswith(b"## [shop/web-1] Request [0:0] from ")

@@ -14,10 +14,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol, TextIO
 
+from agent.errors import UserError
 from agent.events import Hello
 from tui.commands.targeting import add_target_arguments, open_session
 from tui.output.jsonl import JsonLinesWriter
-from tui.output.text import TextFormatter, TextWriter
+from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
 from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
 from tui.targets import KubeTarget
 
@@ -37,6 +38,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also print what the target sends back",
     )
     parser.add_argument(
+        "--http", action="store_true",
+        help="print decoded HTTP requests and responses (headers, status, latency) "
+        "instead of raw bytes",
+    )
+    parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
         help="text: mirrord dump's lines (default); jsonl: one event per line",
     )
@@ -49,8 +55,14 @@ class UpdateWriter(Protocol):
 
 def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
     if args.format == "jsonl":
+        if args.http:
+            raise UserError("--http prints text: leave out --format jsonl, or --http.")
         return JsonLinesWriter(stdout)
     several_pods = isinstance(args.target, KubeTarget) and args.target.kind != "pod"
+    if args.http:
+        from tui.model.store import Store
+
+        return ExchangeWriter(stdout, ExchangeTextFormatter(show_source=several_pods), Store())
     return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
 
 

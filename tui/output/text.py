@@ -28,7 +28,7 @@ line. Where mirrord has nothing to say, podtap keeps mirrord's shape and adds to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from agent.events import (
@@ -39,6 +39,8 @@ from agent.events import (
     EventsLost,
     Gap,
 )
+from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.store import Store, StoreChange
 from tui.sources.session import AgentEvent, Update
 
 _CLOSE_REASONS = {
@@ -129,6 +131,101 @@ class TextWriter:
 
     def write(self, updates: Sequence[Update]) -> None:
         text = self.formatter.format_updates(updates)
+        if text:
+            self._stream.write(text.encode("utf-8", "surrogateescape"))
+            self._stream.flush()
+
+
+class ExchangeTextFormatter:
+    """``podtap dump --http``: decoded exchanges, one block per request and per response.
+
+        ## Request [3:0] from 198.18.0.1:40512 to 198.18.0.2:8080
+        GET /api/users?id=7 HTTP/1.1
+        Host: shop.local
+        <blank line>
+        ## Response [3:0] 200 OK (12.3 ms)
+        Content-Type: application/json
+        <blank line>
+
+    ``[C:R]`` is the connection id and the request's index on that connection. A request is
+    printed once its headers are decoded, its response likewise; ``(incomplete)`` marks one that
+    lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP.
+    """
+
+    _REMEMBERED = 200_000
+
+    def __init__(self, *, show_source: bool = False) -> None:
+        self.show_source = show_source
+        # Per exchange: whether its response was printed too. Oldest forgotten past the cap.
+        self._printed: dict[tuple[ConnectionKey, int], bool] = {}
+
+    def format_change(
+        self, change: StoreChange, connection_of: Callable[[ConnectionKey], Connection | None]
+    ) -> str:
+        parts: list[str] = []
+        for exchange in (*change.new_exchanges, *change.changed_exchanges):
+            ident = (exchange.key, exchange.index)
+            done = self._printed.get(ident)
+            if done is None:
+                parts.append(self._request(exchange, connection_of(exchange.key)))
+                self._printed[ident] = done = False
+                if len(self._printed) > self._REMEMBERED:
+                    del self._printed[next(iter(self._printed))]
+            if not done and exchange.response is not None:
+                parts.append(self._response(exchange))
+                self._printed[ident] = True
+        return "".join(parts)
+
+    def _mark(self, exchange: Exchange) -> str:
+        return f"## [{exchange.key[0]}] " if self.show_source else "## "
+
+    def _request(self, exchange: Exchange, conn: Connection | None) -> str:
+        ident = f"[{exchange.key[1]}:{exchange.index}]"
+        where = ""
+        if conn is not None:
+            where = (
+                f" from {address(conn.client, conn.client_port)}"
+                f" to {address(conn.server, conn.server_port)}"
+            )
+        request = exchange.request
+        lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
+        if request.method:
+            lines.append(f"{request.method} {request.target} HTTP/{request.http_version}")
+        lines += [f"{name}: {value}" for name, value in request.headers]
+        return "\n".join(lines) + "\n\n"
+
+    def _response(self, exchange: Exchange) -> str:
+        response = exchange.response
+        assert response is not None
+        ident = f"[{exchange.key[1]}:{exchange.index}]"
+        status = f"{response.status} {response.reason}".rstrip()
+        latency = exchange.latency_ms
+        timing = f" ({latency:.1f} ms)" if latency is not None else ""
+        lines = [f"{self._mark(exchange)}Response {ident} {status}{timing}{_flags(exchange)}"]
+        lines += [f"{name}: {value}" for name, value in response.headers]
+        return "\n".join(lines) + "\n\n"
+
+
+def _flags(exchange: Exchange) -> str:
+    flags = ""
+    if exchange.incomplete:
+        flags += " (incomplete)"
+    if exchange.error:
+        flags += f" (could not be decoded: {exchange.error})"
+    return flags
+
+
+class ExchangeWriter:
+    """Feeds updates to a model store and writes the exchanges they complete, per batch."""
+
+    def __init__(self, stream: BinaryIO, formatter: ExchangeTextFormatter, store: Store) -> None:
+        self._stream = stream
+        self.formatter = formatter
+        self.store = store
+
+    def write(self, updates: Sequence[Update]) -> None:
+        change = self.store.apply(updates)
+        text = self.formatter.format_change(change, self.store.get)
         if text:
             self._stream.write(text.encode("utf-8", "surrogateescape"))
             self._stream.flush()
