@@ -1,0 +1,134 @@
+"""The podtap app: it drains a session's updates into the store and redraws, at most ten
+times a second, only what changed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from agent.errors import UserError
+from tui.model.store import Store
+from tui.sources.session import AgentEvent, Session, Update
+from tui.views.pending import PendingChanges
+from tui.views.rate import RateMeter
+from tui.views.screens.headers import HeaderInventoryScreen
+from tui.views.screens.help import HelpScreen, bindings_of
+from tui.views.screens.main import MainScreen
+
+Clock = Callable[[], float]
+
+REFRESH_INTERVAL = 0.1
+"""Seconds between redraws: bursts of updates in between are merged into one."""
+
+INGEST_CHUNK = 512
+"""Updates applied before letting keystrokes through: a huge batch must not freeze the keys."""
+
+
+class PodtapApp(App[None]):
+    CSS_PATH = "app.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="podtap.quit", tooltip="Quit podtap (agents stop)"),
+        Binding("question_mark", "help", "Help", key_display="?", id="podtap.help",
+                tooltip="Every key and filter operator"),
+    ]
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        title: str | None = None,
+        clock: Clock = time.time,
+        store: Store | None = None,
+    ) -> None:
+        super().__init__()
+        self.session = session
+        self.clock = clock
+        self.store = store if store is not None else Store()
+        self.title = title or session.description
+        self.sub_title = session.description
+        self.main_screen = MainScreen(self.store, clock, session.description)
+        self.pending = PendingChanges()
+        self.rate = RateMeter()
+        self.events_seen = 0
+        self.stream_ended = False
+        self.stream_finished = asyncio.Event()
+        """Set when a finite session (a recording) has delivered everything, and it is drawn."""
+
+    def get_default_screen(self) -> Screen[None]:
+        return self.main_screen
+
+    def on_ready(self) -> None:
+        # Ready: the main screen is composed, so the feed has somewhere to draw.
+        self.set_interval(REFRESH_INTERVAL, self.draw)
+        self.set_interval(1.0, self.main_screen.refresh_ages)
+        self.ingest_updates()
+
+    @work(exclusive=True, group="ingest")
+    async def ingest_updates(self) -> None:
+        try:
+            async for batch in self.session.updates():
+                for start in range(0, len(batch), INGEST_CHUNK):
+                    if start:
+                        await asyncio.sleep(0)
+                    self.apply(batch[start:start + INGEST_CHUNK])
+        except UserError as error:
+            self.notify(str(error), title="The stream stopped", severity="error", timeout=60)
+        self.stream_ended = True
+        self.draw()
+        self.stream_finished.set()
+
+    def apply(self, updates: Sequence[Update]) -> None:
+        self.events_seen += sum(1 for update in updates if isinstance(update, AgentEvent))
+        self.pending.merge(self.store.apply(updates))
+
+    def draw(self) -> None:
+        """Hand what changed since the last draw to the screens, and refresh the status."""
+        self.rate.sample(self.clock(), self.events_seen)
+        pending, self.pending = self.pending, PendingChanges()
+        if not pending.empty:
+            self.main_screen.show_changes(pending)
+            if isinstance(self.screen, HeaderInventoryScreen):
+                self.screen.show_changes(pending)
+        self.main_screen.show_status(self.rate.per_second, self.stream_ended)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        keys = bindings_of(type(self.screen)) + bindings_of(type(self))
+        self.push_screen(HelpScreen(keys, with_filters=isinstance(self.screen, MainScreen)))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for binding in bindings_of(type(screen)):
+            label = f"{binding.description} ({binding.key_display or binding.key})"
+            yield SystemCommand(label, binding.tooltip, partial(screen.run_action,
+                                                                 binding.action))
+        yield SystemCommand("Help (?)", "Every key and filter operator", self.action_help)
+
+
+async def run_app_async(
+    session: Session, *, title: str | None = None, clock: Clock = time.time
+) -> None:
+    """Open ``session`` (its agents start), run the app until the user quits, close it."""
+    async with session:
+        app = PodtapApp(session, title=title, clock=clock)
+        loop = asyncio.get_running_loop()
+        # A SIGTERM (systemd, kubectl, a parent shell) must still stop the agents.
+        loop.add_signal_handler(signal.SIGTERM, app.exit)
+        try:
+            await app.run_async()
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+def run_app(session: Session, *, title: str | None = None, clock: Clock = time.time) -> None:
+    asyncio.run(run_app_async(session, title=title, clock=clock))

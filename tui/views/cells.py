@@ -1,0 +1,67 @@
+"""How model values read in a narrow table cell: sizes, ages, latencies, statuses."""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+
+def size(count: int) -> str:
+    """``512``, ``1.2K``, ``34K``, ``5.6M``: four characters at most, like ``ls -h``."""
+    value = float(count)
+    for unit in ("", "K", "M", "G"):
+        if value < 1000:
+            if not unit:
+                return str(int(value))
+            return f"{value:.1f}{unit}" if value < 10 else f"{value:.0f}{unit}"
+        value /= 1024
+    return f"{value:.0f}T"
+
+
+def age(seconds: float) -> str:
+    """``4s``, ``12m``, ``3h``, ``2d``: how long ago, at the precision a glance needs."""
+    seconds = max(seconds, 0.0)
+    if seconds < 60:
+        return f"{int(seconds)}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)}h"
+    return f"{int(seconds // 86400)}d"
+
+
+def latency(milliseconds: float | None) -> str:
+    if milliseconds is None:
+        return "…"
+    if milliseconds < 10:
+        return f"{milliseconds:.1f}ms"
+    if milliseconds < 10_000:
+        return f"{milliseconds:.0f}ms"
+    return f"{milliseconds / 1000:.0f}s"
+
+
+def address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+STATUS_STYLES = {1: "dim", 2: "green", 3: "cyan", 4: "yellow", 5: "bold red"}
+
+
+def status(code: int | None) -> Text:
+    if code is None:
+        return Text("-", style="dim")
+    return Text(str(code), style=STATUS_STYLES.get(code // 100, ""))
+
+
+STATE_STYLES = {"open": "green", "closed": "dim", "reset": "red"}
+
+
+def state(name: str) -> Text:
+    return Text(name, style=STATE_STYLES.get(name, ""))
+
+
+METHOD_STYLES = {"GET": "cyan", "POST": "magenta", "PUT": "yellow", "PATCH": "yellow",
+                 "DELETE": "red"}
+
+
+def method(name: str) -> Text:
+    return Text(name, style=METHOD_STYLES.get(name, "bold"))

@@ -1,0 +1,345 @@
+"""The main screen: connections on the left; the selected connection's exchanges and the
+selected exchange (or the raw bytes) on the right; the filter prompt and status bar below."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer
+from tui.model.curl import as_curl
+from tui.model.secrets import mask
+
+from tui.model.filters import Filter
+from tui.model.flows import Connection, Exchange
+from tui.model.store import Store
+from tui.views.pending import PendingChanges
+from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
+from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.live_table import LiveTable
+from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
+from tui.views.widgets.tables import ConnectionsTable, ExchangesTable
+
+Clock = Callable[[], float]
+
+
+def reveal(name: str, value: str) -> str:
+    return value
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "open_filter", "Filter", key_display="/", id="main.filter",
+                tooltip="Type a filter expression (~m ~p ~h ~c ~src ~pod ~b …); ? lists them"),
+        Binding("exclamation_mark", "invert", "Invert", key_display="!", id="main.invert",
+                tooltip="Show what the filter hides, and hide what it shows"),
+        Binding("escape", "back", "Back/clear", key_display="esc", id="main.back",
+                tooltip="Leave the raw view, go back to the connections, or clear the filter"),
+        Binding("h", "headers", "Headers", id="main.headers",
+                tooltip="Every request header seen, ranked as a traffic-filter key"),
+        Binding("H", "toggle_noise", "Noise", key_display="H", id="main.noise",
+                tooltip="Hide or show health probes and metrics scrapes"),
+        Binding("space", "toggle_pause", "Pause", key_display="space", id="main.pause",
+                tooltip="Freeze the screen, or follow the newest traffic again"),
+        Binding("r", "toggle_raw", "Raw", id="main.raw",
+                tooltip="The connection's bytes as text or hex"),
+        Binding("s", "toggle_secrets", "Secrets", id="main.secrets",
+                tooltip="Reveal or mask Authorization, Cookie and other secret headers"),
+        Binding("c", "copy_curl", "Copy curl", id="main.copy_curl",
+                tooltip="Copy the selected request as a curl command"),
+        Binding("m", "copy_mirrord", "Copy mirrord", id="main.copy_mirrord",
+                tooltip="Copy a mirrord config that steals traffic like the selected request"),
+        Binding("ctrl+l", "clear", "Clear", id="main.clear",
+                tooltip="Forget every connection seen so far"),
+        Binding("enter,right", "focus_exchanges", "Requests", show=False, id="main.requests",
+                tooltip="Move to the selected connection's requests"),
+    ]
+
+    def __init__(self, store: Store, clock: Clock, target: str) -> None:
+        super().__init__(id="main")
+        self.store = store
+        self.clock = clock
+        self.target = target
+        self.mode: ViewMode = "following"
+        self.raw_mode = False
+        self.reveal_secrets = False
+        self.filter_text = ""
+        self._filter_before_edit: tuple[str, Filter | None] = ("", None)
+        self._held = PendingChanges()
+        self._shown_exchange: Exchange | None = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="panes"):
+            yield ConnectionsTable(self.clock, id="connections")
+            with Vertical(id="right"):
+                yield ExchangesTable(id="exchanges")
+                yield DetailPane(id="detail")
+        yield FilterBar(id="filter-bar")
+        yield StatusBar(id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.connections_table.border_title = "connections"
+        self.exchanges_table.border_title = "requests"
+        self.detail.border_title = "detail"
+        self.connections_table.focus()
+        self._draw_detail()
+
+    # -- the parts ------------------------------------------------------------------------
+
+    @property
+    def connections_table(self) -> ConnectionsTable:
+        return self.query_one("#connections", ConnectionsTable)
+
+    @property
+    def exchanges_table(self) -> ExchangesTable:
+        return self.query_one("#exchanges", ExchangesTable)
+
+    @property
+    def detail(self) -> DetailPane:
+        return self.query_one("#detail", DetailPane)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one("#filter-bar", FilterBar)
+
+    @property
+    def selected_connection(self) -> Connection | None:
+        key = self.connections_table.cursor_key
+        return None if key is None else self.store.get(key)
+
+    @property
+    def selected_exchange(self) -> Exchange | None:
+        return self.exchanges_table.cursor_value
+
+    # -- fed by the app -------------------------------------------------------------------
+
+    def show_changes(self, changes: PendingChanges) -> None:
+        """Draw what changed since the last refresh (held back while paused)."""
+        if self.mode == "paused":
+            self._merge_held(changes)
+            return
+        table = self.connections_table
+        one_local_source = set(self.store.sources) <= {"local"}
+        table.hidden_columns = {"pod"} if one_local_source else set()
+        if changes.view_changed or changes.everything:
+            table.show(self.store.visible_connections(), stick_to_first=self.mode == "following")
+        elif changes.connections:
+            table.refresh()
+        selected = table.cursor_key
+        if changes.everything or (selected is not None and selected in changes.connections):
+            self._load_exchanges(stick_to_first=self.exchanges_table.cursor_row == 0)
+        shown = self._shown_exchange
+        if changes.everything or (shown is not None and shown in changes.exchanges) or (
+            (self.raw_mode or shown is None) and selected in changes.connections
+        ):
+            self._draw_detail(keep_scroll=True)
+
+    def refresh_ages(self) -> None:
+        if self.mode != "paused":
+            self.connections_table.refresh()
+
+    def show_status(self, events_per_second: float, stream_ended: bool) -> None:
+        store = self.store
+        sources = store.sources.values()
+        line = StatusLine(
+            target=self.target,
+            agents_live=sum(1 for s in sources if s.state == "live"),
+            agents_total=len(store.sources),
+            reconnecting=tuple(n for n, s in store.sources.items() if s.state == "reconnecting"),
+            failed=tuple(
+                f"{name}: {s.detail or s.state}" for name, s in store.sources.items()
+                if s.state in ("failed", "gone")
+            ),
+            events_per_second=events_per_second,
+            gaps=store.stats.gaps,
+            kernel_drops=store.stats.kernel_drops,
+            lost_events=store.stats.lost_events,
+            dropped_connections=store.dropped_connections,
+            dropped_exchanges=store.dropped_exchanges,
+            shown_connections=len(self.connections_table.rows),
+            total_connections=len(store.connections),
+            filter_text=self.filter_text,
+            inverted=store.inverted,
+            hide_noise=store.hide_noise,
+            mode=self.mode,
+            stream_ended=stream_ended,
+        )
+        self.query_one("#status", StatusBar).show(line)
+
+    def _merge_held(self, changes: PendingChanges) -> None:
+        held = self._held
+        held.count += changes.count
+        held.view_changed |= changes.view_changed
+        held.everything |= changes.everything
+        held.connections |= changes.connections
+        held.exchanges |= changes.exchanges
+
+    # -- selection ------------------------------------------------------------------------
+
+    @on(LiveTable.Highlighted, "#connections")
+    def _connection_highlighted(self, event: LiveTable.Highlighted) -> None:
+        self._load_exchanges(stick_to_first=True)
+        self._draw_detail()
+
+    @on(LiveTable.Highlighted, "#exchanges")
+    def _exchange_highlighted(self, event: LiveTable.Highlighted) -> None:
+        self._draw_detail()
+
+    @on(LiveTable.Moved, "#connections")
+    def _connections_moved(self, event: LiveTable.Moved) -> None:
+        if self.mode != "paused":
+            self.mode = "following" if event.at_first_row else "browsing"
+
+    def _load_exchanges(self, *, stick_to_first: bool) -> None:
+        key = self.connections_table.cursor_key
+        exchanges = [] if key is None else self.store.visible_exchanges(key)
+        exchanges.reverse()
+        self.exchanges_table.show(exchanges, stick_to_first=stick_to_first)
+
+    def _draw_detail(self, *, keep_scroll: bool = False) -> None:
+        connection = self.selected_connection
+        exchange = self.selected_exchange
+        if exchange is not None and connection is not None and exchange.key != connection.key:
+            exchange = None
+        self._shown_exchange = exchange
+        masker = reveal if self.reveal_secrets else mask
+        if connection is None:
+            self.detail.show(NOTHING_SELECTED)
+        elif self.raw_mode or (exchange is None and connection.protocol != "http"):
+            self.detail.show(raw_view(connection), keep_scroll=keep_scroll)
+        elif exchange is None:
+            self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
+        else:
+            self.detail.show(exchange_view(exchange, connection, masker),
+                             keep_scroll=keep_scroll)
+        self.detail.border_subtitle = "raw" if self.raw_mode else (
+            "secrets shown" if self.reveal_secrets else ""
+        )
+
+    # -- filter ---------------------------------------------------------------------------
+
+    def action_open_filter(self) -> None:
+        self._filter_before_edit = (self.filter_text, self.store.filter)
+        self.filter_bar.open(self.filter_text)
+
+    @on(FilterBar.Applied)
+    def _filter_applied(self, event: FilterBar.Applied) -> None:
+        self._set_filter(event.text, event.filter)
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self, event: FilterBar.Closed) -> None:
+        if not event.accepted:
+            self._set_filter(*self._filter_before_edit)
+        self.filter_bar.close()
+        self.connections_table.focus()
+
+    def _set_filter(self, text: str, parsed: Filter | None) -> None:
+        self.filter_text = text if parsed is not None else ""
+        self.store.set_filter(parsed, invert=self.store.inverted and parsed is not None)
+        self._redraw_all()
+
+    def apply_filter(self, text: str, parsed: Filter) -> None:
+        """Used by other screens (the header inventory) to put a filter in place."""
+        self._set_filter(text, parsed)
+
+    def action_invert(self) -> None:
+        if self.store.filter is None:
+            self.notify("No filter to invert: press / to type one first.", severity="warning")
+            return
+        self.store.set_filter(self.store.filter, invert=not self.store.inverted)
+        self._redraw_all()
+
+    def _redraw_all(self) -> None:
+        if self.mode == "paused":
+            self.mode = "following"
+        self.show_changes(PendingChanges.full())
+
+    # -- other keys -----------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        if self.raw_mode:
+            self.action_toggle_raw()
+        elif self.focused is not self.connections_table:
+            self.connections_table.focus()
+        elif self.store.filter is not None:
+            self._set_filter("", None)
+        elif self.mode != "following":
+            self.action_toggle_pause()
+
+    def action_focus_exchanges(self) -> None:
+        if self.focused is self.connections_table and self.exchanges_table.rows:
+            self.exchanges_table.focus()
+
+    def action_headers(self) -> None:
+        from tui.views.screens.headers import HeaderInventoryScreen
+
+        self.app.push_screen(HeaderInventoryScreen(self.store))
+
+    def action_toggle_noise(self) -> None:
+        self.store.hide_noise = not self.store.hide_noise
+        self.notify("Health probes and metrics hidden." if self.store.hide_noise
+                    else "Health probes and metrics shown.")
+        self._redraw_all()
+
+    def action_toggle_pause(self) -> None:
+        if self.mode == "paused" or self.mode == "browsing":
+            self.mode = "following"
+            held, self._held = self._held, PendingChanges()
+            held.view_changed = True
+            self.show_changes(held)
+            self.connections_table.move_cursor_to(0)
+        else:
+            self.mode = "paused"
+
+    def action_toggle_raw(self) -> None:
+        self.raw_mode = not self.raw_mode
+        self._draw_detail()
+
+    def action_toggle_secrets(self) -> None:
+        self.reveal_secrets = not self.reveal_secrets
+        self._draw_detail(keep_scroll=True)
+
+    def action_clear(self) -> None:
+        self.store.clear()
+        self.mode = "following"
+        self._held = PendingChanges()
+        self.show_changes(PendingChanges.full())
+        self.notify("Cleared: showing new traffic only.")
+
+    def action_copy_curl(self) -> None:
+        exchange, connection = self.selected_exchange, self.selected_connection
+        if exchange is None or connection is None:
+            self.notify("Select an HTTP request to copy it as curl.", severity="warning")
+            return
+        command = as_curl(exchange, connection)
+        self.app.copy_to_clipboard(command)
+        self.notify(command, title="Copied as curl")
+
+    def action_copy_mirrord(self) -> None:
+        inventory = self.store.header_inventory
+        exchange = self.selected_exchange
+        ranked = [stats.name for stats in inventory.names_by_usefulness()]
+        choice: tuple[str, str] | None = None
+        if exchange is not None:
+            for name in ranked:
+                value = exchange.request.header(name)
+                if value is not None:
+                    choice = (name, value)
+                    break
+        if choice is None:
+            self.notify("Select a request that carries a header to filter on (or press h).",
+                        severity="warning")
+            return
+        name, value = choice
+        self.app.copy_to_clipboard(inventory.mirrord_config(name, value))
+        self.notify(f"{inventory.mirrord_filter(name, value)}",
+                    title="Copied mirrord config for")
+
+
+NOTHING_SELECTED = "Select a connection (↑/↓) to see its requests; / filters, ? lists every key."

@@ -1,0 +1,220 @@
+"""The right-hand detail pane: one exchange (request line, headers, body, then the response),
+or a connection's raw bytes (hex or text) when it is not HTTP or the user asks for them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from rich.console import Group, RenderableType
+from rich.json import JSON
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from tui.model.flows import Connection, Exchange, Message, Request, Response
+from tui.views import cells
+
+Masker = Callable[[str, str], str]
+"""(header name, value) -> what to show: the value, or a mask for secrets."""
+
+BODY_SHOWN = 16_384
+"""Bytes of a body rendered; more is slow to lay out and nobody reads it in a pane."""
+
+RAW_SHOWN = 8_192
+
+
+def clock_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+def section(title: str) -> Rule:
+    return Rule(Text(title, style="bold"), align="left", style="dim")
+
+
+def headers_table(message: Message, mask: Masker) -> RenderableType:
+    if not message.headers:
+        return Text("  (no headers)", style="dim")
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in message.headers:
+        shown = mask(name, value)
+        table.add_row(f" {name}", Text(shown, style="dim italic" if shown != value else ""))
+    return table
+
+
+def _content_type(message: Message) -> str:
+    return (message.header("content-type") or "").split(";")[0].strip().lower()
+
+
+def body_view(message: Message) -> RenderableType | None:
+    if not message.body_length:
+        return None
+    body = message.body[:BODY_SHOWN]
+    parts: list[RenderableType] = []
+    kind = _content_type(message)
+    text: str | None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and ("json" in kind or text.lstrip()[:1] in ("{", "[")):
+        try:
+            parts.append(JSON.from_data(json.loads(text), indent=2))
+        except ValueError:
+            parts.append(Text(text))
+    elif text is not None and _mostly_text(text):
+        parts.append(Text(text))
+    else:
+        parts.append(hex_dump(body))
+    if message.body_length > len(body):
+        parts.append(Text(
+            f"… {len(body):,} of {message.body_length:,} bytes shown", style="dim italic"
+        ))
+    return Group(*parts)
+
+
+def _mostly_text(text: str) -> bool:
+    printable = sum(1 for ch in text if ch.isprintable() or ch in "\r\n\t")
+    return printable >= 0.95 * len(text)
+
+
+def hex_dump(data: bytes, offset: int = 0) -> Text:
+    out = Text()
+    for start in range(0, len(data), 16):
+        row = data[start:start + 16]
+        hex_part = " ".join(f"{b:02x}" for b in row)
+        ascii_part = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        out.append(f"{offset + start:08x}  ", style="dim")
+        out.append(f"{hex_part:<47}  ")
+        out.append(ascii_part, style="cyan")
+        out.append("\n")
+    out.rstrip()
+    return out
+
+
+def request_line(request: Request) -> Text:
+    line = Text()
+    line.append(request.method, style=cells.METHOD_STYLES.get(request.method, "bold"))
+    line.append(f" {request.target} ", style="bold")
+    line.append(f"HTTP/{request.http_version}", style="dim")
+    return line
+
+
+def status_line(response: Response) -> Text:
+    line = Text(f"HTTP/{response.http_version} ", style="dim")
+    line.append_text(cells.status(response.status))
+    line.append(f" {response.reason}", style="bold")
+    return line
+
+
+def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> RenderableType:
+    request = exchange.request
+    facts = Text(style="dim")
+    facts.append(f"#{exchange.index}  {clock_time(exchange.started)}  ")
+    facts.append(f"{cells.address(connection.client, connection.client_port)} → "
+                 f"{cells.address(connection.server, connection.server_port)}")
+    if exchange.latency_ms is not None:
+        facts.append(f"  {cells.latency(exchange.latency_ms)}")
+    parts: list[RenderableType] = [request_line(request), facts]
+    if exchange.error:
+        parts.append(Text(f"malformed: {exchange.error}", style="bold red"))
+    if exchange.incomplete:
+        parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
+    if exchange.upgraded:
+        parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
+                          style="cyan"))
+    parts += [section("request headers"), headers_table(request, mask)]
+    body = body_view(request)
+    if body is not None:
+        parts += [section(f"request body ({cells.size(request.body_length)}B)"), body]
+    response = exchange.response
+    parts.append(Text())
+    if response is None:
+        parts.append(Text("waiting for the response…", style="dim italic"))
+        return Group(*parts)
+    for early in exchange.informational:
+        parts.append(status_line(early))
+    parts += [status_line(response), section("response headers"), headers_table(response, mask)]
+    body = body_view(response)
+    if body is not None:
+        parts += [section(f"response body ({cells.size(response.body_length)}B)"), body]
+    return Group(*parts)
+
+
+def _raw_direction(title: str, data: bytes | bytearray, total: int) -> list[RenderableType]:
+    shown = bytes(data[:RAW_SHOWN])
+    parts: list[RenderableType] = [section(f"{title} ({total:,} bytes)")]
+    if not shown:
+        parts.append(Text("  (nothing)", style="dim"))
+        return parts
+    try:
+        text = shown.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _mostly_text(text):
+        parts.append(Text(text))
+    else:
+        parts.append(hex_dump(shown))
+    if total > len(shown):
+        parts.append(Text(f"… {len(shown):,} of {total:,} bytes shown", style="dim italic"))
+    return parts
+
+
+def raw_view(connection: Connection) -> RenderableType:
+    parts: list[RenderableType] = [connection_facts(connection)]
+    parts += _raw_direction("client → server", connection.raw_in, connection.bytes_in)
+    parts += _raw_direction("server → client", connection.raw_out, connection.bytes_out)
+    return Group(*parts)
+
+
+def connection_facts(connection: Connection) -> RenderableType:
+    title = Text()
+    title.append(f"{connection.protocol.upper()} ", style="bold")
+    title.append(f"{cells.address(connection.client, connection.client_port)} → "
+                 f"{cells.address(connection.server, connection.server_port)}")
+    title.append(f"  {connection.source} #{connection.conn}", style="dim")
+    lines: list[RenderableType] = [title]
+    opened = Text(f"opened {clock_time(connection.opened)}", style="dim")
+    if connection.closed is not None:
+        opened.append(f"  {connection.state} {clock_time(connection.closed)}")
+    if connection.mid_stream:
+        opened.append("  joined mid-stream", style="yellow")
+    if connection.gaps:
+        opened.append(f"  {connection.gaps} gaps", style="yellow")
+    lines.append(opened)
+    if connection.tls is not None:
+        tls = connection.tls
+        info = Text("TLS ClientHello  ", style="bold")
+        info.append("SNI ", style="dim").append(tls.sni or "(none)", style="bold cyan")
+        info.append("  ALPN ", style="dim").append(", ".join(tls.alpn) or "(none)")
+        if tls.version:
+            info.append("  ", style="dim").append(tls.version)
+        lines.append(info)
+    return Group(*lines)
+
+
+class DetailPane(VerticalScroll, can_focus=True):
+    """Shows whatever the main screen hands it; it keeps no model state of its own."""
+
+    DEFAULT_CSS = """
+    DetailPane {
+        height: 1fr;
+        background: $surface;
+        padding: 0 1;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-body")
+
+    def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
+        self.query_one("#detail-body", Static).update(renderable)
+        if not keep_scroll:
+            self.scroll_home(animate=False)

@@ -1,0 +1,278 @@
+"""A table for rows that change ten times a second: it renders only the lines on screen.
+
+``DataTable`` keeps every row as widgets' state and removing rows is O(n) each; here the table
+holds a plain sequence the caller replaces wholesale, and asks for the cells of a row only when
+that row is drawn. The cursor follows a row's *key*, so that rows arriving above it (newest
+first) do not move what the user is looking at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Generic, Literal, TypeVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+RowT = TypeVar("RowT")
+KeyT = TypeVar("KeyT", bound=Hashable)
+
+Cell = str | Text
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    title: str
+    width: int
+    """Cells of this width; for the flexible column, its least width."""
+    justify: Literal["left", "right"] = "left"
+    flexible: bool = False
+    """Takes whatever width the other columns leave (one per table)."""
+
+
+class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
+    """Rows newest first (or in any order the caller likes); a one-line header that stays put."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up"),
+        Binding("down,j", "cursor(1)", "Down", show=False, id="table.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="table.page_up"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="table.page_down"),
+        Binding("home,g", "first", "First row", show=False, id="table.first"),
+        Binding("end,G", "last", "Last row", show=False, id="table.last"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "live-table--header",
+        "live-table--cursor",
+        "live-table--empty",
+    }
+
+    DEFAULT_CSS = """
+    LiveTable {
+        height: 1fr;
+        background: $surface;
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+        & > .live-table--header { text-style: bold; color: $text-accent; background: $panel; }
+        & > .live-table--cursor { background: $block-cursor-blurred-background; }
+        & > .live-table--empty { color: $text-muted; text-style: italic; }
+        &:focus > .live-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: bold;
+        }
+    }
+    """
+
+    class Highlighted(Message):
+        """The row under the cursor is another one (``key`` is None when the table is empty)."""
+
+        def __init__(self, table: LiveTable[object, Hashable], key: Hashable | None) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> LiveTable[object, Hashable]:
+            return self.table
+
+    class Moved(Message):
+        """The user moved the cursor (by key or mouse), as opposed to the data moving under it."""
+
+        def __init__(self, table: LiveTable[object, Hashable], at_first_row: bool) -> None:
+            super().__init__()
+            self.table = table
+            self.at_first_row = at_first_row
+
+        @property
+        def control(self) -> LiveTable[object, Hashable]:
+            return self.table
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        cells: Callable[[RowT], Sequence[Cell]],
+        key: Callable[[RowT], KeyT],
+        *,
+        empty_text: str = "",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.columns = list(columns)
+        self._cells = cells
+        self._key = key
+        self.empty_text = empty_text
+        self._rows: Sequence[RowT] = ()
+        self._cursor = 0
+        self._cursor_key: KeyT | None = None
+        self.hidden_columns: set[str] = set()
+        """Titles of columns not drawn (e.g. the pod when there is only one)."""
+
+    # -- what the owner calls -------------------------------------------------------------
+
+    @property
+    def rows(self) -> Sequence[RowT]:
+        return self._rows
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
+    @property
+    def cursor_key(self) -> KeyT | None:
+        return self._cursor_key
+
+    @property
+    def cursor_value(self) -> RowT | None:
+        return self._rows[self._cursor] if self._rows else None
+
+    def show(self, rows: Sequence[RowT], *, stick_to_first: bool = False) -> None:
+        """Replace the rows. The cursor stays on its row (found by key) and keeps its place on
+        screen, unless ``stick_to_first`` puts it on the first row."""
+        old_index = self._cursor
+        self._rows = rows
+        index = 0
+        if not stick_to_first and self._cursor_key is not None:
+            found = self._index_of(self._cursor_key, hint=old_index)
+            index = min(old_index, max(len(rows) - 1, 0)) if found is None else found
+        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        if stick_to_first:
+            self.scroll_to(y=0, animate=False, immediate=True)
+        elif index != old_index:
+            # Rows arrived above: scroll by as much so the row stays where the eye is.
+            self.scroll_to(y=self.scroll_y + index - old_index, animate=False, immediate=True)
+        self._place_cursor(index)
+        self.refresh()
+
+    def move_cursor_to(self, index: int) -> None:
+        self._place_cursor(index)
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    # -- keys -----------------------------------------------------------------------------
+
+    def action_cursor(self, delta: int) -> None:
+        self._user_move(self._cursor + delta)
+
+    def action_page(self, direction: int) -> None:
+        self._user_move(self._cursor + direction * max(self._body_height - 1, 1))
+
+    def action_first(self) -> None:
+        self._user_move(0)
+
+    def action_last(self) -> None:
+        self._user_move(len(self._rows) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self.focus()
+            self._user_move(int(self.scroll_y) + event.y - 1)
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            style = self.get_component_rich_style("live-table--header")
+            return self._strip([c.title for c in self.columns], width, style)
+        index = int(self.scroll_y) + y - 1
+        base = self.rich_style
+        if not self._rows:
+            if y == 1 and self.empty_text:
+                style = self.get_component_rich_style("live-table--empty")
+                return self._strip([self.empty_text], width, style, plain=True)
+            return Strip.blank(width, base)
+        if index >= len(self._rows):
+            return Strip.blank(width, base)
+        style = base
+        if index == self._cursor:
+            style = base + self.get_component_rich_style("live-table--cursor")
+        return self._strip(self._cells(self._rows[index]), width, style)
+
+    def _strip(
+        self, cells: Sequence[Cell], width: int, style: Style, *, plain: bool = False
+    ) -> Strip:
+        line = Text(no_wrap=True, overflow="ellipsis", end="")
+        if plain:
+            line.append(" ")
+            for cell in cells:
+                line.append(cell)
+        else:
+            widths = self._widths(width)
+            for column, column_width, cell in zip(self.columns, widths, cells, strict=False):
+                if column.title in self.hidden_columns:
+                    continue
+                text = cell if isinstance(cell, Text) else Text(cell)
+                text = text.copy()
+                text.truncate(column_width, overflow="ellipsis", pad=False)
+                pad = column_width - text.cell_len
+                line.append(" ")
+                if column.justify == "right":
+                    line.append(" " * pad)
+                    line.append_text(text)
+                else:
+                    line.append_text(text)
+                    line.append(" " * pad)
+        line.truncate(width, pad=True)
+        segments = [
+            Segment(segment.text, style + segment.style if segment.style else style)
+            for segment in line.render(self.app.console)
+        ]
+        return Strip(segments, width)
+
+    def _widths(self, width: int) -> list[int]:
+        fixed = 1 + sum(
+            c.width + 1
+            for c in self.columns
+            if not c.flexible and c.title not in self.hidden_columns
+        )
+        spare = max(width - fixed - 1, 0)
+        return [max(c.width, spare) if c.flexible else c.width for c in self.columns]
+
+    # -- cursor bookkeeping ---------------------------------------------------------------
+
+    @property
+    def _body_height(self) -> int:
+        return max(self.scrollable_content_region.height - 1, 1)
+
+    def _index_of(self, key: KeyT, hint: int) -> int | None:
+        rows = self._rows
+        # Look near the old place first: rows usually shift by a few per refresh.
+        for index in range(max(hint - 8, 0), min(hint + 64, len(rows))):
+            if self._key(rows[index]) == key:
+                return index
+        for index, row in enumerate(rows):
+            if self._key(row) == key:
+                return index
+        return None
+
+    def _place_cursor(self, index: int) -> None:
+        self._cursor = max(0, min(index, len(self._rows) - 1)) if self._rows else 0
+        new_key = self._key(self._rows[self._cursor]) if self._rows else None
+        if new_key != self._cursor_key:
+            self._cursor_key = new_key
+            self.post_message(self.Highlighted(self, new_key))  # type: ignore[arg-type]
+
+    def _user_move(self, index: int) -> None:
+        self._place_cursor(index)
+        self._scroll_cursor_into_view()
+        self.refresh()
+        self.post_message(self.Moved(self, self._cursor == 0))  # type: ignore[arg-type]
+
+    def _scroll_cursor_into_view(self) -> None:
+        top = int(self.scroll_y)
+        height = self._body_height
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, immediate=True)
+        elif self._cursor >= top + height:
+            self.scroll_to(y=self._cursor - height + 1, animate=False, immediate=True)

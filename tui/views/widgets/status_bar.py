@@ -1,0 +1,94 @@
+"""The one-line status bar: where the traffic comes from, how healthy the stream is, and what
+the view is doing to it (filter, noise, paused or following)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rich.text import Text
+from textual.widgets import Static
+
+ViewMode = Literal["following", "browsing", "paused"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLine:
+    target: str
+    agents_live: int = 0
+    agents_total: int = 0
+    reconnecting: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+    """Sources that failed or are gone, each with its sentence."""
+    events_per_second: float = 0.0
+    gaps: int = 0
+    kernel_drops: int = 0
+    lost_events: int = 0
+    dropped_connections: int = 0
+    dropped_exchanges: int = 0
+    shown_connections: int = 0
+    total_connections: int = 0
+    filter_text: str = ""
+    inverted: bool = False
+    hide_noise: bool = False
+    mode: ViewMode = "following"
+    stream_ended: bool = False
+    notes: tuple[str, ...] = field(default=())
+
+    def render(self) -> Text:
+        parts: list[Text] = [Text(f" {self.target} ", style="bold reverse")]
+        agents = Text(f"agents {self.agents_live}/{self.agents_total}")
+        if self.agents_total and self.agents_live == self.agents_total:
+            agents.stylize("green")
+        elif self.agents_total:
+            agents.stylize("yellow")
+        parts.append(agents)
+        if self.reconnecting:
+            parts.append(Text(f"reconnecting: {', '.join(self.reconnecting)}", style="yellow"))
+        for sentence in self.failed:
+            parts.append(Text(sentence, style="bold red"))
+        if self.stream_ended:
+            parts.append(Text("end of stream", style="cyan"))
+        else:
+            parts.append(Text(f"{self.events_per_second:,.0f} ev/s"))
+        losses = self.gaps + self.kernel_drops + self.lost_events
+        parts.append(Text(
+            f"gaps {self.gaps} drops {self.kernel_drops + self.lost_events}",
+            style="yellow" if losses else "dim",
+        ))
+        if self.dropped_connections or self.dropped_exchanges:
+            parts.append(Text(
+                f"evicted {self.dropped_connections} conns {self.dropped_exchanges} reqs",
+                style="yellow",
+            ))
+        shown = Text(f"{self.shown_connections}/{self.total_connections} conns")
+        parts.append(shown)
+        if self.filter_text:
+            prefix = "filter !(" if self.inverted else "filter "
+            suffix = ")" if self.inverted else ""
+            parts.append(Text(f"{prefix}{self.filter_text}{suffix}", style="bold magenta"))
+        if self.hide_noise:
+            parts.append(Text("noise hidden", style="magenta"))
+        parts.append(MODE_TEXT[self.mode])
+        return Text("  ").join(parts)
+
+
+MODE_TEXT: dict[ViewMode, Text] = {
+    "following": Text("● following", style="bold green"),
+    "browsing": Text("○ browsing", style="bold cyan"),
+    "paused": Text("❚❚ paused", style="bold yellow"),
+}
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $text;
+        padding: 0 0;
+    }
+    """
+
+    def show(self, line: StatusLine) -> None:
+        self.update(line.render())

@@ -1,0 +1,101 @@
+"""The two live tables of the main screen: connections, and the exchanges of one connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from rich.text import Text
+
+from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.views import cells
+from tui.views.widgets.live_table import Cell, Column, LiveTable
+
+Clock = Callable[[], float]
+
+CONNECTION_COLUMNS = (
+    Column("#", 5, "right"),
+    Column("pod", 16),
+    Column("client", 21, flexible=True),
+    Column("port", 5, "right"),
+    Column("state", 6),
+    Column("req", 4, "right"),
+    Column("last", 4),
+    Column("in", 5, "right"),
+    Column("out", 5, "right"),
+    Column("age", 4, "right"),
+)
+
+
+def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
+    if connection.protocol in ("http", "unknown") or connection.last_status is not None:
+        last: Cell = cells.status(connection.last_status)
+    else:
+        last = Text(connection.protocol, style="italic cyan")
+    return (
+        str(connection.conn),
+        connection.source,
+        cells.address(connection.client, connection.client_port),
+        str(connection.server_port),
+        cells.state(connection.state),
+        str(connection.requests),
+        last,
+        cells.size(connection.bytes_in),
+        cells.size(connection.bytes_out),
+        cells.age(now - connection.opened),
+    )
+
+
+class ConnectionsTable(LiveTable[Connection, ConnectionKey]):
+    def __init__(self, clock: Clock, *, id: str | None = None) -> None:
+        super().__init__(
+            CONNECTION_COLUMNS,
+            lambda connection: connection_cells(connection, clock()),
+            lambda connection: connection.key,
+            empty_text="waiting for connections…",
+            id=id,
+        )
+
+
+EXCHANGE_COLUMNS = (
+    Column("#", 4, "right"),
+    Column("method", 7),
+    Column("path", 12, flexible=True),
+    Column("st", 3),
+    Column("latency", 7, "right"),
+    Column("size", 5, "right"),
+)
+
+
+def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
+    request = exchange.request
+    response = exchange.response
+    path = Text(request.target or request.path)
+    if exchange.error:
+        path.stylize("red")
+    elif exchange.incomplete:
+        path.stylize("yellow")
+    if exchange.upgraded:
+        path.append(" ⇄", style="cyan")
+    return (
+        str(exchange.index),
+        cells.method(request.method),
+        path,
+        cells.status(exchange.status),
+        cells.latency(exchange.latency_ms),
+        cells.size(response.body_length) if response is not None else "",
+    )
+
+
+def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
+    return (exchange.key, exchange.index)
+
+
+class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(
+            EXCHANGE_COLUMNS,
+            exchange_cells,
+            exchange_key,
+            empty_text="no HTTP requests on this connection",
+            id=id,
+        )
