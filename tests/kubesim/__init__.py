@@ -1,0 +1,42 @@
+"""kubesim: a Kubernetes cluster simulator for podtap's tests (root only).
+
+The unpatched official ``kubernetes`` client talks to it like to a real cluster; every pod is a
+real network namespace on a 198.19.N.0/24 bridge, running real processes in cgroups named after
+their container ids. Workload containers without a command run ``tests.kubesim.podserver``
+(HTTP/1.1, answers ``x-pod: <pod name>``); a command starting with ``podtap`` runs
+``<sys.executable> -m tui ...`` from this checkout, in the pod's own network namespace with host
+PID semantics (the agent sees the host /proc).
+
+By hand::
+
+    python -m tests.kubesim --kubeconfig /tmp/kc --deployment default/web=3:8080 --nodes 2
+    # prints "pod NAMESPACE/NAME IP NODE" per pod, then READY; Ctrl+C cleans everything up
+    kubectl --kubeconfig /tmp/kc get pods -A;  curl -i http://<pod ip>:8080/
+
+Other options: --statefulset NS/NAME=N:PORT, --daemonset NS/NAME:PORT, --job NS/NAME:PORT,
+--cronjob NS/NAME=JOBS:PORT, --pod NS/NAME:PORT, --service NS/NAME, --sidecar istio-proxy,
+--deny VERB:RESOURCE (create:jobs, create:pods/portforward), --fail-image PATTERN,
+--pod-security NS=baseline|restricted, --namespace NS. Contexts: "kubesim" (namespace default)
+and "kubesim-other" (namespace other).
+
+In tests::
+
+    from tests.kubesim import KubeSim, SimConfig, Workload
+    with KubeSim(SimConfig(deployments=[Workload("default", "web", 3, 8080)])) as sim:
+        sim.kubeconfig; sim.pods("default", "app=web"); sim.scale("default", "web", 4)
+        sim.deny("create:jobs"); sim.fail_image("bad"); sim.label_namespace(ns, {...})
+        sim.agent_processes()
+
+or the ``kubesim`` fixture of tests/kube/conftest.py (a deployment default/web=3:8080 on 2
+nodes; ``@pytest.mark.kubesim("--deployment", "default/api=2:80", ...)`` for other
+clusters, with the command-line syntax above).
+
+Simplifications: one kubelet for all nodes (they share this host), no PID namespaces (every pod
+behaves as hostPID), CronJobs do not run on a clock (their Jobs are made at start), rollouts
+replace ReplicaSets at once, graceful shutdown waits at most 5 s.
+"""
+
+from tests.kubesim.config import SimConfig, Workload
+from tests.kubesim.sim import ContainerProcess, KubeSim, PodInfo
+
+__all__ = ["ContainerProcess", "KubeSim", "PodInfo", "SimConfig", "Workload"]

@@ -1,0 +1,174 @@
+"""The object store: every object by resource, namespace and name, one resourceVersion counter
+for all of them (as etcd's revision), and the fan-out of changes to watches and controllers."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.kubesim.errors import ApiError
+from tests.kubesim.resources import ResourceType
+
+Object = dict[str, Any]
+
+# How far back a watch may resume; older resourceVersions get 410 Gone, as after compaction.
+HISTORY_LENGTH = 5000
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Change:
+    type: str  # ADDED, MODIFIED, DELETED
+    resource: ResourceType
+    object: Object
+    resource_version: int
+
+
+@dataclass(eq=False)
+class Watch:
+    resource: ResourceType
+    namespace: str | None
+    accepts: Callable[[Object], bool]
+    queue: asyncio.Queue[Change | None] = field(default_factory=asyncio.Queue)
+
+
+class Store:
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str, str], Object] = {}
+        self._revision = 0
+        self._history: deque[Change] = deque(maxlen=HISTORY_LENGTH)
+        self._watches: set[Watch] = set()
+        self._listeners: list[Callable[[Change], None]] = []
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def listen(self, listener: Callable[[Change], None]) -> None:
+        """Call ``listener`` on every change (controllers use this to wake up)."""
+        self._listeners.append(listener)
+
+    @staticmethod
+    def _key(rt: ResourceType, namespace: str | None, name: str) -> tuple[str, str, str]:
+        return (rt.group_resource, namespace or "", name)
+
+    def get(self, rt: ResourceType, namespace: str | None, name: str) -> Object | None:
+        found = self._objects.get(self._key(rt, namespace, name))
+        return copy.deepcopy(found) if found is not None else None
+
+    def require(self, rt: ResourceType, namespace: str | None, name: str) -> Object:
+        found = self.get(rt, namespace, name)
+        if found is None:
+            raise ApiError.not_found(rt.group_resource, name, rt.group, rt.plural)
+        return found
+
+    def list(self, rt: ResourceType, namespace: str | None = None) -> list[Object]:
+        return [
+            copy.deepcopy(obj)
+            for (group_resource, ns, _), obj in sorted(self._objects.items())
+            if group_resource == rt.group_resource and (namespace is None or ns == namespace)
+        ]
+
+    def _publish(self, change_type: str, rt: ResourceType, obj: Object) -> None:
+        change = Change(change_type, rt, copy.deepcopy(obj), self._revision)
+        self._history.append(change)
+        for watch in list(self._watches):
+            if watch.resource == rt and (
+                watch.namespace is None or watch.namespace == obj["metadata"].get("namespace")
+            ) and watch.accepts(change.object):
+                watch.queue.put_nowait(change)
+        for listener in self._listeners:
+            listener(change)
+
+    def create(self, rt: ResourceType, obj: Object) -> Object:
+        meta = obj.setdefault("metadata", {})
+        namespace = meta.get("namespace") if rt.namespaced else None
+        key = self._key(rt, namespace, meta["name"])
+        if key in self._objects:
+            raise ApiError.already_exists(rt.group_resource, meta["name"], rt.group, rt.plural)
+        self._revision += 1
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())
+        meta["resourceVersion"] = str(self._revision)
+        meta["creationTimestamp"] = now_rfc3339()
+        meta.setdefault("generation", 1)
+        self._objects[key] = copy.deepcopy(obj)
+        self._publish("ADDED", rt, obj)
+        return copy.deepcopy(obj)
+
+    def update(self, rt: ResourceType, obj: Object) -> Object:
+        """Store a new version. The spec changing bumps metadata.generation, like the API."""
+        meta = obj["metadata"]
+        key = self._key(rt, meta.get("namespace") if rt.namespaced else None, meta["name"])
+        current = self._objects.get(key)
+        if current is None:
+            raise ApiError.not_found(rt.group_resource, meta["name"], rt.group, rt.plural)
+        if current == obj:
+            return copy.deepcopy(obj)
+        self._revision += 1
+        meta["uid"] = current["metadata"]["uid"]
+        meta["creationTimestamp"] = current["metadata"]["creationTimestamp"]
+        meta["resourceVersion"] = str(self._revision)
+        generation = current["metadata"].get("generation", 1)
+        if json.dumps(current.get("spec"), sort_keys=True) != json.dumps(
+            obj.get("spec"), sort_keys=True
+        ):
+            generation += 1
+        meta["generation"] = generation
+        self._objects[key] = copy.deepcopy(obj)
+        self._publish("MODIFIED", rt, obj)
+        return copy.deepcopy(obj)
+
+    def remove(self, rt: ResourceType, namespace: str | None, name: str) -> Object | None:
+        obj = self._objects.pop(self._key(rt, namespace, name), None)
+        if obj is None:
+            return None
+        self._revision += 1
+        obj["metadata"]["resourceVersion"] = str(self._revision)
+        self._publish("DELETED", rt, obj)
+        return copy.deepcopy(obj)
+
+    def watch(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        accepts: Callable[[Object], bool],
+        since: int | None,
+    ) -> Watch:
+        """Open a watch. ``since=None`` starts with an ADDED event per existing object; a
+        resourceVersion replays the changes after it, or raises 410 when it is too old."""
+        watch = Watch(rt, namespace, accepts)
+        if since is None:
+            for obj in self.list(rt, namespace):
+                if accepts(obj):
+                    watch.queue.put_nowait(Change("ADDED", rt, obj, self._revision))
+        else:
+            oldest = self._history[0].resource_version if self._history else self._revision + 1
+            if since < oldest - 1 and since < self._revision:
+                raise ApiError(410, "Expired", f"too old resource version: {since} ({oldest})")
+            for change in self._history:
+                if change.resource_version > since and change.resource == rt and (
+                    namespace is None
+                    or change.object["metadata"].get("namespace") == namespace
+                ) and accepts(change.object):
+                    watch.queue.put_nowait(change)
+        self._watches.add(watch)
+        return watch
+
+    def unwatch(self, watch: Watch) -> None:
+        self._watches.discard(watch)
+
+    def close_watches(self) -> None:
+        for watch in self._watches:
+            watch.queue.put_nowait(None)
+        self._watches.clear()
