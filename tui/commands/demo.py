@@ -1,9 +1,101 @@
-"""`podtap demo` (being built)."""
+"""`podtap demo`: podtap on a demo shop with live traffic, in a network namespace of its own."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+from tui.demo import DemoEnvironment, Exchange
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: leave through the environment's cleanup, like Ctrl+C does."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("demo", help="(not yet available)")
+    parser = sub.add_parser(
+        "demo",
+        help="try podtap on a demo service with live traffic (needs root)",
+        description="Start a small shop service in a new network namespace, call it from the "
+        "host with several kinds of clients, and open podtap on it. Everything is removed on "
+        "exit. Needs root (network namespaces).",
+    )
+    parser.add_argument(
+        "--no-ui",
+        action="store_true",
+        help="do not open the app; print one line per request the clients make",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop by itself after this many seconds",
+    )
+    parser.set_defaults(run=run)
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise _Stopped
+
+
+def run(args: argparse.Namespace) -> int:
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        if args.no_ui:
+            _run_printing(args.duration)
+        else:
+            _run_app(args.duration)
+    except (_Stopped, KeyboardInterrupt):
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0
+
+
+def _print_exchange(exchange: Exchange) -> None:
+    print(exchange.line(), flush=True)
+
+
+def _announce(demo: DemoEnvironment) -> None:
+    kinds = ("HTTP", "cache", "TLS")
+    ports = ", ".join(f"{port} ({kind})" for port, kind in zip(demo.ports, kinds, strict=True))
+    print(
+        f"podtap demo: shop at {demo.service_ip} in network namespace {demo.name}, ports {ports}. "
+        "Press Ctrl+C to stop.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _run_printing(duration: float | None) -> None:
+    with DemoEnvironment(on_exchange=_print_exchange) as demo:
+        _announce(demo)
+        deadline = None if duration is None else time.monotonic() + duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
+
+
+def _run_app(duration: float | None) -> None:
+    # Imported here: the app loads Textual, which --no-ui never needs.
+    from tui.sources.local import LocalSession
+    from tui.views.app import run_app
+
+    with DemoEnvironment() as demo:
+        _announce(demo)
+        # The app stops on SIGTERM as if the user quit it; the environment then cleans up.
+        timer = threading.Timer(duration or 0.0, os.kill, (os.getpid(), signal.SIGTERM))
+        timer.daemon = True
+        if duration is not None:
+            timer.start()
+        session = LocalSession(demo.target, demo.ports)
+        try:
+            run_app(session, title=f"podtap demo ({demo.target})")
+        finally:
+            timer.cancel()
+            # The app's own SIGTERM handling ends with the app; keep ours until cleanup is done.
+            signal.signal(signal.SIGTERM, _raise_stopped)
