@@ -385,3 +385,27 @@ async def test_http_mode_prints_decoded_requests_and_responses(lab: Lab) -> None
         "Connection: close",
         "",
     ]
+
+
+def agents_for(lab: Lab) -> list[str]:
+    """Command lines of agent processes on this lab's namespace."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            argv = cmdline.read_bytes().split(b"\0")
+            if b"agent" in argv and lab.name.encode() in argv:
+                found.append(b" ".join(argv).decode())
+    return found
+
+
+async def test_a_signal_while_the_agent_starts_leaves_no_agent(lab: Lab) -> None:
+    async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
+        for _ in range(1000):
+            if dump.agent_pids():
+                break
+            await asyncio.sleep(0.01)
+        status, _ = await dump.stop(signal.SIGINT)
+    assert status == 0
+    assert not any("Listening" in line for line in dump.stderr_lines), "stopped too late"
+    assert not any("Traceback" in line for line in dump.stderr_lines), dump.stderr_lines
+    assert agents_for(lab) == []

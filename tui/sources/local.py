@@ -210,7 +210,13 @@ class LocalSession:
                 f"Say which port {self.target} serves: add -p PORT (repeat it for more ports)."
             )
         self.agent = AgentProcess(agent_argv(self.target, self.ports), self.token)
-        await self.agent.start()
+        try:
+            await self.agent.start()
+        except BaseException:
+            # Interrupted while the agent starts (Ctrl+C): __aexit__ will not run, so the
+            # agent must not be left behind from here.
+            await asyncio.shield(self.agent.stop())
+            raise
         stream = AgentStream(SOURCE, self._connect, self.token, backoff=Backoff(0.1, 2.0))
         self._fan_in = UpdateFanIn()
         started = f"Agent started (pid {self.agent.pid})."
@@ -249,6 +255,8 @@ class LocalSession:
                 additional_headers=bearer_headers(self.token),
                 open_timeout=5,
                 max_size=None,
+                # Over loopback, deflating every batch would only cost CPU on both ends.
+                compression=None,
             )
         except OSError:
             # Refused: the agent may have died; say why rather than retrying forever.
