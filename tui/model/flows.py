@@ -144,6 +144,8 @@ class Connection:
     raw_out: bytearray = field(default_factory=bytearray, repr=False)
     """The first bytes the server sent (capped), for the raw view."""
     last_status: int | None = None
+    errors: list[str] = field(default_factory=list)
+    """Undecodable input that belongs to no exchange (a few, the first ones)."""
     exchanges_dropped: int = 0
     """Exchanges of this connection evicted by the store's cap (oldest first)."""
 

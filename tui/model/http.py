@@ -41,9 +41,16 @@ _MAX_SCAN_LINE = 8192
 _MAX_FILLED_GAP = 1 << 20
 """A gap inside a Content-Length body up to this size is skipped over, keeping the framing."""
 _MAX_TLS_HELLO = 1 << 16
+_MAX_ERRORS = 20
 
-_REQUEST_LINE = re.compile(rb"[A-Z][A-Z0-9_-]{0,19} [^\x00-\x20\x7f]+ HTTP/1\.[01]\r?\n\Z")
-_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9](?: [^\r\n]*)?\r?\n\Z")
+# Where a message may start when resynchronising: any method token at the start of a line, a
+# well-known method anywhere (a body need not end with a newline), or a status line anywhere.
+# Lines are bounded so that an unfinished one never needs more than _MAX_SCAN_LINE kept.
+_REQUEST_START = re.compile(
+    rb"(?:(?<=\n)[A-Z][A-Z0-9_-]{0,19}|(?:GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|CONNECT|TRACE))"
+    rb" [^\x00-\x20\x7f]{1,8000} HTTP/1\.[01]\r?\n"
+)
+_STATUS_START = re.compile(rb"HTTP/1\.[01] [1-5][0-9]{2}(?: [^\r\n]{0,1000})?\r?\n")
 _METHOD_PREFIX = re.compile(rb"[A-Z][A-Z0-9_-]{0,19}(?: |\Z)")
 _SWITCHED = h11.SWITCHED_PROTOCOL
 
@@ -61,10 +68,11 @@ class _Reader:
 
     ``buf[pos:]`` is the current message (or the text being scanned), ``buf[:fed]`` what the
     current h11 connection has been given. ``base`` is the stream offset of ``buf[0]``.
+    ``buf[pos - 1]`` is always the byte before (or a newline standing for the start of the
+    stream or a gap), so a scan can tell whether ``pos`` starts a line.
     """
 
     __slots__ = (
-        "at_line_start",
         "base",
         "body_seen",
         "buf",
@@ -83,16 +91,14 @@ class _Reader:
     )
 
     def __init__(self, mode: _Mode) -> None:
-        self.buf = bytearray()
-        self.base = 0
-        self.pos = 0
-        self.fed = 0
+        self.buf = bytearray(b"\n")
+        self.base = -1
+        self.pos = 1
+        self.fed = 1
         self.mode: _Mode = mode
         self.h11: h11.Connection | None = None
         self.head_done = False
         self.exchange: Exchange | None = None
-        # Whether buf[0] starts a line: true at the start of the stream and after a gap.
-        self.at_line_start = True
         self.chunks: deque[tuple[int, float]] = deque()
         self.eof = False
         self.eof_sent = False
@@ -171,21 +177,21 @@ class _Reader:
 
     def lose(self) -> None:
         """A gap: everything buffered is stale and the next byte may start a message."""
-        self.base += len(self.buf)
-        self.buf.clear()
-        self.pos = self.fed = 0
-        self.at_line_start = True
+        self.base += len(self.buf) - 1
+        self.buf = bytearray(b"\n")
+        self.pos = self.fed = 1
         self.h11 = None
         self.exchange = None
 
     def _forget_before(self, index: int) -> None:
-        if index <= 0:
+        """Drop the bytes before ``index``, all but the last one (kept as context)."""
+        cut = index - 1
+        if cut <= 0:
             return
-        self.at_line_start = self.buf[index - 1] == 0x0A
-        del self.buf[:index]
-        self.base += index
-        self.pos = max(0, self.pos - index)
-        self.fed = max(0, self.fed - index)
+        del self.buf[:cut]
+        self.base += cut
+        self.pos = max(1, self.pos - cut)
+        self.fed = max(1, self.fed - cut)
 
     def _compact(self) -> None:
         if self.pos >= len(self.buf):
@@ -193,35 +199,18 @@ class _Reader:
         elif self.pos > _KEEP_BEHIND:
             self._forget_before(self.pos)
 
-    def line_starts_at(self, index: int) -> bool:
-        if index == 0:
-            return self.at_line_start
-        return self.buf[index - 1] == 0x0A
-
-    def resync(self, start_line: re.Pattern[bytes]) -> bool:
-        """Find the next line that can start a message; True (and ``pos`` there) when found."""
+    def resync(self, start: re.Pattern[bytes]) -> bool:
+        """Find where the next message may start; True (and ``pos`` there) when found."""
         buf = self.buf
-        index = self.pos
-        if not self.line_starts_at(index):
-            newline = buf.find(b"\n", index)
-            if newline < 0:
-                self._skip_to(len(buf))
-                return False
-            index = newline + 1
-        while True:
-            newline = buf.find(b"\n", index)
-            if newline < 0:
-                if len(buf) - index > _MAX_SCAN_LINE:
-                    self._skip_to(len(buf))
-                    self.at_line_start = False
-                else:
-                    self._skip_to(index)
-                return False
-            if start_line.match(buf, index, newline + 1):
-                self._skip_to(index)
-                self.mode = "message"
-                return True
-            index = newline + 1
+        found = start.search(buf, self.pos)
+        if found is not None:
+            self._skip_to(found.start())
+            self.mode = "message"
+            return True
+        # A start line fits on one line: only the unfinished last line can still hold one.
+        keep = max(buf.rfind(b"\n", self.pos), self.pos, len(buf) - _MAX_SCAN_LINE)
+        self._skip_to(keep)
+        return False
 
     def _skip_to(self, index: int) -> None:
         self.skipped += index - self.pos
@@ -323,9 +312,14 @@ class ConnectionDecoder:
             return
         if conn.protocol != "http":
             return
-        # Requests first: a response can only pair with a request already seen.
-        self._pump_requests(ts, sink)
-        self._pump_responses(ts, sink)
+        # Requests first: a response can only pair with a request already seen. A response can
+        # in turn unblock requests (a declined upgrade), hence the loop until nothing moves.
+        while True:
+            before = (self._next_index, self._in.mode)
+            self._pump_requests(ts, sink)
+            self._pump_responses(ts, sink)
+            if (self._next_index, self._in.mode) == before:
+                return
 
     def _detect(self) -> bool:
         """Decide the protocol from the client's first bytes; False while undecided."""
@@ -333,7 +327,7 @@ class ConnectionDecoder:
             return self._detect_mid_stream()
         conn = self.connection
         reader = self._in
-        head = bytes(reader.buf[:24])
+        head = bytes(reader.buf[reader.pos : reader.pos + 24])
         if not head:
             if self._out.has_unparsed():
                 # The server spoke first: not HTTP.
@@ -342,9 +336,11 @@ class ConnectionDecoder:
             return False
         if head[0] == 0x16:
             try:
-                conn.tls = parse_client_hello(bytes(reader.buf[:_MAX_TLS_HELLO]))
+                conn.tls = parse_client_hello(
+                    bytes(reader.buf[reader.pos : reader.pos + _MAX_TLS_HELLO])
+                )
             except NeedMoreData:
-                if len(reader.buf) < _MAX_TLS_HELLO:
+                if len(reader.buf) - reader.pos < _MAX_TLS_HELLO:
                     return False
                 self._become("tcp")
                 return True
@@ -367,11 +363,11 @@ class ConnectionDecoder:
     def _detect_mid_stream(self) -> bool:
         """Joined late: HTTP once either side shows a request or status line."""
         start = self._in
-        if start.base == 0 and looks_like_tls_record(bytes(start.buf[:3])):
+        if start.base == -1 and looks_like_tls_record(bytes(start.buf[1:4])):
             self._become("tls")
             return True
-        found_request = self._in.resync(_REQUEST_LINE)
-        found_response = self._out.resync(_STATUS_LINE)
+        found_request = self._in.resync(_REQUEST_START)
+        found_response = self._out.resync(_STATUS_START)
         if found_request or found_response:
             self.connection.protocol = "http"
             return True
@@ -388,7 +384,7 @@ class ConnectionDecoder:
     def _pump_requests(self, ts: float, sink: ExchangeSink) -> None:
         reader = self._in
         while True:
-            if reader.mode == "resync" and not reader.resync(_REQUEST_LINE):
+            if reader.mode == "resync" and not reader.resync(_REQUEST_START):
                 return
             if reader.mode != "message":
                 return
@@ -461,22 +457,27 @@ class ConnectionDecoder:
         self, reader: _Reader, reason: str, ts: float, sink: ExchangeSink
     ) -> None:
         exchange = reader.exchange
-        if exchange is None:
-            # The head itself is bad: keep what its first line says, so the user sees it.
+        if exchange is not None:
+            exchange.error = f"malformed request: {reason}"
+            sink.exchange_changed(exchange)
+        elif _METHOD_PREFIX.match(reader.buf, reader.pos, reader.pos + 21):
+            # A request line with a bad head: keep what its first line says, and pair it (the
+            # server most likely answers it with a 400).
             line = bytes(reader.buf[reader.pos : reader.pos + 200]).split(b"\n", 1)[0]
             words = line.decode("latin-1").strip().split(" ")
-            request = Request(
-                method=words[0][:20] if words else "",
-                target=words[1] if len(words) > 1 else "",
-                path=_path_of(words[1], b"") if len(words) > 1 else "",
-            )
+            target = words[1] if len(words) > 1 else ""
+            request = Request(method=words[0], target=target, path=_path_of(target, b""))
             exchange = self._new_exchange(request, reader.ts_at(reader.pos))
             exchange.error = f"malformed request: {reason}"
             sink.exchange_started(exchange)
         else:
-            exchange.error = f"malformed request: {reason}"
-            sink.exchange_changed(exchange)
+            self._note_junk("client", reason)
         reader.abandon_message()
+
+    def _note_junk(self, side: str, reason: str) -> None:
+        errors = self.connection.errors
+        if len(errors) < _MAX_ERRORS:
+            errors.append(f"the {side} sent something that is not HTTP: {reason}")
 
     def _new_exchange(self, request: Request, started: float) -> Exchange:
         conn = self.connection
@@ -491,7 +492,7 @@ class ConnectionDecoder:
     def _pump_responses(self, ts: float, sink: ExchangeSink) -> None:
         reader = self._out
         while True:
-            if reader.mode == "resync" and not reader.resync(_STATUS_LINE):
+            if reader.mode == "resync" and not reader.resync(_STATUS_START):
                 return
             if reader.mode != "message":
                 return
@@ -594,11 +595,18 @@ class ConnectionDecoder:
 
     def _response_failed(self, reader: _Reader, reason: str, sink: ExchangeSink) -> None:
         exchange = reader.exchange
-        if exchange is not None:
-            if reader.eof_sent:
+        if reader.eof_sent:
+            if exchange is not None:
                 exchange.error = "the connection closed before the response was complete"
-            else:
+        elif reader.head_done or reader.buf.startswith(b"HTTP/", reader.pos):
+            if exchange is not None:
                 exchange.error = f"malformed response: {reason}"
+        else:
+            # Not a response at all: the exchange keeps waiting for one.
+            self._note_junk("server", reason)
+            if exchange is not None and exchange.response is None:
+                exchange = None
+        if exchange is not None:
             self._answered(exchange)
             sink.exchange_changed(exchange)
         reader.abandon_message()
@@ -655,19 +663,30 @@ class ConnectionDecoder:
         return False
 
 
+_STAND_INS: dict[tuple[str, bool], h11.Request] = {}
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}\Z")
+_END = h11.EndOfMessage()
+
+
 def _response_parser(request: Request) -> h11.Connection:
+    """A client-side h11 connection that has "sent" a stand-in for ``request``.
+
+    Only what changes the response's framing is copied: the method (HEAD, CONNECT) and whether
+    it proposed an upgrade (h11 rejects a 101 otherwise).
+    """
+    method = request.method if _TOKEN.match(request.method) else "GET"
+    upgrade = _proposes_upgrade(request)
+    stand_in = _STAND_INS.get((method, upgrade))
+    if stand_in is None:
+        headers = [("host", "podtap")]
+        if upgrade:
+            headers += [("connection", "upgrade"), ("upgrade", "unknown")]
+        stand_in = h11.Request(method=method, target="/", headers=headers)
+        if len(_STAND_INS) < 256:
+            _STAND_INS[(method, upgrade)] = stand_in
     parser = h11.Connection(h11.CLIENT)
-    method = request.method or "GET"
-    headers = [("host", "podtap")]
-    if _proposes_upgrade(request):
-        headers.append(("connection", "upgrade"))
-        headers.append(("upgrade", request.header("upgrade") or "unknown"))
-    try:
-        parser.send(h11.Request(method=method, target=request.target or "/", headers=headers))
-    except h11.LocalProtocolError:
-        parser = h11.Connection(h11.CLIENT)
-        parser.send(h11.Request(method="GET", target="/", headers=headers[:1]))
-    parser.send(h11.EndOfMessage())
+    parser.send(stand_in)
+    parser.send(_END)
     return parser
 
 
