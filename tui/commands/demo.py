@@ -57,8 +57,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_exchange(exchange: Exchange) -> None:
-    print(exchange.line(), flush=True)
+class _Printer:
+    """Prints each exchange; notes when stdout goes away (``podtap demo --no-ui | head``)."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def __call__(self, exchange: Exchange) -> None:
+        if self.closed.is_set():
+            return
+        try:
+            print(exchange.line(), flush=True)
+        except BrokenPipeError:
+            # Later writes, including the interpreter's final flush, go nowhere instead.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            self.closed.set()
 
 
 def _announce(demo: DemoEnvironment) -> None:
@@ -73,11 +88,15 @@ def _announce(demo: DemoEnvironment) -> None:
 
 
 def _run_printing(duration: float | None) -> None:
-    with DemoEnvironment(on_exchange=_print_exchange) as demo:
+    printer = _Printer()
+    with DemoEnvironment(on_exchange=printer) as demo:
         _announce(demo)
         deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic())))
+        while not printer.closed.is_set():
+            left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
 
 
 def _run_app(duration: float | None) -> None:

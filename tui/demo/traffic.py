@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import random
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import h11
@@ -41,11 +42,13 @@ class Exchange:
     outcome: str
     """The HTTP status, the cache reply, ``alert`` for TLS, or ``error: ...``."""
     elapsed: float
+    connection: int = 0
+    """Which of the generator's TCP connections carried it (numbered from 1; 0: none)."""
 
     def line(self) -> str:
         return (
-            f"{self.client:<10} {self.kind:<10} {self.request:<40} -> {self.outcome} "
-            f"({self.elapsed * 1000:.1f} ms)"
+            f"{self.client:<10} {self.kind:<10} #{self.connection:<5} {self.request:<40} "
+            f"-> {self.outcome} ({self.elapsed * 1000:.1f} ms)"
         )
 
 
@@ -87,9 +90,11 @@ class HttpClient:
     """HTTP/1.1 over one connection at a time (h11 keeps the protocol honest); reconnects when
     the server or a ``connection: close`` ends it."""
 
-    def __init__(self, address: str, port: int) -> None:
+    def __init__(self, address: str, port: int, numbers: Iterator[int]) -> None:
         self.address = address
         self.port = port
+        self.connection = 0
+        self._numbers = numbers
         self._connection: h11.Connection | None = None
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -99,6 +104,7 @@ class HttpClient:
     ) -> tuple[int, bytes]:
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.address, self.port)
+            self.connection = next(self._numbers)
             self._connection = h11.Connection(h11.CLIENT)
         connection, reader, writer = self._connection, self._reader, self._writer
         assert connection is not None
@@ -181,6 +187,7 @@ class TrafficGenerator:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
+        self._numbers = itertools.count(1)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -229,6 +236,9 @@ class TrafficGenerator:
 
     # -- the clients -------------------------------------------------------------------------
 
+    def _http_client(self) -> HttpClient:
+        return HttpClient(self.address, self.http_port, self._numbers)
+
     async def _pause(self, low: float, high: float) -> None:
         await asyncio.sleep(self.rng.uniform(low, high) * self.pace)
 
@@ -258,7 +268,8 @@ class TrafficGenerator:
         except h11.ProtocolError as error:
             outcome = f"error: {error}"
         elapsed = time.monotonic() - started
-        self.on_exchange(Exchange(who, kind, f"{method} {target}", outcome, elapsed))
+        exchange = Exchange(who, kind, f"{method} {target}", outcome, elapsed, client.connection)
+        self.on_exchange(exchange)
 
     def _headers(self, persona: Persona, *, json_body: bool = False) -> list[tuple[str, str]]:
         headers = [
@@ -304,7 +315,7 @@ class TrafficGenerator:
         return "GET", f"/api/search?q={query}&limit=10", b""
 
     async def _user(self, persona: Persona) -> None:
-        client = HttpClient(self.address, self.http_port)
+        client = self._http_client()
         try:
             while True:
                 # A browser tab or app session: some requests on one connection, then a new one.
@@ -320,7 +331,7 @@ class TrafficGenerator:
             await client.close()
 
     async def _short(self, who: str, target: str, headers: list[tuple[str, str]]) -> None:
-        client = HttpClient(self.address, self.http_port)
+        client = self._http_client()
         try:
             await self._http(
                 client, who, "short", "GET", target, [*headers, ("connection", "close")]
@@ -332,7 +343,7 @@ class TrafficGenerator:
         headers = [("user-agent", "kube-probe/1.29"), ("accept", "*/*"), ("connection", "close")]
 
         async def check() -> None:
-            client = HttpClient(self.address, self.http_port)
+            client = self._http_client()
             try:
                 await self._http(client, "kubelet", "probe", "GET", "/healthz", headers)
             finally:
@@ -344,7 +355,7 @@ class TrafficGenerator:
         headers = [("user-agent", "kube-probe/1.29"), ("accept", "*/*"), ("connection", "close")]
 
         async def check() -> None:
-            client = HttpClient(self.address, self.http_port)
+            client = self._http_client()
             try:
                 await self._http(client, "kubelet", "probe", "GET", "/readyz", headers)
             finally:
@@ -354,7 +365,7 @@ class TrafficGenerator:
         await self._every(5.0, check)
 
     async def _scraper(self) -> None:
-        client = HttpClient(self.address, self.http_port)
+        client = self._http_client()
         headers = [
             ("user-agent", "Prometheus/2.53.0"),
             ("accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
@@ -394,6 +405,7 @@ class TrafficGenerator:
         while True:
             try:
                 reader, writer = await asyncio.open_connection(self.address, self.cache_port)
+                number = next(self._numbers)
             except OSError as error:
                 self.on_exchange(Exchange("cache", "cache", "connect", f"error: {error}", 0.0))
                 await self._pause(1.0, 2.0)
@@ -410,14 +422,15 @@ class TrafficGenerator:
                     reply = (await reader.readline()).decode(errors="replace").strip()
                     elapsed = time.monotonic() - started
                     self.on_exchange(
-                        Exchange("cache", "cache", command, reply or "closed", elapsed)
+                        Exchange("cache", "cache", command, reply or "closed", elapsed, number)
                     )
                     await self._pause(0.6, 1.4)
                 writer.write(b"QUIT\r\n")
                 await writer.drain()
                 await reader.readline()
             except OSError as error:
-                self.on_exchange(Exchange("cache", "cache", "session", f"error: {error}", 0.0))
+                failed = Exchange("cache", "cache", "session", f"error: {error}", 0.0, number)
+                self.on_exchange(failed)
             finally:
                 writer.close()
                 with contextlib.suppress(OSError):
@@ -428,18 +441,24 @@ class TrafficGenerator:
 
         async def handshake() -> None:
             started = time.monotonic()
+            number = 0
             try:
                 reader, writer = await asyncio.open_connection(self.address, self.tls_port)
-                writer.write(hello)
-                await writer.drain()
-                answer = await reader.read(64)
-                writer.close()
+                number = next(self._numbers)
+                try:
+                    writer.write(hello)
+                    await writer.drain()
+                    answer = await reader.read(64)
+                finally:
+                    writer.close()
+                    with contextlib.suppress(OSError):
+                        await writer.wait_closed()
                 outcome = "alert" if answer[:1] == b"\x15" else f"unexpected {answer[:8].hex()}"
             except OSError as error:
                 outcome = f"error: {error}"
             elapsed = time.monotonic() - started
             request = f"ClientHello {TLS_SERVER_NAME}"
-            self.on_exchange(Exchange("payments", "tls", request, outcome, elapsed))
+            self.on_exchange(Exchange("payments", "tls", request, outcome, elapsed, number))
 
         await asyncio.sleep(1.2)
         await self._every(5.0, handshake)
