@@ -167,8 +167,8 @@ def _client_hello(sni: str, alpn: list[str]) -> bytes:
     name = vec(2, b"\x00" + vec(2, sni.encode()))
     protocols = vec(2, b"".join(vec(1, p.encode()) for p in alpn))
     versions = vec(1, b"\x0a\x0a\x03\x04\x03\x03")
-    extensions = (
-        b"\x00\x00" + vec(2, name) + b"\x00\x10" + vec(2, protocols) + b"\x00\x2b" + vec(2, versions)
+    extensions = b"".join(
+        [b"\x00\x00", vec(2, name), b"\x00\x10", vec(2, protocols), b"\x00\x2b", vec(2, versions)]
     )
     body = (
         b"\x03\x03"

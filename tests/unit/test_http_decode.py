@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -37,9 +38,11 @@ def test_keep_alive_pairs_requests_and_responses_with_headers_as_sent() -> None:
 
 def test_post_body_and_created_response() -> None:
     (ex,) = exchanges("post-content-length")
-    assert ex.request.body == ex.request.body[:37] and ex.request.body_length == 37
+    assert ex.request.body == ex.request.body[:37]
+    assert ex.request.body_length == 37
     assert ex.request.complete
-    assert ex.response is not None and ex.response.header("location") == "/api/orders/9"
+    assert ex.response is not None
+    assert ex.response.header("location") == "/api/orders/9"
 
 
 def test_chunked_bodies_and_trailers_in_both_directions() -> None:
@@ -53,9 +56,11 @@ def test_chunked_bodies_and_trailers_in_both_directions() -> None:
 
 def test_the_response_to_head_has_no_body_whatever_its_content_length() -> None:
     head, get = exchanges("head-then-get")
-    assert head.response is not None and head.response.body_length == 0
+    assert head.response is not None
+    assert head.response.body_length == 0
     assert head.response.complete
-    assert get.response is not None and get.response.body == b"tiny"
+    assert get.response is not None
+    assert get.response.body == b"tiny"
 
 
 def test_100_continue_is_kept_apart_from_the_final_response() -> None:
@@ -64,7 +69,8 @@ def test_100_continue_is_kept_apart_from_the_final_response() -> None:
     assert ex.status == 204
     assert ex.request.body == b"0123456789"
     # The request ended after the response began (the 100), so latency counts from its start.
-    assert ex.request_finished == 3.0 and ex.response_started == 4.0
+    assert ex.request_finished == 3.0
+    assert ex.response_started == 4.0
 
 
 def test_204_and_304_have_no_body() -> None:
@@ -76,7 +82,8 @@ def test_204_and_304_have_no_body() -> None:
 def test_101_switches_the_rest_of_the_connection_to_raw() -> None:
     conn, _ = replay(BY_NAME["websocket-upgrade"])
     (ex,) = conn.exchanges
-    assert ex.status == 101 and ex.upgraded
+    assert ex.status == 101
+    assert ex.upgraded
     # The websocket frames (even one that looks like a request) are not decoded as HTTP.
     assert b"\x81\x05hello" in conn.raw_out
     assert conn.bytes_in == len(conn.raw_in)
@@ -92,15 +99,18 @@ def test_a_declined_upgrade_keeps_decoding_http() -> None:
 def test_connect_tunnels_the_rest() -> None:
     (ex,) = exchanges("connect-tunnel")
     assert brief(ex) == ("CONNECT", "db.internal:5432", 200)
-    assert ex.upgraded and ex.request.path == "db.internal:5432"
+    assert ex.upgraded
+    assert ex.request.path == "db.internal:5432"
 
 
 def test_http10_body_runs_until_the_connection_closes() -> None:
     (ex,) = exchanges("http10-close-delimited")
     assert ex.request.http_version == "1.0"
-    assert ex.response is not None and ex.response.http_version == "1.0"
+    assert ex.response is not None
+    assert ex.response.http_version == "1.0"
     assert ex.response.body == b"all of this until the end\n"
-    assert ex.response.complete and ex.finished == 4.0
+    assert ex.response.complete
+    assert ex.finished == 4.0
 
 
 def test_pipelined_requests_pair_in_order_and_head_framing_follows_its_request() -> None:
@@ -114,19 +124,25 @@ def test_pipelined_requests_pair_in_order_and_head_framing_follows_its_request()
 def test_a_malformed_request_is_shown_with_its_error_and_decoding_resumes() -> None:
     bad, ok = exchanges("malformed-then-valid")
     assert brief(bad) == ("GET", "/bad", 400)
-    assert bad.error is not None and "header" in bad.error
-    assert brief(ok) == ("GET", "/ok", 200) and ok.error is None
+    assert bad.error is not None
+    assert "header" in bad.error
+    assert brief(ok) == ("GET", "/ok", 200)
+    assert ok.error is None
 
 
 def test_junk_between_requests_is_skipped_without_breaking_the_pairing() -> None:
     conn, _ = replay(BY_NAME["garbage-between-requests"])
-    assert [brief(ex) for ex in conn.exchanges] == [("GET", "/before", 200), ("POST", "/after", 200)]
+    assert [brief(ex) for ex in conn.exchanges] == [
+        ("GET", "/before", 200),
+        ("POST", "/after", 200),
+    ]
     assert len(conn.errors) == 1
 
 
 def test_a_malformed_response_is_an_error_on_its_exchange() -> None:
     bad, good = exchanges("malformed-response")
-    assert bad.error is not None and bad.response is None
+    assert bad.error is not None
+    assert bad.response is None
     assert brief(good) == ("GET", "/b", 200)
 
 
@@ -138,23 +154,29 @@ def test_joining_mid_stream_resyncs_on_the_next_request_and_status_lines() -> No
 
 def test_a_response_without_its_request_gets_a_stand_in() -> None:
     orphan, later = exchanges("mid-stream-response-first")
-    assert orphan.request.method == "" and orphan.incomplete
-    assert orphan.response is not None and orphan.response.body == b"orphan"
+    assert orphan.request.method == ""
+    assert orphan.incomplete
+    assert orphan.response is not None
+    assert orphan.response.body == b"orphan"
     assert brief(later) == ("GET", "/later", 200)
 
 
 def test_a_gap_inside_a_content_length_body_keeps_the_framing() -> None:
     big, after = exchanges("gap-in-the-middle-of-a-body")
-    assert big.incomplete and big.request.complete
+    assert big.incomplete
+    assert big.request.complete
     assert big.request.body_length == 40
     assert big.request.body == b"A" * 10  # nothing after the gap is stored as if contiguous
-    assert brief(big)[2] == 200 and brief(after) == ("GET", "/next", 200)
+    assert brief(big)[2] == 200
+    assert brief(after) == ("GET", "/next", 200)
     assert not after.incomplete
 
 
 def test_a_gap_inside_a_chunked_body_ends_it_and_decoding_resyncs() -> None:
     cut, again = exchanges("gap-in-a-chunked-response")
-    assert cut.incomplete and cut.response is not None and not cut.response.complete
+    assert cut.incomplete
+    assert cut.response is not None
+    assert not cut.response.complete
     assert brief(again) == ("GET", "/again", 200)
 
 
@@ -172,21 +194,27 @@ def test_tls_client_hello_gives_sni_alpn_and_version() -> None:
 
 def test_a_server_that_speaks_first_is_plain_tcp() -> None:
     conn, _ = replay(BY_NAME["plain-tcp"])
-    assert conn.protocol == "tcp" and conn.exchanges == []
+    assert conn.protocol == "tcp"
+    assert conn.exchanges == []
     assert bytes(conn.raw_out).startswith(b"220 mail.example")
 
 
 def test_a_response_cut_by_the_close_is_an_error_and_an_open_one_is_just_partial() -> None:
     (cut,) = exchanges("closed-mid-response")
-    assert cut.error is not None and cut.response is not None and not cut.response.complete
+    assert cut.error is not None
+    assert cut.response is not None
+    assert not cut.response.complete
     (partial,) = exchanges("open-connection-partial")
-    assert partial.error is None and partial.response is not None
-    assert partial.response.body == b"01234" and not partial.response.complete
+    assert partial.error is None
+    assert partial.response is not None
+    assert partial.response.body == b"01234"
+    assert not partial.response.complete
 
 
 def test_bodies_are_capped_but_their_length_is_true() -> None:
     (ex,) = exchanges("post-content-length", body_cap=8)
-    assert len(ex.request.body) == 8 and ex.request.body_length == 37
+    assert len(ex.request.body) == 8
+    assert ex.request.body_length == 37
     assert ex.request.body_truncated
 
 
@@ -214,7 +242,8 @@ def test_every_single_cut_decodes_identically(stream: Stream) -> None:
 @pytest.mark.parametrize("stream", STREAMS, ids=lambda s: s.name)
 def test_byte_at_a_time_decodes_identically(stream: Stream) -> None:
     expected = summary(replay(stream)[0])
-    one_by_one = summary(replay(stream, lambda _i, data: [data[i : i + 1] for i in range(len(data))])[0])
+    bytewise = replay(stream, lambda _i, data: [data[i : i + 1] for i in range(len(data))])
+    one_by_one = summary(bytewise[0])
     assert one_by_one == expected
 
 
@@ -236,6 +265,6 @@ def test_random_cuts_decode_identically(case: tuple[Stream, list[list[int]]]) ->
 
     def split(index: int, data: bytes) -> Sequence[bytes]:
         bounds = [0, *[p for p in points[index] if p < len(data)], len(data)]
-        return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
     assert summary(replay(stream, split)[0]) == summary(replay(stream)[0])
