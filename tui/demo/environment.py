@@ -90,19 +90,24 @@ class DemoEnvironment:
             network.create(self.network)
             self._start_service()
             if self._traffic:
-                self.generator = TrafficGenerator(
-                    self.service_ip,
-                    http_port=HTTP_PORT,
-                    cache_port=CACHE_PORT,
-                    tls_port=TLS_PORT,
-                    on_exchange=self._on_exchange or (lambda exchange: None),
-                    pace=self._pace,
-                )
-                self.generator.start()
+                self.start_traffic()
         except BaseException:
             self.close()
             raise
         return self
+
+    def start_traffic(self) -> None:
+        """Start the clients (done on entry unless ``traffic=False``)."""
+        if self.generator is None:
+            self.generator = TrafficGenerator(
+                self.service_ip,
+                http_port=HTTP_PORT,
+                cache_port=CACHE_PORT,
+                tls_port=TLS_PORT,
+                on_exchange=self._on_exchange or (lambda exchange: None),
+                pace=self._pace,
+            )
+            self.generator.start()
 
     def __exit__(
         self,
