@@ -1,21 +1,47 @@
-"""Filter expressions (mitmproxy style) over connections and exchanges."""
+"""Filter expressions over connections and exchanges, in the style of mitmproxy's.
+
+    ~m POST & ~c 5xx            POSTs that failed on the server
+    ~h "x-user-id: ^alice$"     requests from alice
+    !(~p ^/healthz | ~tcp)      everything but health checks and raw TCP
+    api/orders                  a bare word matches the path
+
+Terms are joined by ``&`` (or just a space), ``|`` and ``!``, grouped with parentheses; ``!``
+binds tightest, then ``&``, then ``|``. Arguments are bare words or quoted strings (``"..."``
+or ``'...'``; inside them only ``\\"``, ``\\'`` and ``\\\\`` are escapes, so regex escapes such
+as ``\\d`` are written as is). Regexes on paths, bodies and sources are *smart-case*:
+case-insensitive unless they contain an upper-case letter. Methods, hosts and header names
+always match case-insensitively; header values are case-sensitive (they are often ids).
+
+Exchange terms (``~m ~p ~h ~hs ~c ~b ~d ~err``) are false for a connection that has no
+exchanges yet; connection terms (``~src ~dst ~pod ~http ~tcp ~tls``) hold for all its exchanges.
+"""
 
 from __future__ import annotations
 
-from tui.model.flows import Connection, Exchange
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tui.model.flows import Connection, Exchange, Message
+
+Predicate = Callable[[Connection, Exchange | None], bool]
 
 
 class FilterError(ValueError):
     """An expression that cannot be parsed; ``position`` is the offending character's index."""
 
     def __init__(self, message: str, position: int) -> None:
-        super().__init__(message)
+        super().__init__(f"{message} (at {position + 1})")
         self.message = message
         self.position = position
 
 
 class Filter:
     """A parsed expression. Exchange-level terms are false when ``exchange`` is None."""
+
+    text: str = ""
+    """The expression as the user typed it (set on the root by parse_filter)."""
 
     def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
         raise NotImplementedError
@@ -24,27 +50,10 @@ class Filter:
         return self.evaluate(connection, exchange)
 
     def matches_connection(self, connection: Connection) -> bool:
+        """True if one of its exchanges matches (or, with none yet, the connection itself)."""
         if connection.exchanges:
             return any(self.evaluate(connection, ex) for ex in connection.exchanges)
         return self.evaluate(connection, None)
-
-
-class _PathContains(Filter):
-    def __init__(self, word: str) -> None:
-        self.word = word
-
-    def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
-        return exchange is not None and self.word in exchange.request.path
-
-
-def parse_filter(text: str) -> Filter:
-    word = text.strip()
-    if not word:
-        raise FilterError("empty filter", 0)
-    return _PathContains(word)
-
-
-FILTER_HELP: list[tuple[str, str]] = [("WORD", "the request path contains WORD")]
 
 
 class Not(Filter):
@@ -53,3 +62,428 @@ class Not(Filter):
 
     def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
         return not self.inner.evaluate(connection, exchange)
+
+    def __repr__(self) -> str:
+        return f"Not({self.inner!r})"
+
+
+class And(Filter):
+    def __init__(self, parts: list[Filter]) -> None:
+        self.parts = parts
+
+    def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
+        return all(part.evaluate(connection, exchange) for part in self.parts)
+
+    def __repr__(self) -> str:
+        return f"And({self.parts!r})"
+
+
+class Or(Filter):
+    def __init__(self, parts: list[Filter]) -> None:
+        self.parts = parts
+
+    def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
+        return any(part.evaluate(connection, exchange) for part in self.parts)
+
+    def __repr__(self) -> str:
+        return f"Or({self.parts!r})"
+
+
+class Term(Filter):
+    def __init__(self, label: str, predicate: Predicate) -> None:
+        self.label = label
+        self.predicate = predicate
+
+    def evaluate(self, connection: Connection, exchange: Exchange | None) -> bool:
+        return self.predicate(connection, exchange)
+
+    def __repr__(self) -> str:
+        return f"Term({self.label!r})"
+
+
+# ------------------------------------------------------------------------------ operators
+
+
+def _regex(text: str, position: int, *, ignore_case: bool | None = None) -> re.Pattern[str]:
+    flags = 0
+    if ignore_case or (ignore_case is None and text == text.lower()):
+        flags = re.IGNORECASE
+    try:
+        return re.compile(text, flags)
+    except re.error as exc:
+        raise FilterError(f"invalid regex {text!r}: {exc.msg}", position) from None
+
+
+def _bytes_regex(text: str, position: int) -> re.Pattern[bytes]:
+    flags = re.IGNORECASE if text == text.lower() else 0
+    try:
+        return re.compile(text.encode("utf-8"), flags)
+    except re.error as exc:
+        raise FilterError(f"invalid regex {text!r}: {exc.msg}", position) from None
+
+
+def _method(arg: str, position: int) -> Predicate:
+    pattern = _regex(arg, position, ignore_case=True)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and pattern.fullmatch(ex.request.method) is not None
+
+    return test
+
+
+def _path(arg: str, position: int) -> Predicate:
+    pattern = _regex(arg, position)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and pattern.search(ex.request.target) is not None
+
+    return test
+
+
+def _host(arg: str, position: int) -> Predicate:
+    pattern = _regex(arg, position, ignore_case=True)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and pattern.search(ex.request.host) is not None
+
+    return test
+
+
+def _header_test(arg: str, position: int) -> Callable[[Message], bool]:
+    name_text, colon, value_text = arg.partition(":")
+    name = _regex(name_text.strip(), position, ignore_case=True)
+    if not name_text.strip():
+        raise FilterError("a header test needs a name, as in \"x-user-id: alice\"", position)
+    value = _regex(value_text.strip(), position, ignore_case=False) if colon else None
+
+    def test(message: Message) -> bool:
+        for key, text in message.headers:
+            if name.fullmatch(key) and (value is None or value.search(text)):
+                return True
+        return False
+
+    return test
+
+
+def _request_header(arg: str, position: int) -> Predicate:
+    test = _header_test(arg, position)
+
+    def predicate(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and test(ex.request)
+
+    return predicate
+
+
+def _response_header(arg: str, position: int) -> Predicate:
+    test = _header_test(arg, position)
+
+    def predicate(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and ex.response is not None and test(ex.response)
+
+    return predicate
+
+
+_CODE = re.compile(r"([1-5])([0-9]{2}|xx)", re.IGNORECASE)
+
+
+def _code(arg: str, position: int) -> Predicate:
+    found = _CODE.fullmatch(arg)
+    if found is None:
+        raise FilterError(f"~c wants a status code such as 404 or 5xx, not {arg!r}", position)
+    if found.group(2).lower() == "xx":
+        low = int(found.group(1)) * 100
+        high = low + 99
+    else:
+        low = high = int(arg)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        status = None if ex is None else ex.status
+        return status is not None and low <= status <= high
+
+    return test
+
+
+def _body(arg: str, position: int) -> Predicate:
+    pattern = _bytes_regex(arg, position)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        if ex is None:
+            return False
+        if pattern.search(ex.request.body):
+            return True
+        return ex.response is not None and pattern.search(ex.response.body) is not None
+
+    return test
+
+
+def _endpoint_test(arg: str, position: int) -> Callable[[str, int], bool]:
+    """``ADDR``, ``ADDR:PORT``, ``[V6]:PORT``, ``:PORT`` or a network ``10.0.0.0/8``."""
+    text = arg.strip()
+    port: int | None = None
+    address = text
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise FilterError(f"missing ] in {text!r}", position)
+        address, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise FilterError(f"expected :PORT after ] in {text!r}", position)
+            port = _port(rest[1:], position)
+    elif text.count(":") == 1:
+        address, port_text = text.split(":")
+        port = _port(port_text, position)
+    network = None
+    if address and address != "*":
+        try:
+            network = ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise FilterError(f"{address!r} is not an IP address or network", position) from None
+
+    def test(host: str, host_port: int) -> bool:
+        if port is not None and host_port != port:
+            return False
+        if network is None:
+            return True
+        try:
+            return ipaddress.ip_address(host) in network
+        except ValueError:
+            return False
+
+    return test
+
+
+def _port(text: str, position: int) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise FilterError(f"{text!r} is not a port number", position)
+    return int(text)
+
+
+def _source(arg: str, position: int) -> Predicate:
+    test = _endpoint_test(arg, position)
+    return lambda conn, _ex: test(conn.client, conn.client_port)
+
+
+def _destination(arg: str, position: int) -> Predicate:
+    test = _endpoint_test(arg, position)
+    return lambda conn, _ex: test(conn.server, conn.server_port)
+
+
+def _pod(arg: str, position: int) -> Predicate:
+    pattern = _regex(arg, position)
+    return lambda conn, _ex: pattern.search(conn.source) is not None
+
+
+def _protocol(*protocols: str) -> Callable[[], Predicate]:
+    def build() -> Predicate:
+        return lambda conn, _ex: conn.protocol in protocols
+
+    return build
+
+
+def _failed() -> Predicate:
+    return lambda _conn, ex: ex is not None and (ex.error is not None or ex.incomplete)
+
+
+@dataclass(frozen=True)
+class Operator:
+    token: str
+    argument: str | None
+    description: str
+    build_with: Callable[[str, int], Predicate] | None = None
+    build: Callable[[], Predicate] | None = None
+
+
+OPERATORS: list[Operator] = [
+    Operator("~m", "METHOD", "request method (a regex, whole word: ~m \"GET|HEAD\")", _method),
+    Operator("~p", "REGEX", "request path and query", _path),
+    Operator("~d", "REGEX", "request Host header", _host),
+    Operator("~h", '"NAME: REGEX"', "a request header (NAME alone: the header is present)",
+             _request_header),
+    Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
+    Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
+    Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
+    Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
+             build=_failed),
+    Operator("~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000",
+             _source),
+    Operator("~dst", "ADDR[:PORT]", "server address, same forms as ~src", _destination),
+    Operator("~pod", "REGEX", "the source: NAMESPACE/POD, or \"local\"", _pod),
+    Operator("~http", None, "HTTP connections", build=_protocol("http")),
+    Operator("~tls", None, "TLS connections (not decoded)", build=_protocol("tls")),
+    Operator("~tcp", None, "other TCP connections (raw bytes)", build=_protocol("tcp", "unknown")),
+]
+_BY_TOKEN = {op.token: op for op in OPERATORS}
+
+COMBINATORS: list[tuple[str, str]] = [
+    ("WORD", "a bare word or quoted string: a regex on the request path (like ~p)"),
+    ("!EXPR", "not"),
+    ("EXPR & EXPR", "and (a space between terms means and too)"),
+    ("EXPR | EXPR", "or"),
+    ("( EXPR )", "grouping"),
+]
+
+FILTER_HELP: list[tuple[str, str]] = [
+    (op.token if op.argument is None else f"{op.token} {op.argument}", op.description)
+    for op in OPERATORS
+] + COMBINATORS
+"""(syntax, meaning) for every operator and combinator, for help screens and docs/filters.md."""
+
+
+# ------------------------------------------------------------------------------ parsing
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "(", ")", "!", "&", "|", "op", "word"
+    text: str
+    position: int
+
+
+_SPECIAL = "()!&|"
+
+
+def _tokens(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char.isspace():
+            index += 1
+        elif char in _SPECIAL:
+            tokens.append(_Token(char, char, index))
+            index += 1
+        elif char in "\"'":
+            value, end = _quoted(text, index)
+            tokens.append(_Token("word", value, index))
+            index = end
+        else:
+            end = index
+            while end < len(text) and not text[end].isspace() and text[end] not in _SPECIAL:
+                end += 1
+            word = text[index:end]
+            kind = "op" if word.startswith("~") else "word"
+            tokens.append(_Token(kind, word, index))
+            index = end
+    return tokens
+
+
+def _quoted(text: str, start: int) -> tuple[str, int]:
+    quote = text[start]
+    out: list[str] = []
+    index = start + 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text) and text[index + 1] in (quote, "\\"):
+            out.append(text[index + 1])
+            index += 2
+        elif char == quote:
+            return "".join(out), index + 1
+        else:
+            out.append(char)
+            index += 1
+    raise FilterError("unclosed quote", start)
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokens(text)
+        self.index = 0
+
+    def peek(self) -> _Token | None:
+        return self.tokens[self.index] if self.index < len(self.tokens) else None
+
+    def take(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def parse(self) -> Filter:
+        if not self.tokens:
+            raise FilterError("empty filter", 0)
+        result = self.either()
+        extra = self.peek()
+        if extra is not None:
+            raise FilterError(f"unexpected {extra.text!r}", extra.position)
+        return result
+
+    def either(self) -> Filter:
+        parts = [self.both()]
+        while (token := self.peek()) is not None and token.kind == "|":
+            self.take()
+            parts.append(self.both())
+        return parts[0] if len(parts) == 1 else Or(parts)
+
+    def both(self) -> Filter:
+        parts = [self.unary()]
+        while (token := self.peek()) is not None and token.kind not in ("|", ")"):
+            if token.kind == "&":
+                self.take()
+            parts.append(self.unary())
+        return parts[0] if len(parts) == 1 else And(parts)
+
+    def unary(self) -> Filter:
+        token = self.peek()
+        if token is None:
+            raise FilterError("an expression is missing at the end", len(self.text))
+        if token.kind == "!":
+            self.take()
+            return Not(self.unary())
+        if token.kind == "(":
+            self.take()
+            inner = self.either()
+            closing = self.peek()
+            if closing is None or closing.kind != ")":
+                raise FilterError("missing )", token.position)
+            self.take()
+            return inner
+        if token.kind == "op":
+            return self.operator(self.take())
+        if token.kind == "word":
+            self.take()
+            return Term(f"path {token.text}", _path(token.text, token.position))
+        raise FilterError(f"unexpected {token.text!r}", token.position)
+
+    def operator(self, token: _Token) -> Filter:
+        spec = _BY_TOKEN.get(token.text)
+        if spec is None:
+            raise FilterError(f"unknown operator {token.text}", token.position)
+        if spec.build is not None:
+            return Term(spec.token, spec.build())
+        argument = self.peek()
+        if argument is None or argument.kind != "word":
+            where = len(self.text) if argument is None else argument.position
+            raise FilterError(f"{spec.token} needs {spec.argument}", where)
+        self.take()
+        assert spec.build_with is not None
+        predicate = spec.build_with(argument.text, argument.position)
+        return Term(f"{spec.token} {argument.text}", predicate)
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse ``text``; raises FilterError (message and position) on invalid input."""
+    result = _Parser(text).parse()
+    result.text = text
+    return result
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+_REGEX_SPECIAL = frozenset(".^$*+?{}[]\\|()")
+
+
+def regex_escape(value: str) -> str:
+    """Escape what regexes give meaning to, and nothing else (keeps values readable)."""
+    return "".join("\\" + char if char in _REGEX_SPECIAL else char for char in value)
+
+
+def quote(text: str) -> str:
+    """``text`` as a quoted string that the filter parser reads back unchanged."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def header_value_expression(name: str, value: str) -> str:
+    """The filter selecting requests whose header ``name`` is exactly ``value``."""
+    return f"~h {quote(f'{name}: ^{regex_escape(value)}$')}"
