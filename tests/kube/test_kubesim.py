@@ -209,6 +209,14 @@ def test_port_forward_reaches_a_loopback_listener_inside_the_pod(
         assert _recv_exactly(sock, len(payload)) == payload
         sock.close()
 
+    # A cut (network or API server gone) closes the client's socket; a new forward works.
+    forward = eventually(lambda: _connected_forward(core, "echo"))
+    assert kubesim.cut_port_forwards("default", "echo") == 1
+    sock = forward.socket(47000)
+    sock.settimeout(10)
+    assert sock.recv(10) == b""
+    assert eventually(lambda: _connected_forward(core, "echo"))
+
     # Nothing listens on 47001: the error channel says so and the socket closes.
     forward = portforward(core.connect_get_namespaced_pod_portforward, "echo", "default",
                           ports="47001")

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.kubesim import admission, objects, resources
+from tests.kubesim import admission, objects, resources, tables
 from tests.kubesim.cluster import Cluster
 from tests.kubesim.errors import ApiError
 from tests.kubesim.patching import apply_patch
@@ -141,11 +141,16 @@ class ApiServer:
         if target.subresource == "log":
             return await self._log(request, target)
         if verb == "list":
-            return _json(self._list(request, target))
+            listed = self._list(request, target)
+            if tables.wants_table(request.headers.get("Accept", "")):
+                return _json(tables.table(rt.plural, listed["items"], self.store.revision))
+            return _json(listed)
         if verb == "watch":
             return await self._watch(request, target)
         if verb == "get":
             obj = self.store.require(rt, target.namespace, target.name or "")
+            if not target.subresource and tables.wants_table(request.headers.get("Accept", "")):
+                return _json(tables.table(rt.plural, [obj], self.store.revision))
             return _json(self._view(target, obj))
         if verb == "create":
             return await self._create(request, target)

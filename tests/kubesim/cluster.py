@@ -9,6 +9,7 @@ import secrets
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.kubesim.admission import Rbac
 from tests.kubesim.controllers import Controllers
@@ -34,6 +35,8 @@ class Cluster:
         self.controllers = Controllers(self.store, self.nodes)
         self.kubelet = Kubelet(self.store, self.network, self.nodes, self.log_dir,
                                self.failing_images)
+        # Open port-forward streams: their connections and pods, so tests can cut them.
+        self.port_forwards: dict[int, tuple[Any, str, str]] = {}
         self._pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -61,6 +64,18 @@ class Cluster:
         while True:
             await asyncio.sleep(TICK_SECONDS)
             self._reconcile()
+
+    def cut_port_forwards(self, namespace: str | None = None, name: str | None = None) -> int:
+        """Drop open port-forward connections without a goodbye, as a broken network or an API
+        server restart does; returns how many were cut."""
+        cut = 0
+        for key, (transport, pod_namespace, pod_name) in list(self.port_forwards.items()):
+            if namespace in (None, pod_namespace) and name in (None, pod_name):
+                if transport is not None:
+                    transport.abort()
+                self.port_forwards.pop(key, None)
+                cut += 1
+        return cut
 
     async def stop(self) -> None:
         if self._ticker is not None:

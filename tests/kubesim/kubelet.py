@@ -47,9 +47,18 @@ def container_command(pod: Object, spec: dict[str, Any]) -> list[str]:
 
 
 def image_id(image: str) -> str:
+    """The resolved reference containerd reports: registry/repository@sha256:digest."""
     digest = hashlib.sha256(image.encode()).hexdigest()
-    name = image.split("@")[0].rsplit(":", 1)[0] if "/" in image else f"library/{image}"
-    return f"docker.io/{name.split(':')[0]}@sha256:{digest}"
+    repository = image.split("@")[0]
+    last = repository.rsplit("/", 1)[-1]
+    if ":" in last:
+        repository = repository[: -len(last)] + last.split(":")[0]
+    first = repository.split("/")[0]
+    if "/" not in repository:
+        repository = f"docker.io/library/{repository}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        repository = f"docker.io/{repository}"
+    return f"{repository}@sha256:{digest}"
 
 
 @dataclass

@@ -49,6 +49,7 @@ async def serve_port_forward(
     ports = _ports(request)
     websocket = web.WebSocketResponse(protocols=(PROTOCOL,), autoping=True)
     await websocket.prepare(request)
+    cluster.port_forwards[id(request)] = (request.transport, namespace, name)
     send_lock = asyncio.Lock()
 
     async def send(channel: int, payload: bytes) -> None:
@@ -86,6 +87,7 @@ async def serve_port_forward(
         pumps.append(asyncio.create_task(pump(index, reader)))
 
     if not writers:
+        cluster.port_forwards.pop(id(request), None)
         await websocket.close()
         return websocket
     try:
@@ -99,6 +101,7 @@ async def serve_port_forward(
                 with contextlib.suppress(ConnectionError):
                     await target.drain()
     finally:
+        cluster.port_forwards.pop(id(request), None)
         for task in pumps:
             task.cancel()
         for opened in writers.values():

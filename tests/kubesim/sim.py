@@ -243,6 +243,10 @@ class KubeSim:
 
         self.call(change)
 
+    def cut_port_forwards(self, namespace: str | None = None, pod: str | None = None) -> int:
+        """Abort the open port-forward connections (to ``pod`` only, if given)."""
+        return self.call(lambda: self.cluster.cut_port_forwards(namespace, pod))
+
     def deny(self, rule: str) -> None:
         self.call(lambda: self.cluster.rbac.deny(rule))
 
