@@ -1,0 +1,74 @@
+"""Copy as curl: a shell command that replays a captured request."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+
+from tui.model.flows import Connection, Exchange
+from tui.model.secrets import SECRET_HEADERS, mask
+
+# Headers curl writes itself from the command line (the URL, the body).
+_IMPLIED = frozenset({"host", "content-length", "transfer-encoding"})
+
+
+def as_curl(
+    exchange: Exchange,
+    connection: Connection,
+    *,
+    masked: bool = False,
+    secret_headers: frozenset[str] = SECRET_HEADERS,
+) -> str:
+    """The curl command for ``exchange``'s request; ``masked`` hides secret header values."""
+    request = exchange.request
+    authority = request.host or _authority(connection)
+    target = request.target if request.target.startswith("/") else "/" + request.target
+    url = request.target if "://" in request.target else f"http://{authority}{target}"
+    first = ["curl"]
+    if request.http_version == "1.0":
+        first.append("--http1.0")
+    if request.method == "HEAD":
+        first.append("--head")
+    elif request.method and (request.method != "GET" or request.body_length):
+        first += ["-X", shlex.quote(request.method)]
+    first.append(shlex.quote(url))
+    lines = [" ".join(first)]
+    for name, value in request.headers:
+        if name.lower() in _IMPLIED:
+            continue
+        shown = mask(name, value, secret_headers) if masked else value
+        lines.append(f"-H {_shell_quote(f'{name}: {shown}')}")
+    feed = ""
+    if request.body_length:
+        if _is_text(request.body):
+            lines.append(f"--data-binary {shlex.quote(request.body.decode())}")
+        else:
+            # Arguments cannot carry NUL bytes: binary bodies go through stdin.
+            encoded = base64.b64encode(request.body).decode()
+            feed = f"printf %s {encoded} | base64 -d | "
+            lines.append("--data-binary @-")
+    command = feed + " \\\n  ".join(lines)
+    if request.body_truncated:
+        kept = len(request.body)
+        command = f"# the body is cut: {kept} of {request.body_length} bytes were kept\n{command}"
+    return command
+
+
+def _authority(connection: Connection) -> str:
+    host = connection.server
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{connection.server_port}"
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(char.isprintable() or char in "\n\t\r" for char in text)
+
+
+def _shell_quote(text: str) -> str:
+    """Header lines are printable text (h11 refuses control characters in them)."""
+    return shlex.quote(text)
