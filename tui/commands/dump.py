@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol, TextIO
 
 from agent.errors import UserError
-from agent.events import Hello
+from agent.events import Hello, Stats
 from tui.commands.targeting import add_target_arguments, open_session
 from tui.output.jsonl import JsonLinesWriter
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
@@ -72,14 +72,24 @@ class StatusReporter:
     def __init__(self, stderr: TextIO) -> None:
         self._stderr = stderr
         self._listening = False
+        self._kernel_drops: dict[str, int] = {}
+        self._agents: dict[str, str] = {}
         self.failure: str | None = None
 
     def report(self, updates: Sequence[Update]) -> None:
         for update in updates:
             if isinstance(update, AgentEvent):
-                if not self._listening and isinstance(update.event, Hello):
-                    self._listening = True
-                    self._say(f"* {LISTENING}")
+                event = update.event
+                if isinstance(event, Stats):
+                    self._drops(update.source, event.kernel_drops)
+                elif isinstance(event, Hello):
+                    if self._agents.get(update.source) != event.agent_id:
+                        # A new agent counts its drops from zero.
+                        self._agents[update.source] = event.agent_id
+                        self._kernel_drops[update.source] = 0
+                    if not self._listening:
+                        self._listening = True
+                        self._say(f"* {LISTENING}")
             elif isinstance(update, SourceStatus):
                 self._status(update)
             elif isinstance(update, SessionNote):
@@ -95,6 +105,18 @@ class StatusReporter:
         ):
             # The first "live" is announced by the Hello that follows it.
             self._say(f"podtap: {where}{status.detail}")
+
+    def _drops(self, source: str, total: int) -> None:
+        # Drops lose whole packets; what they carried shows up in the dump as "bytes missing"
+        # only where the agent could tell. Say it, so that no loss goes unnoticed.
+        before = self._kernel_drops.get(source, 0)
+        if total > before:
+            where = "" if source == "local" else f"[{source}] "
+            self._say(
+                f"podtap: {where}the kernel dropped {total - before} packets ({total} in all): "
+                "the capture could not keep up, and what they carried is missing."
+            )
+        self._kernel_drops[source] = total
 
     def _say(self, line: str) -> None:
         self._stderr.write(line + "\n")
