@@ -20,15 +20,17 @@ from agent.errors import UserError
 
 # Opcode parts (linux/filter.h).
 LD, LDX, ST, ALU, JMP, RET, MISC = 0x00, 0x01, 0x02, 0x04, 0x05, 0x06, 0x07
+RET_A = 0x10
 W, H, B = 0x00, 0x08, 0x10
 IMM, ABS, IND, MEM, MSH = 0x00, 0x20, 0x40, 0x60, 0xA0
-ADD, AND, LSH, RSH = 0x00, 0x50, 0x60, 0x70
+ADD, MUL, AND, LSH, RSH, XOR = 0x00, 0x20, 0x50, 0x60, 0x70, 0xA0
 JA, JEQ, JSET = 0x00, 0x10, 0x40
 SRC_K, SRC_X = 0x00, 0x08
 TAX = 0x00
 
 # Ancillary loads: negative offsets read skb metadata instead of packet bytes.
 SKF_AD_OFF = -0x1000
+SKF_NET_OFF = -0x100000  # loads relative to the network header, wherever skb->data points
 SKF_AD_PKTTYPE = 4
 SKF_AD_IFINDEX = 8
 PACKET_OUTGOING = 4
@@ -174,6 +176,49 @@ def _match_ports(asm: _Assembler, ports: Sequence[int], family: str) -> None:
     asm.op(ALU | RSH | SRC_K, 2)
     asm.op(ALU | ADD | SRC_X, 0)
     asm.op(ST, 0)
+
+
+def flow_hash() -> list[Instruction]:
+    """A fanout program (PACKET_FANOUT_CBPF) that sends both directions of a TCP connection to
+    the same group member: it returns a mix of source port XOR destination port, which stays
+    the same when the two ends swap (the kernel's own flow hash may not: a local sender stamps
+    its socket's random hash on outgoing packets). Loads are relative to the network header
+    because fanout runs before the kernel strips the link header from outgoing frames. IPv6
+    extension headers are not walked here: such packets all go to member 0."""
+    asm = _Assembler()
+    asm.op(LD | B | ABS, SKF_NET_OFF)
+    asm.op(ALU | AND | SRC_K, 0xF0)
+    asm.jump(JMP | JEQ | SRC_K, 0x40, "ipv4", 0)
+    asm.jump(JMP | JEQ | SRC_K, 0x60, "ipv6", "other")
+    asm.label("ipv4")
+    asm.op(LD | B | ABS, SKF_NET_OFF + 9)
+    asm.jump(JMP | JEQ | SRC_K, 6, 0, "other")
+    asm.op(LD | B | ABS, SKF_NET_OFF)
+    asm.op(ALU | AND | SRC_K, 0x0F)
+    asm.op(ALU | LSH | SRC_K, 2)
+    asm.op(MISC | TAX)
+    _xor_ports(asm)
+    asm.label("ipv6")
+    asm.op(LD | B | ABS, SKF_NET_OFF + 6)
+    asm.jump(JMP | JEQ | SRC_K, 6, 0, "other")
+    asm.op(LDX | IMM, 40)
+    _xor_ports(asm)
+    asm.label("other")
+    asm.op(RET | SRC_K, 0)
+    return asm.assemble()
+
+
+def _xor_ports(asm: _Assembler) -> None:
+    asm.op(LD | H | IND, SKF_NET_OFF)
+    asm.op(ST, 0)
+    asm.op(LD | H | IND, SKF_NET_OFF + 2)
+    asm.op(LDX | MEM, 0)
+    asm.op(ALU | XOR | SRC_X, 0)
+    # Spread the bits: Linux picks even ephemeral ports for connect(), so the XOR of two
+    # ports is mostly even, and the kernel takes the result modulo the group size.
+    asm.op(ALU | MUL | SRC_K, 0x9E3779B1)
+    asm.op(ALU | RSH | SRC_K, 16)
+    asm.op(RET | RET_A)
 
 
 def pack(program: Sequence[Instruction]) -> bytes:

@@ -35,6 +35,9 @@ SO_ATTACH_FILTER = 26
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
 PACKET_VERSION = 10
+PACKET_FANOUT = 18
+PACKET_FANOUT_DATA = 22
+PACKET_FANOUT_CBPF = 6
 TPACKET_V3 = 2
 TP_STATUS_USER = 1
 PACKET_OUTGOING = 4
@@ -62,7 +65,12 @@ class Capture:
     Use from one thread (the capture loop); ``interfaces`` lists the names seen at open.
     ``block_size`` must hold the largest frame (offloaded frames reach 64 KiB); the ring holds
     ``block_size * block_count`` bytes of frames waiting to be read; a block is handed over when
-    full or ``block_timeout_ms`` after its first frame, which bounds the latency added."""
+    full or ``block_timeout_ms`` after its first frame, which bounds the latency added.
+
+    To spread capture over several processes, open one Capture per process with the same
+    ``fanout_group`` (0-65535, unique per agent): the kernel then gives each member its share
+    of the connections, both directions of a connection to the same member (agent.bpf.flow_hash).
+    """
 
     def __init__(
         self,
@@ -72,6 +80,7 @@ class Capture:
         block_size: int = 1 << 20,
         block_count: int = 32,
         block_timeout_ms: int = 10,
+        fanout_group: int | None = None,
     ) -> None:
         self.namespace = namespace
         self.ports = tuple(sorted(set(ports)))
@@ -91,6 +100,12 @@ class Capture:
             namespace,
             lambda: _open_socket(program, block_size, block_count, block_timeout_ms),
         )
+        if fanout_group is not None:
+            try:
+                join_fanout(self._socket, fanout_group)
+            except BaseException:
+                self._socket.close()
+                raise
         try:
             self._ring = mmap.mmap(
                 self._socket.fileno(),
@@ -233,9 +248,20 @@ def bind_all_interfaces(sock: socket.socket) -> None:
         raise OSError(code, f"binding the capture socket: {os.strerror(code)}")
 
 
+def join_fanout(sock: socket.socket, group: int) -> None:
+    """Join fanout ``group``, spread by agent.bpf.flow_hash (the program belongs to the group;
+    every member sets the same one)."""
+    sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | PACKET_FANOUT_CBPF << 16)
+    _set_program(sock, SOL_PACKET, PACKET_FANOUT_DATA, bpf.flow_hash())
+
+
 def attach_filter(sock: socket.socket, program: Sequence[bpf.Instruction]) -> None:
-    """Attach a classic BPF ``program`` (the kernel copies it, so the buffer may go)."""
+    _set_program(sock, socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
+
+
+def _set_program(
+    sock: socket.socket, level: int, option: int, program: Sequence[bpf.Instruction]
+) -> None:
+    """Hand a classic BPF ``program`` to the kernel, which copies it: the buffer may go."""
     code = ctypes.create_string_buffer(bpf.pack(program))
-    sock.setsockopt(
-        socket.SOL_SOCKET, SO_ATTACH_FILTER, _FPROG.pack(len(program), ctypes.addressof(code))
-    )
+    sock.setsockopt(level, option, _FPROG.pack(len(program), ctypes.addressof(code)))

@@ -43,7 +43,9 @@ def run(
     pc = 0
 
     def load(offset: int, size: int) -> int:
-        if offset < 0:
+        if bpf.SKF_NET_OFF <= offset < bpf.SKF_AD_OFF:
+            offset -= bpf.SKF_NET_OFF  # the packet given starts at its network header
+        elif offset < 0:
             ancillary = offset - bpf.SKF_AD_OFF
             return {bpf.SKF_AD_PKTTYPE: pkttype, bpf.SKF_AD_IFINDEX: ifindex}[ancillary]
         if offset + size > len(packet):
@@ -64,7 +66,7 @@ def run(
                 if mode == bpf.ABS:
                     a = load(signed(k), size)
                 elif mode == bpf.IND:
-                    a = load(x + k, size)
+                    a = load(x + signed(k), size)
                 elif mode == bpf.MEM:
                     a = memory[k]
                 else:
@@ -72,7 +74,7 @@ def run(
             elif cls == bpf.LDX:
                 mode = ins.code & 0xE0
                 if mode == bpf.MSH:
-                    x = (load(k, 1) & 0x0F) * 4
+                    x = (load(signed(k), 1) & 0x0F) * 4
                 elif mode == bpf.MEM:
                     x = memory[k]
                 else:
@@ -90,6 +92,10 @@ def run(
                     a = (a << operand) & 0xFFFFFFFF
                 elif op == bpf.RSH:
                     a >>= operand
+                elif op == bpf.MUL:
+                    a = (a * operand) & 0xFFFFFFFF
+                elif op == bpf.XOR:
+                    a ^= operand
                 else:
                     raise AssertionError(f"ALU op {op:#x} not modelled")
             elif cls == bpf.JMP:
@@ -101,7 +107,7 @@ def run(
                 taken = a == operand if op == bpf.JEQ else bool(a & operand)
                 pc += ins.jt if taken else ins.jf
             elif cls == bpf.RET:
-                return k
+                return a if ins.code & bpf.RET_A else k
             elif cls == bpf.MISC:
                 x = a
     except _OutOfBounds:
@@ -276,3 +282,20 @@ def test_packed_program_is_an_array_of_sock_filter() -> None:
     packed = bpf.pack(PROGRAM)
     assert len(packed) == 8 * len(PROGRAM)
     assert struct.unpack_from("=HBBI", packed, 8 * (len(PROGRAM) - 1)) == (bpf.RET, 0, 0, 0)
+
+
+@pytest.mark.parametrize("build", [tcp4, tcp6])
+def test_fanout_hash_is_the_same_both_ways(build: Any) -> None:
+    program = bpf.flow_hash()
+    hashes = set()
+    for client_port in range(40000, 40128, 2):  # connect() picks even ports
+        forth = run(program, build("PA", b"x", sport=client_port, dport=8080))
+        back = run(program, build("A", b"", sport=8080, dport=client_port))
+        assert forth == back
+        hashes.add(forth % 2)
+    assert hashes == {0, 1}
+
+
+def test_fanout_hash_of_other_packets_is_zero() -> None:
+    assert run(bpf.flow_hash(), bytes(IP() / UDP(sport=5, dport=6))) == 0
+    assert run(bpf.flow_hash(), tcp6("S", b"", IPv6ExtHdrHopByHop())) == 0
