@@ -111,6 +111,15 @@ def test_watch_follows_scaling_up_and_down(
     assert len(deleted) == 2
     assert len(kubesim.pods("default", "app=web")) == 2
 
+    # After compaction, resuming from an old resourceVersion is 410 Gone (an ERROR event).
+    kubesim.compact()
+    with pytest.raises(client.ApiException) as gone:
+        for _ in stream.stream(core.list_namespaced_pod, "default",
+                               resource_version=listed.metadata.resource_version,
+                               timeout_seconds=5):
+            pass
+    assert gone.value.status == 410
+
 
 def _pod_with_command(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     return {

@@ -203,3 +203,24 @@ def test_the_command_prints_pods_then_ready_and_cleans_up_on_sigterm(tmp_path: P
     assert netns_of(process.pid) == []
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     assert f"ksb{ip.split('.')[2]}:" not in links()
+
+
+def test_a_new_simulator_sweeps_up_after_one_killed_hard(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.kubesim", "--kubeconfig", str(tmp_path / "kc"),
+         "--pod", "default/web:8080", "--nodes", "1"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    while process.stdout.readline().strip() != "READY":
+        assert process.poll() is None
+    children = subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
+                              text=True).stdout.split()
+    process.kill()
+    process.wait()
+    assert netns_of(process.pid)
+    assert all(Path(f"/proc/{pid}").exists() for pid in children)
+    with KubeSim(SimConfig(nodes=1)):
+        assert netns_of(process.pid) == []
+        eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5)

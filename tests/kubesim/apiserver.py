@@ -185,11 +185,20 @@ class ApiServer:
         raw_version = request.query.get("resourceVersion") or ""
         since = int(raw_version) if raw_version not in ("", "0") else None
         timeout = float(request.query.get("timeoutSeconds") or 1800)
-        watch = self.store.watch(
-            target.rt, target.namespace,
-            lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj), since)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
+        try:
+            watch = self.store.watch(
+                target.rt, target.namespace,
+                lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj), since)
+        except ApiError as expired:
+            # Like the API server, a compacted resourceVersion ends the stream with an ERROR
+            # event carrying the 410 Status, not with an HTTP error.
+            await response.prepare(request)
+            line = json.dumps({"type": "ERROR", "object": expired.status()}) + "\n"
+            await response.write(line.encode())
+            await response.write_eof()
+            return response
         await response.prepare(request)
         deadline = asyncio.get_running_loop().time() + timeout
         try:

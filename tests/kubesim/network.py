@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from tests.kubesim.errors import ApiError
+from tests.kubesim.sweep import sweep_abandoned_netns, sweep_stale_cgroups
 
 CLONE_NEWNET = 0x40000000
 _SLOT_DIR = Path("/run/kubesim")
@@ -66,6 +67,8 @@ class PodNetwork:
         raise RuntimeError("no free 198.19.x.0/24 pod network: 256 simulators are running")
 
     def start(self) -> None:
+        sweep_abandoned_netns()
+        sweep_stale_cgroups()
         # A bridge left by a simulator that was killed hard would hold our addresses.
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         _ip("link", "add", self.bridge, "type", "bridge")

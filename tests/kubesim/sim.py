@@ -247,6 +247,10 @@ class KubeSim:
         """Abort the open port-forward connections (to ``pod`` only, if given)."""
         return self.call(lambda: self.cluster.cut_port_forwards(namespace, pod))
 
+    def compact(self) -> None:
+        """Compact the history: watches resuming from an older resourceVersion get 410."""
+        self.call(self.cluster.store.compact)
+
     def deny(self, rule: str) -> None:
         self.call(lambda: self.cluster.rbac.deny(rule))
 

@@ -49,6 +49,7 @@ class Store:
         self._history: deque[Change] = deque(maxlen=HISTORY_LENGTH)
         self._watches: set[Watch] = set()
         self._listeners: list[Callable[[Change], None]] = []
+        self._compacted = 0
 
     @property
     def revision(self) -> int:
@@ -153,8 +154,10 @@ class Store:
                 if accepts(obj):
                     watch.queue.put_nowait(Change("ADDED", rt, obj, self._revision))
         else:
-            oldest = self._history[0].resource_version if self._history else self._revision + 1
-            if since < oldest - 1 and since < self._revision:
+            oldest = self._compacted
+            if len(self._history) == self._history.maxlen:
+                oldest = max(oldest, self._history[0].resource_version - 1)
+            if since < oldest:
                 raise ApiError(410, "Expired", f"too old resource version: {since} ({oldest})")
             for change in self._history:
                 if change.resource_version > since and change.resource == rt and (
@@ -164,6 +167,12 @@ class Store:
                     watch.queue.put_nowait(change)
         self._watches.add(watch)
         return watch
+
+    def compact(self) -> None:
+        """Forget the change history, as etcd compaction does: watches from an older
+        resourceVersion now get 410 Gone."""
+        self._history.clear()
+        self._compacted = self._revision
 
     def unwatch(self, watch: Watch) -> None:
         self._watches.discard(watch)
