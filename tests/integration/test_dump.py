@@ -297,7 +297,12 @@ async def cut_connections_to(port: int) -> int:
 
 
 def process_exists(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Whether ``pid`` still runs (a zombie waiting to be reaped has finished running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def listening_port(pid: int) -> int:
@@ -409,3 +414,19 @@ async def test_a_signal_while_the_agent_starts_leaves_no_agent(lab: Lab) -> None
     assert not any("Listening" in line for line in dump.stderr_lines), "stopped too late"
     assert not any("Traceback" in line for line in dump.stderr_lines), dump.stderr_lines
     assert agents_for(lab) == []
+
+
+@pytest.mark.timeout(60)
+async def test_an_agent_outlives_a_killed_dump_only_by_its_idle_timeout(lab: Lab) -> None:
+    async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
+        await dump.wait_for_stderr("Listening for traffic")
+        (agent,) = dump.agent_pids()
+        dump.process.kill()
+        await dump.process.wait()
+        killed_at = time.monotonic()
+        for _ in range(400):
+            if not process_exists(agent):
+                break
+            await asyncio.sleep(0.1)
+        assert not process_exists(agent), "the agent of a killed dump never exited"
+    assert time.monotonic() - killed_at < 25
