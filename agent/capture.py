@@ -26,7 +26,7 @@ from types import TracebackType
 
 from agent import bpf
 from agent.errors import UserError
-from agent.netns import NamespaceRef, run_in_namespace
+from agent.netns import NamespaceRef, check_capabilities, is_own_namespace, run_in_namespace
 from agent.packet import Segment, parse_ip
 
 ETH_P_ALL = 0x0003
@@ -91,6 +91,8 @@ class Capture:
         self._block_size = block_size
         self._block_count = block_count
         self._block = 0
+        # Both missing capabilities in one sentence, before the first one trips.
+        check_capabilities(enter=not is_own_namespace(namespace))
         index_names = run_in_namespace(namespace, socket.if_nameindex)
         self._names = {index: name for index, name in index_names}
         self.interfaces = [name for _, name in index_names]
@@ -172,7 +174,7 @@ class Capture:
         return self._names.setdefault(ifindex, f"if{ifindex}")
 
     def kernel_counters(self) -> tuple[int, int]:
-        """(packets that passed the filter, packets dropped for want of ring space), cumulative
+        """(packets that passed the filter, of them dropped for want of ring space), cumulative
         since open. The kernel resets its counters on every read, hence the running sums."""
         packets, drops, _ = _STATS.unpack(
             self._socket.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)

@@ -198,3 +198,14 @@ def test_unprivileged_user_gets_one_sentence(lab: Lab) -> None:
     )
     assert capturing.stderr == ""
     assert "CAP_NET_RAW" in capturing.stdout
+    assert "CAP_SYS_ADMIN" not in capturing.stdout
+    entering_to_capture = as_nobody(
+        "from agent.errors import UserError\n"
+        "from agent.capture import Capture\n"
+        "from agent.netns import named_namespace\n"
+        "try:\n"
+        f"    Capture(named_namespace({lab.name!r}), [80])\n"
+        "except UserError as error:\n"
+        "    print(error)\n"
+    )
+    assert "CAP_NET_RAW and CAP_SYS_ADMIN" in entering_to_capture.stdout
