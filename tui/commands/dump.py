@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -170,7 +171,5 @@ def _on_signals(
 
 def _silence_stdout() -> None:
     # Python flushes stdout at exit and would complain about the broken pipe a second time.
-    import os
-
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
