@@ -131,6 +131,11 @@ class Store:
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
+        if change.changed_exchanges:
+            new = set(change.new_exchanges)
+            change.changed_exchanges = [
+                ex for ex in dict.fromkeys(change.changed_exchanges) if ex not in new
+            ]
         self._enforce_caps(change)
         self._refresh_view(change, touched)
         return change
@@ -282,9 +287,11 @@ class Store:
                 _, count = per_connection.get(owner.key, (owner, 0))
                 per_connection[owner.key] = (owner, count + 1)
                 self._exchange_count -= 1
+            evicted: set[Exchange] = set()
             for conn, count in per_connection.values():
                 count = min(count, len(conn.exchanges))
                 for exchange in conn.exchanges[:count]:
+                    evicted.add(exchange)
                     if self._shown_exchange.pop(exchange, False):
                         self._shown_count[conn.key] -= 1
                 del conn.exchanges[:count]
@@ -292,6 +299,11 @@ class Store:
                 self.dropped_exchanges += count
                 change.dropped += count
                 change.changed_connections.add(conn.key)
+            if evicted:
+                change.new_exchanges = [ex for ex in change.new_exchanges if ex not in evicted]
+                change.changed_exchanges = [
+                    ex for ex in change.changed_exchanges if ex not in evicted
+                ]
 
     def _evict_connection(self, key: ConnectionKey, change: StoreChange) -> None:
         conn = self.connections.pop(key)
@@ -328,8 +340,11 @@ class Store:
             conn = self.connections.get(key)
             if conn is not None:
                 self._place(conn, change)
-        new = [key for key in change.new_connections if key in self.connections]
-        change.new_connections = new
+        live = self.connections
+        change.new_connections = [key for key in change.new_connections if key in live]
+        if change.removed_connections:
+            change.new_exchanges = [ex for ex in change.new_exchanges if ex.key in live]
+            change.changed_exchanges = [ex for ex in change.changed_exchanges if ex.key in live]
 
     def _evaluate_exchange(self, exchange: Exchange, conn: Connection) -> None:
         shown = self._exchange_shown(exchange, conn)
