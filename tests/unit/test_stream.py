@@ -345,3 +345,24 @@ async def test_removing_a_source_stops_its_stream(agent: FakeAgent) -> None:
     assert fan.sources == []
     fan.seal()
     assert [b async for b in fan] == []
+
+
+async def test_an_agent_away_for_a_while_is_announced_then_welcomed_back(
+    agent: FakeAgent,
+) -> None:
+    port = agent.port
+    stream = aiter(AgentStream("local", connector(port), "secret", backoff=FAST))
+    try:
+        before = await collect(stream, until_seq=10)
+        await agent.stop()  # closes the stream and stops listening
+        away = await collect(stream, until_state="reconnecting")
+        agent.journal.append(data(11))
+        await agent.start(port)
+        back = await collect(stream, until_seq=11)
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    assert journal_seqs(before + back) == list(range(1, 12))
+    (notice,) = [u for u in away if isinstance(u, SourceStatus)]
+    assert notice.detail.startswith("Lost the stream from the agent (the agent closed the stream")
+    assert states(back) == ["live"]
+    assert "resumed after event 10" in back[0].detail  # type: ignore[union-attr]

@@ -158,6 +158,7 @@ class AgentStream:
         delays = self._backoff.delays()
         ever_connected = False
         announced = False  # told the user we are reconnecting, and not yet that we are back
+        broke_because = ""  # why the last working connection ended
         while True:
             try:
                 websocket = await self._open()
@@ -167,7 +168,7 @@ class AgentStream:
             except _Retry as retry:
                 if not announced:
                     announced = True
-                    sentence = retry.sentence(ever_connected)
+                    sentence = retry.sentence(ever_connected, broke_because)
                     yield [SourceStatus(self.source, "reconnecting", sentence)]
                 await asyncio.sleep(next(delays))
                 continue
@@ -180,10 +181,10 @@ class AgentStream:
             except _Fatal as fatal:
                 yield [SourceStatus(self.source, fatal.state, fatal.sentence)]
                 return
-            except _Retry:
-                pass
+            except _Retry as broke:
+                broke_because = str(broke.args[0])
             finally:
-                await websocket.close()
+                await _close(websocket)
             # A stream that broke after working is retried at once: an agent restart or a
             # short hiccup heals without a word. One that keeps breaking right after it
             # connected is retried with growing delays instead of in a tight loop.
@@ -201,8 +202,10 @@ class AgentStream:
             raise _Fatal("failed", str(error)) from None
         except InvalidStatus as refused:
             status = refused.response.status_code
-            if status in (401, 403):
+            if status == 401:
                 raise _Fatal("failed", self._token_sentence()) from None
+            if status == 403:
+                raise _Fatal("failed", "The way to the agent refused podtap (HTTP 403).") from None
             raise _Retry(f"the agent answered HTTP {status}") from None
         except (OSError, WebSocketException, TimeoutError, EOFError) as error:
             raise _Retry(_describe(error)) from None
@@ -258,13 +261,26 @@ class AgentStream:
             raise _Retry(_describe(closed)) from None
         except (OSError, TimeoutError) as error:
             raise _Retry(_describe(error)) from None
-        raise _Retry("the agent closed the stream")
+        reason = websocket.close_reason or f"code {websocket.close_code}"
+        raise _Retry(f"the agent closed the stream: {reason}")
 
 
 class _Retry(Exception):
-    def sentence(self, was_connected: bool) -> str:
-        what = "Lost the stream from the agent" if was_connected else "Cannot reach the agent"
-        return f"{what} ({self.args[0]}); reconnecting."
+    def sentence(self, was_connected: bool, broke_because: str) -> str:
+        if was_connected:
+            why = broke_because or self.args[0]
+            return f"Lost the stream from the agent ({why}); reconnecting."
+        return f"Cannot reach the agent ({self.args[0]}); retrying."
+
+
+async def _close(websocket: ClientConnection) -> None:
+    """Close politely if the other end answers soon, else just drop the connection: a dead
+    port-forward must not hold up a reconnection or podtap's exit."""
+    try:
+        async with asyncio.timeout(2):
+            await websocket.close()
+    except (TimeoutError, OSError, WebSocketException):
+        websocket.transport.abort()
 
 
 def _live_sentence(hello: Hello, reconnected: bool, restarted: bool, resumed_after: int) -> str:
