@@ -3,6 +3,7 @@ pod, and cleanup: nothing left behind after the simulator stops (also when run a
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -224,3 +225,45 @@ def test_a_new_simulator_sweeps_up_after_one_killed_hard(tmp_path: Path) -> None
     with KubeSim(SimConfig(nodes=1)):
         assert netns_of(process.pid) == []
         eventually(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 5)
+
+
+@pytest.mark.kubesim("--nodes", "1", "--fail-image", "missing")
+def test_restarts_logs_and_paged_lists(kubesim: KubeSim, kube_client: client.ApiClient) -> None:
+    core = client.CoreV1Api(kube_client)
+    crash = ["sh", "-c", "echo starting; exit 3"]
+    core.create_namespaced_pod("default", {"metadata": {"name": "crasher"}, "spec": {
+        "containers": [{"name": "c", "image": "busybox", "command": crash}]}})
+
+    def restarted() -> Any:
+        pod = core.read_namespaced_pod("crasher", "default")
+        statuses = pod.status.container_statuses or []
+        return pod if statuses and statuses[0].restart_count >= 1 else None
+
+    pod = eventually(restarted)
+    assert pod.status.phase == "Running"
+    assert pod.status.container_statuses[0].last_state.terminated.exit_code == 3
+    assert core.read_namespaced_pod_log("crasher", "default").startswith("starting\n")
+
+    follow = ["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done"]
+    core.create_namespaced_pod("default", {"metadata": {"name": "talker"}, "spec": {
+        "restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "busybox", "command": follow}]}})
+    eventually(lambda: core.read_namespaced_pod("talker", "default").status.phase != "Pending")
+    streamed = core.read_namespaced_pod_log("talker", "default", follow=True)
+    assert streamed == "line 1\nline 2\nline 3\n"
+    assert core.read_namespaced_pod_log("talker", "default", tail_lines=1) == "line 3\n"
+
+    core.create_namespaced_pod("default", {"metadata": {"name": "stuck"}, "spec": {
+        "containers": [{"name": "c", "image": "missing:1", "command": ["true"]}]}})
+    with pytest.raises(client.ApiException) as waiting:
+        core.read_namespaced_pod_log("stuck", "default")
+    assert waiting.value.status == 400
+    assert json.loads(waiting.value.body)["message"].startswith(
+        'container "c" in pod "stuck" is waiting to start: ')
+
+    first = core.list_namespaced_pod("default", limit=2)
+    assert len(first.items) == 2
+    assert first.metadata._continue
+    rest = core.list_namespaced_pod("default", limit=2, _continue=first.metadata._continue)
+    assert names(first.items) + names(rest.items) == ["crasher", "stuck", "talker"]
+    assert rest.metadata._continue is None

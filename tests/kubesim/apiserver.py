@@ -176,8 +176,18 @@ class ApiServer:
         for item in items:
             item.pop("apiVersion", None)
             item.pop("kind", None)
+        metadata: dict[str, Any] = {"resourceVersion": str(self.store.revision)}
+        # Paging: the continue token is the offset of the next page in the sorted listing.
+        limit = int(request.query.get("limit") or 0)
+        offset = int(request.query.get("continue") or 0)
+        if limit > 0 or offset:
+            page_end = offset + limit if limit > 0 else len(items)
+            if page_end < len(items):
+                metadata["continue"] = str(page_end)
+                metadata["remainingItemCount"] = len(items) - page_end
+            items = items[offset:page_end]
         return {"kind": f"{target.rt.kind}List", "apiVersion": target.rt.api_version,
-                "metadata": {"resourceVersion": str(self.store.revision)}, "items": items}
+                "metadata": metadata, "items": items}
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         labels = label_selector(request.query.get("labelSelector"))
@@ -252,11 +262,40 @@ class ApiServer:
         if container not in names:
             raise ApiError.bad_request(f"container {container} is not valid for pod "
                                        f"{pod['metadata']['name']}")
+        statuses = [*(pod["status"].get("containerStatuses") or []),
+                    *(pod["status"].get("ephemeralContainerStatuses") or [])]
+        state = next((s.get("state") or {} for s in statuses if s["name"] == container), {})
+        waiting = state.get("waiting")
+        if not state or (waiting and not self.cluster.kubelet.container_log(pod, container)):
+            reason = (waiting or {}).get("reason", "ContainerCreating")
+            if reason in ("ErrImagePull", "ImagePullBackOff"):
+                reason = "trying and failing to pull image"
+            raise ApiError.bad_request(f'container "{container}" in pod '
+                                       f'"{pod["metadata"]["name"]}" is waiting to start: '
+                                       f'{reason}')
         text = self.cluster.kubelet.container_log(pod, container)
         tail = request.query.get("tailLines")
         if tail is not None:
-            text = b"".join(text.splitlines(keepends=True)[-int(tail):])
-        return web.Response(body=text, content_type="text/plain")
+            text = b"".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else b""
+        if not _truthy(request.query.get("follow")):
+            return web.Response(body=text, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(text)
+        sent = len(self.cluster.kubelet.container_log(pod, container)) if tail else len(text)
+        # Follow until the container's process is gone, like kubectl logs -f.
+        with contextlib.suppress(ConnectionResetError):
+            while self.cluster.kubelet.is_running(pod, container):
+                await asyncio.sleep(0.2)
+                current = self.cluster.kubelet.container_log(pod, container)
+                if len(current) > sent:
+                    await response.write(current[sent:])
+                    sent = len(current)
+            current = self.cluster.kubelet.container_log(pod, container)
+            await response.write(current[sent:])
+            await response.write_eof()
+        return response
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -72,6 +72,7 @@ class ContainerRun:
         default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: dict[str, Any] = field(default_factory=dict)
     restart_count: int = 0
+    ran: bool = False  # has started at least once (a pod stays Running through back-off)
     ready: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -137,8 +138,13 @@ class PodRuntime:
                 or (self.restart_policy == "OnFailure" and exit_code != 0))
             if not restart:
                 return
-            await asyncio.sleep(RESTART_BACKOFF_SECONDS)
             run.last_state = {"terminated": run.state["terminated"]}
+            run.state = {"waiting": {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {RESTART_BACKOFF_SECONDS:g}s restarting failed "
+                           f"container={run.name} pod={self.name}_{self.namespace}({self.uid})"}}
+            self.publish()
+            await asyncio.sleep(RESTART_BACKOFF_SECONDS)
             run.restart_count += 1
             run.container_id = secrets.token_hex(32)
 
@@ -182,6 +188,7 @@ class PodRuntime:
         finally:
             os.close(log)
         run.state = {"running": {"startedAt": now_rfc3339()}}
+        run.ran = True
         self.kubelet.event(self, "Normal", "Started", f"Started container {run.name}")
         self.publish()
         probe = asyncio.create_task(self._probe_ready(run))
@@ -245,8 +252,7 @@ class PodRuntime:
     def phase(self) -> str:
         regular = [run for run in self.containers.values() if not run.ephemeral]
         states = [next(iter(run.state)) for run in regular]
-        if any(state == "waiting" for state in states) and not any(
-                run.restart_count for run in regular):
+        if any(state == "waiting" for state in states) and not any(run.ran for run in regular):
             return "Pending"
         if all(state == "terminated" for state in states) and self.restart_policy != "Always":
             codes = [run.state["terminated"]["exitCode"] for run in regular]
@@ -354,6 +360,12 @@ class Kubelet:
         meta = pod["metadata"]
         path = self.log_dir / f"{meta['namespace']}_{meta['name']}_{meta['uid']}_{container}.log"
         return path.read_bytes() if path.exists() else b""
+
+    def is_running(self, pod: Object, container: str) -> bool:
+        runtime = self.runtimes.get(pod["metadata"]["uid"])
+        run = runtime.containers.get(container) if runtime is not None else None
+        return run is not None and (run.process is None or run.process.returncode is None) and (
+            not runtime.stopping if runtime is not None else False)
 
     def event(self, runtime: PodRuntime, kind: str, reason: str, message: str) -> None:
         pod = self.store.get(POD, runtime.namespace, runtime.name)

@@ -36,7 +36,7 @@ def _pod_status(pod: Object) -> str:
         if "waiting" in state and state["waiting"].get("reason") not in (None,
                                                                           "ContainerCreating"):
             return str(state["waiting"]["reason"])
-        if "terminated" in state and _status(pod).get("phase") == "Running":
+        if "terminated" in state:
             return str(state["terminated"].get("reason") or "Error")
     if _status(pod).get("phase") == "Pending" and _status(pod).get("podIP"):
         return "ContainerCreating"
