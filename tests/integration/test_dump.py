@@ -246,44 +246,46 @@ async def test_without_responses_only_the_requests_are_printed(lab: Lab) -> None
 
 
 async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab) -> None:
-    requests = 150
     with serving(lab, lab.ns_ip):
         async with running_dump(
             f"netns/{lab.name}", "-p", str(PORT), "--format", "jsonl"
         ) as dump:
-            hello_line = await dump.wait_for_stderr("Listening for traffic")
-            assert hello_line
-            agent_pids = dump.agent_pids()
-            assert len(agent_pids) == 1
-            agent_port = listening_port(agent_pids[0])
+            await dump.wait_for_stderr("Listening for traffic")
+            (agent,) = dump.agent_pids()
+            agent_port = listening_port(agent)
+            cutting_done = asyncio.Event()
+            sent: list[str] = []
 
             async def traffic() -> None:
-                for index in range(requests):
-                    await curl(url(lab.ns_ip, f"/req/{index}"))
+                # At least 100 requests, and traffic on the wire during every cut.
+                while len(sent) < 100 or not cutting_done.is_set():
+                    sent.append(f"/req/{len(sent)}")
+                    await curl(url(lab.ns_ip, sent[-1]))
 
             driving = asyncio.create_task(traffic())
             cuts = 0
-            while not driving.done():
+            for _ in range(3):
                 await asyncio.sleep(0.4)
                 # Kill podtap's end of the websocket, as a broken port-forward would.
                 cuts += await cut_connections_to(agent_port)
+            cutting_done.set()
             await driving
             await asyncio.sleep(1.5)
             status, stdout = await dump.stop()
     assert status == 0
-    assert cuts >= 2, "the websocket was not cut: the test proves nothing"
-    assert sum("Reconnected to the agent" in line for line in dump.stderr_lines) >= 2
+    assert cuts == 3, "the websocket was not cut each time: the test proves nothing"
+    assert sum("Reconnected to the agent" in line for line in dump.stderr_lines) == 3
 
     events = [decode_line(line)[1] for line in stdout.splitlines()]
     seqs = [event.seq for event in events if event.seq]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "an event was lost or repeated"
-    assert sum(isinstance(event, Hello) for event in events) >= 3
+    assert sum(isinstance(event, Hello) for event in events) == 4
     paths = Counter(
         event.data.split(b" ")[1].decode()
         for event in events
         if isinstance(event, DataReceived) and event.direction == "in"
     )
-    assert paths == Counter(f"/req/{index}" for index in range(requests))
+    assert paths == Counter(sent)
 
 
 async def cut_connections_to(port: int) -> int:
