@@ -9,7 +9,11 @@ FIN, RST or payload.
 Why a ring rather than ``recvfrom``: the kernel writes frames into memory shared with podtap and
 hands over whole blocks, so one poll() serves thousands of frames, each with its capture
 timestamp, interface index and packet type in the frame header; a plain receive loop pays a
-system call (and an interface-name lookup) per frame, about half the rate in pure Python.
+system call (and an interface-name lookup) per frame, about half the rate in pure Python
+(bench/bench_capture.py measures both).
+
+Timestamps are the kernel's, taken when the packet reached the socket (real-time clock, in
+the ring's frame header), so they do not depend on how late podtap reads the ring.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ Captured = tuple[float, str, Segment]
 class Capture:
     """Segments of ``ports`` on every interface of ``namespace`` (all ports if empty).
 
-    Use from one thread (the capture loop); ``interfaces`` lists the names seen at open.
+    Use from one thread (the capture loop), and close it from that thread or once it has
+    stopped reading; ``interfaces`` lists the names seen at open.
     ``block_size`` must hold the largest frame (offloaded frames reach 64 KiB); the ring holds
     ``block_size * block_count`` bytes of frames waiting to be read; a block is handed over when
     full or ``block_timeout_ms`` after its first frame, which bounds the latency added.
