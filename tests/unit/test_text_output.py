@@ -11,6 +11,7 @@ from agent.events import (
     ConnectionClosed,
     ConnectionOpened,
     DataReceived,
+    Direction,
     EventsLost,
     Gap,
     Hello,
@@ -205,3 +206,30 @@ def test_decoded_exchanges_name_their_pod_when_several_are_tapped() -> None:
                                               data=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
     ])
     assert stream.getvalue().startswith(b"## [shop/web-1] Request [0:0] from ")
+
+
+def test_a_character_split_between_chunks_stays_text() -> None:
+    body = "{\"name\": \"Zoë → café\"}".encode()
+    cut = body.index("ë".encode()) + 1  # between the two bytes of ë
+    formatter = TextFormatter(responses=True)
+
+    def chunk(data: bytes, direction: Direction = "out") -> str:
+        event = DataReceived(ts=1.0, conn=0, direction=direction, data=data)
+        return formatter.format("local", event)
+
+    first, second = chunk(body[:cut]), chunk(body[cut:])
+    assert first == f"## Connection ID 0: {cut} bytes (response)\nData: {{\"name\": \"Zo\n\n"
+    assert second == (
+        f"## Connection ID 0: {len(body) - cut} bytes (response)\nData: ë → café\"}}\n\n"
+    )
+    # The other direction, and bytes that are not text at all, are not affected.
+    assert chunk(b"ok", "in").endswith("Data: ok\n\n")
+    assert chunk(b"\xff\x00") == "## Connection ID 0: 2 bytes (response)\nData (hex): ff 00\n\n"
+
+
+def test_a_gap_drops_the_half_character_before_it() -> None:
+    formatter = TextFormatter()
+    formatter.format("local", DataReceived(ts=1.0, conn=0, direction="in", data=b"a\xc3"))
+    formatter.format("local", Gap(ts=1.0, conn=0, direction="in", length=5))
+    after = formatter.format("local", DataReceived(ts=1.0, conn=0, direction="in", data=b"b"))
+    assert after == "## Connection ID 0: 1 bytes\nData: b\n\n"

@@ -65,36 +65,61 @@ def address(host: str, port: int) -> str:
 def data_block(data: bytes) -> str:
     """``Data: ...`` for UTF-8 text, else ``Data (hex): ...``; always ends with a blank line."""
     try:
-        text = "Data: " + data.decode("utf-8")
+        return _text_block(data.decode("utf-8"))
     except UnicodeDecodeError:
-        return f"Data (hex): {data.hex(' ')}\n\n"
+        return _hex_block(data)
+
+
+def _text_block(text: str) -> str:
+    text = "Data: " + text
     if text.endswith("\n\n") or text.endswith("\n\r\n"):
         return text
     return text + "\n" if text.endswith("\n") else text + "\n\n"
 
 
+def _hex_block(data: bytes) -> str:
+    return f"Data (hex): {data.hex(' ')}\n\n"
+
+
+def _split_incomplete_tail(data: bytes) -> tuple[str, bytes] | None:
+    """The text of ``data`` and its last bytes when those are only the start of a character
+    that the next chunk completes; None when ``data`` is not UTF-8 text."""
+    try:
+        return data.decode("utf-8"), b""
+    except UnicodeDecodeError as error:
+        if error.reason != "unexpected end of data" or error.end != len(data):
+            return None
+        try:
+            return data[: error.start].decode("utf-8"), data[error.start :]
+        except UnicodeDecodeError:
+            return None
+
+
 class TextFormatter:
     """Turns events into mirrord-dump text. ``responses`` adds the server's side;
-    ``show_source`` prefixes ``##`` lines with the agent they came from."""
+    ``show_source`` prefixes ``##`` lines with the agent they came from.
+
+    Text is decoded per direction of a connection, not per chunk: a character split between
+    two chunks is printed with the second, so UTF-8 bodies do not turn into hex at chunk
+    boundaries. Each chunk's header still gives its own size, as mirrord's does.
+    """
 
     def __init__(self, *, responses: bool = False, show_source: bool = False) -> None:
         self.responses = responses
         self.show_source = show_source
+        self._partial: dict[tuple[str, int, str], bytes] = {}
 
     def format(self, source: str, event: AnyEvent) -> str:
         """The text for one event ("" for events that print nothing, e.g. Hello and Stats)."""
         mark = f"## [{source}] " if self.show_source else "## "
         if isinstance(event, DataReceived):
             if event.direction == "in":
-                return f"{mark}Connection ID {event.conn}: {len(event.data)} bytes\n" + data_block(
-                    event.data
-                )
-            if self.responses:
-                return (
-                    f"{mark}Connection ID {event.conn}: {len(event.data)} bytes (response)\n"
-                    + data_block(event.data)
-                )
-            return ""
+                head = f"{mark}Connection ID {event.conn}: {len(event.data)} bytes\n"
+            elif self.responses:
+                head = f"{mark}Connection ID {event.conn}: {len(event.data)} bytes (response)\n"
+            else:
+                return ""
+            return head + self._data(source, event)
         if isinstance(event, ConnectionOpened):
             joined = " (already open when capture started)" if event.mid_stream else ""
             return (
@@ -103,8 +128,12 @@ class TextFormatter:
                 f"{address(event.server, event.server_port)}{joined}\n"
             )
         if isinstance(event, ConnectionClosed):
+            self._partial.pop((source, event.conn, "in"), None)
+            self._partial.pop((source, event.conn, "out"), None)
             return f"{mark}Connection ID {event.conn} closed{_CLOSE_REASONS[event.reason]}\n\n"
         if isinstance(event, Gap):
+            # Bytes are missing: a character cut there can never be completed.
+            self._partial.pop((source, event.conn, event.direction), None)
             if event.direction == "out" and not self.responses:
                 return ""
             side = " (response)" if event.direction == "out" else ""
@@ -113,6 +142,17 @@ class TextFormatter:
             why = _LOST_REASONS.get(event.reason, event.reason)
             return f"{mark}{event.count} events lost ({why})\n"
         return ""
+
+    def _data(self, source: str, event: DataReceived) -> str:
+        key = (source, event.conn, event.direction)
+        data = self._partial.pop(key, b"") + event.data
+        split = _split_incomplete_tail(data)
+        if split is None:
+            return _hex_block(data)
+        text, tail = split
+        if tail:
+            self._partial[key] = tail
+        return _text_block(text)
 
     def format_updates(self, updates: Sequence[Update]) -> str:
         """The text for the events among ``updates`` (statuses and notes print nothing)."""
