@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
         help="text: mirrord dump's lines (default); jsonl: one event per line, both "
-        "directions, with its source (podtap open can read it)",
+        "directions, with the agent it came from",
     )
     parser.set_defaults(run=run)
 
