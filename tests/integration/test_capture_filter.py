@@ -78,15 +78,19 @@ def test_kernel_passes_only_segments_that_matter(lab: Lab) -> None:
     resolve_neighbours(lab.ns_ip, lab.ns_ip6)
     packets = crafted(lab)
     with Capture(named_namespace(lab.name), [80, 8080]) as capture:
+        sent_at = time.time()
         send_raw([packet for packet, _ in packets])
         seen: list[int] = []
         deadline = time.monotonic() + 5
         while SENTINEL not in seen and time.monotonic() < deadline:
-            for _, interface, segment in capture.read_batch(0.2):
+            for timestamp, interface, segment in capture.read_batch(0.2):
                 if segment.dport in (80, 8080, 81, 443) and segment.sport >= 40000:
                     seen.append(segment.seq)
                     assert interface.startswith("vn")
+                    assert sent_at - 0.01 <= timestamp <= time.time()
         packets_seen, drops = capture.kernel_counters()
+        # The kernel resets its counters when read; the capture keeps the running sum.
+        assert capture.kernel_counters() == (packets_seen, drops)
     expected = [packet[TCP].seq for packet, passes in packets if passes]
     assert seen == expected
     assert drops == 0

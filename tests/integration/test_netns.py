@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import UserError
 from agent.netns import (
     container_namespace,
     host_namespace,
@@ -209,3 +210,15 @@ def test_unprivileged_user_gets_one_sentence(lab: Lab) -> None:
         "    print(error)\n"
     )
     assert "CAP_NET_RAW and CAP_SYS_ADMIN" in entering_to_capture.stdout
+
+
+def test_a_file_that_is_not_a_network_namespace() -> None:
+    with pytest.raises(UserError, match="is not a network namespace"):
+        list_interfaces(named_namespace("/proc/self/ns/uts"))
+
+
+def test_a_process_that_exits_after_resolution(lab: Lab) -> None:
+    with sleeper(lab) as process:
+        namespace = pid_namespace(process.pid)
+    with pytest.raises(UserError, match=f"pid {process.pid} is gone"):
+        list_interfaces(namespace)
