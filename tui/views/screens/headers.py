@@ -4,7 +4,6 @@ live number of matching requests and the mirrord config that would steal exactly
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -17,10 +16,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
-from tui.model.secrets import mask
 
-from tui.model.filters import FilterError, parse_filter
+from tui.model.filters import FilterError, header_value_expression, parse_filter
 from tui.model.headers import HeaderStats
+from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
 from tui.views.widgets.live_table import Cell, Column, LiveTable
@@ -36,13 +35,6 @@ VALUE_COLUMNS = (
     Column("value", 16, flexible=True),
     Column("requests", 8, "right"),
 )
-
-
-def header_value_expression(name: str, value: str) -> str:
-    """The filter text that selects requests whose ``name`` header is exactly ``value``."""
-    pattern = f"{name}: ^{re.escape(value)}$"
-    quoted = pattern.replace("\\", "\\\\").replace('"', '\\"')
-    return f'~h "{quoted}"'
 
 
 class HeaderInventoryScreen(Screen[None]):
@@ -110,9 +102,9 @@ class HeaderInventoryScreen(Screen[None]):
     def _header_cells(self, stats: HeaderStats) -> Sequence[Cell]:
         top = stats.top_values[0][0] if stats.top_values else ""
         return (
-            Text(stats.name, style="bold"),
+            Text(stats.display_name or stats.name, style="bold"),
             f"{stats.share:.0%}",
-            str(stats.distinct_values),
+            stats.distinct_label,
             self._shown_value(stats.name, top),
         )
 

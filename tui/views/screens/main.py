@@ -12,11 +12,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
-from tui.model.curl import as_curl
-from tui.model.secrets import mask
 
+from tui.model.curl import as_curl
 from tui.model.filters import Filter
 from tui.model.flows import Connection, Exchange
+from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
@@ -72,15 +72,22 @@ class MainScreen(Screen[None]):
         self._filter_before_edit: tuple[str, Filter | None] = ("", None)
         self._held = PendingChanges()
         self._shown_exchange: Exchange | None = None
+        self._feed_status = (0.0, False)
+        # Made here, not looked up: the app may draw while the screen is being torn down.
+        self.connections_table = ConnectionsTable(clock, id="connections")
+        self.exchanges_table = ExchangesTable(id="exchanges")
+        self.detail = DetailPane(id="detail")
+        self.filter_bar = FilterBar(id="filter-bar")
+        self.status_bar = StatusBar(id="status")
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
-            yield ConnectionsTable(self.clock, id="connections")
+            yield self.connections_table
             with Vertical(id="right"):
-                yield ExchangesTable(id="exchanges")
-                yield DetailPane(id="detail")
-        yield FilterBar(id="filter-bar")
-        yield StatusBar(id="status")
+                yield self.exchanges_table
+                yield self.detail
+        yield self.filter_bar
+        yield self.status_bar
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -90,23 +97,7 @@ class MainScreen(Screen[None]):
         self.connections_table.focus()
         self._draw_detail()
 
-    # -- the parts ------------------------------------------------------------------------
-
-    @property
-    def connections_table(self) -> ConnectionsTable:
-        return self.query_one("#connections", ConnectionsTable)
-
-    @property
-    def exchanges_table(self) -> ExchangesTable:
-        return self.query_one("#exchanges", ExchangesTable)
-
-    @property
-    def detail(self) -> DetailPane:
-        return self.query_one("#detail", DetailPane)
-
-    @property
-    def filter_bar(self) -> FilterBar:
-        return self.query_one("#filter-bar", FilterBar)
+    # -- what is selected -----------------------------------------------------------------
 
     @property
     def selected_connection(self) -> Connection | None:
@@ -127,6 +118,9 @@ class MainScreen(Screen[None]):
         table = self.connections_table
         one_local_source = set(self.store.sources) <= {"local"}
         table.hidden_columns = {"pod"} if one_local_source else set()
+        narrowed = self.store.filter is not None or self.store.hide_noise
+        table.empty_text = ("no connection matches the filter (esc clears it)" if narrowed
+                            else "waiting for connections…")
         if changes.view_changed or changes.everything:
             table.show(self.store.visible_connections(), stick_to_first=self.mode == "following")
         elif changes.connections:
@@ -145,6 +139,11 @@ class MainScreen(Screen[None]):
             self.connections_table.refresh()
 
     def show_status(self, events_per_second: float, stream_ended: bool) -> None:
+        self._feed_status = (events_per_second, stream_ended)
+        self._draw_status()
+
+    def _draw_status(self) -> None:
+        events_per_second, stream_ended = self._feed_status
         store = self.store
         sources = store.sources.values()
         line = StatusLine(
@@ -170,7 +169,7 @@ class MainScreen(Screen[None]):
             mode=self.mode,
             stream_ended=stream_ended,
         )
-        self.query_one("#status", StatusBar).show(line)
+        self.status_bar.show(line)
 
     def _merge_held(self, changes: PendingChanges) -> None:
         held = self._held
@@ -195,6 +194,7 @@ class MainScreen(Screen[None]):
     def _connections_moved(self, event: LiveTable.Moved) -> None:
         if self.mode != "paused":
             self.mode = "following" if event.at_first_row else "browsing"
+            self._draw_status()
 
     def _load_exchanges(self, *, stick_to_first: bool) -> None:
         key = self.connections_table.cursor_key
@@ -259,6 +259,7 @@ class MainScreen(Screen[None]):
         if self.mode == "paused":
             self.mode = "following"
         self.show_changes(PendingChanges.full())
+        self._draw_status()
 
     # -- other keys -----------------------------------------------------------------------
 
@@ -296,6 +297,7 @@ class MainScreen(Screen[None]):
             self.connections_table.move_cursor_to(0)
         else:
             self.mode = "paused"
+        self._draw_status()
 
     def action_toggle_raw(self) -> None:
         self.raw_mode = not self.raw_mode
@@ -310,6 +312,7 @@ class MainScreen(Screen[None]):
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
+        self._draw_status()
         self.notify("Cleared: showing new traffic only.")
 
     def action_copy_curl(self) -> None:
@@ -317,9 +320,10 @@ class MainScreen(Screen[None]):
         if exchange is None or connection is None:
             self.notify("Select an HTTP request to copy it as curl.", severity="warning")
             return
-        command = as_curl(exchange, connection)
-        self.app.copy_to_clipboard(command)
-        self.notify(command, title="Copied as curl")
+        self.app.copy_to_clipboard(as_curl(exchange, connection))
+        # The clipboard gets the real command; the screen shows secrets only when revealed.
+        shown = as_curl(exchange, connection, masked=not self.reveal_secrets)
+        self.notify(shown, title="Copied as curl")
 
     def action_copy_mirrord(self) -> None:
         inventory = self.store.header_inventory

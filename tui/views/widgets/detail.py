@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.json import JSON
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import VerticalScroll
-from textual.widgets import Static
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.views import cells
@@ -199,8 +202,12 @@ def connection_facts(connection: Connection) -> RenderableType:
     return Group(*lines)
 
 
-class DetailPane(VerticalScroll, can_focus=True):
-    """Shows whatever the main screen hands it; it keeps no model state of its own."""
+class DetailPane(ScrollView, can_focus=True):
+    """Shows whatever the main screen hands it; it keeps no model state of its own.
+
+    The renderable is turned into lines once per change (and per width), then only the lines
+    on screen are drawn: a new selection repaints this pane alone, not the screen's layout.
+    """
 
     DEFAULT_CSS = """
     DetailPane {
@@ -208,13 +215,60 @@ class DetailPane(VerticalScroll, can_focus=True):
         background: $surface;
         padding: 0 1;
         scrollbar-size-vertical: 1;
+        overflow-x: hidden;
     }
     """
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="detail-body")
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "scroll_up", "Scroll up", show=False, id="detail.up"),
+        Binding("down,j", "scroll_down", "Scroll down", show=False, id="detail.down"),
+        Binding("pageup", "page_up", "Page up", show=False, id="detail.page_up"),
+        Binding("pagedown", "page_down", "Page down", show=False, id="detail.page_down"),
+        Binding("home,g", "scroll_home", "Top", show=False, id="detail.top"),
+        Binding("end,G", "scroll_end", "Bottom", show=False, id="detail.bottom"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._renderable: RenderableType = ""
+        self._lines: list[Strip] = []
+        self._rendered_width = -1
+
+    @property
+    def text(self) -> str:
+        """What the pane holds, as plain text (all of it, not only what is on screen)."""
+        self._render_lines()
+        return "\n".join(strip.text.rstrip() for strip in self._lines)
 
     def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
-        self.query_one("#detail-body", Static).update(renderable)
+        self._renderable = renderable
+        self._rendered_width = -1
+        self._render_lines()
         if not keep_scroll:
-            self.scroll_home(animate=False)
+            self.scroll_to(y=0, animate=False, immediate=True)
+        self.refresh()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._render_lines()
+
+    def _render_lines(self) -> None:
+        width = self.scrollable_content_region.width
+        if width <= 0 or width == self._rendered_width:
+            return
+        self._rendered_width = width
+        console = self.app.console
+        options = console.options.update(width=width, height=None)
+        self._lines = [
+            Strip(line, width)
+            for line in console.render_lines(
+                self._renderable, options, style=self.rich_style, pad=True
+            )
+        ]
+        self.virtual_size = Size(width, len(self._lines))
+
+    def render_line(self, y: int) -> Strip:
+        index = int(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if index >= len(self._lines):
+            return Strip.blank(width, self.rich_style)
+        return self._lines[index].crop_extend(0, width, self.rich_style)

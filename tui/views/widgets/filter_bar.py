@@ -39,8 +39,10 @@ class FilterBar(Vertical):
         &.-open { display: block; }
         Horizontal { height: 1; }
         #filter-prompt { width: auto; padding: 0 1; color: $text-accent; text-style: bold; }
-        FilterInput { border: none; height: 1; padding: 0; background: $panel; width: 1fr; }
-        FilterInput.-invalid { color: $text-error; }
+        FilterInput, FilterInput:focus {
+            border: none; height: 1; padding: 0; width: 1fr; background: $boost;
+        }
+        FilterInput.-invalid, FilterInput.-invalid:focus { color: $text-error; }
         #filter-problem { height: auto; padding: 0 1; display: none; color: $text-error; }
         &.-invalid #filter-problem { display: block; }
     }

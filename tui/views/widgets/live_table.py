@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -116,6 +117,7 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         self._cursor = 0
         self._cursor_key: KeyT | None = None
         self.hidden_columns: set[str] = set()
+        self._widths_cache: dict[tuple[int, frozenset[str]], list[int]] = {}
         """Titles of columns not drawn (e.g. the pod when there is only one)."""
 
     # -- what the owner calls -------------------------------------------------------------
@@ -155,9 +157,9 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         self.refresh()
 
     def move_cursor_to(self, index: int) -> None:
+        old = self._cursor
         self._place_cursor(index)
-        self._scroll_cursor_into_view()
-        self.refresh()
+        self._scroll_cursor_into_view(old)
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -202,42 +204,59 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
     def _strip(
         self, cells: Sequence[Cell], width: int, style: Style, *, plain: bool = False
     ) -> Strip:
-        line = Text(no_wrap=True, overflow="ellipsis", end="")
+        # Segments are built by hand: this runs for every line drawn, ten times a second.
+        segments: list[Segment] = []
         if plain:
-            line.append(" ")
+            segments.append(Segment(" ", style))
             for cell in cells:
-                line.append(cell)
+                segments += self._cell_segments(cell, width, style)[0]
         else:
-            widths = self._widths(width)
-            for column, column_width, cell in zip(self.columns, widths, cells, strict=False):
+            for column, column_width, cell in zip(
+                self.columns, self._widths(width), cells, strict=False
+            ):
                 if column.title in self.hidden_columns:
                     continue
-                text = cell if isinstance(cell, Text) else Text(cell)
-                text = text.copy()
-                text.truncate(column_width, overflow="ellipsis", pad=False)
-                pad = column_width - text.cell_len
-                line.append(" ")
+                cell_segments, used = self._cell_segments(cell, column_width, style)
+                padding = Segment(" " * (column_width - used), style)
+                segments.append(Segment(" ", style))
                 if column.justify == "right":
-                    line.append(" " * pad)
-                    line.append_text(text)
+                    segments.append(padding)
+                    segments += cell_segments
                 else:
-                    line.append_text(text)
-                    line.append(" " * pad)
-        line.truncate(width, pad=True)
+                    segments += cell_segments
+                    segments.append(padding)
+        return Strip(segments).crop_extend(0, width, style)
+
+    def _cell_segments(self, cell: Cell, width: int, style: Style) -> tuple[list[Segment], int]:
+        if isinstance(cell, str):
+            used = cell_len(cell)
+            if used > width:
+                cell = set_cell_size(cell, max(width - 1, 0)) + "…"
+                used = width
+            return [Segment(cell, style)], used
+        text = cell
+        if text.cell_len > width:
+            text = text.copy()
+            text.truncate(width, overflow="ellipsis")
         segments = [
             Segment(segment.text, style + segment.style if segment.style else style)
-            for segment in line.render(self.app.console)
+            for segment in text.render(self.app.console, end="")
         ]
-        return Strip(segments, width)
+        return segments, text.cell_len
 
     def _widths(self, width: int) -> list[int]:
-        fixed = 1 + sum(
-            c.width + 1
-            for c in self.columns
-            if not c.flexible and c.title not in self.hidden_columns
-        )
-        spare = max(width - fixed - 1, 0)
-        return [max(c.width, spare) if c.flexible else c.width for c in self.columns]
+        key = (width, frozenset(self.hidden_columns))
+        cached = self._widths_cache.get(key)
+        if cached is None:
+            fixed = 1 + sum(
+                c.width + 1
+                for c in self.columns
+                if not c.flexible and c.title not in self.hidden_columns
+            )
+            spare = max(width - fixed - 1, 0)
+            cached = [max(c.width, spare) if c.flexible else c.width for c in self.columns]
+            self._widths_cache = {key: cached}
+        return cached
 
     # -- cursor bookkeeping ---------------------------------------------------------------
 
@@ -264,15 +283,22 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
             self.post_message(self.Highlighted(self, new_key))  # type: ignore[arg-type]
 
     def _user_move(self, index: int) -> None:
+        old = self._cursor
         self._place_cursor(index)
-        self._scroll_cursor_into_view()
-        self.refresh()
+        self._scroll_cursor_into_view(old)
         self.post_message(self.Moved(self, self._cursor == 0))  # type: ignore[arg-type]
 
-    def _scroll_cursor_into_view(self) -> None:
+    def _scroll_cursor_into_view(self, old: int) -> None:
+        """Scroll if the cursor left the screen (all redrawn), else redraw its two rows."""
         top = int(self.scroll_y)
         height = self._body_height
         if self._cursor < top:
             self.scroll_to(y=self._cursor, animate=False, immediate=True)
+            self.refresh()
         elif self._cursor >= top + height:
             self.scroll_to(y=self._cursor - height + 1, animate=False, immediate=True)
+            self.refresh()
+        else:
+            # Rows are at virtual line index + 1 (the header is line 0).
+            self.refresh_line(old + 1)
+            self.refresh_line(self._cursor + 1)

@@ -90,5 +90,9 @@ class StatusBar(Static):
     }
     """
 
+    _shown: StatusLine | None = None
+
     def show(self, line: StatusLine) -> None:
-        self.update(line.render())
+        if line != self._shown:
+            self._shown = line
+            self.update(line.render())
