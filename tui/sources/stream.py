@@ -134,6 +134,8 @@ class AgentStream:
     Yields ``SourceStatus`` ``live`` when connected, ``reconnecting`` while it cannot reach the
     agent, and ``failed``/``gone`` (then stops) when retrying cannot help: a refused token, an
     incompatible agent, or a connector that raises :class:`StreamEnded` / ``UserError``.
+    The connector authenticates (see :func:`bearer_headers`); ``token`` only lets the stream
+    say why a refusal happened.
     """
 
     def __init__(
