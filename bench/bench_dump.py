@@ -13,18 +13,21 @@ Stats), events lost, and CPU seconds of the agent and of the dump client. Median
 runs. Needs root, nginx and wrk (scripts/setup.sh installs them).
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
+        [--format jsonl|text]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -117,16 +120,23 @@ def reset_access_log(workdir: Path, nginx: subprocess.Popen[bytes]) -> None:
     # nginx keeps writing to its open file (truncated): fine, the count starts from zero.
 
 
-def with_podtap(lab: Lab, workdir: Path, connections: int, seconds: int, paced: bool) -> Result:
-    output = workdir / "dump.jsonl"
-    with open(output, "wb") as out, open(workdir / "dump.err", "wb") as err:
+# A whole request as wrk sends it: request line, headers, blank line.
+REQUEST = re.compile(rb"GET / HTTP/1\.1\r\n(?:[^\r\n]+\r\n)*\r\n")
+
+
+def with_podtap(
+    lab: Lab, workdir: Path, connections: int, seconds: int, paced: bool, output_format: str
+) -> Result:
+    output = workdir / f"dump.{output_format}"
+    errors = workdir / "dump.err"
+    with open(output, "wb") as out, open(errors, "wb") as err:
         dump = subprocess.Popen(
             [sys.executable, "-m", "tui", "dump", f"netns/{lab.name}", "-p", str(PORT),
-             "--format", "jsonl"],
+             "--format", output_format],
             cwd=REPO, stdout=out, stderr=err,
         )
         try:
-            wait_for(lambda: b"Listening" in (workdir / "dump.err").read_bytes(), "podtap dump")
+            wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
             (agent,) = children(dump.pid)
             run_wrk(lab, workdir, connections, seconds, paced)
             # Let the agent and client drain what they still hold before measuring.
@@ -136,26 +146,48 @@ def with_podtap(lab: Lab, workdir: Path, connections: int, seconds: int, paced: 
             dump.send_signal(signal.SIGTERM)
             dump.wait(timeout=30)
     result = Result(agent_cpu_s=agent_cpu, client_cpu_s=client_cpu)
+    if output_format == "jsonl":
+        read_jsonl(output, seconds, result)
+    else:
+        read_text(output, errors, result)
+    return result
+
+
+def read_jsonl(output: Path, seconds: int, result: Result) -> None:
     last_stats: Stats | None = None
+    requests: dict[int, bytearray] = defaultdict(bytearray)
     with open(output, "rb") as lines:
         for line in lines:
             _, event = decode_line(line)
             if isinstance(event, DataReceived):
                 if event.direction == "in":
-                    result.seen += event.data.count(b"GET / HTTP/1.1\r\n")
+                    requests[event.conn] += event.data
+            elif isinstance(event, Gap):
+                if event.direction == "in":
+                    requests[event.conn] += b"\0"  # a request cut by a gap is not complete
             elif isinstance(event, Stats):
                 last_stats = event
-            elif isinstance(event, Gap):
-                pass  # counted by the agent's Stats
             elif isinstance(event, EventsLost):
                 result.events_lost += event.count
+    result.seen = sum(len(REQUEST.findall(stream)) for stream in requests.values())
     if last_stats:
         # The counters are cumulative since the agent started, and all traffic is wrk's.
         result.packets_per_s = last_stats.packets / seconds
         result.kernel_drops = last_stats.kernel_drops
         result.gaps = last_stats.gaps
         result.gap_bytes = last_stats.gap_bytes
-    return result
+
+
+def read_text(output: Path, errors: Path, result: Result) -> None:
+    """The text format has no Stats: drops come from dump's stderr, gaps from the dump."""
+    text = output.read_bytes()
+    result.seen = text.count(b"Data: GET / HTTP/1.1\r\n")
+    result.gaps = text.count(b" bytes missing")
+    result.events_lost = sum(
+        int(n) for n in re.findall(rb"^## (\d+) events lost", text, re.MULTILINE)
+    )
+    drops = re.findall(rb"\((\d+) in all\)", errors.read_bytes())
+    result.kernel_drops = int(drops[-1]) if drops else 0
 
 
 def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tuple[float, str]:
@@ -188,6 +220,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="paced32,paced64,flood,tcpdump")
+    parser.add_argument(
+        "--format", choices=("jsonl", "text"), default="jsonl",
+        help="dump's output format (text has no packet rate: it carries no Stats)",
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
@@ -207,7 +243,9 @@ def main() -> int:
                 runs = []
                 for _ in range(args.runs):
                     reset_access_log(workdir, nginx)
-                    result = with_podtap(lab, workdir, connections, args.seconds, paced)
+                    result = with_podtap(
+                        lab, workdir, connections, args.seconds, paced, args.format
+                    )
                     result.served = count_access_log(workdir)
                     runs.append(result)
                     print(f"  {name}: {summary(result)}", file=sys.stderr, flush=True)
@@ -225,7 +263,8 @@ def main() -> int:
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
-    print(f"podtap dump under wrk, {args.seconds} s per run, median of {args.runs} runs")
+    print(f"podtap dump --format {args.format} under wrk, {args.seconds} s per run, "
+          f"median of {args.runs} runs")
     print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
           f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'dumpCPU':>8}")
     for name, r in rows:
