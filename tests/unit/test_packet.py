@@ -175,18 +175,69 @@ def test_every_truncation_is_none(frame: bytes) -> None:
         assert parse_ip(frame[:length]) is None
 
 
-@settings(max_examples=2000, deadline=None)
-@given(st.binary(max_size=200))
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.tuples(st.sampled_from([b"", b"\x45", b"\x4f", b"\x60"]), st.binary(max_size=200)).map(
+        b"".join
+    )
+)
 def test_garbage_never_raises(data: bytes) -> None:
     result = parse_ip(data)
     assert result is None or isinstance(result, Segment)
 
 
-@settings(max_examples=500, deadline=None)
-@given(st.binary(min_size=1, max_size=80), st.integers(0, 79), st.integers(0, 255))
-def test_corrupted_headers_never_raise(payload: bytes, position: int, value: int) -> None:
-    for frame in (v4(payload), v6(IPv6ExtHdrDestOpt(), payload=payload)):
-        corrupted = bytearray(frame)
-        corrupted[position % len(frame)] = value
-        result = parse_ip(bytes(corrupted))
-        assert result is None or isinstance(result, Segment)
+CORRUPTIBLE = (
+    v4(b"payload"),
+    bytes(
+        IP(src=V4_SRC, dst=V4_DST, options=[IPOption_NOP()] * 4)
+        / TCP(options=[("MSS", 1460)])
+        / Raw(b"x")
+    ),
+    v6(IPv6ExtHdrHopByHop(), IPv6ExtHdrDestOpt(), payload=b"payload"),
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(CORRUPTIBLE), st.integers(0, 99), st.integers(0, 255), st.integers(0, 3))
+def test_corrupted_headers_never_raise(frame: bytes, position: int, value: int, cut: int) -> None:
+    corrupted = bytearray(frame[: len(frame) - cut])
+    corrupted[position % len(corrupted)] = value
+    result = parse_ip(bytes(corrupted))
+    assert result is None or isinstance(result, Segment)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ipv6=st.booleans(),
+    ports=st.tuples(st.integers(0, 65535), st.integers(0, 65535)),
+    numbers=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    flags=st.integers(0, 0xFF),
+    tcp_option_words=st.integers(0, 10),
+    payload=st.binary(max_size=1500),
+    padding=st.binary(max_size=20),
+)
+def test_generated_segments_round_trip(
+    ipv6: bool,
+    ports: tuple[int, int],
+    numbers: tuple[int, int],
+    flags: int,
+    tcp_option_words: int,
+    payload: bytes,
+    padding: bytes,
+) -> None:
+    tcp = TCP(
+        sport=ports[0],
+        dport=ports[1],
+        seq=numbers[0],
+        ack=numbers[1],
+        flags=flags,
+        options=[("NOP", None)] * (4 * tcp_option_words),
+    )
+    ip = IPv6(src=V6_SRC, dst=V6_DST) if ipv6 else IP(src=V4_SRC, dst=V4_DST)
+    frame = bytes(ip / tcp / Raw(payload)) + padding
+    segment = parse_ip(frame)
+    assert segment is not None
+    assert (segment.sport, segment.dport) == ports
+    assert (segment.seq, segment.ack) == numbers
+    assert segment.flags == flags
+    assert segment.payload == payload
