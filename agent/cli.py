@@ -244,4 +244,6 @@ async def serve(
     # capture thread as it stops; clients get a moment to receive them before the close.
     await asyncio.to_thread(sniffer.stop)
     await server.stop(flush_timeout=1.0)
+    if isinstance(sniffer.failure, UserError):
+        sys.stderr.write(f"podtap agent: {sniffer.failure}\n")
     return EXIT_CAPTURE_FAILED if sniffer.failure is not None else 0

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from agent.errors import UserError
 from agent.events import AnyEvent, Stats
 from agent.journal import Journal
 from agent.packet import Segment
@@ -99,7 +100,10 @@ class Sniffer:
             self._journal.append(closing)
         except BaseException as error:
             self.failure = error
-            log.exception("capture failed")
+            if isinstance(error, UserError):
+                log.error("%s", error)
+            else:
+                log.exception("capture failed")
             if self._on_failure is not None:
                 self._on_failure(error)
 
