@@ -171,3 +171,16 @@ def test_a_watch_from_a_compacted_version_is_gone() -> None:
         store.watch(POD, None, lambda o: True, since=1)
     assert gone.value.code == 410
     assert gone.value.reason == "Expired"
+
+
+def test_a_filtered_watch_sees_objects_enter_and_leave_its_filter() -> None:
+    store = Store()
+    store.create(POD, _pod("a", {"app": "web"}))
+    watch = store.watch(POD, None, lambda o: o["metadata"]["labels"].get("tier") == "x", None)
+    for labels in ({"tier": "x"}, {"tier": "x", "more": "1"}, {"tier": "y"}, {"tier": "z"}):
+        pod = store.require(POD, "default", "a")
+        pod["metadata"]["labels"] = labels
+        store.update(POD, pod)
+    seen = [watch.queue.get_nowait() for _ in range(watch.queue.qsize())]
+    assert [change.type if change else None for change in seen] == [
+        "ADDED", "MODIFIED", "DELETED"]

@@ -131,7 +131,10 @@ def test_an_agent_job_runs_podtap_agent_which_answers_through_port_forward(
         sock.settimeout(5)
         try:
             sock.sendall(b"GET / HTTP/1.1\r\nHost: agent\r\n\r\n")
-            return bytes(sock.recv(200))
+            reply = b""
+            while chunk := sock.recv(4096):  # the agent closes after refusing
+                reply += chunk
+            return reply
         except OSError:
             return b""
         finally:

@@ -459,8 +459,18 @@ class ApiServer:
         name = target.name or ""
         result = objects.delete(self.store, target.rt, target.namespace, name,
                                 propagation=propagation, grace_seconds=grace, dry_run=dry_run)
+        # The API answers 202 only when a cascade was asked for with orphanDependents=false and
+        # the object is still there; graceful pod deletion is a 200 with the terminating pod.
         still_there = self.store.get(target.rt, target.namespace, name) is not None
-        return _json(result, 202 if still_there and not dry_run else 200)
+        accepted = still_there and not dry_run and await self._orphan_dependents_false(request)
+        return _json(result, 202 if accepted else 200)
+
+    @staticmethod
+    async def _orphan_dependents_false(request: web.Request) -> bool:
+        raw = await request.read()
+        options = json.loads(raw) if raw.strip() else {}
+        return request.query.get("orphanDependents") == "false" or (
+            options.get("orphanDependents") is False)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         propagation, grace, dry_run = await self._delete_options(request)

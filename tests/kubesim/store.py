@@ -32,6 +32,22 @@ class Change:
     resource: ResourceType
     object: Object
     resource_version: int
+    previous: Object | None = None  # the object before a MODIFIED change
+
+    def seen_through(self, accepts: Callable[[Object], bool]) -> Change | None:
+        """This change as a watch with a filter sees it: an object that starts matching is
+        ADDED, one that stops matching is DELETED, as the API server's filtered watches do."""
+        now = accepts(self.object)
+        if self.type != "MODIFIED" or self.previous is None:
+            return self if now else None
+        before = accepts(self.previous)
+        if now and before:
+            return self
+        if now:
+            return Change("ADDED", self.resource, self.object, self.resource_version)
+        if before:
+            return Change("DELETED", self.resource, self.object, self.resource_version)
+        return None
 
 
 @dataclass(eq=False)
@@ -80,14 +96,17 @@ class Store:
             if group_resource == rt.group_resource and (namespace is None or ns == namespace)
         ]
 
-    def _publish(self, change_type: str, rt: ResourceType, obj: Object) -> None:
-        change = Change(change_type, rt, copy.deepcopy(obj), self._revision)
+    def _publish(self, change_type: str, rt: ResourceType, obj: Object,
+                 previous: Object | None = None) -> None:
+        change = Change(change_type, rt, copy.deepcopy(obj), self._revision, previous)
         self._history.append(change)
         for watch in list(self._watches):
             if watch.resource == rt and (
                 watch.namespace is None or watch.namespace == obj["metadata"].get("namespace")
-            ) and watch.accepts(change.object):
-                watch.queue.put_nowait(change)
+            ):
+                seen = change.seen_through(watch.accepts)
+                if seen is not None:
+                    watch.queue.put_nowait(seen)
         for listener in self._listeners:
             listener(change)
 
@@ -127,7 +146,7 @@ class Store:
             generation += 1
         meta["generation"] = generation
         self._objects[key] = copy.deepcopy(obj)
-        self._publish("MODIFIED", rt, obj)
+        self._publish("MODIFIED", rt, obj, current)
         return copy.deepcopy(obj)
 
     def remove(self, rt: ResourceType, namespace: str | None, name: str) -> Object | None:
@@ -163,8 +182,10 @@ class Store:
                 if change.resource_version > since and change.resource == rt and (
                     namespace is None
                     or change.object["metadata"].get("namespace") == namespace
-                ) and accepts(change.object):
-                    watch.queue.put_nowait(change)
+                ):
+                    seen = change.seen_through(accepts)
+                    if seen is not None:
+                        watch.queue.put_nowait(seen)
         self._watches.add(watch)
         return watch
 
