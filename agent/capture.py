@@ -69,8 +69,10 @@ class Capture:
     Use from one thread (the capture loop), and close it from that thread or once it has
     stopped reading; ``interfaces`` lists the names seen at open.
     ``block_size`` must hold the largest frame (offloaded frames reach 64 KiB); the ring holds
-    ``block_size * block_count`` bytes of frames waiting to be read; a block is handed over when
-    full or ``block_timeout_ms`` after its first frame, which bounds the latency added.
+    ``block_size * block_count`` bytes (64 MiB by default: about 200k small frames, or two
+    seconds of a 100k frames/s flood while the reader is starved of CPU) of frames waiting to
+    be read; a block is handed over when full or ``block_timeout_ms`` after its first frame,
+    which bounds the latency added.
 
     To spread capture over several processes, open one Capture per process with the same
     ``fanout_group`` (0-65535, unique per agent): the kernel then gives each member its share
@@ -83,7 +85,7 @@ class Capture:
         ports: Sequence[int],
         *,
         block_size: int = 1 << 20,
-        block_count: int = 32,
+        block_count: int = 64,
         block_timeout_ms: int = 10,
         fanout_group: int | None = None,
     ) -> None:
