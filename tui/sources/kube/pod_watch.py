@@ -86,7 +86,7 @@ class PodWatch:
                     if kind in ("ADDED", "MODIFIED", "DELETED") and query.matches(obj):
                         obj["metadata"].setdefault("namespace", query.namespace)
                         self._deliver(PodChange(kind, [obj]))
-            except (ApiException, HTTPError, OSError, ValueError):
+            except (ApiException, HTTPError, OSError, ValueError, RuntimeError):
                 # Expired (410) or cut: start over from a fresh list.
                 self._resource_version = ""
                 self._stopped.wait(RETRY_DELAY)

@@ -11,8 +11,9 @@ import contextlib
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
+from kubernetes import client
 from kubernetes.stream import portforward
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
@@ -87,9 +88,13 @@ class AgentConnector:
 
     def _port_forward(self) -> Any:
         agent = self._agent
+        # The client's port-forward swaps the transport of the ApiClient it is given while it
+        # connects: on the shared one, concurrent API calls from other threads would go out as
+        # websocket upgrades. Each port-forward gets its own (the websocket does not use it).
+        api = client.ApiClient(self._cluster.api.configuration)
         try:
             forward = portforward(
-                self._cluster.core.connect_get_namespaced_pod_portforward,
+                client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
                 agent.pod, agent.namespace, ports=str(agent.port),
             )
         except ApiException as error:
@@ -103,6 +108,8 @@ class AgentConnector:
                     f"The agent pod {agent.namespace}/{agent.pod} is gone.", "gone"
                 ) from None
             raise ConnectionError(f"port-forward failed: {message}") from None
+        finally:
+            cast(Any, api).close()
         with self._lock:
             self._open = [f for f in self._open if f.connected] + [forward]
         return forward

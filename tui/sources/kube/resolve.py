@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.errors import UserError
+from tui.sources.kube.agent_spec import APP_LABEL, APP_VALUE
 from tui.sources.kube.cluster import ApiException, Cluster, Json, call, status_message
 from tui.sources.kube.pods import Pod, pod_name
 from tui.targets import KubeTarget
@@ -24,6 +25,10 @@ class PodQuery:
     """Set for ``pod/NAME``: that pod alone."""
 
     def matches(self, pod: Pod) -> bool:
+        """The query's own pods, never podtap's agents (a broad label target could match)."""
+        labels = pod["metadata"].get("labels") or {}
+        if labels.get(APP_LABEL) == APP_VALUE:
+            return False
         return self.name is None or pod_name(pod) == self.name
 
     @property

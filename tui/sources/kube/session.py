@@ -223,7 +223,9 @@ class KubeSession:
             self._first_failure = self._first_failure or str(failure)
             self._fan_in.put([SourceStatus(source, "failed", str(failure))])
             return
-        except (ApiException, OSError) as error:
+        except Exception as error:
+            if tapped.cancelled.is_set():
+                return
             sentence = f"The agent for {source} could not start: {_describe(error)}."
             self._first_failure = self._first_failure or sentence
             self._fan_in.put([SourceStatus(source, "failed", sentence)])
@@ -362,7 +364,8 @@ class KubeSession:
         signal handler elsewhere): agents must not outlive podtap."""
         if not self._closed:
             self._closed = True
-            self._delete_agents()
+            with contextlib.suppress(Exception):
+                self._delete_agents()
 
     def _install_signal_handlers(self) -> None:
         """SIGTERM and SIGHUP end the session like Ctrl+C does. A command that handles SIGTERM
