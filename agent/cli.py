@@ -61,7 +61,7 @@ def build_parser() -> _Parser:
     target.add_argument("--container-id", metavar="ID", help="a container running on this host")
     target.add_argument("--host", action="store_true", help="the agent's own namespace")
     parser.add_argument(
-        "-p", "--port", type=int, action="append", required=True, dest="ports",
+        "-p", "--port", type=int, action="append", required=True, dest="ports", metavar="PORT",
         help="a server port to watch (repeat for more)",
     )  # fmt: skip
     parser.add_argument(
