@@ -379,58 +379,81 @@ class Reassembler:
     def _accept(
         self, half: _Direction, start: int, data: bytes, ts: float, out: list[AnyEvent]
     ) -> None:
-        size = len(data)
-        limits = self.limits
-        # Make room before buffering out-of-order bytes; each pass empties a buffer, so it ends.
-        while start > half.pos:
-            if half.buffered + size > limits.direction_buffer:
-                self._skip(
-                    half, half.buffer_end() if half.starts else start, "buffer-limit", ts, out
-                )
-            elif self._buffered_total + size > limits.total_buffer:
-                largest = max(self._buffering, key=lambda d: d.buffered, default=half)
-                target = largest.buffer_end() if largest.starts else start
-                self._skip(largest, target, "memory-limit", ts, out)
-            else:
-                break
-        origin = start
+        origin, size = start, len(data)
         end = start + size
         if half.fin_at is not None and end > half.fin_at:
             end = half.fin_at  # nothing follows a FIN
-        start = max(start, half.pos)
-        if end <= start:
-            return
-        self._insert(half, start, data[start - origin : end - origin])
-        if half.starts[0] == half.pos:
+        while True:
+            start = max(start, half.pos)
+            if end <= start:
+                return
+            if end - start != size:
+                data = data[start - origin : end - origin]
+                origin, size = start, end - start
+            pieces = self._uncovered(half, start, data)
+            if start == half.pos or not self._over_limit(half, pieces, ts, out):
+                break
+        starts, chunks = half.starts, half.chunks
+        for piece_start, piece in pieces:
+            if not starts or piece_start > starts[-1]:
+                starts.append(piece_start)  # the common case: the buffer grows at its end
+                chunks.append(piece)
+            else:
+                index = bisect.bisect_left(starts, piece_start)
+                starts.insert(index, piece_start)
+                chunks.insert(index, piece)
+            self._account(half, len(piece))
+        if starts and starts[0] == half.pos:
             self._drain(half, ts, out)
 
-    def _insert(self, half: _Direction, start: int, data: bytes) -> None:
-        """Buffer the bytes of ``data`` (at stream offset ``start``) that no chunk holds yet."""
+    def _over_limit(
+        self,
+        half: _Direction,
+        pieces: list[tuple[int, bytes]],
+        ts: float,
+        out: list[AnyEvent],
+    ) -> bool:
+        """Whether buffering ``pieces`` out of order would break a bound. If so, give up the
+        holes of the fullest buffer to make room (that buffer is then empty, so callers that
+        loop on this end) and return True: positions have moved."""
+        size = sum(len(piece) for _, piece in pieces)
+        limits = self.limits
+        reason: GapReason
+        if half.buffered + size > limits.direction_buffer:
+            victim, reason = half, "buffer-limit"
+        elif self._buffered_total + size > limits.total_buffer:
+            victim = max(self._buffering, key=lambda d: d.buffered, default=half)
+            reason = "memory-limit"
+        else:
+            return False
+        # With nothing buffered, the segment alone is too big: skip to where it starts.
+        target = victim.buffer_end() if victim.starts else pieces[0][0]
+        self._skip(victim, target, reason, ts, out)
+        return True
+
+    @staticmethod
+    def _uncovered(half: _Direction, start: int, data: bytes) -> list[tuple[int, bytes]]:
+        """The parts of ``data`` (at stream offset ``start``) that no buffered chunk holds:
+        the first copy of a byte is the one kept."""
         starts, chunks = half.starts, half.chunks
+        if not starts or start >= starts[-1] + len(chunks[-1]):
+            return [(start, data)]
         end = start + len(data)
-        index = bisect.bisect_right(starts, start) - 1
-        if index < 0:
-            index = 0
+        pieces = []
+        index = max(bisect.bisect_right(starts, start) - 1, 0)
         cursor = start
         while cursor < end and index < len(starts):
             chunk_start = starts[index]
             if chunk_start >= end:
                 break
             chunk_end = chunk_start + len(chunks[index])
-            if chunk_end <= cursor:
-                index += 1
-                continue
             if chunk_start > cursor:
-                starts.insert(index, cursor)
-                chunks.insert(index, data[cursor - start : chunk_start - start])
-                index += 1
-                self._account(half, chunk_start - cursor)
-            cursor = chunk_end
+                pieces.append((cursor, data[cursor - start : chunk_start - start]))
+            cursor = max(cursor, chunk_end)
             index += 1
         if cursor < end:
-            starts.insert(index, cursor)
-            chunks.insert(index, data[cursor - start :] if cursor > start else data)
-            self._account(half, end - cursor)
+            pieces.append((cursor, data[cursor - start :]))
+        return pieces
 
     def _account(self, half: _Direction, size: int) -> None:
         if not half.buffered and size > 0:

@@ -365,6 +365,18 @@ def test_a_direction_over_its_buffer_bound_gives_up_the_hole() -> None:
     assert tap.transcript.pieces(0, "in")[-1] == ("data", b"fghijklmnopqr")
 
 
+def test_retransmissions_of_buffered_bytes_do_not_count_against_the_bound() -> None:
+    flow = Flow()
+    tap = Tap(Limits(direction_buffer=10))
+    tap.handshake(flow)
+    for _ in range(3):
+        tap(flow.segment("in", 2, b"cdefghij"))
+    assert tap.transcript.gaps() == []
+    assert tap.reassembler.buffered_bytes == 8
+    tap(flow.segment("in", 0, b"ab"))
+    assert tap.transcript.stream(0, "in") == b"abcdefghij"
+
+
 def test_the_total_bound_takes_the_largest_buffer_across_connections() -> None:
     small, large = Flow(client_port=41000), Flow(client_port=41001)
     tap = Tap(Limits(total_buffer=12))
