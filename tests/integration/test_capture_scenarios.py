@@ -24,7 +24,7 @@ import pytest
 
 from agent.capture import Capture
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived, Gap
-from agent.netns import named_namespace
+from agent.netns import NamespaceRef, host_namespace, named_namespace, pid_namespace
 from agent.tcp import Reassembler
 from tests.netlab import Lab
 
@@ -112,29 +112,37 @@ def serve(port: int, log_path: str) -> None:
     asyncio.run(main())
 
 
+def server_log(path: Path) -> dict[int, tuple[bytes, bytes]]:
+    """client port -> (bytes the server received, bytes it sent), for connections ended."""
+    entries = {}
+    complete_lines = path.read_text().split("\n")[:-1]  # the last one may be half written
+    for line in complete_lines:
+        entry = json.loads(line)
+        entries[entry["port"]] = (
+            base64.b64decode(entry["received"]),
+            base64.b64decode(entry["sent"]),
+        )
+    return entries
+
+
+def wait_for_server_log(
+    path: Path, count: int, timeout: float = 20
+) -> dict[int, tuple[bytes, bytes]]:
+    deadline = time.monotonic() + timeout
+    while len(entries := server_log(path)) < count:
+        assert time.monotonic() < deadline, f"server logged {len(entries)} of {count}"
+        time.sleep(0.05)
+    return entries
+
+
 @dataclass
 class Served:
     lab: Lab
     log_path: Path
+    pid: int
 
-    def log(self) -> dict[int, tuple[bytes, bytes]]:
-        """client port -> (bytes the server received, bytes it sent), connections ended."""
-        entries = {}
-        complete_lines = self.log_path.read_text().split("\n")[:-1]  # the last may be partial
-        for line in complete_lines:
-            entry = json.loads(line)
-            entries[entry["port"]] = (
-                base64.b64decode(entry["received"]),
-                base64.b64decode(entry["sent"]),
-            )
-        return entries
-
-    def wait_for_log(self, count: int, timeout: float = 20) -> dict[int, tuple[bytes, bytes]]:
-        deadline = time.monotonic() + timeout
-        while len(entries := self.log()) < count:
-            assert time.monotonic() < deadline, f"server logged {len(entries)} of {count}"
-            time.sleep(0.05)
-        return entries
+    def wait_for_log(self, count: int) -> dict[int, tuple[bytes, bytes]]:
+        return wait_for_server_log(self.log_path, count)
 
 
 @pytest.fixture
@@ -154,7 +162,7 @@ def served(lab: Lab, tmp_path: Path) -> Iterator[Served]:
     try:
         assert server.stdout is not None
         assert server.stdout.readline() == b"ready\n"
-        yield Served(lab, log_path)
+        yield Served(lab, log_path, server.pid)
     finally:
         server.kill()
         server.wait()
@@ -173,8 +181,8 @@ class Conversation:
 
 
 class Tap:
-    def __init__(self, lab: Lab, ports: list[int]) -> None:
-        self._capture = Capture(named_namespace(lab.name), ports)
+    def __init__(self, namespace: NamespaceRef, ports: list[int]) -> None:
+        self._capture = Capture(namespace, ports)
         self._reassembler = Reassembler(frozenset(ports))
         self._events: list[AnyEvent] = []
         self.duplicates = 0  # segments captured twice (the reassembler would hide them)
@@ -236,7 +244,7 @@ class Tap:
 
 @pytest.fixture
 def tap(served: Served) -> Iterator[Tap]:
-    capture = Tap(served.lab, [PORT])
+    capture = Tap(named_namespace(served.lab.name), [PORT])
     try:
         yield capture
     finally:
@@ -247,8 +255,10 @@ def tap(served: Served) -> Iterator[Tap]:
 def assert_every_byte_once(
     tap: Tap, served: Served, count: int, *, interface: str = "vn", reason: str = "fin"
 ) -> dict[int, Conversation]:
+    """Every connection the server logged came out of ``tap`` whole, and nothing else."""
     log = served.wait_for_log(count)
     conversations = tap.wait_closed(set(log))
+    assert set(conversations) == set(log)
     for port, (received, sent) in log.items():
         conversation = conversations[port]
         assert conversation.gaps == 0
@@ -359,7 +369,7 @@ def test_connection_opened_before_capture_started(served: Served) -> None:
     client.sendall(request("/bytes/500", b"before"))
     read_response(client, pending)
     time.sleep(0.1)  # let the last bare ACKs pass before the capture opens
-    tap = Tap(served.lab, [PORT])
+    tap = Tap(named_namespace(served.lab.name), [PORT])
     try:
         late_request = request("/bytes/4000", b"after", close=True)
         client.sendall(late_request)
@@ -403,3 +413,41 @@ def test_pipelined_requests_in_one_send(served: Served, tap: Tap) -> None:
     (conversation,) = conversations.values()
     assert bytes(conversation.inbound) == batch
     assert bytes(conversation.outbound) == b"".join(responses)
+
+
+def test_target_given_by_pid(served: Served) -> None:
+    tap = Tap(pid_namespace(served.pid), [PORT])
+    try:
+        subprocess.run([*CURL, "-o", "/dev/null", f"http://{served.lab.ns_ip}:{PORT}/bytes/64"])
+        assert_every_byte_once(tap, served, 1)
+    finally:
+        assert tap.close()[1] == 0
+
+
+def test_host_namespace_over_loopback(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a free port, so that no one else's traffic is in the way
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp_path / "server.jsonl"
+    log_path.touch()
+    server = subprocess.Popen(
+        [sys.executable, "-c", f"from {__name__} import serve; serve({port}, {str(log_path)!r})"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
+    tap = Tap(host_namespace(), [port])
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"ready\n"
+        subprocess.run([*CURL, "-o", "/dev/null", f"http://127.0.0.1:{port}/bytes/5000"])
+        entries = wait_for_server_log(log_path, 1)
+        ((client_port, (received, sent)),) = entries.items()
+        conversation = tap.wait_closed({client_port})[client_port]
+    finally:
+        tap.close()
+        server.kill()
+        server.wait()
+    assert conversation.opened.interface == "lo"
+    assert bytes(conversation.inbound) == received
+    assert bytes(conversation.outbound) == sent
+    assert tap.duplicates == 0
