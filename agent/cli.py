@@ -2,8 +2,8 @@
 
 Once capture is open and the server listens, the agent prints one JSON line to stdout,
 ``{"listening": "127.0.0.1:PORT", "agent_id": "...", "interfaces": [...]}``, and from then on
-writes only logs, to stderr. It exits 0 on SIGTERM/SIGINT or when a client timeout passes, 2 with
-one sentence (``podtap agent: ...``) on a user error, 1 if capture fails.
+writes only logs, to stderr. It exits 0 on SIGTERM/SIGINT/SIGHUP or when a client timeout
+passes, 2 with one sentence (``podtap agent: ...``) on a user error, 1 if capture fails.
 """
 
 from __future__ import annotations
@@ -200,7 +200,8 @@ async def serve(
         if not stopped.done():
             stopped.set_result(reason)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: an agent started from a terminal that closes should still stop cleanly.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, stop, f"received {signal.Signals(signum).name}")
 
     journal = Journal(options.journal_events, options.journal_bytes)

@@ -58,7 +58,7 @@ async def test_hello_describes_the_agent() -> None:
     assert hello.protocol == 1
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_ends_it_cleanly(signum: signal.Signals) -> None:
     with running_agent(HOST) as agent:
         agent.process.send_signal(signum)

@@ -158,7 +158,7 @@ async def test_stalled_client_neither_blocks_capture_nor_another_client() -> Non
 
     # The reader kept up with a journal of only 2,000 events: it was never overtaken.
     assert [e.seq for e in received] == list(range(1, total + 1))
-    assert max(append_seconds) < 0.1  # capture never waited for anyone
+    assert max(append_seconds) < 0.5  # capture never waited for the stalled client
 
     # Now the stalled client reads: what it had buffered, one notice, then the newest events.
     events = await collect_until(stalled, total)
