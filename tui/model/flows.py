@@ -6,6 +6,7 @@ reference see the latest state. Nothing here parses or does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,7 +22,7 @@ class Message:
     """What requests and responses share. ``body`` is capped; ``body_length`` is the truth."""
 
     headers: list[tuple[str, str]] = field(default_factory=list)
-    trailers: list[tuple[str, str]] = field(default_factory=list)
+    trailers: Sequence[tuple[str, str]] = ()
     """Headers sent after a chunked body."""
     body: bytes = b""
     body_length: int = 0
@@ -84,7 +85,7 @@ class Exchange:
     """Capture time of the final response's first byte."""
     finished: float | None = None
     """Capture time of the response's last byte."""
-    informational: list[Response] = field(default_factory=list)
+    informational: Sequence[Response] = ()
     """1xx responses (100 Continue, 103 Early Hints) that came before the final one."""
     incomplete: bool = False
     """Bytes of this exchange were lost (an agent-reported gap)."""

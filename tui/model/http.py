@@ -77,7 +77,6 @@ class _Reader:
         "body_seen",
         "buf",
         "chunks",
-        "content_length",
         "eof",
         "eof_sent",
         "exchange",
@@ -103,7 +102,6 @@ class _Reader:
         self.eof = False
         self.eof_sent = False
         self.skipped = 0
-        self.content_length: int | None = None
         self.body_seen = 0
         self.store_body = True
 
@@ -126,20 +124,22 @@ class _Reader:
         return self.pos < len(self.buf)
 
     def start_message(self, connection: h11.Connection) -> None:
+        """Parse the next message with ``connection``, handing it the first piece right away
+        (asking h11 for an event before it has bytes costs as much as parsing)."""
         self.h11 = connection
         self.fed = self.pos
         self.head_done = False
-        self.content_length = None
         self.body_seen = 0
         self.store_body = True
         self.eof_sent = False
+        self.feed_more(send_eof=False)
 
     def feed_more(self, send_eof: bool) -> bool:
         """Give h11 the next piece (or the end of the stream); False when there is nothing."""
         assert self.h11 is not None
         if self.fed < len(self.buf):
             piece = self.buf[self.fed : self.fed + _PIECE]
-            self.h11.receive_data(bytes(piece))
+            self.h11.receive_data(piece)  # type: ignore[arg-type]  # h11 copies any bytes-like
             self.fed += len(piece)
             if self.head_done and self.fed - self.pos > 2 * _KEEP_BEHIND:
                 self._forget_before(self.fed - _KEEP_BEHIND)
@@ -154,10 +154,18 @@ class _Reader:
         """The message ended: what h11 did not consume starts the next one."""
         assert self.h11 is not None
         leftover = len(self.h11.trailing_data[0])
-        self.pos = self.fed - leftover
         self.h11 = None
         self.exchange = None
-        self._compact()
+        self.pos = pos = self.fed - leftover
+        if pos >= len(self.buf):
+            # Everything is consumed (the common case): keep just the last byte as context.
+            cut = pos - 1
+            if cut > 0:
+                del self.buf[:cut]
+                self.base += cut
+                self.pos = self.fed = 1
+        elif pos > _KEEP_BEHIND:
+            self._forget_before(pos)
 
     def abandon_message(self) -> None:
         """Malformed input: rescan from just after where the bad message began.
@@ -238,6 +246,8 @@ class ConnectionDecoder:
         self._awaiting: deque[Exchange] = deque()
         self._next_index = 0
         self._switch_pending: Exchange | None = None
+        # Requests that proposed a protocol upgrade (their response may be a 101).
+        self._upgrades: set[Exchange] = set()
         self._resync_after_switch = False
         self._joined_late = connection.mid_stream
         self._closed = False
@@ -247,20 +257,23 @@ class ConnectionDecoder:
     def feed(self, direction: Direction, data: bytes, ts: float, sink: ExchangeSink) -> None:
         conn = self.connection
         conn.last_seen = ts
+        size = len(data)
         if direction == "in":
-            conn.bytes_in += len(data)
-            if len(conn.raw_in) < self.raw_cap:
-                conn.raw_in += data[: self.raw_cap - len(conn.raw_in)]
+            conn.bytes_in += size
+            raw = conn.raw_in
             reader = self._in
         else:
-            conn.bytes_out += len(data)
-            if len(conn.raw_out) < self.raw_cap:
-                conn.raw_out += data[: self.raw_cap - len(conn.raw_out)]
+            conn.bytes_out += size
+            raw = conn.raw_out
             reader = self._out
+        room = self.raw_cap - len(raw)
+        if room > 0:
+            raw += data if size <= room else data[:room]
         if reader.mode == "raw":
             return
-        reader.append(data, ts)
-        self._pump(ts, sink)
+        reader.buf += data
+        reader.chunks.append((reader.base + len(reader.buf), ts))
+        self._pump(ts, sink, direction)
 
     def gap(self, direction: Direction, length: int, ts: float, sink: ExchangeSink) -> None:
         conn = self.connection
@@ -306,7 +319,8 @@ class ConnectionDecoder:
 
     # --------------------------------------------------------------------------- driving
 
-    def _pump(self, ts: float, sink: ExchangeSink) -> None:
+    def _pump(self, ts: float, sink: ExchangeSink, fed: Direction | None = None) -> None:
+        """Decode what can be decoded; ``fed`` is the side that just got bytes, if only one."""
         conn = self.connection
         if conn.protocol == "unknown" and not self._detect():
             return
@@ -314,12 +328,20 @@ class ConnectionDecoder:
             return
         # Requests first: a response can only pair with a request already seen. A response can
         # in turn unblock requests (a declined upgrade), hence the loop until nothing moves.
+        # Each side is only run when something it waits for may have arrived.
+        requests = fed != "out"
+        responses = fed != "in"
         while True:
-            before = (self._next_index, self._in.mode)
-            self._pump_requests(ts, sink)
-            self._pump_responses(ts, sink)
-            if (self._next_index, self._in.mode) == before:
+            if requests:
+                self._pump_requests(ts, sink)
+            waiting = self._out.h11 is None and self._out.has_unparsed()
+            if not (responses or waiting):
                 return
+            before = self._in.mode
+            self._pump_responses(ts, sink)
+            if self._in.mode == before:
+                return
+            requests, responses = True, False
 
     def _detect(self) -> bool:
         """Decide the protocol from the client's first bytes; False while undecided."""
@@ -421,16 +443,24 @@ class ConnectionDecoder:
     ) -> None:
         reader.head_done = True
         target = event.target.decode("latin-1")
+        headers = _headers(event.headers)
         request = Request(
-            headers=_headers(event.headers),
+            headers=headers,
             method=event.method.decode("latin-1"),
             target=target,
             path=_path_of(target, event.method),
             http_version=event.http_version.decode("latin-1"),
         )
-        request.host = request.header("host") or ""
-        reader.content_length = _content_length(request)
+        upgrade = False
+        for name, value in headers:
+            size = len(name)
+            if size == 4 and not request.host and name.lower() == "host":
+                request.host = value
+            elif size == 7 and name.lower() == "upgrade":
+                upgrade = True
         exchange = self._new_exchange(request, reader.ts_at(reader.pos))
+        if upgrade and _proposes_upgrade(request):
+            self._upgrades.add(exchange)
         reader.exchange = exchange
         sink.exchange_started(exchange)
         if self._on_request is not None:
@@ -445,10 +475,11 @@ class ConnectionDecoder:
             return
         request = exchange.request
         request.complete = True
-        request.trailers = _headers(event.headers)
+        if event.headers:
+            request.trailers = _headers(event.headers)
         exchange.request_finished = ts
         sink.exchange_changed(exchange)
-        if _proposes_switch(request):
+        if request.method == "CONNECT" or exchange in self._upgrades:
             # What follows is HTTP again only if the server declines; wait for its answer.
             reader.mode = "wait_switch"
             self._switch_pending = exchange
@@ -503,7 +534,7 @@ class ConnectionDecoder:
                 exchange = self._exchange_to_answer(ts, sink)
                 if exchange is None:
                     return
-                parser = _response_parser(exchange.request)
+                parser = _response_parser(exchange.request.method, exchange in self._upgrades)
                 reader.start_message(parser)
                 reader.exchange = exchange
             try:
@@ -568,15 +599,13 @@ class ConnectionDecoder:
         )
         if event.status_code < 200 and event.status_code != 101:
             response.complete = True
-            exchange.informational.append(response)
+            exchange.informational = (*exchange.informational, response)
         else:
             reader.head_done = True
             exchange.response = response
             exchange.response_started = (
                 reader.ts_at(reader.pos) if not exchange.informational else ts
             )
-            bodiless = exchange.request.method == "HEAD" or event.status_code in (204, 304)
-            reader.content_length = 0 if bodiless else _content_length(response)
             self.connection.last_status = event.status_code
         sink.exchange_changed(exchange)
 
@@ -588,7 +617,8 @@ class ConnectionDecoder:
         response = exchange.response
         if response is not None:
             response.complete = True
-            response.trailers = _headers(event.headers)
+            if event.headers:
+                response.trailers = _headers(event.headers)
         exchange.finished = ts
         self._answered(exchange)
         sink.exchange_changed(exchange)
@@ -616,6 +646,7 @@ class ConnectionDecoder:
             self._awaiting.popleft()
         elif exchange in self._awaiting:
             self._awaiting.remove(exchange)
+        self._upgrades.discard(exchange)
         if self._switch_pending is exchange:
             # The server declined the upgrade: the client's bytes are HTTP again.
             self._switch_pending = None
@@ -647,8 +678,9 @@ class ConnectionDecoder:
         """Step over a gap that falls inside a body whose length is known; True if done."""
         if not reader.head_done or reader.h11 is None:
             return False
-        if reader.content_length is not None:
-            remaining = reader.content_length - reader.body_seen - (len(reader.buf) - reader.fed)
+        length_known = _declared_length(reader, message)
+        if length_known is not None:
+            remaining = length_known - reader.body_seen - (len(reader.buf) - reader.fed)
             if length > remaining or length > _MAX_FILLED_GAP:
                 return False
             reader.store_body = False
@@ -668,16 +700,16 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}\Z")
 _END = h11.EndOfMessage()
 
 
-def _response_parser(request: Request) -> h11.Connection:
-    """A client-side h11 connection that has "sent" a stand-in for ``request``.
+def _response_parser(method: str, upgrade: bool) -> h11.Connection:
+    """A client-side h11 connection that has "sent" a stand-in for the request.
 
     Only what changes the response's framing is copied: the method (HEAD, CONNECT) and whether
     it proposed an upgrade (h11 rejects a 101 otherwise).
     """
-    method = request.method if _TOKEN.match(request.method) else "GET"
-    upgrade = _proposes_upgrade(request)
     stand_in = _STAND_INS.get((method, upgrade))
     if stand_in is None:
+        if not _TOKEN.match(method):
+            method = "GET"
         headers = [("host", "podtap")]
         if upgrade:
             headers += [("connection", "upgrade"), ("upgrade", "unknown")]
@@ -695,10 +727,6 @@ def _proposes_upgrade(request: Request) -> bool:
     return "upgrade" in tokens and request.header("upgrade") is not None
 
 
-def _proposes_switch(request: Request) -> bool:
-    return request.method == "CONNECT" or _proposes_upgrade(request)
-
-
 class _RawHeaders(Protocol):
     def raw_items(self) -> list[tuple[bytes, bytes]]: ...
 
@@ -709,6 +737,18 @@ def _headers(headers: _RawHeaders) -> list[tuple[str, str]]:
         (name.decode("latin-1"), value.decode("utf-8", "replace"))
         for name, value in headers.raw_items()
     ]
+
+
+def _declared_length(reader: _Reader, message: Message) -> int | None:
+    """The body length the message's framing promises, if it promises one."""
+    exchange = reader.exchange
+    if (
+        isinstance(message, Response)
+        and exchange is not None
+        and (exchange.request.method == "HEAD" or message.status in (204, 304))
+    ):
+        return 0
+    return _content_length(message)
 
 
 def _content_length(message: Message) -> int | None:
