@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from agent import __version__
+from agent.capture import Capture
 from agent.errors import UserError
 from agent.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Journal
 from agent.lifecycle import Timeouts, wait_until_unwanted
@@ -33,6 +34,7 @@ from agent.netns import (
 )
 from agent.server import AgentInfo, EventServer
 from agent.sniffer import SegmentSource, Sniffer, StreamReassembler
+from agent.tcp import Reassembler
 from agent.wire import TOKEN_ENV
 
 log = logging.getLogger("agent")
@@ -176,9 +178,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(options: AgentOptions) -> int:
-    from agent.capture import Capture
-    from agent.tcp import Reassembler
-
     capture = Capture(options.namespace, options.ports)
     with capture:
         reassembler = Reassembler(frozenset(options.ports))
