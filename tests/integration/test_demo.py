@@ -253,3 +253,37 @@ def test_without_root_demo_says_so_in_one_sentence() -> None:
     assert result.stderr.strip() == (
         "podtap: podtap demo needs root to create a network namespace: run it with sudo."
     )
+
+
+@pytest.mark.root
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_podtap_demo_opens_the_app_on_its_traffic_in_a_real_terminal(tmp_path: Path) -> None:
+    session = f"podtap-demo-test-{os.getpid()}"
+    exit_file = tmp_path / "exit"
+    command = (
+        f"cd {REPO} && {sys.executable} -m tui demo --duration 12; echo $? > {exit_file}; sleep 60"
+    )
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "45", command], check=True
+    )
+    try:
+        screens: list[str] = []
+
+        def shows_traffic() -> bool:
+            pane = subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", session],
+                capture_output=True, text=True, check=False,
+            ).stdout  # fmt: skip
+            screens.append(pane)
+            return "/api/" in pane and "netns/podtap-demo-" in pane and "8443" in pane
+
+        assert _wait_for(shows_traffic, 40), screens[-1] if screens else "no screen"
+        assert _wait_for(exit_file.exists, 40)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True, check=False)
+    # The demo's own network (its name is on the status bar) is gone.
+    names = [word for word in screens[-1].split() if word.startswith("netns/podtap-demo-")]
+    assert names
+    _assert_removed(DemoNetwork.for_pid(int(names[0].rsplit("-", 1)[1])))
