@@ -5,7 +5,8 @@
 
 Leaving the block (normally, by an exception, Ctrl+C) stops the traffic, stops the service and
 removes the namespace and veth pair. The service also dies with this process if it is killed
-outright, and the next demo removes the network such a demo left behind.
+outright, and the next demo removes the network such a demo left behind. (Linux ties that to
+the thread that started the service: enter the environment from a thread that outlives it.)
 """
 
 from __future__ import annotations
