@@ -123,8 +123,10 @@ class MeasuredApp(PodtapApp):
     frame_after_action: float | None = None
     framed = asyncio.Event()
 
-    async def run_action(self, action: Any, default_namespace: Any = None) -> bool:
-        result = await super().run_action(action, default_namespace)
+    async def run_action(
+        self, action: Any, default_namespace: Any = None, namespaces: Any = None
+    ) -> bool:
+        result = await super().run_action(action, default_namespace, namespaces)
         if self.action_done is None:
             self.action_done = time.perf_counter()
         return result

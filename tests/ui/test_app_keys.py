@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from textual import events
 
 from tests.ui.driving import SIZE, fed, screen_text, shop_app
 from tests.ui.fakes import (
@@ -95,6 +96,24 @@ async def test_slash_filters_and_invalid_input_is_shown_not_applied() -> None:
         await pilot.pause()
         assert not bar.is_open
         assert "filter ~c 500" in screen_text(app)
+        assert shown_ids(app) == [ORDER_CONN]
+
+
+async def test_keys_typed_right_after_slash_land_in_the_prompt() -> None:
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        assert app._driver is not None
+        # One burst, as a terminal delivers a paste or a fast typist: no waiting in between.
+        typed = "~c 404 | ~p /orders"  # "/" inside the expression is just a character
+        names = {"~": "tilde", " ": "space", "|": "vertical_line", "/": "slash"}
+        app._driver.send_message(events.Key("slash", "/"))
+        for char in typed:
+            app._driver.send_message(events.Key(names.get(char, char), char))
+        app._driver.send_message(events.Key("enter", None))
+        await pilot.pause(0.2)
+        assert app.main_screen.filter_text == typed
+        assert not app.main_screen.reveal_secrets
         assert shown_ids(app) == [ORDER_CONN]
 
 
@@ -340,7 +359,7 @@ async def test_a_session_error_is_a_notification_not_a_crash() -> None:
     from agent.errors import UserError
 
     class Failing(FakeSession):
-        async def updates(self):  # type: ignore[no-untyped-def, override]
+        async def updates(self):  # type: ignore[no-untyped-def]
             yield []
             raise UserError("The agent stopped: no capture permission.")
 

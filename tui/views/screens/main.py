@@ -34,7 +34,10 @@ def reveal(name: str, value: str) -> str:
 
 class MainScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
+        # Priority: the app handles "/" itself before reading the next key, so what is typed
+        # right after it (a fast typist, a paste) lands in the prompt.
         Binding("slash", "open_filter", "Filter", key_display="/", id="main.filter",
+                priority=True,
                 tooltip="Type a filter expression (~m ~p ~h ~c ~src ~pod ~b …); ? lists them"),
         Binding("exclamation_mark", "invert", "Invert", key_display="!", id="main.invert",
                 tooltip="Show what the filter hides, and hide what it shows"),
@@ -223,6 +226,10 @@ class MainScreen(Screen[None]):
         )
 
     # -- filter ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # While the prompt is open, "/" is a character of the expression being typed.
+        return not (action == "open_filter" and self.filter_bar.is_open)
 
     def action_open_filter(self) -> None:
         self._filter_before_edit = (self.filter_text, self.store.filter)

@@ -83,7 +83,9 @@ class FilterBar(Vertical):
         self.input.value = text
         self.input.cursor_position = len(text)
         self._check(text)
-        self.input.focus()
+        # Focus now, not after a refresh: the keys typed right after "/" (a fast typist, a
+        # paste) are already queued and must land in the prompt, not on the screen's keys.
+        self.screen.set_focus(self.input)
 
     def close(self) -> None:
         self.remove_class("-open")

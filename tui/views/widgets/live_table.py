@@ -238,9 +238,12 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         if text.cell_len > width:
             text = text.copy()
             text.truncate(width, overflow="ellipsis")
+        console = self.app.console
+        # Text.render leaves out the text's own base style: add it back.
+        base = style + console.get_style(text.style) if text.style else style
         segments = [
-            Segment(segment.text, style + segment.style if segment.style else style)
-            for segment in text.render(self.app.console, end="")
+            Segment(segment.text, base + segment.style if segment.style else base)
+            for segment in text.render(console, end="")
         ]
         return segments, text.cell_len
 
