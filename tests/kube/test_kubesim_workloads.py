@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.stream import portforward
 
 from tests.kubesim import KubeSim, SimConfig, Workload
-from tests.kubesim.kubelet import REPO_ROOT
+from tests.kubesim.containers import REPO_ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.kubesim import admission, objects, resources, tables
+from tests.kubesim import admission, objects, pod_endpoints, resources, tables
 from tests.kubesim.cluster import Cluster
 from tests.kubesim.errors import ApiError
 from tests.kubesim.patching import apply_patch
@@ -139,7 +139,8 @@ class ApiServer:
             return await serve_port_forward(request, self.cluster, target.namespace or "",
                                             target.name or "")
         if target.subresource == "log":
-            return await self._log(request, target)
+            return await pod_endpoints.serve_log(request, self.cluster, target.namespace or "",
+                                                 target.name or "")
         if verb == "list":
             listed = self._list(request, target)
             if tables.wants_table(request.headers.get("Accept", "")):
@@ -248,55 +249,6 @@ class ApiServer:
                 "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
                            "selector": selector_to_string(obj["spec"].get("selector") or {})}}
 
-    async def _log(self, request: web.Request, target: Target) -> web.StreamResponse:
-        pod = self.store.require(POD, target.namespace, target.name or "")
-        names = [c["name"] for c in pod["spec"]["containers"]] + [
-            c["name"] for c in pod["spec"].get("ephemeralContainers") or []]
-        container = request.query.get("container")
-        if container is None:
-            if len(pod["spec"]["containers"]) != 1:
-                raise ApiError.bad_request(
-                    f"a container name must be specified for pod {pod['metadata']['name']}, "
-                    f"choose one of: [{' '.join(names)}]")
-            container = names[0]
-        if container not in names:
-            raise ApiError.bad_request(f"container {container} is not valid for pod "
-                                       f"{pod['metadata']['name']}")
-        statuses = [*(pod["status"].get("containerStatuses") or []),
-                    *(pod["status"].get("ephemeralContainerStatuses") or [])]
-        state = next((s.get("state") or {} for s in statuses if s["name"] == container), {})
-        waiting = state.get("waiting")
-        if not state or (waiting and not self.cluster.kubelet.container_log(pod, container)):
-            reason = (waiting or {}).get("reason", "ContainerCreating")
-            if reason in ("ErrImagePull", "ImagePullBackOff"):
-                reason = "trying and failing to pull image"
-            raise ApiError.bad_request(f'container "{container}" in pod '
-                                       f'"{pod["metadata"]["name"]}" is waiting to start: '
-                                       f'{reason}')
-        text = self.cluster.kubelet.container_log(pod, container)
-        tail = request.query.get("tailLines")
-        if tail is not None:
-            text = b"".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else b""
-        if not _truthy(request.query.get("follow")):
-            return web.Response(body=text, content_type="text/plain")
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        response.enable_chunked_encoding()
-        await response.prepare(request)
-        await response.write(text)
-        sent = len(self.cluster.kubelet.container_log(pod, container)) if tail else len(text)
-        # Follow until the container's process is gone, like kubectl logs -f.
-        with contextlib.suppress(ConnectionResetError):
-            while self.cluster.kubelet.is_running(pod, container):
-                await asyncio.sleep(0.2)
-                current = self.cluster.kubelet.container_log(pod, container)
-                if len(current) > sent:
-                    await response.write(current[sent:])
-                    sent = len(current)
-            current = self.cluster.kubelet.container_log(pod, container)
-            await response.write(current[sent:])
-            await response.write_eof()
-        return response
-
     # -- writes ------------------------------------------------------------------------------
 
     @staticmethod
@@ -362,7 +314,7 @@ class ApiServer:
             changed = body
         updated = self._merge_subresource(target, current, changed)
         if rt is POD:
-            self._check_pod_update(current, updated)
+            pod_endpoints.check_pod_update(self.store, current, updated)
         if request.query.get("dryRun") == "All":
             return _json(self._view(target, updated))
         stored = self.store.update(rt, updated)
@@ -383,7 +335,7 @@ class ApiServer:
                                        "than or equal to 0")
             updated["spec"]["replicas"] = replicas
         elif sub == "ephemeralcontainers":
-            self._check_ephemeral(current, changed)
+            pod_endpoints.check_ephemeral_change(current, changed)
             updated["spec"]["ephemeralContainers"] = (changed.get("spec") or {}).get(
                 "ephemeralContainers") or []
         else:
@@ -395,52 +347,6 @@ class ApiServer:
                     updated["metadata"].pop(key, None)
             updated["spec"] = changed.get("spec", current.get("spec"))
         return updated
-
-    @staticmethod
-    def _check_ephemeral(current: Object, changed: Object) -> None:
-        name = current["metadata"]["name"]
-        before = {c["name"]: c for c in current["spec"].get("ephemeralContainers") or []}
-        after = {c["name"]: c for c in (changed.get("spec") or {}).get(
-            "ephemeralContainers") or []}
-        regular = {c["name"] for c in current["spec"]["containers"]}
-        for existing, spec in before.items():
-            if after.get(existing) != spec:
-                raise ApiError.invalid("pods", name, "Pod",
-                                       f'spec.ephemeralContainers: Forbidden: existing ephemeral '
-                                       f'containers "{existing}" may not be removed or changed')
-        for index, (added, spec) in enumerate(after.items()):
-            if added in regular:
-                raise ApiError.invalid("pods", name, "Pod",
-                                       f'spec.ephemeralContainers[{index}].name: Duplicate '
-                                       f'value: "{added}"')
-            if spec.get("ports") or spec.get("resources", {}).get("limits"):
-                raise ApiError.invalid("pods", name, "Pod",
-                                       f"spec.ephemeralContainers[{index}]: Forbidden: ports and "
-                                       f"resources are not allowed for ephemeral containers")
-            if not spec.get("image"):
-                raise ApiError.invalid("pods", name, "Pod",
-                                       f"spec.ephemeralContainers[{index}].image: Required value")
-
-    def _check_pod_update(self, current: Object, updated: Object) -> None:
-        def comparable(spec: Object) -> Object:
-            spec = copy.deepcopy(spec)
-            for container in spec.get("containers") or []:
-                container.pop("image", None)
-            spec.pop("ephemeralContainers", None)
-            spec.pop("activeDeadlineSeconds", None)
-            spec.pop("tolerations", None)
-            return spec
-
-        name = current["metadata"]["name"]
-        if comparable(current["spec"]) != comparable(updated["spec"]):
-            raise ApiError.invalid("pods", name, "Pod", "spec: Forbidden: pod updates may not "
-                                   "change fields other than `spec.containers[*].image`, "
-                                   "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
-                                   "additions to existing tolerations)")
-        if updated["spec"].get("ephemeralContainers") != current["spec"].get(
-                "ephemeralContainers"):
-            admission.check_pod_security(
-                objects.namespace_labels(self.store, current["metadata"]["namespace"]), updated)
 
     @staticmethod
     async def _delete_options(request: web.Request) -> tuple[str | None, int | None, bool]:
