@@ -122,6 +122,18 @@ def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
         events[0].message)
     assert core.list_namespaced_pod("locked", label_selector="job-name=agent").items == []
 
+    # Ephemeral containers go through the same admission as pods.
+    ephemeral = {"name": "podtap-s1", "image": "agent",
+                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}
+    with pytest.raises(client.ApiException) as no_ephemeral:
+        core.patch_namespaced_pod_ephemeralcontainers(
+            "web", "locked", {"spec": {"ephemeralContainers": [ephemeral]}})
+    assert no_ephemeral.value.status == 403
+    assert status_of(no_ephemeral.value)["message"] == (
+        'pods "web" is forbidden: violates PodSecurity "baseline:latest": non-default '
+        'capabilities (container "podtap-s1" must not include "NET_ADMIN" in '
+        'securityContext.capabilities.add)')
+
     # Relabelling the namespace privileged lets the Job's pod through.
     core.patch_namespace("locked", {"metadata": {"labels": {
         "pod-security.kubernetes.io/enforce": "privileged"}}})

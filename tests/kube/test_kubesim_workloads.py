@@ -270,3 +270,46 @@ def test_restarts_logs_and_paged_lists(kubesim: KubeSim, kube_client: client.Api
     rest = core.list_namespaced_pod("default", limit=2, _continue=first.metadata._continue)
     assert names(first.items) + names(rest.items) == ["crasher", "stuck", "talker"]
     assert rest.metadata._continue is None
+
+
+@pytest.mark.kubesim("--nodes", "1")
+def test_job_deadline_and_ttl_clean_up_like_the_job_controller(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    core, batch = client.CoreV1Api(kube_client), client.BatchV1Api(kube_client)
+
+    def job(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name}, "spec": {"backoffLimit": 0, **spec, "template": {
+            "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": "busybox", "command": command}]}}}}
+
+    batch.create_namespaced_job("default", job("slow", ["sleep", "60"], activeDeadlineSeconds=1))
+    batch.create_namespaced_job("default", job("quick", ["true"], ttlSecondsAfterFinished=1))
+
+    def failed_by_deadline() -> bool:
+        conditions = batch.read_namespaced_job("slow", "default").status.conditions or []
+        return any(c.type == "Failed" and c.reason == "DeadlineExceeded" for c in conditions)
+
+    eventually(failed_by_deadline)
+    eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=slow")
+               .items)
+    # Finished, then collected with its pod once the TTL has passed.
+    eventually(lambda: "quick" not in names(batch.list_namespaced_job("default").items))
+    eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=quick")
+               .items)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/kubectl").exists(), reason="no kubectl")
+def test_kubectl_lists_pods_with_the_usual_columns(kubesim: KubeSim) -> None:
+    listing = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubesim.kubeconfig), "get", "pods", "-A", "-o", "wide"],
+        capture_output=True, text=True, timeout=30, check=True).stdout.splitlines()
+    assert listing[0].split() == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE",
+                                  "IP", "NODE"]
+    rows = [line.split() for line in listing[1:]]
+    assert len(rows) == 3
+    for row in rows:
+        assert row[0] == "default"
+        assert row[2:4] == ["1/1", "Running"]
+    assert {row[6] for row in rows} == {p.ip for p in kubesim.pods()}
+    assert {row[7] for row in rows} == {"node-1", "node-2"}
