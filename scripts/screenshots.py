@@ -35,12 +35,12 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
     async with app.run_test(size=SIZE) as pilot:
         await asyncio.sleep(warmup)
         main = app.main_screen
-        # Pick the newest connection that carried several requests: the interesting kind.
-        for index, connection in enumerate(main.connections_table.rows):
+        # Walk down (as a user would) to the newest connection that carried several requests.
+        for connection in list(main.connections_table.rows)[:30]:
             if connection.requests >= 3 and connection.protocol == "http":
-                main.connections_table.move_cursor_to(index)
                 break
-        await pilot.pause(0.3)
+            await pilot.press("down")
+        await pilot.pause(0.5)
         save("main.svg")
 
         await pilot.press("slash")
