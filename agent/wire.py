@@ -16,7 +16,7 @@ from agent.events import AnyEvent
 _batch_encoder = msgspec.msgpack.Encoder()
 _batch_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 _json_encoder = msgspec.json.Encoder()
-_json_decoder = msgspec.json.Decoder(AnyEvent)
+_json_decoder: msgspec.json.Decoder[AnyEvent] = msgspec.json.Decoder(AnyEvent)
 
 EVENTS_PATH = "/v1/events"
 """The websocket path; query ``after=SEQ&agent=AGENT_ID`` resumes a stream."""
