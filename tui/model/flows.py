@@ -145,6 +145,8 @@ class Connection:
     raw_out: bytearray = field(default_factory=bytearray, repr=False)
     """The first bytes the server sent (capped), for the raw view."""
     last_status: int | None = None
+    raw_released: bool = False
+    """raw_in/raw_out were emptied (and stopped growing) to keep the store within its budget."""
     errors: list[str] = field(default_factory=list)
     """Undecodable input that belongs to no exchange (a few, the first ones)."""
     exchanges_dropped: int = 0

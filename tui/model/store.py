@@ -83,11 +83,16 @@ class Store:
         max_exchanges: int = 100_000,
         body_cap: int = 65_536,
         raw_cap: int = 65_536,
+        raw_budget: int = 48 << 20,
     ) -> None:
         self.max_connections = max_connections
         self.max_exchanges = max_exchanges
         self.body_cap = body_cap
         self.raw_cap = raw_cap
+        self.raw_budget = raw_budget
+        """Bytes of raw_in/raw_out kept over all connections; past it the oldest are released."""
+        self._raw_total = 0
+        self._raw_holders: deque[Connection] = deque()
         self.connections: dict[ConnectionKey, Connection] = {}
         self.sources: dict[str, SourceInfo] = {}
         self.stats = StoreStats()
@@ -152,8 +157,14 @@ class Store:
                 return
             decoder = self._decoders[conn.key]
             before = len(conn.exchanges)
+            raw_before = len(conn.raw_in) + len(conn.raw_out)
             decoder.feed(event.direction, event.data, event.ts, change)
             self._count_new_exchanges(conn, before)
+            raw_added = len(conn.raw_in) + len(conn.raw_out) - raw_before
+            if raw_added:
+                if not raw_before:
+                    self._raw_holders.append(conn)
+                self._raw_total += raw_added
             touched[conn.key] = conn
         elif isinstance(event, ConnectionOpened):
             self._open(source, event, change, touched)
@@ -270,6 +281,14 @@ class Store:
     # ----------------------------------------------------------------------------- caps
 
     def _enforce_caps(self, change: StoreChange) -> None:
+        while self._raw_total > self.raw_budget and self._raw_holders:
+            holder = self._raw_holders.popleft()
+            if self.connections.get(holder.key) is holder:
+                self._raw_total -= len(holder.raw_in) + len(holder.raw_out)
+                holder.raw_in = bytearray()
+                holder.raw_out = bytearray()
+                holder.raw_released = True
+                change.changed_connections.add(holder.key)
         if len(self.connections) > self.max_connections:
             # Evict in batches of 1%: popping the oldest key of a dict one at a time re-scans
             # the deleted slots at its front every time.
@@ -308,6 +327,7 @@ class Store:
     def _evict_connection(self, key: ConnectionKey, change: StoreChange) -> None:
         conn = self.connections.pop(key)
         self._decoders.pop(key, None)
+        self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
         for exchange in conn.exchanges:
             self._shown_exchange.pop(exchange, None)
@@ -457,6 +477,8 @@ class Store:
         self._decoders.clear()
         self._exchange_owners.clear()
         self._exchange_count = 0
+        self._raw_holders.clear()
+        self._raw_total = 0
         self.header_inventory = HeaderInventory()
         self.dropped_connections = 0
         self.dropped_exchanges = 0
