@@ -142,7 +142,11 @@ class Dump:
 @contextlib.asynccontextmanager
 async def running_dump(*args: str) -> AsyncIterator[Dump]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "dump", *args,
+        sys.executable,
+        "-m",
+        "tui",
+        "dump",
+        *args,
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
@@ -162,7 +166,14 @@ async def running_dump(*args: str) -> AsyncIterator[Dump]:
 
 async def curl(url: str, *extra: str) -> bytes:
     process = await asyncio.create_subprocess_exec(
-        "curl", "-sS", "--max-time", "10", "-H", "User-Agent: podtap-test", *extra, url,
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "-H",
+        "User-Agent: podtap-test",
+        *extra,
+        url,
         stdout=asyncio.subprocess.PIPE,
     )
     out, _ = await process.communicate()
@@ -181,7 +192,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def expected_exchange(client: str, client_port: int, server: str, path: str) -> list[str]:
+def connection_id(text: str) -> int:
+    """The id of the first connection in a dump (ids are the agent's: not always from 0)."""
+    found = re.search(r"Connection ID (\d+)", text) or re.search(r"Request \[(\d+):", text)
+    assert found, f"no connection in {text!r}"
+    return int(found[1])
+
+
+def expected_exchange(
+    conn: int, client: str, client_port: int, server: str, path: str
+) -> list[str]:
     def at(host: str, port: int) -> str:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -189,15 +209,15 @@ def expected_exchange(client: str, client_port: int, server: str, path: str) -> 
     request = f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nAccept: */*\r\n"
     request += "User-Agent: podtap-test\r\n\r\n"
     return [
-        f"## New connection established: Connection ID 0 from {at(client, client_port)} "
+        f"## New connection established: Connection ID {conn} from {at(client, client_port)} "
         f"to {at(server, PORT)}",
-        f"## Connection ID 0: {len(request)} bytes",
+        f"## Connection ID {conn}: {len(request)} bytes",
         f"Data: GET {path} HTTP/1.1",
         f"Host: {host_header}",
         "Accept: */*",
         "User-Agent: podtap-test",
         "",
-        f"## Connection ID 0: {len(RESPONSE)} bytes (response)",
+        f"## Connection ID {conn}: {len(RESPONSE)} bytes (response)",
         "Data: HTTP/1.1 200 OK",
         "Content-Type: text/plain",
         "Content-Length: 6",
@@ -205,7 +225,7 @@ def expected_exchange(client: str, client_port: int, server: str, path: str) -> 
         "",
         "hello",
         "",
-        "## Connection ID 0 closed",
+        f"## Connection ID {conn} closed",
         "",
     ]
 
@@ -224,8 +244,9 @@ async def test_a_scripted_exchange_line_by_line(lab: Lab, family: str) -> None:
             await asyncio.sleep(1.5)
             status, stdout = await dump.stop(signal.SIGTERM)
     assert status == 0
-    assert stdout.decode().splitlines() == expected_exchange(
-        client, client_port, server, "/hello?x=1"
+    text = stdout.decode()
+    assert text.splitlines() == expected_exchange(
+        connection_id(text), client, client_port, server, "/hello?x=1"
     )
     assert not any("Traceback" in line for line in dump.stderr_lines)
 
@@ -242,14 +263,12 @@ async def test_without_responses_only_the_requests_are_printed(lab: Lab) -> None
     assert "Data: GET /only-requests HTTP/1.1" in text
     assert "(response)" not in text
     assert "hello" not in text
-    assert text.endswith("## Connection ID 0 closed\n\n")
+    assert text.endswith(f"## Connection ID {connection_id(text)} closed\n\n")
 
 
 async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab) -> None:
     with serving(lab, lab.ns_ip):
-        async with running_dump(
-            f"netns/{lab.name}", "-p", str(PORT), "--format", "jsonl"
-        ) as dump:
+        async with running_dump(f"netns/{lab.name}", "-p", str(PORT), "--format", "jsonl") as dump:
             await dump.wait_for_stderr("Listening for traffic")
             (agent,) = dump.agent_pids()
             agent_port = listening_port(agent)
@@ -291,8 +310,15 @@ async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab
 async def cut_connections_to(port: int) -> int:
     """Kill the TCP connections to loopback ``port`` (from the client's side); how many."""
     cut = await asyncio.create_subprocess_exec(
-        "ss", "-K", "dst", "127.0.0.1", "dport", "=", str(port),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        "ss",
+        "-K",
+        "dst",
+        "127.0.0.1",
+        "dport",
+        "=",
+        str(port),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await cut.communicate()
     return out.decode().count("ESTAB")
@@ -308,9 +334,7 @@ def process_exists(pid: int) -> bool:
 
 
 def listening_port(pid: int) -> int:
-    listing = subprocess.run(
-        ["ss", "-Hltnp"], capture_output=True, text=True, check=True
-    ).stdout
+    listing = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, check=True).stdout
     for line in listing.splitlines():
         if f"pid={pid}," in line:
             return int(line.split()[3].rsplit(":", 1)[1])
@@ -329,6 +353,7 @@ async def test_a_signal_ends_dump_and_its_agent(lab: Lab, signum: int) -> None:
     assert status == 0
     assert stdout == b""
     assert not process_exists(agents[0]), "the agent outlived podtap dump"
+    assert agents_for(lab) == [], "agent processes outlived podtap dump"
     assert not any("Traceback" in line for line in dump.stderr_lines)
 
 
@@ -371,16 +396,22 @@ async def test_http_mode_prints_decoded_requests_and_responses(lab: Lab) -> None
     with serving(lab, lab.ns_ip):
         async with running_dump(f"netns/{lab.name}", "-p", str(PORT), "--http") as dump:
             await dump.wait_for_stderr("Listening for traffic")
-            await curl(url(lab.ns_ip, "/users?id=7"), "-H", "X-User-Id: alice",
-                       "--local-port", str(client_port))
+            await curl(
+                url(lab.ns_ip, "/users?id=7"),
+                "-H",
+                "X-User-Id: alice",
+                "--local-port",
+                str(client_port),
+            )
             await asyncio.sleep(1.5)
             status, stdout = await dump.stop()
     assert status == 0
     lines = stdout.decode().splitlines()
     response_line = lines[7]
-    assert re.fullmatch(r"## Response \[0:0\] 200 OK \(\d+\.\d ms\)", response_line)
+    conn = connection_id(lines[0])
+    assert re.fullmatch(rf"## Response \[{conn}:0\] 200 OK \(\d+\.\d ms\)", response_line)
     assert lines[:7] + lines[8:] == [
-        f"## Request [0:0] from {lab.host_ip}:{client_port} to {lab.ns_ip}:{PORT}",
+        f"## Request [{conn}:0] from {lab.host_ip}:{client_port} to {lab.ns_ip}:{PORT}",
         "GET /users?id=7 HTTP/1.1",
         f"Host: {lab.ns_ip}:{PORT}",
         "Accept: */*",
