@@ -16,9 +16,9 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import NoReturn, Protocol
 
 from agent import __version__
 from agent.capture import Capture
@@ -33,9 +33,13 @@ from agent.netns import (
     pid_namespace,
 )
 from agent.server import AgentInfo, EventServer
-from agent.sniffer import SegmentSource, Sniffer, StreamReassembler
+from agent.sniffer import Sniffer
 from agent.tcp import Reassembler
 from agent.wire import TOKEN_ENV
+from agent.workers import CaptureWorkers, default_worker_count
+
+WORKERS_ENV = "PODTAP_AGENT_WORKERS"
+MAX_WORKERS = 64
 
 log = logging.getLogger("agent")
 
@@ -89,6 +93,11 @@ def build_parser() -> _Parser:
         "--journal-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
         help=f"bytes of captured data kept likewise ({DEFAULT_MAX_BYTES})",
     )  # fmt: skip
+    parser.add_argument(
+        "--workers", metavar="N", default=os.environ.get(WORKERS_ENV, "auto"),
+        help="capture processes sharing the traffic by connection (default: "
+        f"${WORKERS_ENV} or auto, {default_worker_count()} here; 1: capture in the agent itself)",
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"podtap agent {__version__}")
     return parser
 
@@ -106,6 +115,7 @@ class AgentOptions:
     timeouts: Timeouts
     journal_events: int
     journal_bytes: int
+    workers: int = 1
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -129,6 +139,7 @@ def check_options(args: argparse.Namespace) -> AgentOptions:
     for flag, value in limits.items():
         if value < 1:
             raise UserError(f"{flag} must be at least 1.")
+    workers = parse_workers(args.workers)
     host, port = parse_listen(args.listen)
     namespace, target = resolve_target(args)
     token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
@@ -145,7 +156,20 @@ def check_options(args: argparse.Namespace) -> AgentOptions:
         ),
         journal_events=args.journal_events,
         journal_bytes=args.journal_bytes,
+        workers=workers,
     )
+
+
+def parse_workers(text: str) -> int:
+    """``auto`` or a count from 1 to MAX_WORKERS; raises UserError."""
+    if text == "auto":
+        return default_worker_count()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise UserError(
+            f"--workers {text!r} is not a count of capture processes; "
+            f"give 'auto' or a number from 1 to {MAX_WORKERS}."
+        )
+    return int(text)
 
 
 def resolve_target(args: argparse.Namespace) -> tuple[NamespaceRef, str]:
@@ -177,19 +201,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+class CaptureRunner(Protocol):
+    """What serve() needs of the capture side: agent.sniffer.Sniffer or
+    agent.workers.CaptureWorkers, already feeding the journal."""
+
+    failure: BaseException | None
+
+    def stop(self, timeout: float = ...) -> None: ...
+
+
+FailureCallback = Callable[[BaseException], None]
+StartCapture = Callable[[Journal, FailureCallback], CaptureRunner]
+
+
 def run(options: AgentOptions) -> int:
-    capture = Capture(options.namespace, options.ports)
-    with capture:
-        reassembler = Reassembler(frozenset(options.ports))
-        return asyncio.run(serve(options, capture, reassembler, list(capture.interfaces)))
+    if options.workers == 1:
+        capture = Capture(options.namespace, options.ports)
+        with capture:
+            return asyncio.run(
+                serve(options, _in_process(capture, options.ports), list(capture.interfaces))
+            )
+    # Forked before the event loop or any thread exists, as forking needs.
+    group = os.getpid() & 0xFFFF
+    captures: list[Capture] = []
+    try:
+        for _ in range(options.workers):
+            captures.append(Capture(options.namespace, options.ports, fanout_group=group))
+    except BaseException:
+        for capture in captures:
+            capture.close()
+        raise
+    interfaces = list(captures[0].interfaces)
+    workers = CaptureWorkers(captures, frozenset(options.ports))
+    try:
+        return asyncio.run(serve(options, _with_workers(workers), interfaces))
+    finally:
+        workers.stop()
 
 
-async def serve(
-    options: AgentOptions,
-    source: SegmentSource,
-    reassembler: StreamReassembler,
-    interfaces: list[str],
-) -> int:
+def _in_process(capture: Capture, ports: Sequence[int]) -> StartCapture:
+    def start(journal: Journal, on_failure: FailureCallback) -> CaptureRunner:
+        sniffer = Sniffer(capture, Reassembler(frozenset(ports)), journal, on_failure=on_failure)
+        sniffer.start()
+        return sniffer
+
+    return start
+
+
+def _with_workers(workers: CaptureWorkers) -> StartCapture:
+    def start(journal: Journal, on_failure: FailureCallback) -> CaptureRunner:
+        workers.start(journal, on_failure)
+        return workers
+
+    return start
+
+
+async def serve(options: AgentOptions, start_capture: StartCapture, interfaces: list[str]) -> int:
     """Capture and serve until a signal, a client timeout or a capture failure."""
     loop = asyncio.get_running_loop()
     started_at = loop.time()
@@ -223,8 +290,7 @@ async def serve(
     def capture_failed(error: BaseException) -> None:  # called in the capture thread
         loop.call_soon_threadsafe(stop, f"capture failed: {error}")
 
-    sniffer = Sniffer(source, reassembler, journal, on_failure=capture_failed)
-    sniffer.start()
+    sniffer = start_capture(journal, capture_failed)
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     announcement = {"listening": address, "agent_id": info.agent_id, "interfaces": interfaces}
     sys.stdout.write(json.dumps(announcement) + "\n")

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from agent.errors import UserError
 from agent.events import AnyEvent, Stats
-from agent.journal import Journal
 from agent.packet import Segment
 
 log = logging.getLogger("agent.sniffer")
@@ -53,6 +52,13 @@ class StreamReassembler(Protocol):
     def close_all(self, now: float) -> list[AnyEvent]: ...
 
 
+class EventSink(Protocol):
+    """Where the sniffer puts its events: the journal (agent.journal.Journal), or the pipe to
+    the main process when it runs in a capture worker (agent.workers)."""
+
+    def append(self, events: Sequence[AnyEvent]) -> None: ...
+
+
 class Sniffer:
     """Runs capture -> reassembly -> journal in a thread of its own until :meth:`stop`."""
 
@@ -60,7 +66,7 @@ class Sniffer:
         self,
         source: SegmentSource,
         reassembler: StreamReassembler,
-        journal: Journal,
+        journal: EventSink,
         *,
         on_failure: Callable[[BaseException], None] | None = None,
         stats_interval: float = STATS_INTERVAL,
