@@ -9,16 +9,19 @@ host while ``podtap dump netns/LAB -p 8080 --format jsonl`` captures. Scenarios:
 
 For each: requests served (lines of nginx's access log), requests podtap saw complete (request
 lines in the captured client->server bytes), packets/s, kernel drops and gaps (from the agent's
-Stats), events lost, and CPU seconds of the agent and of the dump client. Medians of --runs
-runs. Needs root, nginx and wrk (scripts/setup.sh installs them).
+Stats), events lost, and CPU seconds of the agent (with its capture workers, if any) and of the
+dump client. Medians of --runs
+runs. Needs root, nginx and wrk (scripts/setup.sh installs them). The agent's CPU includes its
+capture workers' (``--workers``: the agent's own option, passed as PODTAP_AGENT_WORKERS).
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
-        [--format jsonl|text]
+        [--format jsonl|text] [--workers auto|N]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -85,11 +88,28 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields_[11]) + int(fields_[12])) / TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and of its running descendants (the agent's capture workers)."""
+    total = 0.0
+    for member in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):  # exited meanwhile
+            total += cpu_seconds(member)
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
 def children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
 
 
 def wait_for(predicate: Callable[[], bool], what: str, seconds: float = 20) -> None:
@@ -141,7 +161,7 @@ def with_podtap(
             run_wrk(lab, workdir, connections, seconds, paced)
             # Let the agent and client drain what they still hold before measuring.
             time.sleep(3)
-            agent_cpu, client_cpu = cpu_seconds(agent), cpu_seconds(dump.pid)
+            agent_cpu, client_cpu = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
         finally:
             dump.send_signal(signal.SIGTERM)
             dump.wait(timeout=30)
@@ -224,7 +244,9 @@ def main() -> int:
         "--format", choices=("jsonl", "text"), default="jsonl",
         help="dump's output format (text has no packet rate: it carries no Stats)",
     )
+    parser.add_argument("--workers", default="auto", help="the agent's --workers")
     args = parser.parse_args()
+    os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
     wanted = args.only.split(",")
@@ -263,8 +285,8 @@ def main() -> int:
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
-    print(f"podtap dump --format {args.format} under wrk, {args.seconds} s per run, "
-          f"median of {args.runs} runs")
+    print(f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
+          f"{args.seconds} s per run, median of {args.runs} runs")
     print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
           f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'dumpCPU':>8}")
     for name, r in rows:
