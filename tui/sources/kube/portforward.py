@@ -114,12 +114,13 @@ class AgentConnector:
             self._open = [f for f in self._open if f.connected] + [forward]
         return forward
 
-    def cut(self) -> None:
-        """Break every open port-forward, as a network failure would (used by tests too)."""
+    def cut(self) -> int:
+        """Break every open port-forward, as a network failure would; returns how many."""
         with self._lock:
-            forwards, self._open = self._open, []
+            forwards, self._open = [f for f in self._open if f.connected], []
         for forward in forwards:
             sock = getattr(forward.websocket, "sock", None)
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+        return len(forwards)
