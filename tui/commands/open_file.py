@@ -1,9 +1,37 @@
-"""`podtap open_file` (being built)."""
+"""``podtap open FILE``: a recording (.jsonl, .har, .pcap) in the app, as if it were live."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from tui.commands.targeting import parse_port_arg
+from tui.sources.recording import check_recording
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("open", help="(not yet available)")
+    parser = sub.add_parser(
+        "open",
+        help="open a recording (.jsonl, .har, .pcap) in the app",
+        description="Open FILE in the app with the same panes, filters and header inventory "
+        "as a live capture: a .jsonl from podtap record or podtap dump --format jsonl, a .har, "
+        "or a .pcap/.pcapng (podtap's, tcpdump's or Wireshark's).",
+    )
+    parser.add_argument("file", metavar="FILE", help="the recording to open")
+    parser.add_argument(
+        "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
+        help="pcap only: the server's TCP port (repeatable; default: the ports clients "
+        "sent SYNs to)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    check_recording(path)
+    # Imported here so that a mistyped path is said without loading Textual.
+    from tui.sources.recording import RecordingSession
+    from tui.views.app import run_app
+
+    run_app(RecordingSession(path, args.ports), title=f"podtap {path.name}")
+    return 0

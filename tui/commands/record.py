@@ -1,9 +1,194 @@
-"""`podtap record` (being built)."""
+"""``podtap record TARGET -p PORT -o FILE``: the traffic of a target, into a file.
+
+The format follows the file's extension: ``.jsonl`` (every event, lossless, for ``podtap open``),
+``.har`` (decoded HTTP exchanges, secrets masked unless ``--reveal``), ``.pcap`` (synthesised
+TCP packets for Wireshark/tshark). The file is written as traffic arrives and flushed every
+half second; Ctrl+C, SIGTERM, SIGHUP, ``--count`` and ``--duration`` all end it the same way:
+the agents stop and the file is finalised, so it is complete and valid whatever ended it.
+Progress goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from agent import __version__
+from agent.events import Hello
+from tui.commands.dump import StatusReporter
+from tui.commands.targeting import add_target_arguments, open_session
+from tui.output.jsonl import RecordingHeader
+from tui.output.recording import Progress, Recording, format_of
+from tui.sources.session import AgentEvent
+
+FLUSH_INTERVAL = 0.5
+"""Seconds between flushes: a crash loses at most this much."""
+
+PROGRESS_INTERVAL_PIPE = 5.0
+"""Seconds between progress lines when stderr is not a terminal (a log, a pipe)."""
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sub.add_parser("record", help="(not yet available)")
+    parser = sub.add_parser(
+        "record",
+        help="record a target's traffic to a .jsonl, .har or .pcap file",
+        description="Record the traffic reaching TARGET into FILE, whose extension picks the "
+        "format: .jsonl (every event, raw bytes included, for podtap open), .har (HTTP "
+        "exchanges for browsers and HAR tools; secret headers masked unless --reveal), "
+        ".pcap (TCP packets for Wireshark and tshark, raw bytes included). JSONL and pcap "
+        "keep secrets as they were sent: they are for replay. Ctrl+C ends the recording "
+        "and leaves a complete file.",
+    )
+    add_target_arguments(parser)
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="where to write: FILE.jsonl, FILE.har or FILE.pcap")
+    parser.add_argument("--count", type=_positive_int, metavar="N",
+                        help="stop after N HTTP exchanges (non-HTTP connections count once "
+                        "each, when they close)")
+    parser.add_argument("--duration", type=_positive_float, metavar="SECONDS",
+                        help="stop after SECONDS of capture")
+    parser.add_argument("--reveal", action="store_true",
+                        help="keep Authorization, Cookie and other secret header values in a "
+                        "HAR (masked by default)")
+    parser.set_defaults(run=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, not {text!r}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    return asyncio.run(record(args, sys.stderr))
+
+
+class ProgressLine:
+    """Exchanges, bytes and elapsed time on stderr: rewritten in place on a terminal, a line
+    every few seconds otherwise."""
+
+    def __init__(self, stderr: TextIO, path: str, clock: Callable[[], float]) -> None:
+        self._stderr = stderr
+        self._path = path
+        self._clock = clock
+        self._tty = stderr.isatty()
+        self._began: float | None = None
+        self._last_line = 0.0
+        self._dirty = False
+
+    def start(self) -> None:
+        if self._began is None:
+            self._began = self._clock()
+
+    @property
+    def elapsed(self) -> float:
+        return 0.0 if self._began is None else self._clock() - self._began
+
+    def text(self, progress: Progress) -> str:
+        return (f"{progress.exchanges} exchanges, {progress.connections} connections, "
+                f"{_size(progress.bytes)} in {self.elapsed:.1f} s")
+
+    def show(self, progress: Progress) -> None:
+        if self._began is None:
+            return
+        now = self._clock()
+        if self._tty:
+            self._stderr.write(f"\r* recording to {self._path}: {self.text(progress)}\x1b[K")
+            self._dirty = True
+        elif now - self._last_line >= PROGRESS_INTERVAL_PIPE:
+            self._stderr.write(f"* recording to {self._path}: {self.text(progress)}\n")
+            self._last_line = now
+        self._stderr.flush()
+
+    def end(self, progress: Progress, size: int) -> None:
+        if self._dirty:
+            self._stderr.write("\r\x1b[K")
+        self._stderr.write(f"podtap: wrote {self._path} ({_size(size)}): "
+                           f"{self.text(progress)}\n")
+        self._stderr.flush()
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} B"
+    value = count / 1000
+    unit = "kB"
+    for bigger in ("MB", "GB"):
+        if value < 1000:
+            break
+        value, unit = value / 1000, bigger
+    return f"{value:.1f} {unit}"
+
+
+async def record(args: argparse.Namespace, stderr: TextIO) -> int:
+    format_of(args.output)  # a wrong extension is said before any agent starts
+    header = RecordingHeader(podtap=__version__, target=str(args.target), ports=list(args.ports))
+    reporter = StatusReporter(stderr)
+    progress_line = ProgressLine(stderr, args.output, time.monotonic)
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    stopping: list[str] = []
+
+    def stop(reason: str) -> None:
+        if not stopping:
+            task.cancel()
+        stopping.append(reason)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop, signum.name)
+    deadline: asyncio.TimerHandle | None = None
+    with Recording(args.output, header, reveal=args.reveal) as recording:
+        flusher = asyncio.create_task(_flush_every(recording, progress_line))
+        session = open_session(args)
+        try:
+            async with session:
+                async for batch in session.updates():
+                    reporter.report(batch)
+                    recording.write(batch)
+                    if deadline is None and any(
+                        isinstance(u, AgentEvent) and isinstance(u.event, Hello) for u in batch
+                    ):
+                        progress_line.start()
+                        if args.duration is not None:
+                            deadline = loop.call_later(args.duration, stop, "duration")
+                    if args.count is not None and recording.progress.counted >= args.count:
+                        break
+        except asyncio.CancelledError:
+            if not stopping:
+                raise
+            task.uncancel()
+        finally:
+            flusher.cancel()
+            if deadline is not None:
+                deadline.cancel()
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+    progress_line.end(recording.progress, recording.size)
+    return 1 if reporter.failure else 0
+
+
+async def _flush_every(recording: Recording, progress_line: ProgressLine) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        recording.flush()
+        progress_line.show(recording.progress)

@@ -1,21 +1,35 @@
 """JSON lines: one event per line, as agent.wire encodes it, plus the agent it came from.
 
+    {"podtap":"0.1.0","target":"netns/shop","ports":[8080]}
     {"type":"open","seq":3,"ts":1764171600.5,"conn":0,...,"source":"local"}
 
-``source`` is an extra field that the event decoder ignores, so every line is also a valid
-``agent.wire.decode_json`` input; :func:`decode_line` gives both back.
+``podtap record -o FILE.jsonl`` writes the header line first; ``podtap dump --format jsonl``
+prints the same event lines without it (its stdout is a stream, not a file). Readers accept
+both. ``source`` is an extra field that the event decoder ignores, so every event line is also a
+valid ``agent.wire.decode_json`` input; :func:`decode_line` gives both back.
+
+These lines keep the raw bytes, secrets included: they are meant to be replayed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import BinaryIO
 
 import msgspec
 
+from agent.errors import UserError
 from agent.events import AnyEvent
 from agent.wire import decode_json, encode_json
 from tui.sources.session import AgentEvent, Update
+
+
+class RecordingHeader(msgspec.Struct, forbid_unknown_fields=False):
+    """The first line of a recording: who wrote it, from what, on which ports."""
+
+    podtap: str
+    target: str = ""
+    ports: list[int] = msgspec.field(default_factory=list)
 
 
 class _Source(msgspec.Struct):
@@ -23,6 +37,7 @@ class _Source(msgspec.Struct):
 
 
 _source_decoder = msgspec.json.Decoder(_Source)
+_header_decoder = msgspec.json.Decoder(RecordingHeader)
 _string_encoder = msgspec.json.Encoder()
 
 
@@ -37,11 +52,59 @@ def decode_line(line: bytes | str) -> tuple[str, AnyEvent]:
     return _source_decoder.decode(line).source, decode_json(line)
 
 
-class JsonLinesWriter:
-    """Writes the events among updates as JSON lines, flushed per batch."""
+def encode_header(header: RecordingHeader) -> bytes:
+    return _string_encoder.encode(header) + b"\n"
 
-    def __init__(self, stream: BinaryIO) -> None:
+
+def decode_header(line: bytes) -> RecordingHeader | None:
+    """The header in ``line``, or None if it is an event line (the header is optional)."""
+    if b'"podtap"' not in line or b'"type"' in line:
+        return None
+    try:
+        return _header_decoder.decode(line)
+    except msgspec.ValidationError:
+        return None
+
+
+def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | RecordingHeader]:
+    """The header (if any) and then every event of a JSON-lines recording called ``name``.
+
+    Raises UserError naming the first line that is not a podtap event.
+    """
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if number == 1:
+            header = decode_header(line)
+            if header is not None:
+                yield header
+                continue
+        try:
+            source, event = decode_line(line)
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            raise UserError(
+                f"{name} line {number} is not a podtap event ({error}): open reads what "
+                "podtap record or podtap dump --format jsonl wrote."
+            ) from None
+        yield AgentEvent(source, event)
+
+
+class JsonLinesWriter:
+    """Writes the events among updates as JSON lines (after ``header``, if given), flushed per
+    batch unless ``flush_each_batch`` is off (the owner then calls :meth:`flush`)."""
+
+    def __init__(
+        self,
+        stream: BinaryIO,
+        header: RecordingHeader | None = None,
+        *,
+        flush_each_batch: bool = True,
+    ) -> None:
         self._stream = stream
+        self._flush_each_batch = flush_each_batch
+        self.bytes_written = 0
+        if header is not None:
+            self._put(encode_header(header))
 
     def write(self, updates: Sequence[Update]) -> None:
         lines = [
@@ -50,5 +113,13 @@ class JsonLinesWriter:
             if isinstance(update, AgentEvent)
         ]
         if lines:
-            self._stream.write(b"".join(lines))
+            self._put(b"".join(lines))
+
+    def _put(self, data: bytes) -> None:
+        self._stream.write(data)
+        self.bytes_written += len(data)
+        if self._flush_each_batch:
             self._stream.flush()
+
+    def flush(self) -> None:
+        self._stream.flush()

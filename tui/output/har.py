@@ -1,0 +1,387 @@
+"""HAR 1.2: decoded exchanges as the HTTP Archive that browsers' network panels read.
+
+One entry per exchange, with podtap's own fields where HAR has none: ``_pod`` (the agent that
+saw it: ``local`` or ``NAMESPACE/POD``), ``_incomplete`` (no response was seen, or bytes were
+lost), ``_clientIPAddress``/``_clientPort``/``_serverPort``. An exchange without a response keeps
+its entry, with response status 0. Secret header values (Authorization, Cookie, ...) are masked
+as in the app unless ``reveal`` is set.
+
+:class:`HarFileWriter` keeps the file a complete HAR document after every flush: entries that
+are final are appended once; entries still waiting for their response are rewritten after them,
+followed by the closing brackets, on every flush.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import urllib.parse
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, BinaryIO
+
+import msgspec
+
+from agent.errors import UserError
+from agent.events import AnyEvent
+from tui.model.flows import Connection, Exchange, Message, Request, Response
+from tui.model.secrets import mask
+from tui.output.replay import ReplayNumbering, connection_events
+
+HAR_VERSION = "1.2"
+Json = dict[str, Any]
+
+_encoder = msgspec.json.Encoder()
+
+
+def har_time(ts: float) -> str:
+    """ISO 8601 with milliseconds, in UTC."""
+    moment = datetime.datetime.fromtimestamp(ts, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _millis(start: float | None, end: float | None) -> float:
+    if start is None or end is None:
+        return 0.0
+    return round(max(0.0, (end - start) * 1000.0), 3)
+
+
+def _pairs(items: Iterable[tuple[str, str]]) -> list[Json]:
+    return [{"name": name, "value": value} for name, value in items]
+
+
+def _shown(headers: Iterable[tuple[str, str]], reveal: bool) -> list[tuple[str, str]]:
+    return [(name, value if reveal else mask(name, value)) for name, value in headers]
+
+
+def _cookies(message: Message, header: str, reveal: bool) -> list[Json]:
+    cookies: list[Json] = []
+    for value in message.header_values(header):
+        pairs = value.split(";") if header == "cookie" else value.split(";")[:1]
+        for pair in pairs:
+            name, equals, content = pair.strip().partition("=")
+            if equals and name:
+                cookies.append({"name": name, "value": content if reveal else "••••••"})
+    return cookies
+
+
+def _mime(message: Message) -> str:
+    return message.header("content-type") or ""
+
+
+def _body_text(message: Message) -> Json:
+    """``text`` (and ``encoding`` when the bytes are not UTF-8 text, or are content-encoded)."""
+    encoded = message.header("content-encoding") not in (None, "", "identity")
+    if not encoded:
+        try:
+            return {"text": message.body.decode("utf-8")}
+        except UnicodeDecodeError:
+            pass
+    return {"text": base64.b64encode(message.body).decode("ascii"), "encoding": "base64"}
+
+
+def _headers_size(message: Message) -> int:
+    # Stand-in start line length is not known byte for byte: HAR allows -1 for "unknown".
+    return -1 if not message.headers else sum(len(n) + len(v) + 4 for n, v in message.headers)
+
+
+def request_url(request: Request, connection: Connection) -> str:
+    target = request.target or request.path or "/"
+    if target.startswith(("http://", "https://")):
+        return target
+    host = request.host or request.header("host")
+    if not host:
+        server = f"[{connection.server}]" if ":" in connection.server else connection.server
+        host = f"{server}:{connection.server_port}"
+    if request.method == "CONNECT":
+        return f"http://{target}"
+    if not target.startswith("/"):
+        target = "/" + target if target != "*" else "/*"
+    return f"http://{host}{target}"
+
+
+def _request(request: Request, connection: Connection, reveal: bool) -> Json:
+    url = request_url(request, connection)
+    query = urllib.parse.urlsplit(url).query
+    entry: Json = {
+        "method": request.method,
+        "url": url,
+        "httpVersion": f"HTTP/{request.http_version}",
+        "cookies": _cookies(request, "cookie", reveal),
+        "headers": _pairs(_shown(request.headers, reveal)),
+        "queryString": _pairs(urllib.parse.parse_qsl(query, keep_blank_values=True)),
+        "headersSize": _headers_size(request),
+        "bodySize": request.body_length,
+    }
+    if request.body_length or request.header("content-type"):
+        post: Json = {"mimeType": _mime(request), **_body_text(request)}
+        if request.body_truncated:
+            post["comment"] = f"first {len(request.body)} of {request.body_length} bytes"
+        entry["postData"] = post
+    return entry
+
+
+def _response(response: Response | None, reveal: bool) -> Json:
+    if response is None:
+        return {
+            "status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
+            "content": {"size": 0, "mimeType": ""}, "redirectURL": "",
+            "headersSize": -1, "bodySize": -1, "comment": "no response seen",
+        }
+    content: Json = {"size": response.body_length, "mimeType": _mime(response),
+                     **_body_text(response)}
+    if response.body_truncated:
+        content["comment"] = f"first {len(response.body)} of {response.body_length} bytes"
+    return {
+        "status": response.status,
+        "statusText": response.reason,
+        "httpVersion": f"HTTP/{response.http_version}",
+        "cookies": _cookies(response, "set-cookie", reveal),
+        "headers": _pairs(_shown(response.headers, reveal)),
+        "content": content,
+        "redirectURL": response.header("location") or "",
+        "headersSize": _headers_size(response),
+        "bodySize": response.body_length,
+    }
+
+
+def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = False) -> Json:
+    """The HAR entry of ``exchange`` (on ``connection``)."""
+    send = _millis(exchange.started, exchange.request_finished)
+    wait = exchange.latency_ms or 0.0
+    receive = _millis(exchange.response_started, exchange.finished)
+    entry: Json = {
+        "startedDateTime": har_time(exchange.started),
+        "time": round(send + wait + receive, 3),
+        "request": _request(exchange.request, connection, reveal),
+        "response": _response(exchange.response, reveal),
+        "cache": {},
+        "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1,
+                    "send": send, "wait": round(wait, 3), "receive": receive},
+        "serverIPAddress": connection.server,
+        "connection": str(connection.conn),
+        "_pod": connection.source,
+        "_clientIPAddress": connection.client,
+        "_clientPort": connection.client_port,
+        "_serverPort": connection.server_port,
+    }
+    notes = []
+    if exchange.response is None:
+        notes.append("no response seen")
+    if exchange.incomplete:
+        notes.append("bytes of this exchange were not captured")
+    if exchange.error:
+        notes.append(exchange.error)
+    if notes:
+        entry["_incomplete"] = exchange.response is None or exchange.incomplete
+        entry["comment"] = "; ".join(notes)
+    return entry
+
+
+def har_document_start(version: str, comment: str = "") -> bytes:
+    log: Json = {"version": HAR_VERSION, "creator": {"name": "podtap", "version": version}}
+    if comment:
+        log["comment"] = comment
+    # The document is written open-ended: entries follow, and _CLOSING ends it.
+    head = _encoder.encode({"log": log})
+    return head[:-2] + b',"entries":[\n'
+
+
+_CLOSING = b"\n]}}\n"
+
+
+def har_document(entries: Sequence[Json], version: str, comment: str = "") -> bytes:
+    return (har_document_start(version, comment)
+            + b",\n".join(_encoder.encode(entry) for entry in entries) + _CLOSING)
+
+
+class HarFileWriter:
+    """A HAR file that is a complete document after every :meth:`flush`."""
+
+    def __init__(self, stream: BinaryIO, version: str, comment: str = "") -> None:
+        self._stream = stream
+        start = har_document_start(version, comment)
+        stream.write(start)
+        self._final_end = len(start)
+        self._file_end = len(start)
+        self._final_count = 0
+        self._new_final: list[bytes] = []
+        self.entries_written = 0
+
+    def add_final(self, entry: Json) -> None:
+        """An entry that will not change any more: written once, at the next flush."""
+        self._new_final.append(_encoder.encode(entry))
+
+    def flush(self, pending: Iterable[Json] = ()) -> None:
+        """Write the new final entries, then ``pending`` (entries that may still change) and
+        the closing brackets. Shorter output is padded with spaces before the file is cut, so
+        that a reader never sees a broken document, even between the two steps."""
+        final = self._new_final
+        self._new_final = []
+        separator = b",\n" if self._final_count else b""
+        final_bytes = separator + b",\n".join(final) if final else b""
+        self._final_count += len(final)
+        pending_encoded = [_encoder.encode(entry) for entry in pending]
+        tail = b""
+        if pending_encoded:
+            tail = (b",\n" if self._final_count else b"") + b",\n".join(pending_encoded)
+        body = final_bytes + tail + _CLOSING
+        stream = self._stream
+        stream.seek(self._final_end)
+        new_end = self._final_end + len(body)
+        stream.write(body + b" " * max(0, self._file_end - new_end))
+        stream.flush()
+        if self._file_end > new_end:
+            stream.truncate(new_end)
+            stream.flush()
+        self._final_end += len(final_bytes)
+        self._file_end = new_end
+        self.entries_written = self._final_count + len(pending_encoded)
+
+
+# ------------------------------------------------------------------------------- reading
+
+
+def _text_of(part: Json) -> bytes:
+    text = part.get("text") or ""
+    if not isinstance(text, str):
+        return b""
+    if part.get("encoding") == "base64":
+        try:
+            return base64.b64decode(text)
+        except (binascii.Error, ValueError):
+            return text.encode()
+    return text.encode("utf-8")
+
+
+def _header_list(part: Json) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for header in part.get("headers") or []:
+        name, value = str(header.get("name", "")), str(header.get("value", ""))
+        if name == ":authority":
+            headers.insert(0, ("Host", value))
+        elif name and not name.startswith(":"):
+            headers.append((name, value))
+    return headers
+
+
+def _frame(message: Message, body: bytes, size: object) -> None:
+    """Body and its true length, consistent with the message's own Content-Length."""
+    message.body = body
+    true_size = size if isinstance(size, int) and size >= len(body) else len(body)
+    declared = message.header("content-length")
+    if declared is not None and declared.strip() != str(true_size):
+        # A browser's HAR keeps the decompressed body and the compressed length: frame the
+        # bytes at hand, or the replayed stream would not parse.
+        message.headers = [(n, str(len(body)) if n.lower() == "content-length" else v)
+                           for n, v in message.headers]
+        true_size = len(body)
+    message.body_length = true_size
+    message.complete = True
+
+
+def _version(text: object) -> str:
+    value = str(text or "").upper().removeprefix("HTTP/")
+    return value if value in ("1.0", "1.1") else "1.1"
+
+
+def _parse_time(text: object, name: str) -> float:
+    try:
+        return datetime.datetime.fromisoformat(str(text)).timestamp()
+    except ValueError:
+        raise UserError(f"{name} has an entry whose startedDateTime is not a date: {text!r}.")\
+            from None
+
+
+def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) -> Exchange:
+    request_part: Json = entry.get("request") or {}
+    url = urllib.parse.urlsplit(str(request_part.get("url", "")))
+    target = url.path or "/"
+    if url.query:
+        target += "?" + url.query
+    request = Request(
+        headers=_header_list(request_part),
+        method=str(request_part.get("method", "GET")),
+        target=target,
+        path=url.path or "/",
+        http_version=_version(request_part.get("httpVersion")),
+    )
+    if request.header("host") is None and url.netloc:
+        request.headers.insert(0, ("Host", url.netloc))
+    request.host = request.header("host") or ""
+    post: Json = request_part.get("postData") or {}
+    _frame(request, _text_of(post), request_part.get("bodySize"))
+    started = _parse_time(entry.get("startedDateTime"), name)
+    timings: Json = entry.get("timings") or {}
+    send = max(0.0, float(timings.get("send") or 0)) / 1000
+    wait = max(0.0, float(timings.get("wait") or 0)) / 1000
+    receive = max(0.0, float(timings.get("receive") or 0)) / 1000
+    exchange = Exchange(key=connection.key, index=index, request=request, started=started,
+                        request_finished=started + send)
+    response_part: Json = entry.get("response") or {}
+    status = response_part.get("status")
+    if isinstance(status, int) and status > 0:
+        response = Response(
+            headers=_header_list(response_part),
+            status=status,
+            reason=str(response_part.get("statusText", "")),
+            http_version=_version(response_part.get("httpVersion")),
+        )
+        content: Json = response_part.get("content") or {}
+        _frame(response, _text_of(content), content.get("size"))
+        exchange.response = response
+        exchange.response_started = started + send + wait
+        exchange.finished = exchange.response_started + receive
+    return exchange
+
+
+def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
+    """The (source, event) pairs that replay the HAR document ``data`` (a file called
+    ``name``): one connection per ``connection`` id and ``_pod``, entries in order."""
+    try:
+        document = msgspec.json.decode(data)
+        entries = document["log"]["entries"]
+        if not isinstance(entries, list):
+            raise TypeError
+    except (msgspec.DecodeError, KeyError, TypeError):
+        raise UserError(f"{name} is not a HAR file: it has no log.entries list.") from None
+    grouped: dict[tuple[str, str], list[Json]] = {}
+    for fallback_id, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        source = str(entry.get("_pod") or "har")
+        conn_id = str(entry.get("connection") or f"entry-{fallback_id}")
+        grouped.setdefault((source, conn_id), []).append(entry)
+    numbering: dict[str, ReplayNumbering] = {}
+    for (source, _conn_id), group in grouped.items():
+        first = group[0]
+        server = str(first.get("serverIPAddress") or "")
+        url = urllib.parse.urlsplit(str((first.get("request") or {}).get("url", "")))
+        server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https"
+                                                              else 80)
+        connection = Connection(
+            key=(source, 0), source=source, conn=0,
+            client=str(first.get("_clientIPAddress") or "?"),
+            client_port=int(first.get("_clientPort") or 0),
+            server=server.strip("[]") or url.hostname or "?",
+            server_port=int(server_port), opened=0.0, protocol="http",
+        )
+        exchanges = [_entry_exchange(entry, connection, index, name)
+                     for index, entry in enumerate(group)]
+        connection.opened = min(exchange.started for exchange in exchanges)
+        numbers = numbering.setdefault(source, ReplayNumbering())
+        for event in connection_events(connection, exchanges, numbers):
+            yield source, event
+
+
+def har_of_view(
+    pairs: Iterable[tuple[Connection, Iterable[Exchange]]], version: str, *, reveal: bool
+) -> tuple[bytes, int]:
+    """A HAR document of the given connections' exchanges, and how many entries it holds."""
+    entries = [har_entry(exchange, connection, reveal=reveal)
+               for connection, exchanges in pairs for exchange in exchanges]
+    entries.sort(key=lambda entry: str(entry["startedDateTime"]))
+    return har_document(entries, version), len(entries)
+
+
+__all__ = ["HarFileWriter", "har_document", "har_entry", "har_of_view", "read_har"]

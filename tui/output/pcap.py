@@ -1,0 +1,257 @@
+"""pcap: the reassembled streams written back as TCP packets, and pcap files read as events.
+
+Writing: the agent delivers byte streams, not packets, so each connection is synthesised the way
+a capture of it would look: a three-way handshake (unless it was joined mid-stream), data
+segments whose sequence and acknowledgement numbers follow the bytes sent each way, the capture
+times of the events, and FIN/ACK or RST at the end. A gap advances the sequence number without
+sending the bytes, which is exactly how Wireshark sees a segment the capture missed. Packets are
+Ethernet frames between two made-up MAC addresses, built and written by scapy.
+
+Reading: any pcap or pcapng (tcpdump's too) is read with scapy, each frame's IP packet parsed
+by the agent's own parser and reassembled by the agent's own reassembler, so a file gives the
+same events a live capture of that traffic would have.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
+from scapy.utils import PcapWriter, RawPcapReader
+
+from agent.errors import UserError
+from agent.events import (
+    AnyEvent,
+    ConnectionClosed,
+    ConnectionOpened,
+    DataReceived,
+    Gap,
+)
+from agent.packet import ACK, SYN, Segment, parse_ip
+from agent.tcp import Reassembler
+
+SEGMENT_SIZE = 16_384
+"""Payload bytes per synthesised segment (large, like what offloading captures show)."""
+
+_CLIENT_MAC = "02:70:64:00:00:01"
+_SERVER_MAC = "02:70:64:00:00:02"
+_MASK = 0xFFFF_FFFF
+
+_FIN, _SYN, _RST, _PSH, _ACK = "F", "S", "R", "P", "A"
+
+
+@dataclass(slots=True)
+class _Flow:
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    client_next: int
+    server_next: int
+    ipv6: bool
+
+
+class PacketSynthesizer:
+    """Events in, scapy packets (with their capture times) out: one state per connection."""
+
+    def __init__(self) -> None:
+        self._flows: dict[tuple[str, int], _Flow] = {}
+        self.packets = 0
+
+    def packets_for(self, source: str, event: AnyEvent) -> list[Any]:
+        key = (source, getattr(event, "conn", -1))
+        if isinstance(event, ConnectionOpened):
+            return self._open(key, event)
+        flow = self._flows.get(key)
+        if flow is None:
+            return []  # its opening was not recorded: its addresses are unknown
+        if isinstance(event, DataReceived):
+            return self._data(flow, event.direction == "in", event.data, event.ts)
+        if isinstance(event, Gap):
+            if event.direction == "in":
+                flow.client_next = (flow.client_next + event.length) & _MASK
+            else:
+                flow.server_next = (flow.server_next + event.length) & _MASK
+            return []
+        if isinstance(event, ConnectionClosed):
+            del self._flows[key]
+            return self._close(flow, event.reason, event.ts)
+        return []
+
+    def _open(self, key: tuple[str, int], event: ConnectionOpened) -> list[Any]:
+        # Initial sequence numbers from the connection's identity: the same recording gives the
+        # same file.
+        seed = f"{key}{event.client}{event.client_port}".encode()
+        client_isn = zlib.crc32(seed)
+        server_isn = zlib.crc32(seed[::-1])
+        flow = _Flow(event.client, event.client_port, event.server, event.server_port,
+                     client_isn, server_isn, ":" in event.server)
+        self._flows[key] = flow
+        if event.mid_stream:
+            return []
+        ts = event.ts
+        packets = [
+            self._packet(flow, True, _SYN, client_isn, 0, b"", ts),
+            self._packet(flow, False, _SYN + _ACK, server_isn, client_isn + 1, b"", ts),
+            self._packet(flow, True, _ACK, client_isn + 1, server_isn + 1, b"", ts),
+        ]
+        flow.client_next = (client_isn + 1) & _MASK
+        flow.server_next = (server_isn + 1) & _MASK
+        return packets
+
+    def _data(self, flow: _Flow, from_client: bool, data: bytes, ts: float) -> list[Any]:
+        packets = []
+        for start in range(0, len(data), SEGMENT_SIZE):
+            chunk = data[start:start + SEGMENT_SIZE]
+            if from_client:
+                packets.append(self._packet(flow, True, _PSH + _ACK, flow.client_next,
+                                            flow.server_next, chunk, ts))
+                flow.client_next = (flow.client_next + len(chunk)) & _MASK
+            else:
+                packets.append(self._packet(flow, False, _PSH + _ACK, flow.server_next,
+                                            flow.client_next, chunk, ts))
+                flow.server_next = (flow.server_next + len(chunk)) & _MASK
+        return packets
+
+    def _close(self, flow: _Flow, reason: str, ts: float) -> list[Any]:
+        if reason == "rst":
+            return [self._packet(flow, True, _RST + _ACK, flow.client_next, flow.server_next,
+                                 b"", ts)]
+        if reason != "fin":
+            return []  # the capture ended (or gave up on it) while it was still open
+        client_fin, server_fin = flow.client_next, flow.server_next
+        return [
+            self._packet(flow, True, _FIN + _ACK, client_fin, server_fin, b"", ts),
+            self._packet(flow, False, _FIN + _ACK, server_fin, client_fin + 1, b"", ts),
+            self._packet(flow, True, _ACK, client_fin + 1, server_fin + 1, b"", ts),
+        ]
+
+    def _packet(self, flow: _Flow, from_client: bool, flags: str, seq: int, ack: int,
+                payload: bytes, ts: float) -> Any:
+        if from_client:
+            src, sport, dst, dport = flow.client, flow.client_port, flow.server, flow.server_port
+            src_mac, dst_mac = _CLIENT_MAC, _SERVER_MAC
+        else:
+            src, sport, dst, dport = flow.server, flow.server_port, flow.client, flow.client_port
+            src_mac, dst_mac = _SERVER_MAC, _CLIENT_MAC
+        network = IPv6(src=src, dst=dst) if flow.ipv6 else IP(src=src, dst=dst)
+        segment = TCP(sport=sport, dport=dport, flags=flags, seq=seq & _MASK,
+                      ack=ack & _MASK if "A" in flags else 0, window=65535)
+        packet = Ether(src=src_mac, dst=dst_mac) / network / segment
+        if payload:
+            packet = packet / payload
+        packet.time = ts
+        self.packets += 1
+        return packet
+
+
+class PcapFileWriter:
+    """A pcap file of the events it is given; valid (header first) from the start."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._writer = PcapWriter(stream, linktype=1, nano=True, snaplen=262_144)
+        self._writer.write_header(None)
+        self._synthesizer = PacketSynthesizer()
+
+    def write(self, source: str, event: AnyEvent) -> None:
+        for packet in self._synthesizer.packets_for(source, event):
+            self._writer.write(packet)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    @property
+    def packets(self) -> int:
+        return self._synthesizer.packets
+
+
+# ------------------------------------------------------------------------------- reading
+
+_ETHERTYPE_IP = frozenset((0x0800, 0x86DD))
+_VLAN = frozenset((0x8100, 0x88A8, 0x9100))
+
+
+def ip_offset(linktype: int, frame: bytes) -> int | None:
+    """Where the IP packet starts in a frame of ``linktype``, or None if it carries none."""
+    if linktype == 1:  # Ethernet, possibly VLAN-tagged
+        offset = 12
+        while len(frame) >= offset + 2:
+            (ethertype,) = struct.unpack_from("!H", frame, offset)
+            if ethertype in _VLAN:
+                offset += 4
+                continue
+            return offset + 2 if ethertype in _ETHERTYPE_IP else None
+        return None
+    if linktype == 113:  # Linux cooked capture (tcpdump -i any, older)
+        return 16
+    if linktype == 276:  # Linux cooked capture v2 (tcpdump -i any)
+        return 20
+    if linktype in (12, 14, 101, 228, 229):  # raw IP
+        return 0
+    if linktype in (0, 108):  # BSD loopback: a 4-byte address family
+        return 4
+    return None
+
+
+def _frames(path: str) -> Iterator[tuple[float, Segment]]:
+    try:
+        reader = RawPcapReader(path)
+    except FileNotFoundError:
+        raise UserError(f"{path} does not exist.") from None
+    except Exception as error:  # scapy raises its own exception for anything not a capture
+        raise UserError(f"{path} is not a pcap or pcapng file ({error}).") from None
+    with reader:
+        default_linktype = getattr(reader, "linktype", 1)
+        for frame, metadata in reader:
+            meta: Any = metadata  # pcap and pcapng readers give different named tuples
+            linktype = getattr(meta, "linktype", default_linktype)
+            if hasattr(meta, "tshigh"):
+                ts = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+            else:
+                ts = meta.sec + meta.usec / (1e9 if getattr(reader, "nano", False) else 1e6)
+            offset = ip_offset(linktype, frame)
+            if offset is None:
+                continue
+            segment = parse_ip(frame, offset)
+            if segment is not None:
+                yield ts, segment
+
+
+def guess_server_ports(path: str) -> list[int]:
+    """The ports clients connected to (from SYNs), else the lower port of every flow."""
+    syn_ports: Counter[int] = Counter()
+    lower_ports: Counter[int] = Counter()
+    for _ts, segment in _frames(path):
+        if segment.flags & SYN and not segment.flags & ACK:
+            syn_ports[segment.dport] += 1
+        lower_ports[min(segment.sport, segment.dport)] += 1
+    return sorted(syn_ports or lower_ports)
+
+
+def read_pcap(path: str, ports: Sequence[int]) -> Iterator[AnyEvent]:
+    """The events a capture of this traffic on ``ports`` would have given, numbered."""
+    reassembler = Reassembler(frozenset(ports))
+    seq = 0
+    last = 0.0
+    expire_at = 0.0
+    for ts, segment in _frames(path):
+        last = ts
+        events = reassembler.feed(segment, ts)
+        if ts >= expire_at:
+            events += reassembler.expire(ts)
+            expire_at = ts + 10.0
+        for event in events:
+            seq += 1
+            event.seq = seq
+            yield event
+    for event in reassembler.close_all(last):
+        seq += 1
+        event.seq = seq
+        yield event

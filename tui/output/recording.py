@@ -1,0 +1,229 @@
+"""A recording file being written: the format chosen by the file's extension, written as
+updates arrive, flushed at least every second by its owner, finalised on close.
+
+Every recording also decodes HTTP (with the app's store) to count exchanges, which is what
+``--count`` stops on and what the progress line shows; the HAR format writes those exchanges.
+An exchange is written to HAR once it is final (answered, failed, or its connection closed);
+until then it is rewritten at every flush, so a HAR on disk always lists every request seen.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal, Protocol
+
+from agent.errors import UserError
+from agent.events import ConnectionClosed, ConnectionOpened, DataReceived
+from tui.model.flows import Connection, Exchange
+from tui.model.store import Store, StoreChange
+from tui.output.har import HarFileWriter, har_entry
+from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.pcap import PcapFileWriter
+from tui.sources.session import AgentEvent, Update
+
+Format = Literal["jsonl", "har", "pcap"]
+FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".har": "har", ".pcap": "pcap"}
+
+HAR_BODY_CAP = 1 << 20
+"""Body bytes kept per message in a HAR (the true size is always given)."""
+
+
+def format_of(path: str | Path) -> Format:
+    suffix = Path(path).suffix.lower()
+    try:
+        return FORMATS[suffix]
+    except KeyError:
+        raise UserError(
+            f"{path}: the file name must end in .jsonl, .har or .pcap (the format follows it)."
+        ) from None
+
+
+@dataclass(slots=True)
+class Progress:
+    exchanges: int = 0
+    """HTTP exchanges that are over (answered or abandoned)."""
+    connections: int = 0
+    other_connections_closed: int = 0
+    """Connections that were not HTTP, closed: ``--count`` counts them too."""
+    bytes: int = 0
+    """Payload bytes captured, both directions."""
+
+    @property
+    def counted(self) -> int:
+        return self.exchanges + self.other_connections_closed
+
+
+class _Sink(Protocol):
+    def take(self, updates: Sequence[Update], change: StoreChange) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class _JsonLinesSink:
+    def __init__(self, stream: BinaryIO, header: RecordingHeader) -> None:
+        self._writer = JsonLinesWriter(stream, header, flush_each_batch=False)
+
+    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+        self._writer.write(updates)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+
+class _PcapSink:
+    def __init__(self, stream: BinaryIO) -> None:
+        self._writer = PcapFileWriter(stream)
+
+    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+        for update in updates:
+            if isinstance(update, AgentEvent):
+                self._writer.write(update.source, update.event)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+
+class _HarSink:
+    def __init__(self, stream: BinaryIO, store: Store, header: RecordingHeader,
+                 reveal: bool) -> None:
+        ports = ", ".join(str(port) for port in header.ports)
+        comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
+        self._writer = HarFileWriter(stream, header.podtap, comment)
+        self._store = store
+        self._reveal = reveal
+        # Exchanges not yet final, oldest first, with their connection (which the store may
+        # evict before they end: they are written all the same).
+        self._pending: dict[Exchange, Connection] = {}
+
+    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+        for exchange in change.new_exchanges:
+            connection = self._store.get(exchange.key)
+            if connection is not None:
+                self._pending[exchange] = connection
+
+    def flush(self) -> None:
+        still: dict[Exchange, Connection] = {}
+        for exchange, connection in self._pending.items():
+            if is_final(exchange, connection):
+                self._writer.add_final(har_entry(exchange, connection, reveal=self._reveal))
+            else:
+                still[exchange] = connection
+        self._pending = still
+        self._writer.flush(har_entry(exchange, connection, reveal=self._reveal)
+                           for exchange, connection in still.items())
+
+    def finish(self) -> None:
+        """The capture is over: whatever is still waiting is as final as it will get."""
+        for exchange, connection in self._pending.items():
+            self._writer.add_final(har_entry(exchange, connection, reveal=self._reveal))
+        self._pending = {}
+        self._writer.flush()
+
+
+def is_final(exchange: Exchange, connection: Connection) -> bool:
+    return (
+        exchange.finished is not None
+        or exchange.error is not None
+        or connection.closed is not None
+    )
+
+
+class Recording:
+    """``path`` being written in the format its extension names; use as a context manager
+    (closing finalises the file). ``reveal`` keeps secret header values in a HAR."""
+
+    def __init__(self, path: str | Path, header: RecordingHeader, *, reveal: bool = False) -> None:
+        self.path = Path(path)
+        self.format = format_of(path)
+        self.progress = Progress()
+        body_cap = HAR_BODY_CAP if self.format == "har" else 1024
+        # Caps well below the app's: a recording only needs the exchanges not yet written.
+        self.store = Store(max_connections=5_000, max_exchanges=5_000, body_cap=body_cap,
+                           raw_cap=1024)
+        try:
+            self._stream: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed in close()
+        except OSError as error:
+            raise UserError(f"cannot write {path}: {error.strerror}.") from None
+        self._har: _HarSink | None = None
+        self._sink: _Sink
+        if self.format == "jsonl":
+            self._sink = _JsonLinesSink(self._stream, header)
+        elif self.format == "pcap":
+            self._sink = _PcapSink(self._stream)
+        else:
+            self._har = _HarSink(self._stream, self.store, header, reveal)
+            self._sink = self._har
+        self._closed = False
+        self._unanswered: set[Exchange] = set()
+        self._sink.flush()
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def write(self, updates: Sequence[Update]) -> None:
+        change = self.store.apply(updates)
+        self._count(updates, change)
+        self._sink.take(updates, change)
+
+    def _count(self, updates: Sequence[Update], change: StoreChange) -> None:
+        progress = self.progress
+        for update in updates:
+            if not isinstance(update, AgentEvent):
+                continue
+            event = update.event
+            if isinstance(event, DataReceived):
+                progress.bytes += len(event.data)
+            elif isinstance(event, ConnectionOpened):
+                progress.connections += 1
+            elif isinstance(event, ConnectionClosed):
+                connection = self.store.get((update.source, event.conn))
+                if connection is not None and connection.protocol != "http":
+                    progress.other_connections_closed += 1
+        unanswered = self._unanswered
+        for exchange in change.new_exchanges:
+            if exchange.finished is not None:
+                progress.exchanges += 1
+            else:
+                unanswered.add(exchange)
+        for exchange in change.changed_exchanges:
+            if exchange.finished is not None and exchange in unanswered:
+                unanswered.discard(exchange)
+                progress.exchanges += 1
+
+    def _forget_abandoned(self) -> None:
+        # Requests that will never be answered (their connection is gone) are not waited for.
+        store = self.store
+        self._unanswered = {
+            exchange for exchange in self._unanswered
+            if (connection := store.get(exchange.key)) is not None and connection.closed is None
+        }
+
+    def flush(self) -> None:
+        self._sink.flush()
+        self._forget_abandoned()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._har is not None:
+                self._har.finish()
+            else:
+                self._sink.flush()
+            os.fsync(self._stream.fileno())
+        finally:
+            self._stream.close()
+
+    @property
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0

@@ -1,0 +1,110 @@
+"""A recording as a session: a .jsonl, .har or .pcap file read back, its updates yielded in
+batches, then the end. The app shows it with the same panes, filters and header inventory as a
+live capture.
+
+- ``.jsonl``: what ``podtap record`` or ``podtap dump --format jsonl`` wrote, event for event.
+- ``.har``: each entry replayed as HTTP/1.x bytes on its connection (see tui.output.replay).
+- ``.pcap``/``.pcapng`` (podtap's, tcpdump's, Wireshark's): reassembled by the agent's own code;
+  the server ports are ``ports`` or, when none are given, those that clients sent SYNs to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from agent.errors import UserError
+from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
+
+BATCH = 500
+"""Updates per batch: large enough to be cheap, small enough for the app to stay responsive."""
+
+RECORDING_SUFFIXES = (".jsonl", ".har", ".pcap", ".pcapng", ".cap")
+
+
+def check_recording(path: Path) -> None:
+    """Raises UserError unless ``path`` is a file podtap can open."""
+    if path.suffix.lower() not in RECORDING_SUFFIXES:
+        raise UserError(
+            f"{path}: podtap opens .jsonl, .har and .pcap files (the extension tells the format)."
+        )
+    if not path.is_file():
+        raise UserError(f"{path} does not exist (or is not a file).")
+
+
+def read_updates(path: Path, ports: Sequence[int] = ()) -> Iterator[Update]:
+    """Every update a recording holds: a status per source as it first appears, its events,
+    and a note saying what was read. Raises UserError for a file that cannot be read."""
+    check_recording(path)
+    suffix = path.suffix.lower()
+    seen: set[str] = set()
+    for source, update in _events(path, suffix, ports):
+        if source not in seen:
+            seen.add(source)
+            yield SourceStatus(source, "live", f"read from {path.name}")
+        yield update
+    yield SessionNote(f"{path.name} read to the end ({len(seen)} source(s))")
+
+
+def _events(path: Path, suffix: str, ports: Sequence[int]) -> Iterator[tuple[str, Update]]:
+    if suffix == ".jsonl":
+        from tui.output.jsonl import read_lines
+
+        with path.open("rb") as lines:
+            for item in read_lines(lines, path.name):
+                if isinstance(item, AgentEvent):
+                    yield item.source, item
+    elif suffix == ".har":
+        from tui.output.har import read_har
+
+        for source, event in read_har(path.read_bytes(), path.name):
+            yield source, AgentEvent(source, event)
+    else:
+        from tui.output.pcap import guess_server_ports, read_pcap
+
+        server_ports = list(ports) or guess_server_ports(str(path))
+        if not server_ports:
+            raise UserError(f"{path.name} holds no TCP connection podtap can follow.")
+        for event in read_pcap(str(path), server_ports):
+            yield "local", AgentEvent("local", event)
+
+
+class RecordingSession:
+    """The updates of the recording at ``path``, read in a worker thread, then the end."""
+
+    def __init__(self, path: str | Path, ports: Sequence[int] = ()) -> None:
+        self.path = Path(path)
+        self.ports = list(ports)
+        self.description = self.path.name
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def updates(self) -> AsyncIterator[Sequence[Update]]:
+        reading = read_updates(self.path, self.ports)
+        while True:
+            # Reading and decoding a file is blocking work: keep it off the event loop.
+            batch = await asyncio.to_thread(_next_batch, reading)
+            if not batch:
+                return
+            yield batch
+
+
+def _next_batch(reading: Iterator[Update]) -> list[Update]:
+    batch: list[Update] = []
+    for update in reading:
+        batch.append(update)
+        if len(batch) >= BATCH:
+            break
+    return batch
