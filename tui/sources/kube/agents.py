@@ -156,8 +156,8 @@ def _refusal(error: ApiException, namespace: str, action: str) -> str:
     if error.status == 403 and "PodSecurity" in message:
         return pod_security_sentence(namespace, message)
     if error.status == 403:
-        return f"podtap may not {action} in namespace {namespace!r}: {message}."
-    return f"podtap could not {action} in namespace {namespace!r}: {message}."
+        return f"Your Kubernetes user may not {action} in namespace {namespace!r}: {message}."
+    return f"Could not {action} in namespace {namespace!r}: {message}."
 
 
 def _failure_sentence(

@@ -15,7 +15,7 @@ def clean_leftovers(
 ) -> int:
     cluster = connect(kubeconfig, context)
     scope = None if all_namespaces else (namespace or cluster.namespace)
-    where = "any namespace" if scope is None else f"namespace {scope!r}"
+    where = "all namespaces" if scope is None else f"namespace {scope!r}"
     try:
         jobs, pods = find_leftovers(cluster, scope)
         # Pods of a listed Job go with it; list only the ones that stand alone.
@@ -32,10 +32,10 @@ def clean_leftovers(
             delete_objects(cluster, jobs, pods)
     except ApiException as error:
         raise UserError(
-            f"podtap could not clean {where}: {status_message(error)}."
+            f"Could not clean {where}: {status_message(error)}."
         ) from None
     except OSError as error:
-        raise UserError(f"podtap cannot reach the Kubernetes API: {error}.") from None
+        raise UserError(f"Cannot reach the Kubernetes API: {error}.") from None
     finally:
         cluster.close()
     if not jobs and not pods:

@@ -68,7 +68,7 @@ def connect(kubeconfig: str | None, context: str | None) -> Cluster:
         )
     except ConfigException as error:
         raise UserError(
-            f"podtap cannot read a Kubernetes configuration from {path} ({error}); "
+            f"Cannot read a Kubernetes configuration from {path} ({error}); "
             "pass --kubeconfig or set KUBECONFIG."
         ) from None
     namespace = str(((chosen or {}).get("context") or {}).get("namespace") or "default")
@@ -105,7 +105,7 @@ def status_message(error: ApiException) -> str:
 def unreachable_sentence(cluster: Cluster, error: Exception) -> str:
     host = cluster.api.configuration.host
     return (
-        f"podtap cannot reach the Kubernetes API at {host} (context {cluster.context!r}): "
+        f"Cannot reach the Kubernetes API at {host} (context {cluster.context!r}): "
         f"{error}."
     )
 

@@ -101,7 +101,8 @@ class AgentConnector:
             message = status_message(error)
             if error.status == 403 or "403" in message or "forbidden" in message.lower():
                 raise StreamEnded(
-                    f"podtap may not port-forward to {agent.namespace}/{agent.pod}: {message}.",
+                    f"Your Kubernetes user may not port-forward to "
+                    f"{agent.namespace}/{agent.pod}: {message}.",
                 ) from None
             if error.status == 404 or "404" in message:
                 raise StreamEnded(

@@ -116,8 +116,9 @@ def read_object(reader: Callable[..., Any], kind: str, name: str, namespace: str
         if error.status == 404:
             raise UserError(f"There is no {kind} {name!r} in namespace {namespace!r}.") from None
         if error.status in (401, 403):
-            raise UserError(f"podtap may not read {kind} {name!r}: {status_message(error)}.") \
-                from None
+            raise UserError(
+                f"Your Kubernetes user may not read {kind} {name!r}: {status_message(error)}."
+            ) from None
         raise
 
 
@@ -131,7 +132,9 @@ def list_pods(cluster: Cluster, query: PodQuery) -> tuple[list[Pod], str]:
         )
     except ApiException as error:
         if error.status in (401, 403):
-            raise UserError(f"podtap may not list pods: {status_message(error)}.") from None
+            raise UserError(
+                f"Your Kubernetes user may not list pods: {status_message(error)}."
+            ) from None
         raise
     pods = [pod for pod in result.get("items") or [] if query.matches(pod)]
     for pod in pods:

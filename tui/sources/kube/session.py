@@ -110,7 +110,7 @@ class KubeSession:
             ) from None
         except OSError as error:
             raise UserError(
-                f"podtap cannot reach the Kubernetes API at {cluster.api.configuration.host}: "
+                f"Cannot reach the Kubernetes API at {cluster.api.configuration.host}: "
                 f"{error}."
             ) from None
         if not pods:

@@ -1,0 +1,84 @@
+"""`podtap clean` removes what a killed podtap left behind, in one namespace or in all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client
+
+from tests.kube.dumping import ROOT, DumpProcess
+from tests.kubesim import KubeSim
+
+pytestmark = [pytest.mark.root]
+
+AGENTS = "app.kubernetes.io/name=podtap-agent"
+
+
+def agent_jobs(kube_client: client.ApiClient) -> list[tuple[str, str]]:
+    jobs = client.BatchV1Api(kube_client).list_job_for_all_namespaces(label_selector=AGENTS)
+    return sorted((j.metadata.namespace, j.metadata.name) for j in jobs.items)
+
+
+def agent_pods(kube_client: client.ApiClient) -> list[tuple[str, str]]:
+    pods = client.CoreV1Api(kube_client).list_pod_for_all_namespaces(label_selector=AGENTS)
+    return sorted((p.metadata.namespace, p.metadata.name) for p in pods.items)
+
+
+def clean(sim: KubeSim, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui", "clean", "--kubeconfig", str(sim.kubeconfig), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def leave_agents_behind(sim: KubeSim, *args: str) -> None:
+    """A dump killed with SIGKILL: its agents stay (for their idle timeout, here long)."""
+    dump = DumpProcess("deployment/web", "--agent-idle-timeout", "600", *args,
+                       kubeconfig=str(sim.kubeconfig))
+    try:
+        dump.wait_for_stderr(r"Listening for traffic", 60)
+    finally:
+        dump.kill()
+
+
+@pytest.mark.kubesim("--deployment", "default/web=1:8080", "--namespace", "other")
+@pytest.mark.timeout(120)
+def test_clean_deletes_leftover_agents_by_namespace_then_everywhere(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    assert "No podtap agents in namespace 'default'." in clean(kubesim).stderr
+
+    leave_agents_behind(kubesim)
+    leave_agents_behind(kubesim, "--agent-namespace", "other")
+    jobs = agent_jobs(kube_client)
+    assert [ns for ns, _ in jobs] == ["default", "other"]
+    assert len(kubesim.agent_processes()) == 2
+
+    dry = clean(kubesim, "-A", "--dry-run")
+    assert dry.returncode == 0
+    assert "would delete job default/" in dry.stdout
+    assert agent_jobs(kube_client) == jobs
+
+    done = clean(kubesim, "-n", "other")
+    assert done.returncode == 0, done.stderr
+    assert f"deleting job other/{jobs[1][1]}" in done.stdout
+    assert [ns for ns, _ in agent_jobs(kube_client)] == ["default"]
+
+    done = clean(kubesim, "-A")
+    assert done.returncode == 0, done.stderr
+    assert f"deleting job default/{jobs[0][1]}" in done.stdout
+    assert agent_jobs(kube_client) == []
+    kubesim.wait_for(lambda: not agent_pods(kube_client) and not kubesim.agent_processes(),
+                     timeout=30)
+
+
+@pytest.mark.kubesim("--deployment", "default/web=1:8080")
+@pytest.mark.timeout(60)
+def test_clean_without_permission_is_one_sentence(kubesim: KubeSim) -> None:
+    kubesim.deny("list:jobs")
+    result = clean(kubesim, "-A")
+    assert result.returncode == 1
+    assert result.stderr.startswith("podtap: Could not clean all namespaces: ")
+    assert len(result.stderr.splitlines()) == 1
