@@ -156,6 +156,14 @@ def test_job_pod_runs_its_command_in_a_new_netns_with_host_pids(
     conditions = batch.read_namespaced_job("probe", "default").status.conditions
     assert "Complete" in {c.type for c in conditions}
 
+    # Without hostPID, a container is pid 1 of its own PID namespace and sees only itself.
+    core.create_namespaced_pod("default", _pod_with_command("private", [
+        "python3", "-c", script + "; print(os.getpid())"]))
+    eventually(lambda: core.read_namespaced_pod("private", "default").status.phase
+               == "Succeeded")
+    _, sees_host_pid, own_pid = core.read_namespaced_pod_log("private", "default").split()
+    assert (sees_host_pid, own_pid) == ("False", "1")
+
     batch.delete_namespaced_job("probe", "default", propagation_policy="Background")
     eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=probe")
                .items)

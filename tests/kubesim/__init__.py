@@ -24,16 +24,24 @@ In tests::
     from tests.kubesim import KubeSim, SimConfig, Workload
     with KubeSim(SimConfig(deployments=[Workload("default", "web", 3, 8080)])) as sim:
         sim.kubeconfig; sim.pods("default", "app=web"); sim.scale("default", "web", 4)
-        sim.deny("create:jobs"); sim.fail_image("bad"); sim.label_namespace(ns, {...})
-        sim.agent_processes()
+        sim.deny("create:jobs") / sim.allow(...); sim.fail_image("bad") / sim.heal_image(...)
+        sim.label_namespace(ns, {"pod-security.kubernetes.io/enforce": "baseline"})
+        sim.agent_processes(); sim.processes()   # pid + argv of every container process
+        sim.cut_port_forwards(ns, pod)           # drop open port-forwards mid-stream
+        sim.compact()                            # watches from older versions get 410
 
 or the ``kubesim`` fixture of tests/kube/conftest.py (a deployment default/web=3:8080 on 2
 nodes; ``@pytest.mark.kubesim("--deployment", "default/api=2:80", ...)`` for other
 clusters, with the command-line syntax above).
 
+Requests without credentials count as the test user, because kubectl does not send a bearer
+token over plain http; a wrong token gets 401. kubectl port-forward/exec are not served (only
+the websocket port-forward the Python client speaks).
+
 Simplifications: one kubelet for all nodes (they share this host), no PID namespaces (every pod
 behaves as hostPID), CronJobs do not run on a clock (their Jobs are made at start), rollouts
-replace ReplicaSets at once, graceful shutdown waits at most 5 s.
+replace ReplicaSets at once, graceful shutdown waits at most 5 s, resource limits are not
+enforced.
 """
 
 from tests.kubesim.config import SimConfig, Workload

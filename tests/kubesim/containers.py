@@ -30,6 +30,25 @@ def container_command(pod: Object, spec: dict[str, Any]) -> list[str]:
     return [*command, *args]
 
 
+def in_own_pid_namespace(command: list[str]) -> list[str]:
+    """Run ``command`` as pid 1 of a new PID namespace with its own /proc, as a container of a
+    pod without hostPID runs. ``unshare`` stays outside as the shim: it waits for the command,
+    exits with its status, and kills it if it dies itself."""
+    return ["unshare", "--pid", "--kill-child", "--mount-proc", "--", *command]
+
+
+def main_pid(pid: int) -> int:
+    """The container's own process: the child of the ``unshare`` shim when there is one."""
+    try:
+        program = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        if Path(program.decode()).name != "unshare":
+            return pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if children else pid
+
+
 def image_id(image: str) -> str:
     """The resolved reference containerd reports: registry/repository@sha256:digest."""
     digest = hashlib.sha256(image.encode()).hexdigest()

@@ -7,6 +7,7 @@ import asyncio
 import fnmatch
 from pathlib import Path
 
+from tests.kubesim.containers import main_pid
 from tests.kubesim.network import PodNetwork
 from tests.kubesim.objects import record_event
 from tests.kubesim.pod_runtime import PodRuntime
@@ -115,5 +116,5 @@ class Kubelet:
             pod = self.store.get(POD, runtime.namespace, runtime.name)
             for run in runtime.containers.values():
                 if pod and run.process is not None and run.process.returncode is None:
-                    found.append((pod, run.name, run.process.pid))
+                    found.append((pod, run.name, main_pid(run.process.pid)))
         return found

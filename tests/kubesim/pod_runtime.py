@@ -11,7 +11,13 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from tests.kubesim import cgroups
-from tests.kubesim.containers import REPO_ROOT, ContainerRun, container_command
+from tests.kubesim.containers import (
+    REPO_ROOT,
+    ContainerRun,
+    container_command,
+    in_own_pid_namespace,
+    main_pid,
+)
 from tests.kubesim.network import PodNetns
 from tests.kubesim.resources import POD
 from tests.kubesim.store import Object, now_rfc3339
@@ -113,12 +119,15 @@ class PodRuntime:
         run.cgroup_dirs = await asyncio.to_thread(
             cgroups.create_container_cgroups, self.qos_class, self.uid, run.container_id)
         env = self._environment(pod, run)
+        command = container_command(pod, run.spec)
+        if not pod.get("spec", {}).get("hostPID"):
+            command = in_own_pid_namespace(command)
         log = await asyncio.to_thread(os.open, self.kubelet.log_path(self, run.name),
                                       os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             run.process = await asyncio.create_subprocess_exec(
                 "nsenter", f"--net={self.netns.path}", "--", "sh", "-c", _LAUNCH, "sh",
-                *container_command(pod, run.spec),
+                *command,
                 env=env, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True)
         finally:
@@ -248,19 +257,24 @@ class PodRuntime:
             await self.task
         processes = [run.process for run in self.containers.values()
                      if run.process is not None and run.process.returncode is None]
+        # Like a container runtime: SIGTERM to the container's main process, SIGKILL to it once
+        # the grace period is over. Signalling the main process rather than the whole group
+        # lets the unshare shim reap it; a group kill is the last resort.
+        waiters = [asyncio.create_task(p.wait()) for p in processes]
+        for signal_number, patience in ((signal.SIGTERM, min(grace_seconds, MAX_GRACE_SECONDS)),
+                                        (signal.SIGKILL, 2.0)):
+            running = [p for p in processes if p.returncode is None]
+            for process in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(main_pid(process.pid), signal_number)
+            if running:
+                await asyncio.wait(waiters, timeout=patience)
         for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        if processes:
-            _, pending = await asyncio.wait(
-                [asyncio.create_task(p.wait()) for p in processes],
-                timeout=min(grace_seconds, MAX_GRACE_SECONDS))
-            for process in processes:
-                if process.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(process.pid, signal.SIGKILL)
-            for waiter in pending:
-                await waiter
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        if waiters:
+            await asyncio.wait(waiters)
         for run in self.containers.values():
             if run.task is not None:
                 run.task.cancel()

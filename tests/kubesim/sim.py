@@ -23,7 +23,14 @@ from tests.kubesim import objects
 from tests.kubesim.apiserver import ApiServer
 from tests.kubesim.cluster import Cluster
 from tests.kubesim.config import SimConfig
-from tests.kubesim.resources import DEPLOYMENT, NAMESPACE, POD, REPLICASET, STATEFULSET
+from tests.kubesim.resources import (
+    DEPLOYMENT,
+    NAMESPACE,
+    POD,
+    REPLICASET,
+    RESOURCES,
+    STATEFULSET,
+)
 from tests.kubesim.seed import expected_pods, node_names, seed
 from tests.kubesim.selectors import label_selector
 from tests.kubesim.store import Object
@@ -202,10 +209,9 @@ class KubeSim:
 
         return self.call(collect)
 
-    def get(self, kind_plural: str, namespace: str | None, name: str) -> Object | None:
-        from tests.kubesim.resources import RESOURCES
-
-        rt = next(r for r in RESOURCES if r.plural == kind_plural)
+    def get(self, plural: str, namespace: str | None, name: str) -> Object | None:
+        """An object as stored, by resource name (``pods``, ``jobs``...), or None."""
+        rt = next(r for r in RESOURCES if r.plural == plural)
         return self.call(lambda: self.cluster.store.get(rt, namespace, name))
 
     def processes(self) -> list[ContainerProcess]:
