@@ -552,7 +552,7 @@ class ConnectionDecoder:
                 if exchange.response is not None:
                     self._add_body(reader, exchange.response, event.data)
                 sink.exchange_changed(exchange)
-            elif isinstance(event, h11.Response | h11.InformationalResponse):
+            elif isinstance(event, (h11.Response, h11.InformationalResponse)):
                 self._response_head(reader, exchange, event, ts, sink)
                 if parser.their_state is _SWITCHED:
                     self._switched(exchange, ts, sink)
