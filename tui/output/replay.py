@@ -105,14 +105,33 @@ class ReplayNumbering:
 
 
 def _data_events(
-    conn: int, direction: Direction, pieces: _Pieces, ts: float, numbering: ReplayNumbering
+    conn: int,
+    direction: Direction,
+    pieces: _Pieces,
+    times: tuple[float, float | None],
+    numbering: ReplayNumbering,
 ) -> Iterator[AnyEvent]:
-    for part in pieces.parts:
+    """The pieces at ``times[0]``; the very last byte at ``times[1]`` when that is later, so
+    that the decoder sees the message end when it did (latencies come out right)."""
+    start, end = times
+    parts = list(pieces.parts)
+    last_byte: bytes | None = None
+    if end is not None and end > start and parts and isinstance(parts[-1], bytes):
+        tail = parts.pop()
+        assert isinstance(tail, bytes)
+        if len(tail) > 1:
+            parts.append(tail[:-1])
+        last_byte = tail[-1:]
+    for part in parts:
         if isinstance(part, int):
-            yield Gap(seq=numbering.seq(), ts=ts, conn=conn, direction=direction, length=part)
+            yield Gap(seq=numbering.seq(), ts=start, conn=conn, direction=direction, length=part)
         else:
-            yield DataReceived(seq=numbering.seq(), ts=ts, conn=conn, direction=direction,
+            yield DataReceived(seq=numbering.seq(), ts=start, conn=conn, direction=direction,
                                data=part)
+    if last_byte is not None:
+        assert end is not None
+        yield DataReceived(seq=numbering.seq(), ts=end, conn=conn, direction=direction,
+                           data=last_byte)
 
 
 def exchange_events(
@@ -120,16 +139,15 @@ def exchange_events(
 ) -> Iterator[AnyEvent]:
     """The request's bytes, the 1xx responses, then the final response (if any)."""
     request = exchange.request
-    yield from _data_events(conn, "in", request_pieces(request), exchange.started, numbering)
+    yield from _data_events(conn, "in", request_pieces(request),
+                            (exchange.started, exchange.request_finished), numbering)
     answered = exchange.response_started or exchange.request_finished or exchange.started
     for informational in exchange.informational:
-        yield from _data_events(
-            conn, "out", response_pieces(informational, request.method), answered, numbering
-        )
+        yield from _data_events(conn, "out", response_pieces(informational, request.method),
+                                (answered, None), numbering)
     if exchange.response is not None:
-        yield from _data_events(
-            conn, "out", response_pieces(exchange.response, request.method), answered, numbering
-        )
+        yield from _data_events(conn, "out", response_pieces(exchange.response, request.method),
+                                (answered, exchange.finished), numbering)
 
 
 def connection_events(
