@@ -182,3 +182,5 @@ def test_a_pod_bound_to_a_missing_node_is_unschedulable(
 
     eventually(unschedulable)
     assert core.read_namespaced_pod("lost", "default").status.phase == "Pending"
+    core.delete_namespaced_pod("lost", "default")
+    eventually(lambda: not core.list_namespaced_pod("default").items)

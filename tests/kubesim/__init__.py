@@ -38,8 +38,11 @@ Requests without credentials count as the test user, because kubectl does not se
 token over plain http; a wrong token gets 401. kubectl port-forward/exec are not served (only
 the websocket port-forward the Python client speaks).
 
-Simplifications: one kubelet for all nodes (they share this host), no PID namespaces (every pod
-behaves as hostPID), CronJobs do not run on a clock (their Jobs are made at start), rollouts
+Containers of pods without hostPID run as pid 1 of their own PID namespace (with their own
+/proc), behind an ``unshare`` shim; hostPID pods see every process of the host.
+
+Simplifications: one kubelet for all nodes (they share this host), no shareProcessNamespace,
+CronJobs do not run on a clock (their Jobs are made at start), rollouts
 replace ReplicaSets at once, graceful shutdown waits at most 5 s, resource limits are not
 enforced.
 """

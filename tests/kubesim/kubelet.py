@@ -61,15 +61,15 @@ class Kubelet:
             present.add(uid)
             if not node:
                 continue
-            if node not in self.nodes:
-                self._unschedulable(pod)
-                continue
-            runtime = self.runtimes.get(uid)
             if meta.get("deletionTimestamp"):
                 if uid not in self._stopping:
                     grace = float(meta.get("deletionGracePeriodSeconds") or 0)
                     self._stopping[uid] = asyncio.create_task(self._terminate(pod, grace))
                 continue
+            if node not in self.nodes:
+                self._unschedulable(pod)
+                continue
+            runtime = self.runtimes.get(uid)
             if runtime is None and pod["status"].get("phase") not in ("Succeeded", "Failed"):
                 self.runtimes[uid] = PodRuntime(self, pod)
             elif runtime is not None:
