@@ -388,6 +388,13 @@ STREAMS: list[Stream] = [
         ),
     ),
     Stream(
+        "http2-prior-knowledge",
+        (
+            c2s(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00"),
+            s2c(b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"),
+        ),
+    ),
+    Stream(
         "plain-tcp",
         (
             s2c(b"220 mail.example ESMTP\r\n"),

@@ -192,6 +192,13 @@ def test_tls_client_hello_gives_sni_alpn_and_version() -> None:
     assert conn.exchanges == []
 
 
+def test_http2_prior_knowledge_is_raw_and_says_why() -> None:
+    conn, _ = replay(BY_NAME["http2-prior-knowledge"])
+    assert conn.protocol == "tcp"
+    assert conn.exchanges == []
+    assert conn.errors == ["HTTP/2 (not decoded: podtap decodes HTTP/1.x)"]
+
+
 def test_a_server_that_speaks_first_is_plain_tcp() -> None:
     conn, _ = replay(BY_NAME["plain-tcp"])
     assert conn.protocol == "tcp"

@@ -53,6 +53,7 @@ _REQUEST_START = re.compile(
 _STATUS_START = re.compile(rb"HTTP/1\.[01] [1-5][0-9]{2}(?: [^\r\n]{0,1000})?\r?\n")
 _METHOD_PREFIX = re.compile(rb"[A-Z][A-Z0-9_-]{0,19}(?: |\Z)")
 _SWITCHED = h11.SWITCHED_PROTOCOL
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class ExchangeSink(Protocol):
@@ -370,6 +371,13 @@ class ConnectionDecoder:
                 self._become("tcp")
                 return True
             self._become("tls")
+            return True
+        if _H2_PREFACE.startswith(head[: len(_H2_PREFACE)]):
+            if len(head) < len(_H2_PREFACE):
+                return False
+            # HTTP/2 with prior knowledge (gRPC, mostly): binary framing h11 does not speak.
+            self._become("tcp")
+            conn.errors.append("HTTP/2 (not decoded: podtap decodes HTTP/1.x)")
             return True
         prefix = _METHOD_PREFIX.match(head)
         if prefix is None:
