@@ -1,0 +1,224 @@
+"""pcap: synthesised packets whose numbers a TCP stack would agree with, files that tshark
+follows, and pcap files read back into the same events by the agent's own reassembler."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scapy.layers.inet import TCP
+from scapy.utils import PcapWriter, rdpcap
+
+from agent.errors import UserError
+from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Gap
+from tests.ui.fakes import Script, request, response, shop_script
+from tui.model.store import Store
+from tui.output.pcap import (
+    SEGMENT_SIZE,
+    PacketSynthesizer,
+    PcapFileWriter,
+    guess_server_ports,
+    ip_offset,
+    read_pcap,
+)
+from tui.sources.session import AgentEvent
+
+pytestmark = pytest.mark.timeout(60)
+
+needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="needs tshark")
+
+
+def write(script: Script, path: Path) -> None:
+    with path.open("wb") as stream:
+        writer = PcapFileWriter(stream)
+        for event in script.events:
+            writer.write(script.source, event)
+        writer.flush()
+
+
+def flags(packet: Any) -> str:
+    return str(packet[TCP].flags)
+
+
+def test_a_connection_is_a_handshake_data_and_fin_with_consistent_numbers() -> None:
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000)
+    s.exchange(1, b"ping\n", b"pong!\n")
+    s.close(1)
+    synth = PacketSynthesizer()
+    packets = [p for e in s.events for p in synth.packets_for("local", e)]
+    assert [flags(p) for p in packets] == ["S", "SA", "A", "PA", "PA", "FA", "FA", "A"]
+    syn, syn_ack, ack, data_in, data_out, fin_c, fin_s, last = (p[TCP] for p in packets)
+    assert syn_ack.ack == syn.seq + 1
+    assert (ack.seq, ack.ack) == (syn.seq + 1, syn_ack.seq + 1)
+    assert (data_in.seq, data_in.ack) == (syn.seq + 1, syn_ack.seq + 1)
+    assert bytes(data_in.payload) == b"ping\n"
+    assert (data_out.seq, data_out.ack) == (syn_ack.seq + 1, syn.seq + 1 + 5)
+    assert (fin_c.seq, fin_c.ack) == (syn.seq + 6, syn_ack.seq + 7)
+    assert (fin_s.seq, fin_s.ack) == (syn_ack.seq + 7, syn.seq + 7)
+    assert (last.seq, last.ack) == (syn.seq + 7, syn_ack.seq + 8)
+    assert [p.time for p in packets] == sorted(p.time for p in packets)
+    assert (packets[0].sport, packets[0].dport) == (40000, 8080)
+
+
+def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
+    s = Script().hello()
+    s.open(1, "fd00:7a9::1", 40000, server="fd00:7a9::2", mid_stream=True)
+    s.data(1, "in", b"a" * (SEGMENT_SIZE + 10)).gap(1, "in", 1000).data(1, "in", b"b")
+    s.close(1, "rst")
+    synth = PacketSynthesizer()
+    packets = [p for e in s.events for p in synth.packets_for("local", e)]
+    assert [flags(p) for p in packets] == ["PA", "PA", "PA", "RA"]  # mid-stream: no handshake
+    first, second, after_gap, rst = (p[TCP] for p in packets)
+    assert len(first.payload) == SEGMENT_SIZE
+    assert second.seq == first.seq + SEGMENT_SIZE
+    assert after_gap.seq == second.seq + 10 + 1000
+    assert rst.seq == after_gap.seq + 1
+    assert packets[0]["IPv6"].src == "fd00:7a9::1"
+
+
+def test_events_for_a_connection_never_opened_make_no_packet() -> None:
+    synth = PacketSynthesizer()
+    assert synth.packets_for("local", DataReceived(ts=1.0, conn=5, direction="in",
+                                                   data=b"x")) == []
+
+
+def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:
+    stream = io.BytesIO()
+    PcapFileWriter(stream).flush()
+    assert len(stream.getvalue()) == 24  # the pcap global header, nothing else
+    path = tmp_path / "empty.pcap"
+    path.write_bytes(stream.getvalue())
+    assert list(rdpcap(str(path))) == []
+    assert list(read_pcap(str(path), [80])) == []
+
+
+def store_of(events: list[Any], source: str = "local") -> Store:
+    store = Store()
+    store.apply([AgentEvent(source, event) for event in events])
+    return store
+
+
+def summary(store: Store) -> list[Any]:
+    return sorted(
+        (conn.client, conn.client_port, conn.server, conn.server_port, conn.protocol,
+         conn.bytes_in, conn.bytes_out, conn.gap_bytes,
+         [(ex.request.method, ex.request.target, ex.request.headers, ex.request.body,
+           ex.status, ex.response.body if ex.response else None, ex.incomplete)
+          for ex in conn.exchanges])
+        for conn in store.connections.values()
+    )
+
+
+def test_a_written_pcap_reads_back_into_the_same_store(tmp_path: Path) -> None:
+    script = shop_script()
+    path = tmp_path / "shop.pcap"
+    write(script, path)
+    events = list(read_pcap(str(path), [8080, 7000, 8443]))
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert summary(store_of(events)) == summary(store_of(script.events))
+    kinds = {type(e) for e in events}
+    assert {ConnectionOpened, DataReceived, ConnectionClosed} <= kinds
+
+
+def test_gaps_come_back_as_gaps_of_the_same_length(tmp_path: Path) -> None:
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000)
+    s.data(1, "in", request("GET", "/a")).gap(1, "in", 321).data(1, "in", request("GET", "/b"))
+    s.data(1, "out", response(200, b"one")).close(1)
+    path = tmp_path / "gap.pcap"
+    write(s, path)
+    events = list(read_pcap(str(path), [8080]))
+    gaps = [e for e in events if isinstance(e, Gap)]
+    assert [(g.direction, g.length) for g in gaps] == [("in", 321)]
+
+
+def test_server_ports_are_guessed_from_syns(tmp_path: Path) -> None:
+    path = tmp_path / "shop.pcap"
+    write(shop_script(), path)
+    assert guess_server_ports(str(path)) == [7000, 8080, 8443]
+
+
+def test_without_syns_the_lower_port_of_each_flow_is_the_server(tmp_path: Path) -> None:
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000, mid_stream=True)
+    s.exchange(1, request("GET", "/late"), response(200, b"ok"))
+    path = tmp_path / "late.pcap"
+    write(s, path)
+    assert guess_server_ports(str(path)) == [8080]
+    store = store_of(list(read_pcap(str(path), [8080])))
+    (conn,) = store.connections.values()
+    assert conn.mid_stream
+    assert [ex.request.target for ex in conn.exchanges] == ["/late"]
+
+
+def test_other_link_types_and_pcapng_are_read(tmp_path: Path) -> None:
+    source = tmp_path / "shop.pcap"
+    write(shop_script(), source)
+    expected = summary(store_of(list(read_pcap(str(source), [8080, 7000, 8443]))))
+    packets = rdpcap(str(source))
+    # Raw IP (what tcpdump writes for tun devices) and pcapng (what Wireshark saves).
+    raw = tmp_path / "raw.pcap"
+    writer = PcapWriter(str(raw), linktype=101)
+    for packet in packets:
+        ip = packet.payload
+        ip.time = packet.time
+        writer.write(bytes(ip))
+    writer.close()
+    ng = tmp_path / "shop.pcapng"
+    from scapy.utils import PcapNgWriter
+
+    ng_writer = PcapNgWriter(str(ng))
+    for packet in packets:
+        ng_writer.write(packet)
+    ng_writer.close()
+    for path in (raw, ng):
+        assert summary(store_of(list(read_pcap(str(path), [8080, 7000, 8443])))) == expected
+
+
+def test_link_layers() -> None:
+    ethernet = b"\x00" * 12 + b"\x08\x00"
+    vlan = b"\x00" * 12 + b"\x81\x00\x00\x05\x86\xdd"
+    assert ip_offset(1, ethernet) == 14
+    assert ip_offset(1, vlan) == 18
+    assert ip_offset(1, b"\x00" * 12 + b"\x08\x06") is None  # ARP
+    assert ip_offset(276, b"") == 20
+    assert ip_offset(113, b"") == 16
+    assert ip_offset(147, b"") is None
+
+
+def test_a_file_that_is_not_a_capture_is_one_sentence(tmp_path: Path) -> None:
+    path = tmp_path / "notes.pcap"
+    path.write_text("hello, this is not a capture at all")
+    with pytest.raises(UserError, match=r"is not a pcap or pcapng file"):
+        list(read_pcap(str(path), [80]))
+
+
+@needs_tshark
+def test_tshark_finds_every_request_and_sees_the_gap(tmp_path: Path) -> None:
+    script = shop_script()
+    script.open(20, "198.18.0.1", 45000)
+    script.data(20, "in", request("GET", "/before-loss")).gap(20, "out", 500)
+    script.data(20, "in", request("GET", "/after-loss")).close(20)
+    path = tmp_path / "shop.pcap"
+    write(script, path)
+
+    def tshark(*args: str) -> list[str]:
+        done = subprocess.run(["tshark", "-r", str(path), *args], capture_output=True,
+                              text=True, timeout=60, check=True)
+        return done.stdout.splitlines()
+
+    uris = tshark("-Y", "http.request", "-T", "fields", "-e", "http.request.uri")
+    sent = [e.data for e in script.events
+            if isinstance(e, DataReceived) and e.direction == "in" and e.data[:4] in
+            (b"GET ", b"POST")]
+    assert sorted(uris) == sorted(d.split(b" ")[1].decode() for d in sent)
+    assert len(tshark("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 10
+    assert len(tshark("-Y", "tcp.flags.reset == 1")) == 1
+    assert len(tshark("-Y", "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment")) >= 1
+    statuses = tshark("-Y", "http.response", "-T", "fields", "-e", "http.response.code")
+    assert sorted(statuses) == sorted(["200"] * 12 + ["500", "404"])
