@@ -16,6 +16,7 @@ from kubernetes import client, watch
 from kubernetes.stream import portforward
 
 from tests.kubesim import KubeSim
+from tests.kubesim.clients import apps_api, batch_api, core_api
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 
@@ -31,18 +32,18 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
         time.sleep(0.1)
 
 
-def is_ready(pod: client.V1Pod) -> bool:
+def is_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
 def test_deployment_pods_are_real_servers_in_their_container_cgroups(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     pods = core.list_namespaced_pod("default", label_selector="app=web").items
     assert len(pods) == 3
     assert {pod.spec.node_name for pod in pods} == {"node-1", "node-2"}
-    deployment = client.AppsV1Api(kube_client).read_namespaced_deployment("web", "default")
+    deployment = apps_api(kube_client).read_namespaced_deployment("web", "default")
     assert deployment.status.ready_replicas == 3
     for pod in pods:
         assert pod.status.phase == "Running"
@@ -64,7 +65,7 @@ def test_deployment_pods_are_real_servers_in_their_container_cgroups(
 def test_list_honours_label_and_field_selectors(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     assert core.list_namespaced_pod("default", label_selector="app!=web").items == []
     assert len(core.list_pod_for_all_namespaces(label_selector="app in (web,api)").items) == 3
     on_node_1 = core.list_namespaced_pod("default", field_selector="spec.nodeName=node-1").items
@@ -74,18 +75,18 @@ def test_list_honours_label_and_field_selectors(
     with pytest.raises(client.ApiException) as missing:
         core.read_namespaced_pod("nope", "default")
     assert missing.value.status == 404
-    assert '"message": "pods \\"nope\\" not found"' in missing.value.body
+    assert '"message": "pods \\"nope\\" not found"' in str(missing.value.body)
 
 
 def test_watch_follows_scaling_up_and_down(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core, apps = client.CoreV1Api(kube_client), client.AppsV1Api(kube_client)
+    core, apps = core_api(kube_client), apps_api(kube_client)
     listed = core.list_namespaced_pod("default", label_selector="app=web")
     apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
     seen_ready: set[str] = set()
     known = {p.metadata.name for p in listed.items}
-    stream = watch.Watch()
+    stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
     for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
                                resource_version=listed.metadata.resource_version,
                                timeout_seconds=20):
@@ -132,7 +133,7 @@ def _pod_with_command(name: str, command: list[str], **spec: Any) -> dict[str, A
 def test_job_pod_runs_its_command_in_a_new_netns_with_host_pids(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    batch, core = client.BatchV1Api(kube_client), client.CoreV1Api(kube_client)
+    batch, core = batch_api(kube_client), core_api(kube_client)
     script = (f"import os; print(os.readlink('/proc/self/ns/net')); "
               f"print(os.path.exists('/proc/{os.getpid()}'))")
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe"},
@@ -172,7 +173,7 @@ def test_job_pod_runs_its_command_in_a_new_netns_with_host_pids(
 def test_jobs_orphan_their_pods_by_default_like_the_real_api(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    batch, core = client.BatchV1Api(kube_client), client.CoreV1Api(kube_client)
+    batch, core = batch_api(kube_client), core_api(kube_client)
     job = {"metadata": {"name": "sleeper"}, "spec": {"backoffLimit": 0, "template": {"spec": {
         "restartPolicy": "Never",
         "containers": [{"name": "s", "image": "busybox", "command": ["sleep", "30"]}]}}}}
@@ -214,7 +215,7 @@ def _recv_exactly(sock: Any, size: int) -> bytes:
 def test_port_forward_reaches_a_loopback_listener_inside_the_pod(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     core.create_namespaced_pod("default", _pod_with_command(
         "echo", ["python3", "-c", ECHO_SERVER]))
     eventually(lambda: core.read_namespaced_pod("echo", "default").status.phase == "Running")

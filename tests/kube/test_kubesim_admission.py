@@ -14,6 +14,7 @@ from kubernetes import client
 from kubernetes.stream import portforward
 
 from tests.kubesim import KubeSim
+from tests.kubesim.clients import authorization_api, batch_api, core_api
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 
@@ -40,11 +41,11 @@ def agent_pod_spec(**security: Any) -> dict[str, Any]:
 
 
 def status_of(error: client.ApiException) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(error.body)
+    body: dict[str, Any] = json.loads(str(error.body))
     return body
 
 
-def access(api: client.AuthorizationV1Api, verb: str, resource: str, group: str = "",
+def access(api: Any, verb: str, resource: str, group: str = "",
            subresource: str = "") -> bool:
     review = api.create_self_subject_access_review({"spec": {"resourceAttributes": {
         "namespace": "default", "verb": verb, "group": group, "resource": resource,
@@ -56,7 +57,7 @@ def access(api: client.AuthorizationV1Api, verb: str, resource: str, group: str 
 def test_rbac_denial_is_a_403_status_and_access_reviews_agree(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    batch, auth = client.BatchV1Api(kube_client), client.AuthorizationV1Api(kube_client)
+    batch, auth = batch_api(kube_client), authorization_api(kube_client)
     with pytest.raises(client.ApiException) as denied:
         batch.create_namespaced_job("default", {"metadata": {"name": "x"}, "spec": {
             "template": {"spec": agent_pod_spec()}}})
@@ -73,7 +74,7 @@ def test_rbac_denial_is_a_403_status_and_access_reviews_agree(
 
     kubesim.deny("create:pods/portforward")
     assert not access(auth, "create", "pods", subresource="portforward")
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     with pytest.raises(client.ApiException) as no_forward:
         portforward(core.connect_get_namespaced_pod_portforward, "web", "default",
                     ports="8080")
@@ -87,7 +88,7 @@ def test_rbac_denial_is_a_403_status_and_access_reviews_agree(
 def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     pod = {"metadata": {"name": "agent-check"}, "spec": agent_pod_spec()}
     with pytest.raises(client.ApiException) as refused:
         core.create_namespaced_pod("locked", pod, dry_run="All")
@@ -109,7 +110,7 @@ def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
     assert core.list_namespaced_pod("default").items == []
 
     # A Job is admitted, its pod is not: the Job controller reports it as an Event.
-    batch = client.BatchV1Api(kube_client)
+    batch = batch_api(kube_client)
     batch.create_namespaced_job("locked", {"metadata": {"name": "agent"}, "spec": {
         "backoffLimit": 0, "template": {"spec": agent_pod_spec()}}})
     events = eventually(lambda: core.list_namespaced_event(
@@ -144,7 +145,7 @@ def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
 def test_image_pull_failure_keeps_the_pod_pending_with_backoff(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     image = "ghcr.io/podtap/broken:0.1.0"
     core.create_namespaced_pod("default", {"metadata": {"name": "puller"}, "spec": {
         "containers": [{"name": "agent", "image": image, "command": ["sleep", "30"]}]}})
@@ -172,7 +173,7 @@ def test_image_pull_failure_keeps_the_pod_pending_with_backoff(
 def test_a_pod_bound_to_a_missing_node_is_unschedulable(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     core.create_namespaced_pod("default", {"metadata": {"name": "lost"}, "spec": {
         "nodeName": "node-9", "containers": [{"name": "c", "image": "x"}]}})
 

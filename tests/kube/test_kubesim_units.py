@@ -150,10 +150,12 @@ async def test_store_versions_and_watch_replay() -> None:
 
     replay = store.watch(POD, "default", lambda o: True, since=version)
     seen = [replay.queue.get_nowait() for _ in range(replay.queue.qsize())]
-    assert [(c.type, c.object["metadata"]["name"]) for c in seen] == [
+    assert [(c.type, c.object["metadata"]["name"]) for c in seen if c is not None] == [
         ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
     fresh = store.watch(POD, None, lambda o: o["metadata"]["labels"].get("app") == "web", None)
-    assert fresh.queue.get_nowait().type == "ADDED"
+    opening = fresh.queue.get_nowait()
+    assert opening is not None
+    assert opening.type == "ADDED"
     store.create(POD, _pod("c", {"app": "web"}))
     change = await asyncio.wait_for(fresh.queue.get(), 1)
     assert change is not None

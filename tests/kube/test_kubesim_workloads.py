@@ -20,6 +20,7 @@ from kubernetes import client
 from kubernetes.stream import portforward
 
 from tests.kubesim import KubeSim, SimConfig, Workload
+from tests.kubesim.clients import apps_api, batch_api, core_api
 from tests.kubesim.containers import REPO_ROOT
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
@@ -46,8 +47,8 @@ def names(items: list[Any]) -> list[str]:
 def test_every_workload_kind_makes_the_pods_a_real_cluster_would(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core, apps = client.CoreV1Api(kube_client), client.AppsV1Api(kube_client)
-    batch = client.BatchV1Api(kube_client)
+    core, apps = core_api(kube_client), apps_api(kube_client)
+    batch = batch_api(kube_client)
     assert names(core.list_namespaced_pod("data", label_selector="app=db").items) == [
         "db-0", "db-1"]
     assert apps.read_namespaced_stateful_set("db", "data").status.ready_replicas == 2
@@ -77,7 +78,7 @@ def test_every_workload_kind_makes_the_pods_a_real_cluster_would(
 def test_an_ephemeral_container_runs_in_the_pods_network_namespace(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     patch = {"spec": {"ephemeralContainers": [{
         "name": "podtap-s1", "image": "ghcr.io/podtap/agent:0.1.0", "command": ["sleep", "30"],
         "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}}}]}}
@@ -105,7 +106,7 @@ def test_an_ephemeral_container_runs_in_the_pods_network_namespace(
 def test_an_agent_job_runs_podtap_agent_which_answers_through_port_forward(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core, batch = client.CoreV1Api(kube_client), client.BatchV1Api(kube_client)
+    core, batch = core_api(kube_client), batch_api(kube_client)
     target = core.list_namespaced_pod("default", label_selector="app=web").items[0]
     container_id = target.status.container_statuses[0].container_id
     labels = {"app.kubernetes.io/name": "podtap-agent", "podtap.dev/session": "s1"}
@@ -232,7 +233,7 @@ def test_a_new_simulator_sweeps_up_after_one_killed_hard(tmp_path: Path) -> None
 
 @pytest.mark.kubesim("--nodes", "1", "--fail-image", "missing")
 def test_restarts_logs_and_paged_lists(kubesim: KubeSim, kube_client: client.ApiClient) -> None:
-    core = client.CoreV1Api(kube_client)
+    core = core_api(kube_client)
     crash = ["sh", "-c", "echo starting; exit 3"]
     core.create_namespaced_pod("default", {"metadata": {"name": "crasher"}, "spec": {
         "containers": [{"name": "c", "image": "busybox", "command": crash}]}})
@@ -261,7 +262,7 @@ def test_restarts_logs_and_paged_lists(kubesim: KubeSim, kube_client: client.Api
     with pytest.raises(client.ApiException) as waiting:
         core.read_namespaced_pod_log("stuck", "default")
     assert waiting.value.status == 400
-    assert json.loads(waiting.value.body)["message"].startswith(
+    assert json.loads(str(waiting.value.body))["message"].startswith(
         'container "c" in pod "stuck" is waiting to start: ')
 
     first = core.list_namespaced_pod("default", limit=2)
@@ -276,7 +277,7 @@ def test_restarts_logs_and_paged_lists(kubesim: KubeSim, kube_client: client.Api
 def test_job_deadline_and_ttl_clean_up_like_the_job_controller(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    core, batch = client.CoreV1Api(kube_client), client.BatchV1Api(kube_client)
+    core, batch = core_api(kube_client), batch_api(kube_client)
 
     def job(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
         return {"metadata": {"name": name}, "spec": {"backoffLimit": 0, **spec, "template": {
