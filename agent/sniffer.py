@@ -45,7 +45,7 @@ class StreamReassembler(Protocol):
     @property
     def open_connections(self) -> int: ...
 
-    def feed(self, segment: Segment, ts: float, interface: str = "") -> list[AnyEvent]: ...
+    def feed_batch(self, batch: list[tuple[float, str, Segment]]) -> list[AnyEvent]: ...
 
     def expire(self, now: float) -> list[AnyEvent]: ...
 
@@ -115,17 +115,13 @@ class Sniffer:
 
     def _capture_until_stopped(self) -> None:
         source, reassembler, journal = self._source, self._reassembler, self._journal
-        feed = reassembler.feed
+        feed_batch = reassembler.feed_batch
         next_tick = self._clock() + self._stats_interval
         while not self._stopping.is_set():
             batch = source.read_batch(READ_TIMEOUT)
-            events: list[AnyEvent] = []
-            payload = 0
-            for ts, interface, segment in batch:
-                payload += len(segment.payload)
-                events += feed(segment, ts, interface)
+            events = feed_batch(batch)
             self.packets += len(batch)
-            self.bytes += payload
+            self.bytes += sum([len(captured[2].payload) for captured in batch])
             now = self._clock()
             if now >= next_tick:
                 events += reassembler.expire(now)

@@ -1,0 +1,141 @@
+"""CPU cost per frame of a capture worker's whole path: ring -> parse -> reassembly -> msgpack.
+
+wrk floods nginx in a lab namespace for --fill seconds while a Capture is open and nobody reads
+it, so the ring fills with real traffic (requests, responses, SYNs, FINs). The ring's ready
+blocks are then copied out, and replayed --runs times through a Sniffer exactly as a capture
+worker runs it (agent.workers: events encoded with agent.wire and written to a pipe, here one
+that is read and discarded), from a Capture whose ring is that copy. The figure is the CPU time
+of the Sniffer's thread per frame; the fastest run is the one least disturbed by whatever else
+the machine runs (the median is printed too).
+
+    .venv/bin/python bench/bench_hot_path.py [--runs 7] [--fill 1] [--save F | --load F]
+
+--save keeps the recorded blocks in a file and --load replays them instead of recording, so
+that two versions of the code can be compared on the very same frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import select
+import statistics
+import struct
+import sys
+import threading
+import time
+from multiprocessing import Pipe
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agent.capture import TP_STATUS_USER, Capture
+from agent.netns import named_namespace
+from agent.sniffer import Sniffer
+from agent.tcp import Reassembler
+from agent.workers import PipeSink
+from bench.bench_capture import PORT, nginx, wrk
+from tests.netlab import network_lab
+
+_STATUS = struct.Struct("=8xI")
+BLOCK_SIZE = 1 << 20
+
+
+class ReplayedCapture(Capture):
+    """A Capture reading a copy of ready ring blocks instead of a live ring."""
+
+    def __init__(self, blocks: list[bytes], names: dict[int, str]) -> None:  # no super(): no socket
+        self._ring = bytearray(b"".join(blocks) + bytes(BLOCK_SIZE))  # an empty block ends it
+        self._block_size = BLOCK_SIZE
+        self._block_count = len(blocks) + 1
+        self._block = 0
+        self._names = dict(names)
+        self._loopbacks = frozenset(i for i, name in names.items() if name == "lo")
+        self._poll = select.poll()
+        self.frames = 0
+        self.truncated = 0
+
+    def kernel_counters(self) -> tuple[int, int]:
+        return self.frames, 0
+
+    def close(self) -> None:
+        pass
+
+
+def record(fill: float) -> tuple[list[bytes], dict[int, str]]:
+    """Ready blocks of a ring that captured ``fill`` seconds of flood."""
+    with network_lab("ph") as lab, nginx(lab):
+        capture = Capture(named_namespace(lab.name), [PORT], block_count=128)
+        with capture:
+            wrk(lab, fill)
+            time.sleep(0.1)  # let the ring retire its last, partly filled block
+            blocks = []
+            for index in range(128):
+                block = bytes(capture._ring[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE])
+                if not _STATUS.unpack_from(block)[0] & TP_STATUS_USER:
+                    break
+                blocks.append(block)
+            return blocks, dict(capture._names)
+
+
+def replay(blocks: list[bytes], names: dict[int, str]) -> tuple[float, int]:
+    """(microseconds of CPU per frame, frames) for one pass over ``blocks``."""
+    capture = ReplayedCapture(blocks, names)
+    total = sum(struct.unpack_from("=12xI", block)[0] for block in blocks)
+    reader, writer = Pipe(duplex=False)
+
+    def discard() -> None:
+        try:
+            while True:
+                reader.recv_bytes()
+        except EOFError:
+            pass
+
+    discarding = threading.Thread(target=discard, daemon=True)
+    discarding.start()
+    sniffer = Sniffer(capture, Reassembler(frozenset({PORT})), PipeSink(writer))
+    sniffer.start()
+    (thread,) = [t for t in threading.enumerate() if t.name == "podtap-capture"]
+    assert thread.ident is not None
+    clock = time.pthread_getcpuclockid(thread.ident)
+    while capture.frames < total:
+        time.sleep(0.01)
+    elapsed = time.clock_gettime(clock)
+    sniffer.stop()
+    writer.close()
+    discarding.join(5)
+    return elapsed / total * 1e6, total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--fill", type=float, default=1.0, help="seconds of flood to capture")
+    parser.add_argument("--save", type=Path, help="keep the recorded ring blocks here")
+    parser.add_argument("--load", type=Path, help="replay blocks saved earlier")
+    args = parser.parse_args()
+    if args.load:
+        blocks, names = pickle.loads(args.load.read_bytes())
+    else:
+        if os.geteuid() != 0:
+            raise SystemExit("bench: needs root (network namespaces and packet capture)")
+        blocks, names = record(args.fill)
+        if args.save:
+            args.save.write_bytes(pickle.dumps((blocks, names)))
+    costs = []
+    for _ in range(args.runs):
+        cost, frames = replay(blocks, names)
+        costs.append(cost)
+        print(f"  {frames} frames: {cost:.2f} us/frame", file=sys.stderr, flush=True)
+    best, median = min(costs), statistics.median(costs)
+    print(
+        f"capture worker path (read, parse, reassemble, encode): {best:.2f} us of CPU per "
+        f"frame at best, {median:.2f} median of {args.runs}; {1e6 / best:,.0f} frames per "
+        "CPU second"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
