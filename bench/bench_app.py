@@ -181,9 +181,11 @@ async def run(seconds: float, rate: int) -> None:
                 latencies.append(latency)
         elapsed = time.monotonic() - started
         store = app.store
-        ingested = session.exchanges
-        print(f"feed: {ingested:,} exchanges in {elapsed:.1f} s = {ingested / elapsed:,.0f}/s "
-              f"(asked {rate:,}/s), {app.events_seen:,} events applied")
+        offered = session.exchanges
+        decoded = store.exchange_count + store.dropped_exchanges
+        print(f"feed: {offered:,} exchanges offered in {elapsed:.1f} s ({rate:,}/s asked), "
+              f"{decoded:,} decoded = {decoded / elapsed:,.0f}/s, "
+              f"{app.events_seen:,} events applied")
         print(f"store: {len(store.connections):,} connections, {store.exchange_count:,} "
               f"exchanges kept, {store.dropped_connections:,} connections and "
               f"{store.dropped_exchanges:,} exchanges evicted by the caps")

@@ -135,8 +135,9 @@ def agent_processes(netns: str) -> list[int]:
 def test_podtap_in_tmux(served_lab: Lab, terminal: Terminal) -> None:
     lab = served_lab
     terminal.start(f"cd {ROOT} && exec {sys.executable} -m tui netns/{lab.name} -p {PORT}")
-    terminal.wait_for(lambda s: "/orders.json" in s and "/users.json" in s,
-                      "the requests showing up")
+    # Each curl is a connection of its own: the newest one's request shows on the right.
+    for path in ("/orders.json", "/users.json", "/missing-page"):
+        terminal.wait_for(lambda s, path=path: path in s, f"{path} showing up")
     assert "agents 1/1" in terminal.screen()
     assert agent_processes(lab.name), "the agent should be running while podtap is"
 

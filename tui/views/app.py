@@ -11,7 +11,7 @@ from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -30,8 +30,12 @@ Clock = Callable[[], float]
 REFRESH_INTERVAL = 0.1
 """Seconds between redraws: bursts of updates in between are merged into one."""
 
-INGEST_CHUNK = 64
+INGEST_CHUNK = 32
 """Updates applied in one go (a few milliseconds of decoding) before the loop gets a turn."""
+
+KEY_QUIET = 0.05
+"""After a keystroke, decoding and data redraws step aside this long: its answer is drawn
+first."""
 
 INGEST_SHARE = 0.6
 """At most this share of the time goes to decoding when traffic outruns it: the rest is kept
@@ -67,6 +71,7 @@ class PodtapApp(App[None]):
         self.rate = RateMeter()
         self.events_seen = 0
         self.stream_ended = False
+        self._last_input = 0.0
         self.stream_finished = asyncio.Event()
         """Set when a finite session (a recording) has delivered everything, and it is drawn."""
 
@@ -75,7 +80,7 @@ class PodtapApp(App[None]):
 
     def on_ready(self) -> None:
         # Ready: the main screen is composed, so the feed has somewhere to draw.
-        self.set_interval(REFRESH_INTERVAL, self.draw)
+        self.set_interval(REFRESH_INTERVAL, self._tick)
         self.set_interval(1.0, self.main_screen.refresh_ages)
         self.ingest_updates()
 
@@ -85,6 +90,9 @@ class PodtapApp(App[None]):
         try:
             async for batch in self.session.updates():
                 for start in range(0, len(batch), INGEST_CHUNK):
+                    quiet = KEY_QUIET - (time.perf_counter() - self._last_input)
+                    if quiet > 0:
+                        await asyncio.sleep(quiet)
                     began = time.perf_counter()
                     self.apply(batch[start:start + INGEST_CHUNK])
                     await asyncio.sleep((time.perf_counter() - began) * rest)
@@ -92,11 +100,23 @@ class PodtapApp(App[None]):
             self.notify(str(error), title="The stream stopped", severity="error", timeout=60)
         self.stream_ended = True
         self.draw()
+        self.main_screen.catch_up(now=True)
         self.stream_finished.set()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.InputEvent):
+            self._last_input = time.perf_counter()
+        await super().on_event(event)
 
     def apply(self, updates: Sequence[Update]) -> None:
         self.events_seen += sum(1 for update in updates if isinstance(update, AgentEvent))
         self.pending.merge(self.store.apply(updates))
+
+    def _tick(self) -> None:
+        if time.perf_counter() - self._last_input < KEY_QUIET:
+            return  # the keystroke's own repaint goes first; new data waits for the next tick
+        self.draw()
+        self.main_screen.catch_up()
 
     def draw(self) -> None:
         """Hand what changed since the last draw to the screens, and refresh the status."""

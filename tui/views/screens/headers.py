@@ -15,13 +15,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from tui.model.filters import FilterError, header_value_expression, parse_filter
 from tui.model.headers import HeaderStats
 from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
+from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
 HEADER_COLUMNS = (
@@ -72,7 +73,7 @@ class HeaderInventoryScreen(Screen[None]):
             )
         with VerticalScroll(id="inventory-choice"):
             yield Static(id="choice-body")
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.names.border_title = "request headers, best filter keys first"

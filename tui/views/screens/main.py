@@ -3,6 +3,7 @@ selected exchange (or the raw bytes) on the right; the filter prompt and status 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -11,7 +12,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from tui.model.curl import as_curl
 from tui.model.filters import Filter
@@ -21,11 +21,15 @@ from tui.model.store import Store
 from tui.views.pending import PendingChanges
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import LiveTable
 from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
 from tui.views.widgets.tables import ConnectionsTable, ExchangesTable
 
 Clock = Callable[[], float]
+
+FOLLOW_INTERVAL = 0.5
+"""Seconds between redraws of the request list and detail while following live traffic."""
 
 
 def reveal(name: str, value: str) -> str:
@@ -59,6 +63,8 @@ class MainScreen(Screen[None]):
                 tooltip="Copy a mirrord config that steals traffic like the selected request"),
         Binding("ctrl+l", "clear", "Clear", id="main.clear",
                 tooltip="Forget every connection seen so far"),
+        Binding("w", "write_file", "Write", show=False, id="main.write_file",
+                tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
         Binding("enter,right", "focus_exchanges", "Requests", show=False, id="main.requests",
                 tooltip="Move to the selected connection's requests"),
     ]
@@ -76,6 +82,8 @@ class MainScreen(Screen[None]):
         self._held = PendingChanges()
         self._shown_exchange: Exchange | None = None
         self._feed_status = (0.0, False)
+        self._right_panes_stale = False
+        self._right_panes_drawn = 0.0
         # Made here, not looked up: the app may draw while the screen is being torn down.
         self.connections_table = ConnectionsTable(clock, id="connections")
         self.exchanges_table = ExchangesTable(id="exchanges")
@@ -91,7 +99,7 @@ class MainScreen(Screen[None]):
                 yield self.detail
         yield self.filter_bar
         yield self.status_bar
-        yield Footer(compact=True)
+        yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.connections_table.border_title = "connections"
@@ -129,6 +137,11 @@ class MainScreen(Screen[None]):
         elif changes.connections:
             table.refresh()
         selected = table.cursor_key
+        if self.mode == "following" and not changes.everything:
+            if selected is not None and selected in changes.connections:
+                self._right_panes_stale = True
+            self.catch_up()
+            return
         if changes.everything or (selected is not None and selected in changes.connections):
             self._load_exchanges(stick_to_first=self.exchanges_table.cursor_row == 0)
         shown = self._shown_exchange
@@ -186,17 +199,51 @@ class MainScreen(Screen[None]):
 
     @on(LiveTable.Highlighted, "#connections")
     def _connection_highlighted(self, event: LiveTable.Highlighted) -> None:
+        if event.by_data and self.mode == "following":
+            self._follow_right_panes()
+            return
         self._load_exchanges(stick_to_first=True)
         self._draw_detail()
 
     @on(LiveTable.Highlighted, "#exchanges")
     def _exchange_highlighted(self, event: LiveTable.Highlighted) -> None:
+        if event.by_data and self.mode == "following":
+            self._follow_right_panes()
+            return
         self._draw_detail()
+
+    def catch_up(self, *, now: bool = False) -> None:
+        """Redraw the right panes if following left them behind (``now``: whatever the pace)."""
+        if self._right_panes_stale and self.mode == "following":
+            self._follow_right_panes(force=now)
+
+    def _follow_right_panes(self, *, force: bool = False) -> None:
+        """While following, the request list and detail show the newest traffic at most
+        every FOLLOW_INTERVAL: nobody reads a request replaced ten times a second, and
+        drawing it is half of what a refresh costs under load."""
+        now = time.monotonic()
+        if not force and now - self._right_panes_drawn < FOLLOW_INTERVAL:
+            self._right_panes_stale = True
+            return
+        self._right_panes_stale = False
+        self._right_panes_drawn = now
+        self._load_exchanges(stick_to_first=True)
+        self._draw_detail(keep_scroll=True)
 
     @on(LiveTable.Moved, "#connections")
     def _connections_moved(self, event: LiveTable.Moved) -> None:
         if self.mode != "paused":
             self.mode = "following" if event.at_first_row else "browsing"
+            self._draw_status()
+
+    @on(LiveTable.Moved, "#exchanges")
+    def _exchanges_moved(self, event: LiveTable.Moved) -> None:
+        self._stop_following()
+
+    def _stop_following(self) -> None:
+        """The user is reading one connection's requests: keep them where they are."""
+        if self.mode == "following":
+            self.mode = "browsing"
             self._draw_status()
 
     def _load_exchanges(self, *, stick_to_first: bool) -> None:
@@ -282,6 +329,7 @@ class MainScreen(Screen[None]):
 
     def action_focus_exchanges(self) -> None:
         if self.focused is self.connections_table and self.exchanges_table.rows:
+            self._stop_following()
             self.exchanges_table.focus()
 
     def action_headers(self) -> None:
@@ -291,9 +339,7 @@ class MainScreen(Screen[None]):
 
     def action_toggle_noise(self) -> None:
         self.store.hide_noise = not self.store.hide_noise
-        self.notify("Health probes and metrics hidden." if self.store.hide_noise
-                    else "Health probes and metrics shown.")
-        self._redraw_all()
+        self._redraw_all()  # the status bar says "noise hidden"
 
     def action_toggle_pause(self) -> None:
         if self.mode == "paused" or self.mode == "browsing":
@@ -321,6 +367,16 @@ class MainScreen(Screen[None]):
         self.show_changes(PendingChanges.full())
         self._draw_status()
         self.notify("Cleared: showing new traffic only.")
+
+    def action_write_file(self) -> None:
+        from tui.views.screens.write_file import WriteFileScreen
+
+        def written(sentence: str | None) -> None:
+            if sentence:
+                self.notify(sentence, title="Written")
+
+        self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
+                                             now=self.clock()), written)
 
     def action_copy_curl(self) -> None:
         exchange, connection = self.selected_exchange, self.selected_connection

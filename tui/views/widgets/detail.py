@@ -15,12 +15,11 @@ from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.views import cells
+from tui.views.widgets.line_scroll import LineScrollView
 
 Masker = Callable[[str, str], str]
 """(header name, value) -> what to show: the value, or a mask for secrets."""
@@ -103,7 +102,7 @@ def hex_dump(data: bytes, offset: int = 0) -> Text:
 
 def request_line(request: Request) -> Text:
     line = Text()
-    line.append(request.method, style=cells.METHOD_STYLES.get(request.method, "bold"))
+    line.append(*cells.method(request.method))
     line.append(f" {request.target} ", style="bold")
     line.append(f"HTTP/{request.http_version}", style="dim")
     return line
@@ -111,7 +110,7 @@ def request_line(request: Request) -> Text:
 
 def status_line(response: Response) -> Text:
     line = Text(f"HTTP/{response.http_version} ", style="dim")
-    line.append_text(cells.status(response.status))
+    line.append(*cells.status(response.status))
     line.append(f" {response.reason}", style="bold")
     return line
 
@@ -202,7 +201,7 @@ def connection_facts(connection: Connection) -> RenderableType:
     return Group(*lines)
 
 
-class DetailPane(ScrollView, can_focus=True):
+class DetailPane(LineScrollView, can_focus=True):
     """Shows whatever the main screen hands it; it keeps no model state of its own.
 
     The renderable is turned into lines once per change (and per width), then only the lines
@@ -215,7 +214,6 @@ class DetailPane(ScrollView, can_focus=True):
         background: $surface;
         padding: 0 1;
         scrollbar-size-vertical: 1;
-        overflow-x: hidden;
     }
     """
 
@@ -264,7 +262,7 @@ class DetailPane(ScrollView, can_focus=True):
                 self._renderable, options, style=self.rich_style, pad=True
             )
         ]
-        self.virtual_size = Size(width, len(self._lines))
+        self.set_content_height(len(self._lines))
 
     def render_line(self, y: int) -> Strip:
         index = int(self.scroll_y) + y

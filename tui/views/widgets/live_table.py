@@ -8,6 +8,7 @@ first) do not move what the user is looking at.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Generic, Literal, TypeVar
@@ -18,15 +19,22 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region
 from textual.message import Message
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+from tui.views.widgets.line_scroll import LineScrollView
+
+parse_style = functools.lru_cache(maxsize=256)(Style.parse)
+
+STRIPS_KEPT = 4096
+"""Rendered rows remembered per table (a few screens' worth, across refreshes)."""
 
 RowT = TypeVar("RowT")
 KeyT = TypeVar("KeyT", bound=Hashable)
 
-Cell = str | Text
+Cell = str | tuple[str, str] | Text
+"""Plain text, (text, rich style), or rich Text (slowest: only for mixed styles)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +47,7 @@ class Column:
     """Takes whatever width the other columns leave (one per table)."""
 
 
-class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
+class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
     """Rows newest first (or in any order the caller likes); a one-line header that stays put."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -62,7 +70,6 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         height: 1fr;
         background: $surface;
         scrollbar-size-vertical: 1;
-        overflow-x: hidden;
         & > .live-table--header { text-style: bold; color: $text-accent; background: $panel; }
         & > .live-table--cursor { background: $block-cursor-blurred-background; }
         & > .live-table--empty { color: $text-muted; text-style: italic; }
@@ -75,12 +82,18 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
     """
 
     class Highlighted(Message):
-        """The row under the cursor is another one (``key`` is None when the table is empty)."""
+        """The row under the cursor is another one (``key`` is None when the table is empty).
 
-        def __init__(self, table: LiveTable[object, Hashable], key: Hashable | None) -> None:
+        ``by_data``: new rows moved it (the table follows the first row), not the user.
+        """
+
+        def __init__(
+            self, table: LiveTable[object, Hashable], key: Hashable | None, by_data: bool
+        ) -> None:
             super().__init__()
             self.table = table
             self.key = key
+            self.by_data = by_data
 
         @property
         def control(self) -> LiveTable[object, Hashable]:
@@ -118,6 +131,8 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         self._cursor_key: KeyT | None = None
         self.hidden_columns: set[str] = set()
         self._widths_cache: dict[tuple[int, frozenset[str]], list[int]] = {}
+        self._line_styles = (Style(), Style(), Style(), Style())
+        self._strips: dict[tuple[tuple[Cell, ...], int, Style], Strip] = {}
         """Titles of columns not drawn (e.g. the pod when there is only one)."""
 
     # -- what the owner calls -------------------------------------------------------------
@@ -147,13 +162,13 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         if not stick_to_first and self._cursor_key is not None:
             found = self._index_of(self._cursor_key, hint=old_index)
             index = min(old_index, max(len(rows) - 1, 0)) if found is None else found
-        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        self.set_content_height(len(rows) + 1)
         if stick_to_first:
             self.scroll_to(y=0, animate=False, immediate=True)
         elif index != old_index:
             # Rows arrived above: scroll by as much so the row stays where the eye is.
             self.scroll_to(y=self.scroll_y + index - old_index, animate=False, immediate=True)
-        self._place_cursor(index)
+        self._place_cursor(index, by_data=True)
         self.refresh()
 
     def move_cursor_to(self, index: int) -> None:
@@ -182,24 +197,41 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
 
     # -- rendering ------------------------------------------------------------------------
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles come from CSS and cost a lookup each: resolve them once per repaint.
+        self._line_styles = (
+            self.rich_style,
+            self.get_component_rich_style("live-table--header"),
+            self.get_component_rich_style("live-table--cursor"),
+            self.get_component_rich_style("live-table--empty"),
+        )
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
+        base, header, cursor, empty = self._line_styles
         width = self.scrollable_content_region.width
         if y == 0:
-            style = self.get_component_rich_style("live-table--header")
-            return self._strip([c.title for c in self.columns], width, style)
+            return self._strip([c.title for c in self.columns], width, header)
         index = int(self.scroll_y) + y - 1
-        base = self.rich_style
         if not self._rows:
             if y == 1 and self.empty_text:
-                style = self.get_component_rich_style("live-table--empty")
-                return self._strip([self.empty_text], width, style, plain=True)
+                return self._strip([self.empty_text], width, empty, plain=True)
             return Strip.blank(width, base)
         if index >= len(self._rows):
             return Strip.blank(width, base)
-        style = base
-        if index == self._cursor:
-            style = base + self.get_component_rich_style("live-table--cursor")
-        return self._strip(self._cells(self._rows[index]), width, style)
+        style = base + cursor if index == self._cursor else base
+        cells = tuple(self._cells(self._rows[index]))
+        try:
+            key = (cells, width, style)
+            cached = self._strips.get(key)
+        except TypeError:  # a rich Text cell: not hashable, not cached
+            return self._strip(cells, width, style)
+        if cached is None:
+            # Rows shift down as new ones arrive, their cells mostly unchanged: reuse strips.
+            if len(self._strips) > STRIPS_KEPT:
+                self._strips.clear()
+            cached = self._strips[key] = self._strip(cells, width, style)
+        return cached
 
     def _strip(
         self, cells: Sequence[Cell], width: int, style: Style, *, plain: bool = False
@@ -228,6 +260,10 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
         return Strip(segments).crop_extend(0, width, style)
 
     def _cell_segments(self, cell: Cell, width: int, style: Style) -> tuple[list[Segment], int]:
+        if isinstance(cell, tuple):
+            plain, style_name = cell
+            style = style + parse_style(style_name) if style_name else style
+            cell = plain
         if isinstance(cell, str):
             used = cell_len(cell)
             if used > width:
@@ -259,6 +295,7 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
             spare = max(width - fixed - 1, 0)
             cached = [max(c.width, spare) if c.flexible else c.width for c in self.columns]
             self._widths_cache = {key: cached}
+            self._strips.clear()
         return cached
 
     # -- cursor bookkeeping ---------------------------------------------------------------
@@ -278,12 +315,12 @@ class LiveTable(ScrollView, Generic[RowT, KeyT], can_focus=True):
                 return index
         return None
 
-    def _place_cursor(self, index: int) -> None:
+    def _place_cursor(self, index: int, *, by_data: bool = False) -> None:
         self._cursor = max(0, min(index, len(self._rows) - 1)) if self._rows else 0
         new_key = self._key(self._rows[self._cursor]) if self._rows else None
         if new_key != self._cursor_key:
             self._cursor_key = new_key
-            self.post_message(self.Highlighted(self, new_key))  # type: ignore[arg-type]
+            self.post_message(self.Highlighted(self, new_key, by_data))  # type: ignore[arg-type]
 
     def _user_move(self, index: int) -> None:
         old = self._cursor

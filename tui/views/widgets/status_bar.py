@@ -95,4 +95,5 @@ class StatusBar(Static):
     def show(self, line: StatusLine) -> None:
         if line != self._shown:
             self._shown = line
-            self.update(line.render())
+            # One line, always: no layout pass needed.
+            self.update(line.render(), layout=False)

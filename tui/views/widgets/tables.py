@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from rich.text import Text
-
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
@@ -30,7 +28,7 @@ def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
     if connection.protocol in ("http", "unknown") or connection.last_status is not None:
         last: Cell = cells.status(connection.last_status)
     else:
-        last = Text(connection.protocol, style="italic cyan")
+        last = (connection.protocol, "italic cyan")
     return (
         str(connection.conn),
         connection.source,
@@ -69,13 +67,14 @@ EXCHANGE_COLUMNS = (
 def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
     request = exchange.request
     response = exchange.response
-    path = Text(request.target or request.path)
-    if exchange.error:
-        path.stylize("red")
-    elif exchange.incomplete:
-        path.stylize("yellow")
+    target = request.target or request.path
+    path: Cell = target
     if exchange.upgraded:
-        path.append(" ⇄", style="cyan")
+        path = (f"{target} ⇄", "cyan")
+    elif exchange.error:
+        path = (target, "red")
+    elif exchange.incomplete:
+        path = (target, "yellow")
     return (
         str(exchange.index),
         cells.method(request.method),
