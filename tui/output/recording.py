@@ -227,3 +227,56 @@ class Recording:
             return self.path.stat().st_size
         except OSError:
             return 0
+
+
+@dataclass(frozen=True, slots=True)
+class ViewWritten:
+    path: Path
+    format: Format
+    connections: int
+    exchanges: int
+
+    def sentence(self) -> str:
+        what = f"{self.exchanges} exchanges on {self.connections} connections"
+        return f"Wrote {what} to {self.path} ({self.format.upper()})."
+
+
+def write_view(
+    path: str | Path,
+    view: Sequence[tuple[Connection, Sequence[Exchange]]],
+    header: RecordingHeader,
+    *,
+    reveal: bool = False,
+) -> ViewWritten:
+    """Write decoded connections and exchanges (the app's filtered view) to ``path``.
+
+    HAR is written from the exchanges themselves; JSON lines and pcap from the events that
+    replay them (tui.output.replay), so that ``podtap open`` shows the same view again.
+    Raises UserError when the path cannot be written.
+    """
+    from tui.output.har import har_of_view
+    from tui.output.replay import ReplayNumbering, connection_events
+
+    target = Path(path).expanduser()
+    file_format = format_of(target)
+    try:
+        with open(target, "wb") as stream:
+            if file_format == "har":
+                data, _entries = har_of_view(view, header.podtap, reveal=reveal)
+                stream.write(data)
+            else:
+                numbering: dict[str, ReplayNumbering] = {}
+                pcap = PcapFileWriter(stream) if file_format == "pcap" else None
+                jsonl = None if pcap else JsonLinesWriter(stream, header, flush_each_batch=False)
+                for connection, exchanges in view:
+                    numbers = numbering.setdefault(connection.source, ReplayNumbering())
+                    events = list(connection_events(connection, exchanges, numbers))
+                    if pcap is not None:
+                        for event in events:
+                            pcap.write(connection.source, event)
+                    elif jsonl is not None:
+                        jsonl.write([AgentEvent(connection.source, e) for e in events])
+                stream.flush()
+    except OSError as error:
+        raise UserError(f"cannot write {target}: {error.strerror}.") from None
+    return ViewWritten(target, file_format, len(view), sum(len(ex) for _c, ex in view))
