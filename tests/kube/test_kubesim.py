@@ -259,3 +259,34 @@ def _connected_forward(core: client.CoreV1Api, name: str) -> Any:
         pass
     sock.close()
     return None
+
+
+def test_a_rollout_replaces_every_pod_without_dropping_below_the_replica_count(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    core, apps = core_api(kube_client), apps_api(kube_client)
+    before = {p.metadata.name for p in core.list_namespaced_pod(
+        "default", label_selector="app=web").items}
+    listed = core.list_namespaced_pod("default", label_selector="app=web")
+    # What `kubectl rollout restart` does: a new annotation in the pod template.
+    apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"metadata": {
+        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}})
+    ready = dict.fromkeys(before, True)
+    lowest = 3
+    stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
+                               resource_version=listed.metadata.resource_version,
+                               timeout_seconds=30):
+        pod = event["object"]
+        if event["type"] == "DELETED":
+            ready.pop(pod.metadata.name, None)
+        else:
+            ready[pod.metadata.name] = is_ready(pod) and not pod.metadata.deletion_timestamp
+        lowest = min(lowest, sum(ready.values()))
+        if not (set(ready) & before) and sum(ready.values()) == 3:
+            stream.stop()
+    assert lowest >= 3  # maxUnavailable 25% of 3 rounds down to 0
+    assert len(ready) == 3
+    assert not set(ready) & before
+    replica_sets = apps.list_namespaced_replica_set("default").items
+    assert sorted(rs.spec.replicas for rs in replica_sets) == [0, 3]

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from tests.kubesim.admission import Rbac, Request, pod_security_violation
+from tests.kubesim.controllers.workloads import rollout_targets
 from tests.kubesim.errors import ApiError
 from tests.kubesim.patching import apply_patch
 from tests.kubesim.resources import POD
@@ -186,3 +187,28 @@ def test_a_filtered_watch_sees_objects_enter_and_leave_its_filter() -> None:
     seen = [watch.queue.get_nowait() for _ in range(watch.queue.qsize())]
     assert [change.type if change else None for change in seen] == [
         "ADDED", "MODIFIED", "DELETED"]
+
+
+def _rs(name: str, revision: int, replicas: int, ready: int) -> dict[str, object]:
+    return {"metadata": {"name": name,
+                         "annotations": {"deployment.kubernetes.io/revision": str(revision)}},
+            "spec": {"replicas": replicas}, "status": {"replicas": replicas,
+                                                       "readyReplicas": ready}}
+
+
+def test_a_rolling_update_surges_first_and_drains_old_replicas_as_new_ones_get_ready() -> None:
+    spec = {"replicas": 4, "strategy": {"type": "RollingUpdate"}}  # 25%: surge 1, unavailable 1
+    start = rollout_targets(spec, [_rs("old", 1, 4, 4), _rs("new", 2, 0, 0)], "new")
+    assert start == {"old": 3, "new": 1}
+    # One new pod ready: one more old can go and one more new may start.
+    step = rollout_targets(spec, [_rs("old", 1, 3, 3), _rs("new", 2, 1, 1)], "new")
+    assert step == {"old": 2, "new": 2}
+    done = rollout_targets(spec, [_rs("old", 1, 0, 0), _rs("new", 2, 4, 4)], "new")
+    assert done == {"old": 0, "new": 4}
+    strict = {"replicas": 3, "strategy": {"rollingUpdate": {"maxSurge": 1,
+                                                            "maxUnavailable": 0}}}
+    assert rollout_targets(strict, [_rs("old", 1, 3, 3), _rs("new", 2, 1, 0)], "new") == {
+        "old": 3, "new": 1}
+    recreate = {"replicas": 2, "strategy": {"type": "Recreate"}}
+    assert rollout_targets(recreate, [_rs("old", 1, 2, 2), _rs("new", 2, 0, 0)], "new") == {
+        "old": 0, "new": 0}

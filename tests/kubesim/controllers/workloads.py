@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 from tests.kubesim import objects
 from tests.kubesim.controllers.common import (
@@ -16,6 +17,49 @@ from tests.kubesim.controllers.common import (
 )
 from tests.kubesim.resources import DAEMONSET, DEPLOYMENT, POD, REPLICASET, STATEFULSET
 from tests.kubesim.store import Object, Store
+
+
+def _revision(rs: Object) -> int:
+    return int((rs["metadata"].get("annotations") or {}).get(
+        "deployment.kubernetes.io/revision", "0"))
+
+
+def _budget(value: int | str, replicas: int, *, round_up: bool) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        exact = int(value[:-1]) * replicas / 100
+        return math.ceil(exact) if round_up else math.floor(exact)
+    return int(value)
+
+
+def rollout_targets(spec: Object, owned: list[Object], new_name: str) -> dict[str, int]:
+    """The replicas each ReplicaSet of a Deployment should have now. A rolling update grows
+    the new ReplicaSet within maxSurge and shrinks old ones only as far as maxUnavailable
+    allows, counting ready pods; Recreate empties the old ones before starting the new."""
+    replicas = spec.get("replicas", 1)
+    targets = {rs["metadata"]["name"]: rs["spec"].get("replicas", 0) for rs in owned}
+    old = sorted((rs for rs in owned if rs["metadata"]["name"] != new_name), key=_revision)
+    if not old:
+        return {new_name: replicas}
+    if (spec.get("strategy") or {}).get("type") == "Recreate":
+        remaining = sum((rs.get("status") or {}).get("replicas", 0) for rs in old)
+        return {**{rs["metadata"]["name"]: 0 for rs in old},
+                new_name: 0 if remaining else replicas}
+    rolling = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+    surge = _budget(rolling.get("maxSurge", "25%"), replicas, round_up=True)
+    unavailable = _budget(rolling.get("maxUnavailable", "25%"), replicas, round_up=False)
+    if surge == 0 and unavailable == 0:
+        unavailable = 1
+    room = replicas + surge - sum(targets.values())
+    targets[new_name] = min(replicas, targets[new_name] + max(0, room))
+    ready = sum((rs.get("status") or {}).get("readyReplicas", 0) for rs in owned)
+    removable = max(0, ready - (replicas - unavailable))
+    for rs in old:
+        name = rs["metadata"]["name"]
+        not_ready = max(0, targets[name] - (rs.get("status") or {}).get("readyReplicas", 0))
+        cut = min(targets[name], not_ready + removable)
+        removable -= max(0, cut - not_ready)
+        targets[name] -= cut
+    return targets
 
 
 def reconcile_deployment(store: Store, deployment: Object) -> None:
@@ -34,19 +78,22 @@ def reconcile_deployment(store: Store, deployment: Object) -> None:
             "pod-template-hash"] = pod_hash
         selector = copy.deepcopy(spec["selector"])
         selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+        revision = 1 + max((_revision(rs) for rs in owned), default=0)
         rs = objects.create(store, REPLICASET, {
             "metadata": {"name": wanted, "namespace": meta["namespace"],
                          "labels": dict(template["metadata"]["labels"]),
-                         "annotations": {"deployment.kubernetes.io/revision": "1"},
+                         "annotations": {"deployment.kubernetes.io/revision": str(revision)},
                          "ownerReferences": [owner_reference(deployment)]},
-            "spec": {"replicas": replicas, "selector": selector, "template": template},
+            # A rollout starts the new ReplicaSet empty and grows it step by step.
+            "spec": {"replicas": 0 if owned else replicas, "selector": selector,
+                     "template": template},
             "status": {"replicas": 0},
         })
         owned.append(rs)
+    targets = rollout_targets(spec, owned, wanted)
     for rs in owned:
-        target = replicas if rs["metadata"]["name"] == wanted else 0
-        if rs["spec"].get("replicas") != target:
-            rs["spec"]["replicas"] = target
+        if rs["spec"].get("replicas") != targets[rs["metadata"]["name"]]:
+            rs["spec"]["replicas"] = targets[rs["metadata"]["name"]]
             store.update(REPLICASET, rs)
     current = [rs.get("status") or {} for rs in owned]
     ready = sum(s.get("readyReplicas", 0) for s in current)
