@@ -42,9 +42,9 @@ Containers of pods without hostPID run as pid 1 of their own PID namespace (with
 /proc), behind an ``unshare`` shim; hostPID pods see every process of the host.
 
 Simplifications: one kubelet for all nodes (they share this host), no shareProcessNamespace,
-CronJobs do not run on a clock (their Jobs are made at start), rollouts
-replace ReplicaSets at once, graceful shutdown waits at most 5 s, resource limits are not
-enforced.
+CronJobs do not run on a clock (their Jobs are made at start), graceful
+shutdown waits at most 5 s, resource limits are not enforced, no Services routing (a Service is
+only its selector and ports).
 """
 
 from tests.kubesim.config import SimConfig, Workload
