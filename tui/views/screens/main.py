@@ -65,8 +65,6 @@ class MainScreen(Screen[None]):
                 tooltip="Forget every connection seen so far"),
         Binding("w", "write_file", "Write", show=False, id="main.write_file",
                 tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
-        Binding("w", "write_file", "Write", show=False, id="main.write_file",
-                tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
         Binding("enter,right", "focus_exchanges", "Requests", show=False, id="main.requests",
                 tooltip="Move to the selected connection's requests"),
     ]
@@ -369,16 +367,6 @@ class MainScreen(Screen[None]):
         self.show_changes(PendingChanges.full())
         self._draw_status()
         self.notify("Cleared: showing new traffic only.")
-
-    def action_write_file(self) -> None:
-        from tui.views.screens.write_file import WriteFileScreen
-
-        def written(sentence: str | None) -> None:
-            if sentence:
-                self.notify(sentence, title="Written")
-
-        self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
-                                             now=self.clock()), written)
 
     def action_write_file(self) -> None:
         from tui.views.screens.write_file import WriteFileScreen
