@@ -1,0 +1,130 @@
+"""``w`` in the app: the filtered view written to a file in the format its extension names, a
+confirmation of what was written, and that file opened again shows the same view."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.ui.driving import SIZE, fed, screen_text, shop_app
+from tui.model.store import Store
+from tui.sources.recording import read_updates
+from tui.views.screens.main import MainScreen
+from tui.views.screens.write_file import WriteFileScreen
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def reopened(path: Path) -> Store:
+    store = Store()
+    store.apply(list(read_updates(path, [8080, 7000, 8443])))
+    return store
+
+
+def exchanges_of(store: Store) -> list[tuple[str, str, int | None, int]]:
+    return sorted(
+        (ex.request.method, ex.request.target, ex.status, conn.client_port)
+        for conn in store.connections.values() for ex in conn.exchanges
+    )
+
+
+@pytest.mark.parametrize("suffix", ["har", "jsonl", "pcap"])
+async def test_w_writes_the_filtered_view_and_says_what_it_wrote(
+    tmp_path: Path, suffix: str
+) -> None:
+    path = tmp_path / f"view.{suffix}"
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("slash", *'~h "x-tenant: acme"', "enter")
+        await pilot.pause()
+        await pilot.press("w")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, WriteFileScreen)
+        assert screen.path_input.value.endswith(".har")  # a default name is offered
+        screen.path_input.value = str(path)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        messages = [str(n.message) for n in app._notifications]
+        # alice's and bob's connections, and bob's order (acme tenants): 7 requests.
+        assert f"Wrote 7 exchanges on 3 connections to {path} ({suffix.upper()})." in messages
+        shown = exchanges_of_view(app.store)
+    assert exchanges_of(reopened(path)) == shown
+    if suffix == "har":
+        entries = json.loads(path.read_bytes())["log"]["entries"]
+        assert all(h["value"] != "Bearer token-of-alice"
+                   for e in entries for h in e["request"]["headers"])
+
+
+def exchanges_of_view(store: Store) -> list[tuple[str, str, int | None, int]]:
+    return sorted(
+        (ex.request.method, ex.request.target, ex.status, conn.client_port)
+        for conn in store.visible_connections() for ex in store.visible_exchanges(conn.key)
+    )
+
+
+async def test_revealed_secrets_are_written_revealed(tmp_path: Path) -> None:
+    path = tmp_path / "revealed.har"
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("s", "w")
+        await pilot.pause()
+        app.screen.path_input.value = str(path)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+    assert b"Bearer token-of-alice" in path.read_bytes()
+
+
+async def test_a_path_that_cannot_be_written_keeps_the_prompt_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("w")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, WriteFileScreen)
+        screen.path_input.value = str(tmp_path / "view.txt")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert "must end in .jsonl, .har or .pcap" in screen_text(app)
+        screen.path_input.value = str(tmp_path / "no" / "such" / "dir.har")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "cannot write" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+    assert files_in(tmp_path) == []
+
+
+def files_in(directory: Path) -> list[Path]:
+    return list(directory.iterdir())
+
+
+def tshark_uris(path: Path) -> list[str]:
+    done = subprocess.run(["tshark", "-r", str(path), "-Y", "http.request", "-T", "fields",
+                           "-e", "http.request.uri"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return done.stdout.splitlines()
+
+
+async def test_a_written_pcap_is_followed_by_tshark(tmp_path: Path) -> None:
+    path = tmp_path / "all.pcap"
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("w")
+        await pilot.pause()
+        app.screen.path_input.value = str(path)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+    assert len(tshark_uris(path)) == 14
