@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from agent.events import DataReceived, EventsLost, Gap, Stats  # noqa: E402
 from tests.netlab import Lab, network_lab  # noqa: E402
-from tui.output.jsonl import decode_line  # noqa: E402
+from tui.output.jsonl import decode_header, decode_line  # noqa: E402
 
 PORT = 8080
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -178,6 +178,8 @@ def read_jsonl(output: Path, seconds: int, result: Result) -> None:
     requests: dict[int, bytearray] = defaultdict(bytearray)
     with open(output, "rb") as lines:
         for line in lines:
+            if decode_header(line) is not None:
+                continue
             _, event = decode_line(line)
             if isinstance(event, DataReceived):
                 if event.direction == "in":

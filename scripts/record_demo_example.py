@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from agent import __version__  # noqa: E402
 from agent.wire import decode_json  # noqa: E402
 from tui.demo import DemoEnvironment  # noqa: E402
+from tui.output.jsonl import decode_header  # noqa: E402
 
 
 def main() -> int:
@@ -58,6 +59,8 @@ def main() -> int:
                 line = dump.stdout.readline()
                 if not line:
                     break
+                if decode_header(line) is not None:
+                    continue  # dump's own header: this script writes its own
                 if size + len(line) > args.max_bytes:
                     break
                 decode_json(line)  # every line must read back as an event

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from agent import __version__
 from agent.events import DataReceived, Hello
 from tests.netlab import Lab
-from tui.output.jsonl import decode_line
+from tui.output.jsonl import RecordingHeader, decode_header, decode_line
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(60)]
 
@@ -295,7 +296,9 @@ async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab
     assert cuts == 3, "the websocket was not cut each time: the test proves nothing"
     assert sum("Reconnected to the agent" in line for line in dump.stderr_lines) == 3
 
-    events = [decode_line(line)[1] for line in stdout.splitlines()]
+    header, *lines = stdout.splitlines()
+    assert decode_header(header) == RecordingHeader(__version__, f"netns/{lab.name}", [PORT])
+    events = [decode_line(line)[1] for line in lines]
     seqs = [event.seq for event in events if event.seq]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "an event was lost or repeated"
     assert sum(isinstance(event, Hello) for event in events) == 4

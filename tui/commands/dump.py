@@ -15,10 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol, TextIO
 
+from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello, Stats
 from tui.commands.targeting import add_target_arguments, open_session
-from tui.output.jsonl import JsonLinesWriter
+from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
 from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
 from tui.targets import KubeTarget
@@ -45,8 +46,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
-        help="text: mirrord dump's lines (default); jsonl: one event per line, both "
-        "directions, with the agent it came from",
+        help="text: mirrord dump's lines (default); jsonl: a header line, then one event per "
+        "line, both directions, with the agent it came from (what podtap record writes to "
+        "FILE.jsonl, raw bytes and secrets included; podtap open reads it)",
     )
     parser.set_defaults(run=run)
 
@@ -59,7 +61,9 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
     if args.format == "jsonl":
         if args.http:
             raise UserError("--http prints text: leave out --format jsonl, or --http.")
-        return JsonLinesWriter(stdout)
+        header = RecordingHeader(podtap=__version__, target=str(args.target),
+                                 ports=list(args.ports))
+        return JsonLinesWriter(stdout, header)
     several_pods = isinstance(args.target, KubeTarget) and args.target.kind != "pod"
     if args.http:
         from tui.model.store import Store
