@@ -222,3 +222,20 @@ def test_a_file_that_is_not_har_is_one_sentence(data: bytes) -> None:
 
     with pytest.raises(UserError, match=r"^x\.har is not a HAR file"):
         list(read_har(data, "x.har"))
+
+
+def test_dump_http_masks_the_same_secrets_unless_revealed() -> None:
+    from tui.output.text import ExchangeTextFormatter
+
+    store = Store()
+    change = store.apply(shop_updates())
+
+    def printed(formatter: ExchangeTextFormatter) -> str:
+        return formatter.format_change(change, store.get)
+
+    masked = printed(ExchangeTextFormatter())
+    assert "Authorization: Bearer ••••••" in masked
+    assert "Cookie: session=••••••" in masked
+    assert "token-of-alice" not in masked
+    assert "x-user-id: alice" in masked
+    assert "Authorization: Bearer token-of-alice" in printed(ExchangeTextFormatter(reveal=True))

@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "instead of raw bytes",
     )
     parser.add_argument(
+        "--reveal", action="store_true",
+        help="with --http: print Authorization, Cookie and other secret header values as "
+        "sent (masked by default)",
+    )
+    parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
         help="text: mirrord dump's lines (default); jsonl: a header line, then one event per "
         "line, both directions, with the agent it came from (what podtap record writes to "
@@ -68,7 +73,8 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
     if args.http:
         from tui.model.store import Store
 
-        return ExchangeWriter(stdout, ExchangeTextFormatter(show_source=several_pods), Store())
+        formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
+        return ExchangeWriter(stdout, formatter, Store())
     return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
 
 

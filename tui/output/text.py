@@ -40,6 +40,7 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.secrets import mask
 from tui.model.store import Store, StoreChange
 from tui.sources.session import AgentEvent, Update
 
@@ -194,8 +195,10 @@ class ExchangeTextFormatter:
 
     _REMEMBERED = 200_000
 
-    def __init__(self, *, show_source: bool = False) -> None:
+    def __init__(self, *, show_source: bool = False, reveal: bool = False) -> None:
         self.show_source = show_source
+        self.reveal = reveal
+        """Print secret header values (Authorization, Cookie, ...) as sent, not masked."""
         # Per exchange: whether its response was printed too. Oldest forgotten past the cap.
         self._printed: dict[tuple[ConnectionKey, int], bool] = {}
 
@@ -231,7 +234,7 @@ class ExchangeTextFormatter:
         lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
         if request.method:
             lines.append(f"{request.method} {request.target} HTTP/{request.http_version}")
-        lines += [f"{name}: {value}" for name, value in request.headers]
+        lines += self._header_lines(request.headers)
         return "\n".join(lines) + "\n\n"
 
     def _response(self, exchange: Exchange) -> str:
@@ -242,8 +245,13 @@ class ExchangeTextFormatter:
         latency = exchange.latency_ms
         timing = f" ({latency:.1f} ms)" if latency is not None else ""
         lines = [f"{self._mark(exchange)}Response {ident} {status}{timing}{_flags(exchange)}"]
-        lines += [f"{name}: {value}" for name, value in response.headers]
+        lines += self._header_lines(response.headers)
         return "\n".join(lines) + "\n\n"
+
+    def _header_lines(self, headers: list[tuple[str, str]]) -> list[str]:
+        if self.reveal:
+            return [f"{name}: {value}" for name, value in headers]
+        return [f"{name}: {mask(name, value)}" for name, value in headers]
 
 
 def _flags(exchange: Exchange) -> str:
