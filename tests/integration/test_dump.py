@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +123,14 @@ class Dump:
                 self._line_seen.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._line_seen.wait(), 0.2)
+
+    async def wait_for_stdout(self, done: Callable[[bytes], bool], within: float = 15) -> None:
+        """Wait until what dump printed satisfies ``done`` (capture, agent and client take
+        their time on a loaded machine: no fixed sleep is long enough)."""
+        async with asyncio.timeout(within):
+            while not done(bytes(self.stdout)):
+                assert self.process.returncode is None, f"dump exited: {self.stderr_lines}"
+                await asyncio.sleep(0.05)
 
     def agent_pids(self) -> list[int]:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -240,9 +248,8 @@ async def test_a_scripted_exchange_line_by_line(lab: Lab, family: str) -> None:
             await dump.wait_for_stderr("Listening for traffic... Press Ctrl+C to stop")
             body = await curl(url(server, "/hello?x=1"), "--local-port", str(client_port))
             assert body == b"hello\n"
-            # The close is the last thing printed for this exchange: wait until it is seen by
-            # stopping only once the agent had time to send it.
-            await asyncio.sleep(1.5)
+            # The close is the last thing printed for this exchange.
+            await dump.wait_for_stdout(lambda out: out.endswith(b" closed\n\n"))
             status, stdout = await dump.stop(signal.SIGTERM)
     assert status == 0
     text = stdout.decode()
@@ -257,7 +264,8 @@ async def test_without_responses_only_the_requests_are_printed(lab: Lab) -> None
         async with running_dump(f"netns/{lab.name}", "-p", str(PORT)) as dump:
             await dump.wait_for_stderr("Listening for traffic")
             await curl(url(lab.ns_ip, "/only-requests"))
-            await asyncio.sleep(1.5)
+            await dump.wait_for_stdout(lambda out: out.endswith(b" closed\n\n"))
+            await asyncio.sleep(0.5)  # time for a response to be printed, were it wrongly
             status, stdout = await dump.stop(signal.SIGINT)
     assert status == 0
     text = stdout.decode()
@@ -290,7 +298,7 @@ async def test_cutting_the_stream_mid_capture_loses_and_repeats_nothing(lab: Lab
                 cuts += await cut_connections_to(agent_port)
             cutting_done.set()
             await driving
-            await asyncio.sleep(1.5)
+            await dump.wait_for_stdout(lambda out: out.count(b'"type":"close"') >= len(sent))
             status, stdout = await dump.stop()
     assert status == 0
     assert cuts == 3, "the websocket was not cut each time: the test proves nothing"
@@ -406,7 +414,7 @@ async def test_http_mode_prints_decoded_requests_and_responses(lab: Lab) -> None
                 "--local-port",
                 str(client_port),
             )
-            await asyncio.sleep(1.5)
+            await dump.wait_for_stdout(lambda out: b"## Response" in out)
             status, stdout = await dump.stop()
     assert status == 0
     lines = stdout.decode().splitlines()
