@@ -61,14 +61,18 @@ async def test_the_app_shows_every_replica_of_a_deployment(kubesim: KubeSim) -> 
             await until("a request from each pod", lambda: {
                 c.source for c in store.visible_connections() if c.exchanges
             } == {f"default/{p.name}" for p in pods})
-            app.draw()
-            await pilot.pause()
-            text = screen_text(app)
-            assert "agents 2/2" in text
-            assert text.count(" default/web-") == 2  # the pod column of each row
-            selected = app.main_screen.selected_connection
-            assert selected is not None
-            assert f"GET /hello/{selected.source.partition('/')[2]} HTTP/1.1" in text
+
+            def drawn() -> bool:
+                text = screen_text(app)
+                selected = app.main_screen.selected_connection
+                return (
+                    "agents 2/2" in text
+                    and text.count(" default/web-") == 2  # the pod column of each row
+                    and selected is not None
+                    and f"GET /hello/{selected.source.partition('/')[2]} HTTP/1.1" in text
+                )
+
+            await until("both rows, the status and the selected request drawn", drawn)
             paths = {c.source: [e.request.path for e in c.exchanges]
                      for c in store.visible_connections()}
             for pod in pods:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from functools import partial
 
 import pytest
 from kubernetes import client
@@ -10,8 +12,15 @@ from kubernetes import client
 from tests.kube.dumping import DumpProcess
 from tests.kubesim import KubeSim
 from tui.sources.kube.agent_spec import DEFAULT_AGENT_IMAGE, AgentSettings
-from tui.sources.kube.agents import AgentFailed, delete_session_agents, start_job_agent
+from tui.sources.kube.agents import (
+    AgentFailed,
+    agent_failure,
+    delete_session_agents,
+    start_job_agent,
+)
 from tui.sources.kube.cluster import call, connect
+from tui.sources.kube.portforward import AgentConnector
+from tui.sources.stream import StreamEnded
 
 pytestmark = [pytest.mark.root]
 
@@ -131,10 +140,17 @@ def test_an_agent_that_exits_is_reported_with_its_last_words(
                          label_selector="app=web")["items"]
         settings = AgentSettings(session="0badc0de", token="t", image=DEFAULT_AGENT_IMAGE,
                                  namespace=None, ports=(8080,))
-        with pytest.raises(AgentFailed) as failure:
-            start_job_agent(cluster, settings, target, "containerd://" + "f" * 64,
-                            timeout=30, cancelled=threading.Event())
-        sentence = str(failure.value)
+        try:
+            agent = start_job_agent(cluster, settings, target, "containerd://" + "f" * 64,
+                                    timeout=30, cancelled=threading.Event())
+        except AgentFailed as failure:  # it exited before its pod was seen running
+            sentence = str(failure)
+        else:  # seen running first: the first connection finds out
+            connector = AgentConnector(cluster, agent, "t", 30,
+                                       partial(agent_failure, cluster, settings, agent, target))
+            with pytest.raises(StreamEnded) as ended:
+                asyncio.run(connector.prime())
+            sentence = str(ended.value)
         assert sentence.startswith(
             f"The agent for default/{target['metadata']['name']} failed: the agent exited "
             "with code 2"

@@ -151,6 +151,25 @@ def start_ephemeral_agent(
     raise AgentFailed("cancelled")
 
 
+def agent_failure(
+    cluster: Cluster, settings: AgentSettings, agent: RunningAgent, target: Pod
+) -> tuple[str, str] | None:
+    """Why a started agent does not answer, if its pod says so: ("failed" or "gone", sentence).
+    None while it still runs (it may not listen yet)."""
+    container = AGENT_CONTAINER if agent.job else settings.ephemeral_name
+    try:
+        pod = call(cluster.core.read_namespaced_pod, agent.pod, agent.namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return "gone", f"The agent pod {agent.namespace}/{agent.pod} was deleted."
+        return None
+    state = agent_container_state(pod, container, ephemeral=agent.job is None)
+    if state.phase != "failed":
+        return None
+    return "failed", _failure_sentence(cluster, target, pod, container, state.detail,
+                                       state.wants_log)
+
+
 def _refusal(error: ApiException, namespace: str, action: str) -> str:
     message = status_message(error)
     if error.status == 403 and "PodSecurity" in message:

@@ -11,40 +11,69 @@ import contextlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.stream import portforward
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.protocol import State
 
 from tui.sources.kube.agents import RunningAgent
 from tui.sources.kube.cluster import ApiException, Cluster, status_message
-from tui.sources.stream import StreamEnded, bearer_headers
+from tui.sources.stream import StreamEnded, bearer_headers, events_path
 
 FIRST_ANSWER_RETRY = 0.25
 """An agent pod is running before its agent listens: retry this often until it answers."""
 
 
+Diagnosis = Callable[[], "tuple[str, str] | None"]
+"""Blocking: why the agent cannot answer, read from its pod (("failed"|"gone", sentence))."""
+
+FIRST_PATH = events_path(0, None)
+
+
 class AgentConnector:
-    """The ``Connector`` of one agent's :class:`~tui.sources.stream.AgentStream`."""
+    """The ``Connector`` of one agent's :class:`~tui.sources.stream.AgentStream`.
+
+    When a connection fails, the agent's pod is asked why: an agent that exited or a pod that
+    was deleted ends the stream with that sentence instead of endless retries.
+    """
 
     def __init__(
-        self, cluster: Cluster, agent: RunningAgent, token: str, first_answer_timeout: float
+        self, cluster: Cluster, agent: RunningAgent, token: str, first_answer_timeout: float,
+        diagnose: Diagnosis | None = None,
     ) -> None:
         self._cluster = cluster
         self._agent = agent
         self._token = token
         self._first_answer_timeout = first_answer_timeout
+        self._diagnose = diagnose
         self._answered = False
+        self._primed: ClientConnection | None = None
         self._lock = threading.Lock()
         self._open: list[Any] = []
         self.connections = 0
         """How many websockets this connector opened (each over its own port-forward)."""
 
+    async def prime(self) -> None:
+        """Open the first connection now (startup waits until the agent answers); the stream
+        gets it on its first call."""
+        self._primed = await self(FIRST_PATH)
+
     async def __call__(self, path: str) -> ClientConnection:
+        primed, self._primed = self._primed, None
+        if primed is not None:
+            if path == FIRST_PATH and primed.state is State.OPEN:
+                return primed
+            await primed.close()
         if self._answered:
-            return await self._connect_once(path)
+            try:
+                return await self._connect_once(path)
+            except (OSError, InvalidHandshake, EOFError, TimeoutError):
+                await self._raise_if_agent_failed()
+                raise
         # Until the agent first answers, a refused port-forward only means "not listening
         # yet": keep trying quietly rather than reporting the stream as broken.
         deadline = time.monotonic() + self._first_answer_timeout
@@ -52,12 +81,21 @@ class AgentConnector:
             try:
                 websocket = await self._connect_once(path)
             except (OSError, InvalidHandshake, EOFError, TimeoutError):
+                await self._raise_if_agent_failed()
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(FIRST_ANSWER_RETRY)
                 continue
             self._answered = True
             return websocket
+
+    async def _raise_if_agent_failed(self) -> None:
+        if self._diagnose is None:
+            return
+        verdict = await asyncio.to_thread(self._diagnose)
+        if verdict is not None:
+            state, sentence = verdict
+            raise StreamEnded(sentence, "gone" if state == "gone" else "failed")
 
     async def _connect_once(self, path: str) -> ClientConnection:
         forward = await asyncio.to_thread(self._port_forward)

@@ -16,6 +16,7 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -232,8 +233,22 @@ class KubeSession:
             return
         if tapped.cancelled.is_set():
             return
+        connector = AgentConnector(
+            cluster, agent, self._token, self._timeout,
+            partial(agents.agent_failure, cluster, settings, agent, pod),
+        )
+        try:
+            await connector.prime()
+        except Exception as error:
+            if tapped.cancelled.is_set():
+                return
+            sentence = str(error) if isinstance(error, UserError) else (
+                f"The agent for {source} does not answer: {_describe(error)}."
+            )
+            self._first_failure = self._first_failure or sentence
+            self._fan_in.put([SourceStatus(source, "failed", sentence)])
+            return
         tapped.agent = agent
-        connector = AgentConnector(cluster, agent, self._token, self._timeout)
         tapped.connector = connector
         self.connectors[source] = connector
         self._fan_in.add(source, AgentStream(source, connector, self._token))
