@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scapy.layers.inet import TCP
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Ether
 from scapy.utils import PcapWriter, rdpcap
 
 from agent.errors import UserError
@@ -40,6 +42,29 @@ def write(script: Script, path: Path) -> None:
         writer.flush()
 
 
+def dissected(script: Script) -> list[Any]:
+    """The frames synthesised for ``script``, as scapy reads them, checksums verified."""
+    synth = PacketSynthesizer()
+    packets = []
+    for event in script.events:
+        for frame in synth.packets_for(script.source, event):
+            packet = Ether(frame.data)
+            packet.time = frame.ts
+            network = packet[IPv6] if IPv6 in packet else packet[IP]
+            rebuilt = packet.copy()
+            del rebuilt[TCP].chksum
+            if IP in rebuilt:
+                del rebuilt[IP].chksum
+            rebuilt = Ether(bytes(rebuilt))
+            assert rebuilt[TCP].chksum == packet[TCP].chksum, "wrong TCP checksum"
+            if IP in packet:
+                assert rebuilt[IP].chksum == network.chksum, "wrong IPv4 header checksum"
+            assert bytes(packet) == frame.data
+            packets.append(packet)
+    assert synth.packets == len(packets)
+    return packets
+
+
 def flags(packet: Any) -> str:
     return str(packet[TCP].flags)
 
@@ -49,8 +74,7 @@ def test_a_connection_is_a_handshake_data_and_fin_with_consistent_numbers() -> N
     s.open(1, "198.18.0.1", 40000)
     s.exchange(1, b"ping\n", b"pong!\n")
     s.close(1)
-    synth = PacketSynthesizer()
-    packets = [p for e in s.events for p in synth.packets_for("local", e)]
+    packets = dissected(s)
     assert [flags(p) for p in packets] == ["S", "SA", "A", "PA", "PA", "FA", "FA", "A"]
     syn, syn_ack, ack, data_in, data_out, fin_c, fin_s, last = (p[TCP] for p in packets)
     assert syn_ack.ack == syn.seq + 1
@@ -62,7 +86,8 @@ def test_a_connection_is_a_handshake_data_and_fin_with_consistent_numbers() -> N
     assert (fin_s.seq, fin_s.ack) == (syn_ack.seq + 7, syn.seq + 7)
     assert (last.seq, last.ack) == (syn.seq + 7, syn_ack.seq + 8)
     assert [p.time for p in packets] == sorted(p.time for p in packets)
-    assert (packets[0].sport, packets[0].dport) == (40000, 8080)
+    assert (packets[0][TCP].sport, packets[0][TCP].dport) == (40000, 8080)
+    assert (packets[0][IP].src, packets[0][IP].dst) == ("198.18.0.1", "198.18.0.2")
 
 
 def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
@@ -70,8 +95,7 @@ def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
     s.open(1, "fd00:7a9::1", 40000, server="fd00:7a9::2", mid_stream=True)
     s.data(1, "in", b"a" * (SEGMENT_SIZE + 10)).gap(1, "in", 1000).data(1, "in", b"b")
     s.close(1, "rst")
-    synth = PacketSynthesizer()
-    packets = [p for e in s.events for p in synth.packets_for("local", e)]
+    packets = dissected(s)
     assert [flags(p) for p in packets] == ["PA", "PA", "PA", "RA"]  # mid-stream: no handshake
     first, second, after_gap, rst = (p[TCP] for p in packets)
     assert len(first.payload) == SEGMENT_SIZE
