@@ -261,6 +261,7 @@ def _connected_forward(core: client.CoreV1Api, name: str) -> Any:
     return None
 
 
+@pytest.mark.timeout(120)
 def test_a_rollout_replaces_every_pod_without_dropping_below_the_replica_count(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
@@ -276,7 +277,7 @@ def test_a_rollout_replaces_every_pod_without_dropping_below_the_replica_count(
     stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
     for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
                                resource_version=listed.metadata.resource_version,
-                               timeout_seconds=30):
+                               timeout_seconds=90):
         pod = event["object"]
         if event["type"] == "DELETED":
             ready.pop(pod.metadata.name, None)
