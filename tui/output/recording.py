@@ -109,6 +109,11 @@ class _HarSink:
         for exchange, connection in self._pending.items():
             if is_final(exchange, connection):
                 self._writer.add_final(har_entry(exchange, connection, reveal=self._reveal))
+                # Written for good: its bodies (up to HAR_BODY_CAP each) need not stay in memory
+                # for as long as the store keeps the exchange.
+                exchange.request.body = b""
+                if exchange.response is not None:
+                    exchange.response.body = b""
             else:
                 still[exchange] = connection
         self._pending = still

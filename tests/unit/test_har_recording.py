@@ -1,0 +1,110 @@
+"""A recording being written (tui.output.recording): what it counts for --count and progress,
+and a HAR that lists every request at every flush, answered or not yet."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from agent.errors import UserError
+from tests.ui.fakes import Script, request, response, shop_updates
+from tui.output.jsonl import RecordingHeader
+from tui.output.recording import Recording, format_of
+
+pytestmark = pytest.mark.timeout(30)
+
+SCHEMA = json.loads((Path(__file__).with_name("har-1.2.schema.json")).read_text())
+HEADER = RecordingHeader("0.1.0", "netns/shop", [8080])
+
+
+def har_entries(path: Path) -> list[Any]:
+    document = json.loads(path.read_bytes())
+    jsonschema.validate(document, SCHEMA)
+    entries: list[Any] = document["log"]["entries"]
+    return entries
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "har", "pcap"])
+def test_progress_counts_exchanges_connections_and_bytes(tmp_path: Path, suffix: str) -> None:
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000, port=7000)
+    s.data(1, "in", b"PING\r\n").data(1, "out", b"+PONG\r\n").close(1)
+    s.open(2, "198.18.0.1", 40001)
+    s.exchange(2, request("GET", "/a"), response(200, b"ok"))
+    s.data(2, "in", request("GET", "/b"))
+    with Recording(tmp_path / f"r.{suffix}", HEADER) as recording:
+        recording.write(s.updates())
+        progress = recording.progress
+        assert (progress.exchanges, progress.connections) == (1, 2)
+        assert progress.other_connections_closed == 1
+        assert progress.counted == 2  # what --count compares with
+        assert progress.bytes == len(b"PING\r\n+PONG\r\n") + len(request("GET", "/a")) + len(
+            response(200, b"ok")) + len(request("GET", "/b"))
+
+
+def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "live.har"
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000)
+    s.data(1, "in", request("GET", "/slow"))
+    with Recording(path, HEADER) as recording:
+        assert har_entries(path) == []  # valid from the start
+        recording.write(s.updates())
+        recording.flush()
+        (pending,) = har_entries(path)
+        assert (pending["request"]["url"], pending["response"]["status"]) == (
+            "http://198.18.0.2:8080/slow", 0)
+        more = Script(start=s.now + 0.2).open(2, "198.18.0.1", 40001)
+        more.exchange(2, request("GET", "/fast"), response(200, b"quick"))
+        more.data(1, "out", response(200, b"at last"), after=0.5)
+        recording.write(more.updates())
+        recording.flush()
+        entries = har_entries(path)
+        assert [(e["request"]["url"][-5:], e["response"]["status"]) for e in entries] == [
+            ("/slow", 200), ("/fast", 200)]
+        assert entries[0]["response"]["content"]["text"] == "at last"
+        assert entries[0]["timings"]["wait"] > 500
+    # Closing rewrites nothing that was final; the document still ends properly.
+    assert path.read_bytes().endswith(b"\n]}}\n")
+    assert len(har_entries(path)) == 2
+
+
+def test_closing_writes_what_is_still_unanswered_as_incomplete(tmp_path: Path) -> None:
+    path = tmp_path / "end.har"
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000)
+    s.data(1, "in", request("POST", "/never", [("Content-Type", "text/plain")], b"hi"))
+    with Recording(path, HEADER) as recording:
+        recording.write(s.updates())
+    (entry,) = har_entries(path)
+    assert entry["_incomplete"] is True
+    assert entry["request"]["postData"]["text"] == "hi"
+
+
+def test_a_shop_capture_in_each_format_reads_back(tmp_path: Path) -> None:
+    from tui.model.store import Store
+    from tui.sources.recording import read_updates
+
+    counts = {}
+    for suffix in ("jsonl", "har", "pcap"):
+        path = tmp_path / f"shop.{suffix}"
+        with Recording(path, HEADER, reveal=True) as recording:
+            recording.write(shop_updates())
+        store = Store()
+        store.apply(list(read_updates(path, [8080, 7000, 8443])))
+        counts[suffix] = store.exchange_count
+    assert counts == {"jsonl": 14, "har": 14, "pcap": 14}
+
+
+def test_the_extension_names_the_format(tmp_path: Path) -> None:
+    assert format_of("a/b.HAR") == "har"
+    with pytest.raises(UserError, match=r"must end in \.jsonl, \.har or \.pcap"):
+        format_of("capture.json")
+    with pytest.raises(UserError, match=r"^cannot write .*missing/x\.har: "):
+        Recording(tmp_path / "missing" / "x.har", HEADER)
