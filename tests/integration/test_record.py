@@ -415,3 +415,29 @@ def _agent_pids(lab: Lab) -> Sequence[int]:
             if b"agent" in argv and lab.name.encode() in argv:
                 found.append(int(cmdline.parent.name))
     return found
+
+
+async def test_a_target_that_does_not_exist_is_one_sentence_and_no_file(tmp_path: Path) -> None:
+    output = tmp_path / "never.har"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui", "record", f"netns/podtap-missing-{os.getpid()}", "-p", "80",
+        "-o", str(output), cwd=REPO, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1
+    lines = stderr.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("podtap: Network namespace")
+    assert not output.exists()
+
+
+async def test_a_wrong_extension_is_said_before_anything_starts(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui", "record", "host", "-p", "80", "-o", str(tmp_path / "x.txt"),
+        cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 30)
+    assert (process.returncode, stderr.decode()) == (
+        1, f"podtap: {tmp_path / 'x.txt'}: the file name must end in .jsonl, .har or .pcap "
+        "(the format follows it).\n")

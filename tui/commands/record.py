@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from agent import __version__
+from agent.errors import UserError
 from agent.events import Hello
 from tui.commands.dump import StatusReporter
 from tui.commands.targeting import add_target_arguments, open_session
@@ -157,6 +158,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop, signum.name)
     deadline: asyncio.TimerHandle | None = None
+    listening = False
     with Recording(args.output, header, reveal=args.reveal) as recording:
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
         session = open_session(args)
@@ -165,9 +167,11 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 async for batch in session.updates():
                     reporter.report(batch)
                     recording.write(batch)
-                    if deadline is None and any(
+                    if not listening and any(
                         isinstance(u, AgentEvent) and isinstance(u.event, Hello) for u in batch
                     ):
+                        # Capture is live: --duration and the elapsed time count from here.
+                        listening = True
                         progress_line.start()
                         if args.duration is not None:
                             deadline = loop.call_later(args.duration, stop, "duration")
@@ -177,6 +181,10 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             if not stopping:
                 raise
             task.uncancel()
+        except UserError:
+            if not listening:
+                recording.discard()  # nothing was ever captured: leave no empty file behind
+            raise
         finally:
             flusher.cancel()
             if deadline is not None:

@@ -226,6 +226,12 @@ class Recording:
         finally:
             self._stream.close()
 
+    def discard(self) -> None:
+        """Close and remove the file (a recording that never started)."""
+        self._closed = True
+        self._stream.close()
+        self.path.unlink(missing_ok=True)
+
     @property
     def size(self) -> int:
         try:
