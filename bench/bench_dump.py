@@ -32,7 +32,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -288,7 +288,8 @@ def main() -> int:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
     print(f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
-          f"{args.seconds} s per run, median of {args.runs} runs")
+          f"{args.seconds} s per run, the run with the median share seen of {args.runs} "
+          "(CPU: medians)")
     print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
           f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'dumpCPU':>8}")
     for name, r in rows:
@@ -309,11 +310,15 @@ def summary(r: Result) -> str:
 
 
 def median_result(runs: list[Result]) -> Result:
-    """The median of each figure on its own (figures of one row may come from different runs)."""
-    medians = {
-        f.name: statistics.median(getattr(r, f.name) for r in runs) for f in fields(Result)
-    }
-    return Result(**medians)
+    """The run with the median share of requests seen, whole, so that the figures of a row
+    (served, seen, drops, gaps) belong together; the CPU columns are medians of their own."""
+    ordered = sorted(runs, key=lambda r: r.seen_pct)
+    middle = ordered[(len(ordered) - 1) // 2]
+    return replace(
+        middle,
+        agent_cpu_s=statistics.median(r.agent_cpu_s for r in runs),
+        client_cpu_s=statistics.median(r.client_cpu_s for r in runs),
+    )
 
 
 if __name__ == "__main__":
