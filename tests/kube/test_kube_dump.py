@@ -87,6 +87,20 @@ def test_every_replica_is_tapped_attributed_to_its_pod_and_a_new_replica_joins(
         assert get(new.ip, f"/to/{new.name}") == new.name
         dump.wait_for_stdout(rf"Data: GET /to/{new.name} HTTP/1.1")
 
+        # Scaled down: the pods that go are marked gone and their agents removed at once.
+        kubesim.scale("default", "web", 2)
+        dump.wait_for_stderr(r"is going away|was deleted", 60, count=2)
+        kubesim.wait_for(lambda: len(kubesim.pods("default", "app=web")) == 2, timeout=30)
+        remaining = {p.name for p in kubesim.pods("default", "app=web")}
+
+        def tapped_pods() -> set[str]:
+            agents = client.CoreV1Api(kube_client).list_pod_for_all_namespaces(
+                label_selector=AGENT_SELECTOR).items
+            return {a.metadata.labels["podtap.dev/target-pod"] for a in agents}
+
+        kubesim.wait_for(lambda: len(kubesim.agent_processes()) == 2, timeout=30)
+        kubesim.wait_for(lambda: tapped_pods() == remaining, timeout=30)
+
         assert dump.stop(signal.SIGINT) == 0
     finally:
         dump.kill()
