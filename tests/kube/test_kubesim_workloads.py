@@ -314,3 +314,35 @@ def test_kubectl_lists_pods_with_the_usual_columns(kubesim: KubeSim) -> None:
         assert row[2:4] == ["1/1", "Running"]
     assert {row[6] for row in rows} == {p.ip for p in kubesim.pods()}
     assert {row[7] for row in rows} == {"node-1", "node-2"}
+
+
+@pytest.mark.kubesim("--nodes", "1")
+def test_a_host_network_pod_runs_in_the_nodes_namespace(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    core = core_api(kube_client)
+    port = 40000 + os.getpid() % 20000
+    server = (f"import socket; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen();"
+              f" c, _ = s.accept(); c.sendall(b'host'); c.close()")
+    core.create_namespaced_pod("default", {"metadata": {"name": "on-host"}, "spec": {
+        "hostNetwork": True, "restartPolicy": "Never",
+        "containers": [{"name": "c", "image": "python", "command": ["python3", "-c", server]}]}})
+    pod = eventually(lambda: (p := core.read_namespaced_pod("on-host", "default")).status.phase
+                     == "Running" and p)
+    assert pod.status.pod_ip == pod.status.host_ip
+    (process,) = [p for p in kubesim.processes() if p.pod == "on-host"]
+    assert os.readlink(f"/proc/{process.pid}/ns/net") == os.readlink("/proc/self/ns/net")
+
+    def answered() -> bytes:
+        forward = portforward(core.connect_get_namespaced_pod_portforward, "on-host", "default",
+                              ports=str(port))
+        sock = forward.socket(port)
+        sock.settimeout(5)
+        try:
+            return bytes(sock.recv(10))
+        except OSError:
+            return b""
+        finally:
+            sock.close()
+
+    assert eventually(answered) == b"host"

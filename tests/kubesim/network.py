@@ -32,10 +32,7 @@ class PodNetns:
     name: str
     ip: str
     host_interface: str
-
-    @property
-    def path(self) -> str:
-        return f"/run/netns/{self.name}"
+    path: str
 
 
 class PodNetwork:
@@ -82,8 +79,9 @@ class PodNetwork:
             if host > 254:
                 raise ApiError(500, "InternalError", "the simulated pod network is full")
             index = next(self._counter)
-        netns = PodNetns(f"kubesim{os.getpid()}-{index}-{label}"[:60], f"{self.prefix}.{host}",
-                         f"ks{self._slot}v{index}")
+        name = f"kubesim{os.getpid()}-{index}-{label}"[:60]
+        netns = PodNetns(name, f"{self.prefix}.{host}", f"ks{self._slot}v{index}",
+                         f"/run/netns/{name}")
         _ip("netns", "add", netns.name)
         try:
             _ip("link", "add", netns.host_interface, "type", "veth", "peer", "name", "eth0",
@@ -102,7 +100,13 @@ class PodNetwork:
             self._netns[netns.name] = netns
         return netns
 
+    def host(self) -> PodNetns:
+        """The node's own network namespace, for hostNetwork pods: the pod IP is the node's."""
+        return PodNetns("", self.gateway, "", f"/proc/{os.getpid()}/ns/net")
+
     def detach(self, netns: PodNetns) -> None:
+        if not netns.host_interface:
+            return  # the node's namespace is not the pod's to remove
         self._remove(netns)
         with self._mutex:
             if self._netns.pop(netns.name, None) is not None:

@@ -52,7 +52,10 @@ class PodRuntime:
         self.task = asyncio.create_task(self._run(pod), name=f"pod {self.name}")
 
     async def _run(self, pod: Object) -> None:
-        self.netns = await asyncio.to_thread(self.kubelet.network.attach, self.name[:20])
+        if pod["spec"].get("hostNetwork"):
+            self.netns = self.kubelet.network.host()
+        else:
+            self.netns = await asyncio.to_thread(self.kubelet.network.attach, self.name[:20])
         self.publish(start=True)
         self.started.set()
         for run in self.containers.values():
