@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import os
 import tempfile
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +134,14 @@ class KubeSim:
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        with contextlib.suppress(Exception):
+        try:
             self._run(self._stop(), timeout=60)
+        except Exception:  # keep tearing down; the sweep at the next start catches the rest
+            traceback.print_exc()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        if not self._thread.is_alive():
+            self._loop.close()
         for leftover in self._workdir.iterdir():
             leftover.unlink()
         self._workdir.rmdir()
