@@ -80,16 +80,17 @@ def build_query(cluster: Cluster, target: KubeTarget, namespace: str) -> PodQuer
         return PodQuery(namespace, None, name)
     if kind == "label":
         return PodQuery(namespace, name)
-    readers: dict[str, Callable[..., Any]] = {
-        "deployment": cluster.apps.read_namespaced_deployment,
-        "statefulset": cluster.apps.read_namespaced_stateful_set,
-        "daemonset": cluster.apps.read_namespaced_daemon_set,
-        "replicaset": cluster.apps.read_namespaced_replica_set,
-        "job": cluster.batch.read_namespaced_job,
-        "cronjob": cluster.batch.read_namespaced_cron_job,
-        "service": cluster.core.read_namespaced_service,
+    # Looked up lazily: each API group's client module takes a second or more to import.
+    readers: dict[str, Callable[[], Callable[..., Any]]] = {
+        "deployment": lambda: cluster.apps.read_namespaced_deployment,
+        "statefulset": lambda: cluster.apps.read_namespaced_stateful_set,
+        "daemonset": lambda: cluster.apps.read_namespaced_daemon_set,
+        "replicaset": lambda: cluster.apps.read_namespaced_replica_set,
+        "job": lambda: cluster.batch.read_namespaced_job,
+        "cronjob": lambda: cluster.batch.read_namespaced_cron_job,
+        "service": lambda: cluster.core.read_namespaced_service,
     }
-    obj = read_object(readers[kind], kind, name, namespace)
+    obj = read_object(readers[kind](), kind, name, namespace)
     if kind == "service":
         labels = obj["spec"].get("selector") or {}
         if not labels:
