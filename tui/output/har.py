@@ -383,5 +383,3 @@ def har_of_view(
     entries.sort(key=lambda entry: str(entry["startedDateTime"]))
     return har_document(entries, version), len(entries)
 
-
-__all__ = ["HarFileWriter", "har_document", "har_entry", "har_of_view", "read_har"]

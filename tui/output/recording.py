@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
 from agent.errors import UserError
-from agent.events import ConnectionClosed, ConnectionOpened, DataReceived
+from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store, StoreChange
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
-from tui.output.pcap import PcapFileWriter
 from tui.sources.session import AgentEvent, Update
 
 Format = Literal["jsonl", "har", "pcap"]
@@ -44,7 +43,7 @@ def format_of(path: str | Path) -> Format:
 @dataclass(slots=True)
 class Progress:
     exchanges: int = 0
-    """HTTP exchanges that are over (answered or abandoned)."""
+    """HTTP exchanges answered in full."""
     connections: int = 0
     other_connections_closed: int = 0
     """Connections that were not HTTP, closed: ``--count`` counts them too."""
@@ -75,12 +74,19 @@ class _JsonLinesSink:
 
 class _PcapSink:
     def __init__(self, stream: BinaryIO) -> None:
+        # Imported here: loading scapy takes a second that the other formats need not wait.
+        from tui.output.pcap import PcapFileWriter
+
         self._writer = PcapFileWriter(stream)
 
     def take(self, updates: Sequence[Update], change: StoreChange) -> None:
         for update in updates:
             if isinstance(update, AgentEvent):
                 self._writer.write(update.source, update.event)
+
+    def write_events(self, source: str, events: Sequence[AnyEvent]) -> None:
+        for event in events:
+            self._writer.write(source, event)
 
     def flush(self) -> None:
         self._writer.flush()
@@ -277,14 +283,13 @@ def write_view(
                 stream.write(data)
             else:
                 numbering: dict[str, ReplayNumbering] = {}
-                pcap = PcapFileWriter(stream) if file_format == "pcap" else None
+                pcap = _PcapSink(stream) if file_format == "pcap" else None
                 jsonl = None if pcap else JsonLinesWriter(stream, header, flush_each_batch=False)
                 for connection, exchanges in view:
                     numbers = numbering.setdefault(connection.source, ReplayNumbering())
                     events = list(connection_events(connection, exchanges, numbers))
                     if pcap is not None:
-                        for event in events:
-                            pcap.write(connection.source, event)
+                        pcap.write_events(connection.source, events)
                     elif jsonl is not None:
                         jsonl.write([AgentEvent(connection.source, e) for e in events])
                 stream.flush()
