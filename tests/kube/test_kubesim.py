@@ -72,6 +72,14 @@ def test_list_honours_label_and_field_selectors(
     assert {p.spec.node_name for p in on_node_1} == {"node-1"}
     assert len(on_node_1) == 2
     assert [n.metadata.name for n in core.list_node().items] == ["node-1", "node-2"]
+    # A quiet watch that allows bookmarks ends with one carrying the current version.
+    listed = core.list_namespaced_pod("default")
+    stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
+    events = list(stream.stream(core.list_namespaced_pod, "default", allow_watch_bookmarks=True,
+                                resource_version=listed.metadata.resource_version,
+                                timeout_seconds=1))
+    assert [e["type"] for e in events] == ["BOOKMARK"]
+    assert int(stream.resource_version) >= int(listed.metadata.resource_version)
     with pytest.raises(client.ApiException) as missing:
         core.read_namespaced_pod("nope", "default")
     assert missing.value.status == 404

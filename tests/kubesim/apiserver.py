@@ -26,7 +26,8 @@ from tests.kubesim.store import Object
 VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubesim", "gitCommit": "kubesim",
            "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
            "compiler": "gc", "platform": "linux/amd64"}
-SCALABLE = ("deployments", "replicasets", "statefulsets")
+# How long a quiet watch that allows bookmarks waits before sending one.
+BOOKMARK_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -211,27 +212,36 @@ class ApiServer:
             await response.write_eof()
             return response
         await response.prepare(request)
-        deadline = asyncio.get_running_loop().time() + timeout
+        bookmarks = _truthy(request.query.get("allowWatchBookmarks"))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            while True:
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    break
+            while (remaining := deadline - loop.time()) > 0:
                 try:
-                    change = await asyncio.wait_for(watch.queue.get(), remaining)
+                    change = await asyncio.wait_for(watch.queue.get(),
+                                                    min(remaining, BOOKMARK_SECONDS))
                 except TimeoutError:
-                    break
+                    # Quiet for a while, or the watch's time is up: tell a client that asked
+                    # for bookmarks how far it is, so that it resumes from there.
+                    if bookmarks and watch.queue.empty():
+                        await response.write(self._bookmark(target))
+                    continue
                 if change is None:
                     break
                 line = json.dumps({"type": change.type, "object": change.object}) + "\n"
                 await response.write(line.encode())
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:
             pass
         finally:
             self.store.unwatch(watch)
         with contextlib.suppress(ConnectionResetError):
             await response.write_eof()
         return response
+
+    def _bookmark(self, target: Target) -> bytes:
+        marker = {"kind": target.rt.kind, "apiVersion": target.rt.api_version,
+                  "metadata": {"resourceVersion": str(self.store.revision)}}
+        return (json.dumps({"type": "BOOKMARK", "object": marker}) + "\n").encode()
 
     def _view(self, target: Target, obj: Object) -> Object:
         if target.subresource == "scale":
