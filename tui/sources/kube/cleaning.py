@@ -6,7 +6,13 @@ import sys
 
 from agent.errors import UserError
 from tui.sources.kube.agents import delete_objects, find_leftovers
-from tui.sources.kube.cluster import ApiException, connect, status_message
+from tui.sources.kube.cluster import (
+    ApiException,
+    Unreachable,
+    connect,
+    status_message,
+    unreachable_sentence,
+)
 
 
 def clean_leftovers(
@@ -34,8 +40,8 @@ def clean_leftovers(
         raise UserError(
             f"Could not clean {where}: {status_message(error)}."
         ) from None
-    except OSError as error:
-        raise UserError(f"Cannot reach the Kubernetes API: {error}.") from None
+    except Unreachable as error:
+        raise UserError(unreachable_sentence(cluster, error)) from None
     finally:
         cluster.close()
     if not jobs and not pods:

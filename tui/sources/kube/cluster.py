@@ -16,10 +16,17 @@ from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
 
 from agent.errors import UserError
 
 Json = dict[str, Any]
+
+REQUEST_TIMEOUT = (10, 60)
+"""Connect and read timeouts of every API call: a hung API server must not hang podtap."""
+
+Unreachable = (HTTPError, OSError)
+"""What the client raises when the API server cannot be reached (refused, DNS, TLS...)."""
 
 # The config loader has no type hints.
 config: Any = kube_config
@@ -86,6 +93,7 @@ def _find_context(contexts: list[Json], wanted: str) -> Json:
 
 def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     """Call a client method and return the response body as a dict (raises ApiException)."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
     response = method(*args, _preload_content=False, **kwargs)
     data = response.data
     result: Json = json.loads(data) if data else {}
@@ -102,12 +110,16 @@ def status_message(error: ApiException) -> str:
     return str(message or error.reason or f"HTTP {error.status}")
 
 
-def unreachable_sentence(cluster: Cluster, error: Exception) -> str:
+def unreachable_sentence(cluster: Cluster, error: BaseException) -> str:
     host = cluster.api.configuration.host
+    reason = getattr(error, "reason", None) or error
     return (
         f"Cannot reach the Kubernetes API at {host} (context {cluster.context!r}): "
-        f"{error}."
+        f"{reason}; check the cluster is up and the kubeconfig points at it."
     )
 
 
-__all__ = ["ApiException", "Cluster", "Json", "call", "connect", "status_message"]
+__all__ = [
+    "ApiException", "Cluster", "Json", "Unreachable", "call", "connect", "status_message",
+    "unreachable_sentence",
+]

@@ -23,7 +23,14 @@ from typing import Self
 from agent.errors import UserError
 from tui.sources.kube import agents
 from tui.sources.kube.agent_spec import DEFAULT_AGENT_IMAGE, AgentSettings, dry_run_pod
-from tui.sources.kube.cluster import ApiException, Cluster, connect, status_message
+from tui.sources.kube.cluster import (
+    ApiException,
+    Cluster,
+    Unreachable,
+    connect,
+    status_message,
+    unreachable_sentence,
+)
 from tui.sources.kube.pod_watch import PodChange, PodWatch
 from tui.sources.kube.pods import (
     Pod,
@@ -96,6 +103,9 @@ class KubeSession:
         self._cluster = cluster
         try:
             return await self._enter(cluster)
+        except Unreachable as error:
+            await self._cleanup()
+            raise UserError(unreachable_sentence(cluster, error)) from None
         except BaseException:
             await self._cleanup()
             raise
@@ -108,11 +118,6 @@ class KubeSession:
         except ApiException as error:
             raise UserError(
                 f"The Kubernetes API refused to answer: {status_message(error)}."
-            ) from None
-        except OSError as error:
-            raise UserError(
-                f"Cannot reach the Kubernetes API at {cluster.api.configuration.host}: "
-                f"{error}."
             ) from None
         if not pods:
             raise UserError(
