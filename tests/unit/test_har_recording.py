@@ -108,3 +108,22 @@ def test_the_extension_names_the_format(tmp_path: Path) -> None:
         format_of("capture.json")
     with pytest.raises(UserError, match=r"^cannot write .*missing/x\.har: "):
         Recording(tmp_path / "missing" / "x.har", HEADER)
+
+
+def test_a_recording_cut_short_by_a_crash_still_opens(tmp_path: Path) -> None:
+    from tui.model.store import Store
+    from tui.sources.recording import read_updates
+
+    whole = tmp_path / "whole.jsonl"
+    with Recording(whole, HEADER) as recording:
+        recording.write(shop_updates())
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(data[: data.rindex(b'{"type":"open"') + 30])  # mid-line, as SIGKILL leaves it
+    store = Store()
+    store.apply(list(read_updates(cut, [])))
+    assert 0 < len(store.connections) < 9
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(data.replace(b'{"type":"open"', b'{"type":"nope"', 1))
+    with pytest.raises(UserError, match=r"^damaged\.jsonl line \d+ is not a podtap event"):
+        list(read_updates(damaged, []))

@@ -69,7 +69,8 @@ def decode_header(line: bytes) -> RecordingHeader | None:
 def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | RecordingHeader]:
     """The header (if any) and then every event of a JSON-lines recording called ``name``.
 
-    Raises UserError naming the first line that is not a podtap event.
+    Raises UserError naming the first line that is not a podtap event. A last line cut short
+    (no newline: the writer died mid-write) is left out, as a crash loses at most that.
     """
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -82,6 +83,8 @@ def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | Recor
         try:
             source, event = decode_line(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            if not line.endswith(b"\n"):
+                return
             raise UserError(
                 f"{name} line {number} is not a podtap event ({error}): open reads what "
                 "podtap record or podtap dump --format jsonl wrote."
