@@ -15,6 +15,7 @@ same events a live capture of that traffic would have.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import struct
 import zlib
 from collections import Counter
@@ -231,6 +232,9 @@ def ip_offset(linktype: int, frame: bytes) -> int | None:
 
 
 def _frames(path: str) -> Iterator[tuple[float, Segment]]:
+    # A capture cut short (tcpdump killed mid-write) is read up to its last whole packet; scapy
+    # would also print a warning to the terminal the app is drawing on.
+    logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
     try:
         reader = RawPcapReader(path)
     except FileNotFoundError:
