@@ -63,6 +63,12 @@ def test_every_exchange_is_an_entry_with_the_fields_har_asks_for() -> None:
     assert order["serverIPAddress"] == SERVICE_IP
     assert order["_pod"] == "local"
     assert order["_clientIPAddress"] == "198.18.0.1"
+    head, _, _ = request("POST", "/api/orders", [
+        ("x-user-id", "bob"), ("x-tenant", "acme"), ("x-request-id", "req-0011"),
+        ("Authorization", "Bearer token-of-bob"), ("Content-Type", "application/json")],
+        b'{"item":"book","quantity":2}').partition(b"\r\n\r\n")
+    assert order["request"]["headersSize"] == len(head) + 4
+    assert order["request"]["bodySize"] == len(b'{"item":"book","quantity":2}')
     user = next(e for e in entries if "expand=orders" in e["request"]["url"])
     assert user["request"]["queryString"] == [{"name": "expand", "value": "orders"}]
 

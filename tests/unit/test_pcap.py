@@ -228,6 +228,9 @@ def test_tshark_finds_every_request_and_sees_the_gap(tmp_path: Path) -> None:
     script.open(20, "198.18.0.1", 45000)
     script.data(20, "in", request("GET", "/before-loss")).gap(20, "out", 500)
     script.data(20, "in", request("GET", "/after-loss")).close(20)
+    script.open(21, "fd00:7a9::1", 45001, server="fd00:7a9::2")
+    script.exchange(21, request("GET", "/over-ipv6", host="[fd00:7a9::2]:8080"),
+                    response(200, b"six")).close(21)
     path = tmp_path / "shop.pcap"
     write(script, path)
 
@@ -241,11 +244,15 @@ def test_tshark_finds_every_request_and_sees_the_gap(tmp_path: Path) -> None:
             if isinstance(e, DataReceived) and e.direction == "in" and e.data[:4] in
             (b"GET ", b"POST")]
     assert sorted(uris) == sorted(d.split(b" ")[1].decode() for d in sent)
-    assert len(tshark("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 10
+    assert len(tshark("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 11
+    assert tshark("-Y", "ipv6 && http.request", "-T", "fields", "-e", "http.request.uri") == [
+        "/over-ipv6"]
+    assert tshark("-Y", "tcp.checksum.status == 0 || ip.checksum.status == 0",
+                  "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE") == []
     assert len(tshark("-Y", "tcp.flags.reset == 1")) == 1
     assert len(tshark("-Y", "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment")) >= 1
     statuses = tshark("-Y", "http.response", "-T", "fields", "-e", "http.response.code")
-    assert sorted(statuses) == sorted(["200"] * 12 + ["500", "404"])
+    assert sorted(statuses) == sorted(["200"] * 13 + ["500", "404"])
 
 
 def test_a_capture_cut_mid_packet_reads_up_to_its_last_whole_packet(tmp_path: Path) -> None:

@@ -80,9 +80,13 @@ def _body_text(message: Message) -> Json:
     return {"text": base64.b64encode(message.body).decode("ascii"), "encoding": "base64"}
 
 
-def _headers_size(message: Message) -> int:
-    # Stand-in start line length is not known byte for byte: HAR allows -1 for "unknown".
-    return -1 if not message.headers else sum(len(n) + len(v) + 4 for n, v in message.headers)
+def _headers_size(start_line: str, message: Message) -> int:
+    """Bytes from the start line to the blank line, both included, as HTTP/1.x sends them."""
+    if not message.headers and not start_line:
+        return -1
+    fields = sum(len(name.encode("latin-1", "replace")) + len(value.encode("latin-1", "replace"))
+                 + 4 for name, value in message.headers)
+    return len(start_line) + 2 + fields + 2
 
 
 def request_url(request: Request, connection: Connection) -> str:
@@ -110,7 +114,8 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
         "cookies": _cookies(request, "cookie", reveal),
         "headers": _pairs(_shown(request.headers, reveal)),
         "queryString": _pairs(urllib.parse.parse_qsl(query, keep_blank_values=True)),
-        "headersSize": _headers_size(request),
+        "headersSize": _headers_size(
+            f"{request.method} {request.target} HTTP/{request.http_version}", request),
         "bodySize": request.body_length,
     }
     if request.body_length or request.header("content-type"):
@@ -140,7 +145,9 @@ def _response(response: Response | None, reveal: bool) -> Json:
         "headers": _pairs(_shown(response.headers, reveal)),
         "content": content,
         "redirectURL": response.header("location") or "",
-        "headersSize": _headers_size(response),
+        "headersSize": _headers_size(
+            f"HTTP/{response.http_version} {response.status} {response.reason}".rstrip(),
+            response),
         "bodySize": response.body_length,
     }
 
