@@ -51,7 +51,7 @@ async def test_an_agent_that_never_announces_itself_is_stopped() -> None:
 async def test_an_agent_that_ignores_sigterm_is_killed() -> None:
     script = (
         "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('{\"listening\": \"127.0.0.1:9\", \"agent_id\": \"x\", \"interfaces\": []}', "
+        'print(\'{"listening": "127.0.0.1:9", "agent_id": "x", "interfaces": []}\', '
         "flush=True); time.sleep(30)"
     )
     agent = AgentProcess([sys.executable, "-c", script], token="t", stop_timeout=0.5)
@@ -72,6 +72,18 @@ async def test_the_token_travels_in_the_environment_not_the_command_line() -> No
     argv = agent_argv(LocalTarget("netns", "blue"), [80, 8080])
     assert "s3cret" not in " ".join(argv)
     assert argv[1:] == [
-        "-m", "agent", "--netns", "blue", "--port", "80", "--port", "8080",
-        "--listen", "127.0.0.1:0", "--first-client-timeout", "30", "--idle-timeout", "15",
+        "-m",
+        "agent",
+        "--netns",
+        "blue",
+        "--port",
+        "80",
+        "--port",
+        "8080",
+        "--listen",
+        "127.0.0.1:0",
+        "--first-client-timeout",
+        "30",
+        "--idle-timeout",
+        "15",
     ]
