@@ -51,6 +51,9 @@ _MASK = 0xFFFF_FFFF
 _HALF = 0x8000_0000
 _CONTROL = SYN | FIN | RST
 _UNSYNCED = -1
+# Consecutive in-order segments of one direction in a batch are delivered as one DataReceived
+# until it holds this many bytes.
+_JOIN_UP_TO = 64 * 1024
 
 FourTuple = tuple[bytes, int, bytes, int]
 
@@ -183,9 +186,23 @@ class Reassembler:
                     size = len(payload)
                     half.next_seq = (seq + size) & _MASK
                     half.pos += size
-                    out.append(
-                        DataReceived(ts=ts, conn=conn.id, direction=half.direction, data=payload)
-                    )
+                    # A bulk transfer arrives as runs of segments of one direction: one event
+                    # per run (up to a bound, so that joining stays cheap) spares every later
+                    # stage an event per segment.
+                    last = out[-1] if out else None
+                    if (
+                        type(last) is DataReceived
+                        and last.conn == conn.id
+                        and last.direction == half.direction
+                        and len(last.data) < _JOIN_UP_TO
+                    ):
+                        last.data += payload
+                    else:
+                        out.append(
+                            DataReceived(
+                                ts=ts, conn=conn.id, direction=half.direction, data=payload
+                            )
+                        )
                 else:
                     self._receive(half, seq, payload, ts, out)
         return out
