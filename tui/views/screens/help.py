@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from tui.model.filters import FILTER_HELP
+from tui.views.widgets.filter_bar import FilterInput
 from tui.views.widgets.live_table import LiveTable
 
 
@@ -69,7 +70,8 @@ class HelpScreen(ModalScreen[None]):
         if self.with_filters:
             parts += [Text(), Text("Moving around", style="bold"),
                       keys_table(bindings_of(LiveTable)), Text(),
-                      Text("Filter expressions (/)", style="bold"), filter_table(),
+                      Text("Filter expressions (/)", style="bold"),
+                      keys_table(bindings_of(FilterInput)), filter_table(),
                       Text('Combine with ! & | and ( ); quote values with spaces: '
                            '~h "x-user-id: ^alice$"', style="dim")]
         with VerticalScroll(id="help-body"):

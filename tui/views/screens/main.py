@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -27,6 +27,9 @@ from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
 from tui.views.widgets.tables import ConnectionsTable, ExchangesTable
 
 Clock = Callable[[], float]
+
+FILTER_PACE = 0.15
+"""Seconds between re-filterings while an expression is being typed."""
 
 FOLLOW_INTERVAL = 0.5
 """Seconds between redraws of the request list and detail while following live traffic."""
@@ -84,6 +87,8 @@ class MainScreen(Screen[None]):
         self._feed_status = (0.0, False)
         self._right_panes_stale = False
         self._right_panes_drawn = 0.0
+        self._typed_filter: tuple[str, Filter | None] | None = None
+        self._typed_filter_applied = 0.0
         # Made here, not looked up: the app may draw while the screen is being torn down.
         self.connections_table = ConnectionsTable(clock, id="connections")
         self.exchanges_table = ExchangesTable(id="exchanges")
@@ -213,7 +218,9 @@ class MainScreen(Screen[None]):
         self._draw_detail()
 
     def catch_up(self, *, now: bool = False) -> None:
-        """Redraw the right panes if following left them behind (``now``: whatever the pace)."""
+        """Apply a filter typed meanwhile, and redraw the right panes if following left them
+        behind (``now``: whatever the pace)."""
+        self.apply_typed_filter()
         if self._right_panes_stale and self.mode == "following":
             self._follow_right_panes(force=now)
 
@@ -274,28 +281,45 @@ class MainScreen(Screen[None]):
 
     # -- filter ---------------------------------------------------------------------------
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # While the prompt is open, "/" is a character of the expression being typed.
-        return not (action == "open_filter" and self.filter_bar.is_open)
-
     def action_open_filter(self) -> None:
+        if self.filter_bar.is_open:
+            # The priority binding caught a "/" typed in the expression: it is a character.
+            # Queued behind the keys before it, so it lands in order. (Disabling the binding
+            # instead would change, and so rebuild, the footer.)
+            self.filter_bar.input.post_message(events.Key("slash", "/"))
+            return
         self._filter_before_edit = (self.filter_text, self.store.filter)
         self.filter_bar.open(self.filter_text)
 
     @on(FilterBar.Applied)
     def _filter_applied(self, event: FilterBar.Applied) -> None:
-        self._set_filter(event.text, event.filter)
+        # Narrow the list as the user types, but at a pace: re-filtering everything at each
+        # keystroke would make a fast typist wait for the screen.
+        self._typed_filter = (event.text, event.filter)
+        if time.monotonic() - self._typed_filter_applied >= FILTER_PACE:
+            self.apply_typed_filter()
+
+    def apply_typed_filter(self) -> None:
+        if self._typed_filter is not None:
+            typed, self._typed_filter = self._typed_filter, None
+            self._typed_filter_applied = time.monotonic()
+            self._set_filter(*typed)
 
     @on(FilterBar.Closed)
     def _filter_closed(self, event: FilterBar.Closed) -> None:
-        if not event.accepted:
+        if event.accepted:
+            self.apply_typed_filter()
+        else:
+            self._typed_filter = None
             self._set_filter(*self._filter_before_edit)
-        self.filter_bar.close()
+        self.filter_bar.close(self.filter_text)
         self.connections_table.focus()
 
     def _set_filter(self, text: str, parsed: Filter | None) -> None:
         self.filter_text = text if parsed is not None else ""
         self.store.set_filter(parsed, invert=self.store.inverted and parsed is not None)
+        if not self.filter_bar.is_open:
+            self.filter_bar.close(self.filter_text)
         self._redraw_all()
 
     def apply_filter(self, text: str, parsed: Filter) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label, Static
 
@@ -18,7 +17,10 @@ from tui.model.filters import Filter, FilterError, parse_filter
 
 class FilterInput(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="filter.cancel"),
+        # Not in the footer: the footer would be rebuilt (a whole-screen layout) each time the
+        # prompt takes or leaves the focus. The hint next to the prompt says it; so does help.
+        Binding("escape", "cancel", "Cancel", show=False, id="filter.cancel",
+                tooltip="Put back the filter that was in force before editing"),
     ]
 
     class Cancelled(Message):
@@ -28,23 +30,22 @@ class FilterInput(Input):
         self.post_message(self.Cancelled())
 
 
-class FilterBar(Vertical):
-    """Hidden until opened; ``open(text)`` shows it with ``text`` ready to edit."""
+class FilterBar(Horizontal):
+    """One line, always there (showing it on "/" would re-lay out the whole screen): the
+    filter in force, and while editing, whether what is typed parses."""
 
     DEFAULT_CSS = """
     FilterBar {
-        height: auto;
-        display: none;
+        height: 1;
         background: $panel;
-        &.-open { display: block; }
-        Horizontal { height: 1; }
         #filter-prompt { width: auto; padding: 0 1; color: $text-accent; text-style: bold; }
         FilterInput, FilterInput:focus {
-            border: none; height: 1; padding: 0; width: 1fr; background: $boost;
+            border: none; height: 1; padding: 0; width: 1fr; background: $panel;
         }
-        FilterInput.-invalid, FilterInput.-invalid:focus { color: $text-error; }
-        #filter-problem { height: auto; padding: 0 1; display: none; color: $text-error; }
-        &.-invalid #filter-problem { display: block; }
+        FilterInput:focus { background: $boost; }
+        FilterInput.-unparsable, FilterInput.-unparsable:focus { color: $text-error; }
+        #filter-problem { width: 50%; height: 1; padding: 0 1; color: $text-muted; }
+        #filter-problem.-unparsable { color: $text-error; text-style: bold; }
     }
     """
 
@@ -63,23 +64,26 @@ class FilterBar(Vertical):
             super().__init__()
             self.accepted = accepted
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.input = FilterInput(placeholder="press / to filter: ~c 5xx, ~h \"x-user-id: alice\", "
+                                 "!~tcp …", id="filter-input")
+        self.problem = Static(id="filter-problem")
+        self._editing = False
+        self._invalid = False
+
     def compose(self) -> ComposeResult:
-        with Horizontal():
-            yield Label("filter", id="filter-prompt")
-            yield FilterInput(placeholder='~c 5xx  |  ~h "x-user-id: alice"  |  !~tcp  (? help)',
-                              id="filter-input")
-        yield Static(id="filter-problem")
+        yield Label("filter", id="filter-prompt")
+        yield self.input
+        yield self.problem
 
     @property
     def is_open(self) -> bool:
-        return self.has_class("-open")
-
-    @property
-    def input(self) -> FilterInput:
-        return self.query_one(FilterInput)
+        """The user is editing the expression."""
+        return self._editing
 
     def open(self, text: str) -> None:
-        self.add_class("-open")
+        self._editing = True
         self.input.value = text
         self.input.cursor_position = len(text)
         self._check(text)
@@ -87,13 +91,17 @@ class FilterBar(Vertical):
         # paste) are already queued and must land in the prompt, not on the screen's keys.
         self.screen.set_focus(self.input)
 
-    def close(self) -> None:
-        self.remove_class("-open")
-        self.set_class(False, "-invalid")
+    def close(self, text: str) -> None:
+        """Done editing; the line shows ``text``, the filter in force."""
+        self._editing = False
+        self.input.value = text
+        self._show_problem(None)
 
     @on(Input.Changed, "#filter-input")
     def _changed(self, event: Input.Changed) -> None:
         event.stop()
+        if not self._editing:
+            return  # the line being set to the filter in force, not typing
         valid, parsed = self._check(event.value)
         if valid:
             self.post_message(self.Applied(event.value.strip(), parsed))
@@ -127,11 +135,16 @@ class FilterBar(Vertical):
 
     def _show_problem(self, error: FilterError | None) -> None:
         invalid = error is not None
-        self.set_class(invalid, "-invalid")
-        self.input.set_class(invalid, "-invalid")
-        if error is None:
-            return
-        # Point at the offending character under the input (the prompt is 8 cells wide).
-        caret = Text(" " * (error.position + 8) + "^ ", style="bold")
-        caret.append(error.message)
-        self.query_one("#filter-problem", Static).update(caret)
+        if invalid != self._invalid:
+            # Only on a change: restyling costs more than the keystroke itself.
+            self._invalid = invalid
+            # Not "-invalid": Input manages that class itself (for its validators).
+            self.input.set_class(invalid, "-unparsable")
+            self.problem.set_class(invalid, "-unparsable")
+        if error is not None:
+            line = f"✗ column {error.position + 1}: {error.message}"
+        elif self._editing:
+            line = "enter keeps it · esc puts back the one before"
+        else:
+            line = ""
+        self.problem.update(line, layout=False)

@@ -7,7 +7,7 @@ same; that rebuild re-lays out the whole screen, the slowest thing a keystroke c
 from __future__ import annotations
 
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input
 
 Signature = tuple[tuple[str, str, bool], ...]
 
@@ -16,6 +16,9 @@ class KeysFooter(Footer):
     _shown: Signature | None = None
 
     def bindings_changed(self, screen: Screen[object]) -> None:
+        if isinstance(screen.focused, Input):
+            # Typing in a prompt hides the letter keys; keep showing what they will do after.
+            return
         signature = tuple(
             (key, binding.description, enabled)
             for key, (_node, binding, enabled, _tooltip) in screen.active_bindings.items()
