@@ -42,6 +42,8 @@ PACKET_VERSION = 10
 PACKET_FANOUT = 18
 PACKET_FANOUT_DATA = 22
 PACKET_FANOUT_CBPF = 6
+PACKET_FANOUT_FLAG_UNIQUEID = 0x2000
+NEW_FANOUT_GROUP = -1
 TPACKET_V3 = 2
 TP_STATUS_USER = 1
 PACKET_OUTGOING = 4
@@ -68,6 +70,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 Captured = tuple[float, str, Segment]
 
+DEFAULT_BLOCK_COUNT = 64
+
 
 class Capture:
     """Segments of ``ports`` on every interface of ``namespace`` (all ports if empty).
@@ -83,6 +87,9 @@ class Capture:
     To spread capture over several processes, open one Capture per process with the same
     ``fanout_group`` (0-65535, unique per agent): the kernel then gives each member its share
     of the connections, both directions of a connection to the same member (agent.bpf.flow_hash).
+    ``NEW_FANOUT_GROUP`` has the kernel pick an id no other socket of the namespace uses (two
+    agents on one target must never split each other's traffic); ``fanout_group`` then holds
+    it, for the other members to join.
     """
 
     def __init__(
@@ -91,7 +98,7 @@ class Capture:
         ports: Sequence[int],
         *,
         block_size: int = 1 << 20,
-        block_count: int = 64,
+        block_count: int = DEFAULT_BLOCK_COUNT,
         block_timeout_ms: int = 10,
         fanout_group: int | None = None,
     ) -> None:
@@ -115,9 +122,10 @@ class Capture:
             namespace,
             lambda: _open_socket(program, block_size, block_count, block_timeout_ms),
         )
+        self.fanout_group = fanout_group
         if fanout_group is not None:
             try:
-                join_fanout(self._socket, fanout_group)
+                self.fanout_group = join_fanout(self._socket, fanout_group)
             except BaseException:
                 self._socket.close()
                 raise
@@ -284,11 +292,18 @@ def bind_all_interfaces(sock: socket.socket) -> None:
         raise OSError(code, f"binding the capture socket: {os.strerror(code)}")
 
 
-def join_fanout(sock: socket.socket, group: int) -> None:
-    """Join fanout ``group``, spread by agent.bpf.flow_hash (the program belongs to the group;
-    every member sets the same one)."""
-    sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | PACKET_FANOUT_CBPF << 16)
+def join_fanout(sock: socket.socket, group: int) -> int:
+    """Join fanout ``group`` (or a new one, for NEW_FANOUT_GROUP), spread by
+    agent.bpf.flow_hash (the program belongs to the group; every member sets the same one).
+    Returns the group's id."""
+    if group == NEW_FANOUT_GROUP:
+        mode = PACKET_FANOUT_CBPF | PACKET_FANOUT_FLAG_UNIQUEID
+        sock.setsockopt(SOL_PACKET, PACKET_FANOUT, mode << 16)
+        group = sock.getsockopt(SOL_PACKET, PACKET_FANOUT) & 0xFFFF
+    else:
+        sock.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | PACKET_FANOUT_CBPF << 16)
     _set_program(sock, SOL_PACKET, PACKET_FANOUT_DATA, bpf.flow_hash())
+    return group
 
 
 def attach_filter(sock: socket.socket, program: Sequence[bpf.Instruction]) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
 from agent import __version__
-from agent.capture import Capture
+from agent.capture import DEFAULT_BLOCK_COUNT, NEW_FANOUT_GROUP, Capture
 from agent.errors import UserError
 from agent.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Journal
 from agent.lifecycle import Timeouts, wait_until_unwanted
@@ -222,11 +222,18 @@ def run(options: AgentOptions) -> int:
                 serve(options, _in_process(capture, options.ports), list(capture.interfaces))
             )
     # Forked before the event loop or any thread exists, as forking needs.
-    group = os.getpid() & 0xFFFF
+    group: int | None = NEW_FANOUT_GROUP
+    # Each worker gets about 1/N of the traffic, so 1/N of the ring rides out as long a stall:
+    # the agent holds as much kernel memory as with one process.
+    blocks = max(16, DEFAULT_BLOCK_COUNT // options.workers)
     captures: list[Capture] = []
     try:
         for _ in range(options.workers):
-            captures.append(Capture(options.namespace, options.ports, fanout_group=group))
+            capture = Capture(
+                options.namespace, options.ports, block_count=blocks, fanout_group=group
+            )
+            captures.append(capture)
+            group = capture.fanout_group
     except BaseException:
         for capture in captures:
             capture.close()

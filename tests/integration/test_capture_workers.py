@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from agent.capture import NEW_FANOUT_GROUP, Capture
 from agent.events import (
     AnyEvent,
     ConnectionClosed,
@@ -29,6 +30,7 @@ from agent.events import (
     Gap,
     Stats,
 )
+from agent.netns import named_namespace
 from tests.integration.agent_process import RunningAgent, agent_command, receive, running_agent
 from tests.netlab import Lab
 
@@ -111,9 +113,7 @@ async def test_every_byte_of_both_directions_exactly_once_with_two_workers(lab: 
             done = asyncio.Event()
             collector = asyncio.create_task(collect_until(client, done, events, connections))
             await asyncio.sleep(0.3)  # the Hello and the first Stats; capture is already open
-            sent = dict(
-                await asyncio.gather(*(talk(lab.ns_ip, i) for i in range(connections)))
-            )
+            sent = dict(await asyncio.gather(*(talk(lab.ns_ip, i) for i in range(connections))))
             try:
                 await asyncio.wait_for(done.wait(), 15)
                 # Workers report each second, and their sum is journaled each second.
@@ -190,3 +190,46 @@ def test_a_wrong_worker_count_is_one_sentence(value: str) -> None:
         f"podtap agent: --workers {value!r} is not a count of capture processes; "
         "give 'auto' or a number from 1 to 64."
     ]
+
+
+async def test_two_agents_on_one_namespace_each_see_every_connection(lab: Lab) -> None:
+    """Each agent's workers form a fanout group of their own (an id the kernel picks), so
+    two agents never split each other's traffic."""
+    connections = 20
+    args = ["--netns", lab.name, "-p", str(PORT), "--workers", "2"]
+    with echo_server(lab), running_agent(args) as first, running_agent(args) as second:
+        async with (
+            connect(first.url(), max_size=None) as first_client,
+            connect(second.url(), max_size=None) as second_client,
+        ):
+            seen: list[list[AnyEvent]] = [[], []]
+            done = [asyncio.Event(), asyncio.Event()]
+            collectors = [
+                asyncio.create_task(collect_until(client, flag, events, connections))
+                for client, flag, events in zip(
+                    (first_client, second_client), done, seen, strict=True
+                )
+            ]
+            await asyncio.sleep(0.3)
+            sent = dict(await asyncio.gather(*(talk(lab.ns_ip, i) for i in range(connections))))
+            try:
+                await asyncio.wait_for(asyncio.gather(*(flag.wait() for flag in done)), 15)
+            finally:
+                for collector in collectors:
+                    collector.cancel()
+    for events in seen:
+        ports = sorted(e.client_port for e in events if isinstance(e, ConnectionOpened))
+        assert ports == sorted(sent)
+
+
+def test_the_kernel_picks_a_fanout_group_no_one_else_uses(lab: Lab) -> None:
+    namespace = named_namespace(lab.name)
+    with (
+        Capture(namespace, [PORT], block_count=2, fanout_group=NEW_FANOUT_GROUP) as first,
+        Capture(namespace, [PORT], block_count=2, fanout_group=NEW_FANOUT_GROUP) as second,
+    ):
+        assert first.fanout_group is not None
+        assert second.fanout_group is not None
+        assert first.fanout_group != second.fanout_group
+        with Capture(namespace, [PORT], block_count=2, fanout_group=first.fanout_group) as third:
+            assert third.fanout_group == first.fanout_group
