@@ -20,8 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("file", metavar="FILE", help="the recording to open")
     parser.add_argument(
         "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
-        metavar="PORT", help="pcap only: the server's TCP port (repeatable; default: the ports clients "
-        "sent SYNs to)",
+        metavar="PORT",
+        help="pcap only: the server's TCP port (repeatable; default: the ports clients sent "
+        "SYNs to)",
     )
     parser.set_defaults(run=run)
 
