@@ -7,7 +7,7 @@ Content-Length, some chunked responses, 204s), cut into 1,448-byte segments as T
 them, requests and responses interleaved in capture order.
 
 Measured in CPU time of this process (the box is shared; wall time would measure the
-neighbours too), each as the median of --runs:
+neighbours too), contenders interleaved round by round, each as the median of --runs:
 * model: tui.model.http.ConnectionDecoder on every connection (what the store runs per event);
 * store: tui.model.store.Store.apply on the same events (decoder + inventory + filtered view);
 * h11 alone: the least an h11 user must do to get the same events out of both directions,
@@ -15,7 +15,10 @@ neighbours too), each as the median of --runs:
     - keep-alive: one server-side and one client-side h11.Connection per connection, cycled
       with start_next_cycle (the server side must answer each request to move on, the client
       side must send each request before it may read the response);
-    - per message: a fresh h11.Connection per message (what podtap does).
+    - per message: a fresh h11.Connection per message (what podtap does);
+* the decoder again with the cyclic garbage collector paused. The model keeps every exchange
+  (h11 alone keeps nothing), and the collector's passes over that growing heap are most of
+  the difference on long runs.
 """
 
 from __future__ import annotations
@@ -259,27 +262,34 @@ def run_h11_per_message(events: list[Event], methods: list[str]) -> int:
     return finished
 
 
-def measure(
-    name: str,
-    run: Callable[[list[Event], list[str]], int],
-    events: list[Event],
-    methods: list[str],
-    runs: int,
+def run_model_gc_paused(events: list[Event], methods: list[str]) -> int:
+    """The decoder with the cyclic garbage collector paused: what the collector costs."""
+    gc.disable()
+    try:
+        return run_model(events, methods)
+    finally:
+        gc.enable()
+
+
+CONTENDERS: list[tuple[str, Callable[[list[Event], list[str]], int]]] = [
+    ("model (decoder)", run_model),
+    ("model (store.apply)", run_store),
+    ("h11 keep-alive", run_h11_keepalive),
+    ("h11 per message", run_h11_per_message),
+    ("decoder, gc paused", run_model_gc_paused),
+]
+
+
+def once(
+    name: str, run: Callable[[list[Event], list[str]], int], events: list[Event], methods: list[str]
 ) -> float:
-    rates = []
-    for _ in range(runs):
-        gc.collect()
-        start = time.process_time()
-        finished = run(events, methods)
-        elapsed = getattr(run, "elapsed", None) or time.process_time() - start
-        if finished != len(methods):
-            raise SystemExit(f"{name}: decoded {finished} exchanges, expected {len(methods)}")
-        rates.append(len(methods) / elapsed)
-    rate = statistics.median(rates)
-    print(
-        f"{name:<22} {rate:>10,.0f} exchanges/s   (runs: {', '.join(f'{r:,.0f}' for r in rates)})"
-    )
-    return rate
+    gc.collect()
+    start = time.process_time()
+    finished = run(events, methods)
+    elapsed = getattr(run, "elapsed", None) or time.process_time() - start
+    if finished != len(methods):
+        raise SystemExit(f"{name}: decoded {finished} exchanges, expected {len(methods)}")
+    return len(methods) / elapsed
 
 
 def main() -> None:
@@ -290,13 +300,22 @@ def main() -> None:
     events, methods = build_stream(args.exchanges)
     size = sum(len(data) for _, _, data in events)
     print(f"stream: {args.exchanges:,} exchanges, {len(events):,} segments, {size / 1e6:.1f} MB")
-    model = measure("model (decoder)", run_model, events, methods, args.runs)
-    store = measure("model (store.apply)", run_store, events, methods, args.runs)
-    keepalive = measure("h11 keep-alive", run_h11_keepalive, events, methods, args.runs)
-    per_message = measure("h11 per message", run_h11_per_message, events, methods, args.runs)
-    reference = max(keepalive, per_message)
-    print(f"ratio decoder / fastest h11: {model / reference:.2f}   (goal >= 0.7)")
-    print(f"ratio store   / fastest h11: {store / reference:.2f}")
+    # Rounds interleave the contenders, so that a busy spell of the box hits them alike.
+    rates: dict[str, list[float]] = {name: [] for name, _ in CONTENDERS}
+    for _ in range(args.runs):
+        for name, run in CONTENDERS:
+            rates[name].append(once(name, run, events, methods))
+    median = {name: statistics.median(values) for name, values in rates.items()}
+    for name, values in rates.items():
+        runs = ", ".join(f"{r:,.0f}" for r in values)
+        print(f"{name:<22} {median[name]:>10,.0f} exchanges/s   (runs: {runs})")
+    reference = max(median["h11 keep-alive"], median["h11 per message"])
+    print(
+        f"ratio decoder / fastest h11: {median['model (decoder)'] / reference:.2f}   (goal >= 0.7)"
+    )
+    print(f"ratio store   / fastest h11: {median['model (store.apply)'] / reference:.2f}")
+    paused = median["decoder, gc paused"] / reference
+    print(f"ratio decoder with the garbage collector paused / fastest h11: {paused:.2f}")
 
 
 if __name__ == "__main__":
