@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from agent.events import DataReceived
 from tests.kube.conftest import kubesim  # noqa: F401 - the simulated cluster fixture
 from tests.kubesim import KubeSim
 from tui.output.jsonl import decode_header, decode_line
@@ -84,11 +85,12 @@ def test_every_replica_is_recorded_under_its_pod(
         assert header is not None
         assert header.target == "deployment/web"
         paths_by_pod = {}
-        for line in lines[1:]:
-            source, event = decode_line(line)
-            data = getattr(event, "data", b"")
-            if getattr(event, "direction", "") == "in" and data.startswith(b"GET "):
-                path = data.split(b" ")[1].decode()
-                paths_by_pod.setdefault(source, set()).add(path.rsplit("/", 1)[0])
+        for raw in lines[1:]:
+            source, event = decode_line(raw)
+            if isinstance(event, DataReceived) and event.direction == "in" and (
+                event.data.startswith(b"GET ")
+            ):
+                target = event.data.split(b" ")[1].decode()
+                paths_by_pod.setdefault(source, set()).add(target.rsplit("/", 1)[0])
     assert paths_by_pod == {f"default/{pod.name}": {f"/to/{pod.name}"} for pod in pods}
     wait_for("every agent process to end", lambda: not kubesim.agent_processes(), 30)

@@ -95,6 +95,7 @@ async def test_a_path_that_cannot_be_written_keeps_the_prompt_with_the_reason(
         await pilot.press("enter")
         await pilot.pause()
         assert app.screen is screen
+        assert isinstance(screen, WriteFileScreen)
         assert "must end in .jsonl, .har or .pcap" in screen_text(app)
         screen.path_input.value = str(tmp_path / "no" / "such" / "dir.har")
         await pilot.press("enter")
