@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TextIO, cast
 
 from agent import __version__
 from agent.errors import UserError
@@ -120,9 +121,14 @@ class ProgressLine:
             self._last_line = now
         self._stderr.flush()
 
-    def end(self, progress: Progress, size: int) -> None:
+    def make_room(self) -> None:
+        """Clear the progress line so that another message gets a line of its own."""
         if self._dirty:
             self._stderr.write("\r\x1b[K")
+            self._dirty = False
+
+    def end(self, progress: Progress, size: int) -> None:
+        self.make_room()
         self._stderr.write(f"podtap: wrote {self._path} ({_size(size)}): "
                            f"{self.text(progress)}\n")
         self._stderr.flush()
@@ -143,8 +149,9 @@ def _size(count: int) -> str:
 async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     format_of(args.output)  # a wrong extension is said before any agent starts
     header = RecordingHeader(podtap=__version__, target=str(args.target), ports=list(args.ports))
-    reporter = StatusReporter(stderr)
     progress_line = ProgressLine(stderr, args.output, time.monotonic)
+    # StatusReporter only writes and flushes: the wrapper is all the TextIO it needs.
+    reporter = StatusReporter(cast(TextIO, _MessagesAboveProgress(stderr, progress_line)))
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
@@ -193,6 +200,21 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 loop.remove_signal_handler(signum)
     progress_line.end(recording.progress, recording.size)
     return 1 if reporter.failure else 0
+
+
+class _MessagesAboveProgress(io.TextIOBase):
+    """stderr for status messages: each clears the progress line before it is written."""
+
+    def __init__(self, stderr: TextIO, progress_line: ProgressLine) -> None:
+        self._stderr = stderr
+        self._progress_line = progress_line
+
+    def write(self, text: str) -> int:
+        self._progress_line.make_room()
+        return self._stderr.write(text)
+
+    def flush(self) -> None:
+        self._stderr.flush()
 
 
 async def _flush_every(recording: Recording, progress_line: ProgressLine) -> None:
