@@ -245,3 +245,23 @@ def test_dump_http_masks_the_same_secrets_unless_revealed() -> None:
     assert "token-of-alice" not in masked
     assert "x-user-id: alice" in masked
     assert "Authorization: Bearer token-of-alice" in printed(ExchangeTextFormatter(reveal=True))
+
+
+def test_a_response_whose_request_was_not_captured_round_trips() -> None:
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000, mid_stream=True)
+    s.data(1, "out", response(200, b"orphan"))
+    s.exchange(1, request("GET", "/next"), response(404))
+    store = script_store(s)
+    document = har(store)
+    first, second = document["log"]["entries"]
+    assert first["request"]["method"] == "UNKNOWN"
+    assert "the request was not captured" in first["comment"]
+    assert first["response"]["content"]["text"] == "orphan"
+    assert second["request"]["method"] == "GET"
+    data, _ = har_of_view(view(store), "0.1.0", reveal=False)
+    reopened = Store()
+    reopened.apply([AgentEvent(source, event) for source, event in read_har(data, "x.har")])
+    (conn,) = reopened.connections.values()
+    assert [(ex.request.method, ex.status, ex.incomplete) for ex in conn.exchanges] == [
+        ("", 200, True), ("GET", 404, False)]

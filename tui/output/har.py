@@ -29,6 +29,9 @@ from tui.model.secrets import mask
 from tui.output.replay import ReplayNumbering, connection_events
 
 HAR_VERSION = "1.2"
+
+UNSEEN_METHOD = "UNKNOWN"
+"""The method of a response's stand-in request, when the request itself was not captured."""
 Json = dict[str, Any]
 
 _encoder = msgspec.json.Encoder()
@@ -108,7 +111,7 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
     url = request_url(request, connection)
     query = urllib.parse.urlsplit(url).query
     entry: Json = {
-        "method": request.method,
+        "method": request.method or UNSEEN_METHOD,
         "url": url,
         "httpVersion": f"HTTP/{request.http_version}",
         "cookies": _cookies(request, "cookie", reveal),
@@ -173,6 +176,8 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
         "_serverPort": connection.server_port,
     }
     notes = []
+    if not exchange.request.method:
+        notes.append("the request was not captured")
     if exchange.response is None:
         notes.append("no response seen")
     if exchange.incomplete:
@@ -306,18 +311,23 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
     target = url.path or "/"
     if url.query:
         target += "?" + url.query
-    request = Request(
-        headers=_header_list(request_part),
-        method=str(request_part.get("method", "GET")),
-        target=target,
-        path=url.path or "/",
-        http_version=_version(request_part.get("httpVersion")),
-    )
-    if request.header("host") is None and url.netloc:
-        request.headers.insert(0, ("Host", url.netloc))
-    request.host = request.header("host") or ""
-    post: Json = request_part.get("postData") or {}
-    _frame(request, _text_of(post), request_part.get("bodySize"))
+    method = str(request_part.get("method", "GET"))
+    if method == UNSEEN_METHOD:
+        # Replayed as a response alone, so that it pairs with a stand-in request again.
+        request = Request()
+    else:
+        request = Request(
+            headers=_header_list(request_part),
+            method=method,
+            target=target,
+            path=url.path or "/",
+            http_version=_version(request_part.get("httpVersion")),
+        )
+        if request.header("host") is None and url.netloc:
+            request.headers.insert(0, ("Host", url.netloc))
+        request.host = request.header("host") or ""
+        post: Json = request_part.get("postData") or {}
+        _frame(request, _text_of(post), request_part.get("bodySize"))
     started = _parse_time(entry.get("startedDateTime"), name)
     timings: Json = entry.get("timings") or {}
     send = max(0.0, float(timings.get("send") or 0)) / 1000
@@ -372,6 +382,8 @@ def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
             client_port=int(first.get("_clientPort") or 0),
             server=server.strip("[]") or url.hostname or "?",
             server_port=int(server_port), opened=0.0, protocol="http",
+            # A first response without its request: the connection was joined mid-stream.
+            mid_stream=(first.get("request") or {}).get("method") == UNSEEN_METHOD,
         )
         exchanges = [_entry_exchange(entry, connection, index, name)
                      for index, entry in enumerate(group)]

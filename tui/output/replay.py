@@ -139,8 +139,9 @@ def exchange_events(
 ) -> Iterator[AnyEvent]:
     """The request's bytes, the 1xx responses, then the final response (if any)."""
     request = exchange.request
-    yield from _data_events(conn, "in", request_pieces(request),
-                            (exchange.started, exchange.request_finished), numbering)
+    if request.method:  # else it is a response's stand-in: the request was never seen
+        yield from _data_events(conn, "in", request_pieces(request),
+                                (exchange.started, exchange.request_finished), numbering)
     answered = exchange.response_started or exchange.request_finished or exchange.started
     for informational in exchange.informational:
         yield from _data_events(conn, "out", response_pieces(informational, request.method),
