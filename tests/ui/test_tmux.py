@@ -37,6 +37,7 @@ class Terminal:
 
     def __init__(self, name: str) -> None:
         self.socket = name
+        self.socket_path = ""
 
     def tmux(self, *args: str) -> str:
         # -f /dev/null: no user or system config (it may force a window size, or bind keys).
@@ -49,6 +50,7 @@ class Terminal:
     def start(self, command: str, width: int = 160, height: int = 45) -> None:
         self.tmux("new-session", "-d", "-s", "podtap", "-x", str(width), "-y", str(height),
                   command)
+        self.socket_path = self.tmux("display", "-p", "#{socket_path}").strip()
 
     def keys(self, *keys: str) -> None:
         self.tmux("send-keys", "-t", "podtap", *keys)
@@ -74,7 +76,11 @@ class Terminal:
         raise AssertionError(f"{what} did not happen; the screen was:\n{screen}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
+                       env=clean_environment())
+        if self.socket_path:
+            # A server that ended with its last window leaves its socket file behind.
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 @pytest.fixture
