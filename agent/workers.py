@@ -46,11 +46,14 @@ EXIT_WORKER_FAILED = 1
 
 
 def default_worker_count() -> int:
-    """Two workers where there are two cores or more: one capture thread tops out near one
-    core, and more processes than cores only adds switching. On two cores shared with the
-    service and its load, two workers saw a little more than one process (paced 64 median
-    97% vs 83%, flood 44% vs 39%: bench/bench_dump.py) for some 15% more CPU."""
-    return max(1, min(2, os.cpu_count() or 1))
+    """One (capture in the agent itself) below four cores, two from four on.
+
+    Workers only pay when each can have a core: the main process then decodes every event a
+    second time. On two cores shared with the service and its load, two workers saw no more
+    than one process (flood 35-54% seen vs 45-56%, paced 64 96-100% vs 100%) for 20-40% more
+    agent CPU, taken from the very service being watched (bench/bench_dump.py, interleaved)."""
+    cores = os.cpu_count() or 1
+    return 1 if cores < 4 else 2
 
 
 class PipeSink:
