@@ -46,7 +46,8 @@ class ReplayedCapture(Capture):
     """A Capture reading a copy of ready ring blocks instead of a live ring."""
 
     def __init__(self, blocks: list[bytes], names: dict[int, str]) -> None:  # no super(): no socket
-        self._ring = bytearray(b"".join(blocks) + bytes(BLOCK_SIZE))  # an empty block ends it
+        # A bytearray reads like the mmap (struct and slices); an empty block ends the ring.
+        self._ring = bytearray(b"".join(blocks) + bytes(BLOCK_SIZE))  # type: ignore[assignment]
         self._block_size = BLOCK_SIZE
         self._block_count = len(blocks) + 1
         self._block = 0
