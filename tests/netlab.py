@@ -13,11 +13,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from tui.demo.network import DemoNetwork, create, remove
+
 _counter = itertools.count(1)
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,6 @@ def network_lab(prefix: str = "pt") -> Iterator[Lab]:
     """Create a namespace + veth pair, IPv4 and IPv6, loopback up; remove them afterwards."""
     index = (os.getpid() * 7 + next(_counter)) % 16000
     name = f"{prefix}{os.getpid() % 100000}-{index}"
-    host_if, ns_if = f"vh{index}", f"vn{index}"
     third, fourth = divmod(index * 4, 256)
     base = f"198.{18 + third // 256}.{third % 256}"
     lab = Lab(
@@ -60,17 +57,17 @@ def network_lab(prefix: str = "pt") -> Iterator[Lab]:
         host_ip6=f"fd00:7a9:{index:x}::1",
         ns_ip6=f"fd00:7a9:{index:x}::2",
     )
-    _ip("netns", "add", name)
+    network = DemoNetwork(
+        name=name,
+        host_interface=f"vh{index}",
+        namespace_interface=f"vn{index}",
+        host_ip=lab.host_ip,
+        service_ip=lab.ns_ip,
+        host_ip6=lab.host_ip6,
+        service_ip6=lab.ns_ip6,
+    )
+    create(network)  # the same namespace + veth pair the demo makes, at the lab's addresses
     try:
-        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if, "netns", name)
-        _ip("addr", "add", f"{lab.host_ip}/30", "dev", host_if)
-        _ip("-6", "addr", "add", f"{lab.host_ip6}/64", "dev", host_if, "nodad")
-        _ip("link", "set", host_if, "up")
-        _ip("-n", name, "addr", "add", f"{lab.ns_ip}/30", "dev", ns_if)
-        _ip("-n", name, "-6", "addr", "add", f"{lab.ns_ip6}/64", "dev", ns_if, "nodad")
-        _ip("-n", name, "link", "set", ns_if, "up")
-        _ip("-n", name, "link", "set", "lo", "up")
         yield lab
     finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        remove(network)
