@@ -13,7 +13,11 @@ from typing import Literal
 ConnectionKey = tuple[str, int]
 """(source, conn id): source is ``local`` or ``NAMESPACE/POD``; conn ids are per agent."""
 
-Protocol = Literal["http", "tls", "tcp", "unknown"]
+Protocol = Literal["http", "h2", "grpc", "ws", "tls", "tcp", "unknown"]
+"""``http`` is HTTP/1.x; ``h2`` HTTP/2 (prior knowledge or after an h2c upgrade); ``grpc`` an
+HTTP/2 connection whose streams carry gRPC; ``ws`` WebSocket after a ``101``."""
+MessageDirection = Literal["in", "out"]
+"""``in``: client to server (the tapped service receives it); ``out``: server to client."""
 ConnectionState = Literal["open", "closed", "reset"]
 
 
@@ -64,6 +68,24 @@ class Response(Message):
 
 
 @dataclass(slots=True, eq=False)
+class StreamMessage:
+    """One message carried inside an exchange: a WebSocket message or a gRPC message.
+
+    ``data`` is the decoded payload (unmasked, inflated, joined across fragments), capped;
+    ``length`` is its true length. ``kind`` is the WebSocket opcode name (``text``, ``binary``,
+    ``ping``, ``pong``, ``close``) or ``grpc``. ``note`` is one line a person reads (a close code
+    and reason, "compressed", "cut by a loss").
+    """
+
+    direction: MessageDirection
+    time: float
+    kind: str
+    data: bytes
+    length: int
+    note: str = ""
+
+
+@dataclass(slots=True, eq=False)
 class Exchange:
     """One request and the response paired with it (in order, per connection).
 
@@ -93,6 +115,13 @@ class Exchange:
     """Why this exchange could not be decoded fully (malformed input)."""
     upgraded: bool = False
     """The connection switched protocols here (101 or CONNECT): what follows is raw."""
+    stream_id: int | None = None
+    """The HTTP/2 stream that carried this exchange (None for HTTP/1.x)."""
+    messages: list[StreamMessage] = field(default_factory=list)
+    """WebSocket messages after this exchange's 101, or the gRPC messages of this call."""
+    notes: list[str] = field(default_factory=list)
+    """What a person should know about how this exchange was seen: "reset by the client
+    (CANCEL)", "headers incomplete (joined mid-stream)", "ambiguous framing"…"""
 
     @property
     def latency_ms(self) -> float | None:
