@@ -41,7 +41,7 @@ from agent.events import ConnectionOpened, DataReceived
 from tui.model.flows import Connection, Exchange
 from tui.model.http import ConnectionDecoder
 from tui.model.store import Store
-from tui.sources.session import AgentEvent
+from tui.model.updates import AgentEvent
 
 SEGMENT = 1448
 PER_CONNECTION = 50

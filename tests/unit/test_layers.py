@@ -83,3 +83,13 @@ def test_an_upward_import_breaks_the_layers(tmp_path: Path) -> None:
     result = _lint_imports(tree)
     assert result.returncode == 1
     assert "tui.model is not allowed to import tui.views" in result.stdout
+
+
+def test_a_cycle_between_packages_breaks_a_contract(tmp_path: Path) -> None:
+    tree = _copy_of_the_tree(tmp_path)
+    # The recording source reads with output's readers; output reading back a source closes a loop.
+    with (tree / "tui" / "output" / "jsonl.py").open("a") as source:
+        source.write("\nimport tui.sources.recording  # noqa\n")
+    result = _lint_imports(tree)
+    assert result.returncode == 1
+    assert "No cycles are allowed in tui." in result.stdout

@@ -19,9 +19,9 @@ from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello, Stats
 from tui.commands.targeting import add_target_arguments, open_session
+from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
 from tui.targets import KubeTarget
 
 LISTENING = "Listening for traffic... Press Ctrl+C to stop"

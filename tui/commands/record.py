@@ -24,9 +24,9 @@ from agent.errors import UserError
 from agent.events import Hello
 from tui.commands.dump import StatusReporter
 from tui.commands.targeting import add_target_arguments, open_session
+from tui.model.updates import AgentEvent
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
-from tui.sources.session import AgentEvent
 
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes: a crash loses at most this much."""

@@ -27,7 +27,7 @@ from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.headers import HeaderInventory
 from tui.model.http import ConnectionDecoder
 from tui.model.noise import is_noise
-from tui.sources.session import AgentEvent, SessionNote, SourceState, SourceStatus, Update
+from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
 _EVICTED_KEYS_REMEMBERED = 10_000
 

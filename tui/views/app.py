@@ -18,7 +18,8 @@ from textual.screen import Screen
 
 from agent.errors import UserError
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Session, Update
+from tui.model.updates import AgentEvent, Update
+from tui.sources.session import Session
 from tui.views.pending import PendingChanges
 from tui.views.rate import RateMeter
 from tui.views.screens.headers import HeaderInventoryScreen
