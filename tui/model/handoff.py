@@ -2,7 +2,7 @@
 
 Two points hand a connection over: the client opening with the HTTP/2 preface (prior
 knowledge, gRPC mostly), and a ``101 Switching Protocols`` answering an upgrade (``h2c``,
-WebSocket). At each, the hooks are asked in order; the first decoder returned gets the
+WebSocket) or a ``2xx`` accepting a ``CONNECT`` (a tunnel). At each, the hooks are asked in order; the first decoder returned gets the
 connection's bytes from there on (those already received after the switch point included).
 With no decoder, the bytes are counted but not decoded.
 
@@ -23,8 +23,9 @@ PrefaceHook = Callable[[Connection], ProtocolDecoder | None]
 """Given a connection whose client sent the HTTP/2 preface, its decoder (or None)."""
 
 UpgradeHook = Callable[[Connection, Exchange], ProtocolDecoder | None]
-"""Given the exchange whose response is a 101 (its request says what it upgraded to, its
-response what the server switched to) and its connection, the decoder for what follows."""
+"""Given the exchange that switched protocols (its request says what was asked for, its
+response what the server switched to: a 101, or a 2xx to CONNECT) and its connection, the
+decoder for what follows."""
 
 
 @dataclass(frozen=True, slots=True)
