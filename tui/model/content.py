@@ -175,3 +175,22 @@ _DECODERS: dict[str, Callable[[bytes, int, bool], bytes]] = {
     "br": _brotli,
     "zstd": _zstd,
 }
+
+
+def encode_body(data: bytes, codings: tuple[str, ...]) -> bytes:
+    """``data`` coded with ``codings`` in order (those podtap cannot code are left out): how a
+    decoded body read back from a file is put on the wire again."""
+    for coding in codings:
+        encoder = _ENCODERS.get(coding)
+        if encoder is not None:
+            data = encoder(data)
+    return data
+
+
+_ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda data: zlib.compress(data, wbits=zlib.MAX_WBITS | 16),
+    "x-gzip": lambda data: zlib.compress(data, wbits=zlib.MAX_WBITS | 16),
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": lambda data: zstandard.ZstdCompressor().compress(data),
+}
