@@ -66,10 +66,12 @@ async def capture(
     return decode_recording(stdout.splitlines())
 
 
-def start_in_lab(lab: Lab, code: str, address: str, port: int) -> subprocess.Popen[bytes]:
-    """A Python server (``code``, given ``address`` and ``port`` as arguments) in the lab,
-    once it listens."""
-    server = lab.popen([sys.executable, "-c", code, address, str(port)])
+def start_in_lab(
+    lab: Lab, code: str, address: str, port: int, *args: str
+) -> subprocess.Popen[bytes]:
+    """A Python server (``code``, given ``address``, ``port`` and ``args`` as arguments) in the
+    lab, once it listens."""
+    server = lab.popen([sys.executable, "-c", code, address, str(port), *args])
     wait_listening(address, port, server)
     return server
 
