@@ -253,3 +253,15 @@ def test_an_unfinished_message_is_kept_at_close() -> None:
     (message,) = exchange.messages
     assert message.data == b"first half"
     assert message.note == "the connection closed before this message ended"
+
+
+def test_old_messages_are_dropped_past_the_byte_budget() -> None:
+    peers = Peers(deflate=False)
+    for number in range(40):
+        peers.binary("out", bytes([number]) * 1000)
+    exchange = decode(peers.conversation, max_bytes=10_000)
+    assert sum(len(m.data) for m in exchange.messages) <= 10_000
+    assert exchange.messages[-1].data == bytes([39]) * 1000
+    assert exchange.notes == [
+        f"{40 - len(exchange.messages)} earlier WebSocket messages were not kept"
+    ]

@@ -20,12 +20,14 @@ from __future__ import annotations
 import zlib
 from typing import Protocol
 
-from tui.model.flows import Exchange, MessageDirection, Response, StreamMessage
+from tui.model.flows import Connection, Exchange, MessageDirection, Response, StreamMessage
 
 MESSAGE_CAP = 65_536
 """Bytes of each message kept (after unmasking and inflating); ``length`` has the true size."""
 MAX_MESSAGES = 5_000
 """Messages kept per connection; past it the oldest are dropped (and counted in a note)."""
+MAX_BYTES = 4 << 20
+"""Bytes of message data kept per connection, likewise."""
 INFLATE_LIMIT = 16 << 20
 """Most bytes one compressed message is inflated to (a small frame can inflate to gigabytes)."""
 
@@ -67,6 +69,15 @@ def switches_to_websocket(exchange: Exchange) -> bool:
         return False
     upgrade = response.header("upgrade") or exchange.request.header("upgrade") or ""
     return "websocket" in upgrade.lower()
+
+
+def after_upgrade(connection: Connection, exchange: Exchange) -> WebSocketDecoder | None:
+    """The decoder for what follows ``exchange``'s ``101`` when it switched to WebSocket (the
+    connection is then marked ``ws``); None for any other protocol."""
+    if not switches_to_websocket(exchange):
+        return None
+    connection.protocol = "ws"
+    return WebSocketDecoder(exchange)
 
 
 def deflate_takeover(response: Response) -> dict[MessageDirection, bool] | None:
@@ -184,10 +195,13 @@ class WebSocketDecoder:
         exchange: Exchange,
         message_cap: int = MESSAGE_CAP,
         max_messages: int = MAX_MESSAGES,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         self.exchange = exchange
         self.message_cap = message_cap
         self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self._kept = 0
         takeover = None if exchange.response is None else deflate_takeover(exchange.response)
         self._sides = {
             "in": _Side("in", None if takeover is None else takeover["in"]),
@@ -431,14 +445,24 @@ class WebSocketDecoder:
     def _add(self, message: StreamMessage) -> None:
         messages = self.exchange.messages
         messages.append(message)
-        if len(messages) > self.max_messages:
-            drop = max(1, self.max_messages // 4)
-            del messages[:drop]
-            notes = self.exchange.notes
-            if self._dropped:
-                notes.remove(_dropped_note(self._dropped))
-            self._dropped += drop
-            notes.append(_dropped_note(self._dropped))
+        self._kept += len(message.data)
+        if len(messages) <= self.max_messages and self._kept <= self.max_bytes:
+            return
+        # Drop the oldest quarter (by count and by bytes) at once: one list shift per many adds.
+        count_goal = self.max_messages * 3 // 4
+        bytes_goal = self.max_bytes * 3 // 4
+        drop = 0
+        while drop < len(messages) - 1 and (
+            len(messages) - drop > count_goal or self._kept > bytes_goal
+        ):
+            self._kept -= len(messages[drop].data)
+            drop += 1
+        del messages[:drop]
+        notes = self.exchange.notes
+        if self._dropped:
+            notes.remove(_dropped_note(self._dropped))
+        self._dropped += drop
+        notes.append(_dropped_note(self._dropped))
 
 
 def _dropped_note(count: int) -> str:
