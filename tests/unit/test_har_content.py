@@ -114,3 +114,31 @@ def test_a_recorded_har_reopens_to_the_same_bodies_and_trailers() -> None:
     second = json.loads(again)["log"]["entries"]
     assert [e["response"]["content"] for e in second] == [e["response"]["content"] for e in first]
     assert [e["response"]["headers"] for e in second] == [e["response"]["headers"] for e in first]
+
+
+def test_a_websocket_conversation_reopens_from_har_with_its_messages() -> None:
+    conversation = chat(deflate=True)
+    handshake = (
+        b"GET /room HTTP/1.1\r\nHost: chat.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    accept = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in conversation.response_headers
+    )
+    steps = [c2s(handshake), s2c(accept.encode() + b"\r\n")]
+    steps += [c2s(data) if side == "in" else s2c(data) for side, data in conversation.chunks]
+    conn = connection_of(*steps)
+    (exchange,) = conn.exchanges
+    assert conn.protocol == "ws"
+    assert [(m.direction, m.kind, m.data) for m in exchange.messages] == conversation.sent
+    data, _ = har_of_view([(conn, conn.exchanges)], "0.1.0", reveal=False)
+    store = Store()
+    store.apply([AgentEvent(s, e) for s, e in read_har(data, "ws.har")])
+    (reopened,) = store.connections.values()
+    assert reopened.protocol == "ws"
+    (again,) = reopened.exchanges
+    assert [
+        (m.direction, m.kind, m.data, m.note.replace("compressed", "")) for m in again.messages
+    ] == [
+        (m.direction, m.kind, m.data, m.note.replace("compressed", "")) for m in exchange.messages
+    ]

@@ -25,7 +25,15 @@ import msgspec
 from agent.errors import UserError
 from agent.events import AnyEvent
 from tui.model.content import content_codings, decode_body, encode_body
-from tui.model.flows import Connection, Exchange, Message, Request, Response, StreamMessage
+from tui.model.flows import (
+    Connection,
+    Exchange,
+    Message,
+    MessageDirection,
+    Request,
+    Response,
+    StreamMessage,
+)
 from tui.model.secrets import mask
 from tui.model.websocket import OPCODES
 from tui.output.replay import ReplayNumbering, connection_events
@@ -414,7 +422,37 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
         exchange.response = response
         exchange.response_started = started + send + wait
         exchange.finished = exchange.response_started + receive
+        if response.status == 101:
+            exchange.messages = _messages_of(entry.get("_webSocketMessages"))
     return exchange
+
+
+_KINDS = {opcode: kind for kind, opcode in OPCODES.items()}
+
+
+def _messages_of(part: object) -> list[StreamMessage]:
+    """The WebSocket messages of a HAR entry (browsers' ``_webSocketMessages``); what does not
+    read as one is left out."""
+    messages: list[StreamMessage] = []
+    for item in part if isinstance(part, list) else []:
+        if not isinstance(item, dict):
+            continue
+        kind = _KINDS.get(item.get("opcode"))  # type: ignore[arg-type]
+        text = item.get("data")
+        moment = item.get("time")
+        if kind is None or not isinstance(text, str) or not isinstance(moment, (int, float)):
+            continue
+        note = ""
+        if kind == "text":
+            data = text.encode("utf-8", "surrogateescape")
+        elif kind == "close":
+            note, _, reason = text.partition(": ")
+            data = reason.encode()
+        else:
+            data = _text_of({"text": text, "encoding": "base64"})
+        direction: MessageDirection = "in" if item.get("type") == "send" else "out"
+        messages.append(StreamMessage(direction, float(moment), kind, data, len(data), note))
+    return messages
 
 
 def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
