@@ -35,11 +35,12 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from tui.model.flows import Exchange, MessageDirection, Request, Response
+from agent.events import Direction
+from tui.model.flows import Exchange, Request, Response
 from tui.model.websocket import WebSocketDecoder
 
 SEGMENT = 1448
-Chunk = tuple[MessageDirection, bytes]
+Chunk = tuple[Direction, bytes]
 
 
 class Quiet:
@@ -65,10 +66,10 @@ def _pair(deflate: bool) -> tuple[ClientProtocol, ServerProtocol, list[tuple[str
 def build(messages: int, deflate: bool) -> tuple[list[Chunk], list[tuple[str, str]]]:
     rng = random.Random(7)
     client, server, headers = _pair(deflate)
-    streams: dict[MessageDirection, bytearray] = {"in": bytearray(), "out": bytearray()}
+    streams: dict[Direction, bytearray] = {"in": bytearray(), "out": bytearray()}
     chunks: list[Chunk] = []
     for n in range(messages):
-        direction: MessageDirection = "in" if n % 2 else "out"
+        direction: Direction = "in" if n % 2 else "out"
         peer: Protocol = client if direction == "in" else server
         text = json.dumps(
             {

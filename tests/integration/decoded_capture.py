@@ -18,10 +18,10 @@ from tests.integration.test_dump import running_dump
 from tests.netlab import Lab
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.har import har_entry
 from tui.output.jsonl import decode_line
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter
-from tui.sources.session import AgentEvent
 
 
 @dataclass

@@ -22,8 +22,8 @@ from tests.ui.fakes import (
 )
 from tui.model.content import decode_body
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.har import HarFileWriter, har_entry, har_of_view, read_har
-from tui.sources.session import AgentEvent
 
 pytestmark = pytest.mark.timeout(30)
 

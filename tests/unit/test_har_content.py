@@ -15,8 +15,8 @@ from tests.unit.ws_streams import chat, decode
 from tui.model.content import decode_body
 from tui.model.flows import Connection
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.har import har_entry, har_of_view, read_har
-from tui.sources.session import AgentEvent
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,8 +8,8 @@ import pytest
 
 from agent.events import ConnectionOpened, DataReceived
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter
-from tui.sources.session import AgentEvent
 
 pytestmark = pytest.mark.timeout(10)
 

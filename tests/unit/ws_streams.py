@@ -20,17 +20,18 @@ from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
-from tui.model.flows import Exchange, MessageDirection, Request, Response, StreamMessage
+from agent.events import Direction
+from tui.model.flows import Exchange, Request, Response, StreamMessage
 from tui.model.websocket import WebSocketDecoder
 
-Sent = tuple[MessageDirection, str, bytes]
+Sent = tuple[Direction, str, bytes]
 """(direction, kind, payload) as a peer sent it; a close's payload is its reason."""
 
 
 @dataclass
 class Conversation:
     response_headers: list[tuple[str, str]]
-    chunks: list[tuple[MessageDirection, bytes]] = field(default_factory=list)
+    chunks: list[tuple[Direction, bytes]] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
 
 
@@ -61,26 +62,26 @@ class Peers:
         self.client.events_received()
         self.conversation = Conversation([(k, v) for k, v in response.headers.raw_items()])
 
-    def peer(self, direction: MessageDirection) -> Protocol:
+    def peer(self, direction: Direction) -> Protocol:
         return self.client if direction == "in" else self.server
 
-    def flush(self, direction: MessageDirection) -> None:
+    def flush(self, direction: Direction) -> None:
         data = b"".join(self.peer(direction).data_to_send())
         if data:
             self.conversation.chunks.append((direction, data))
 
-    def text(self, direction: MessageDirection, text: str) -> None:
+    def text(self, direction: Direction, text: str) -> None:
         self.peer(direction).send_text(text.encode())
         self.conversation.sent.append((direction, "text", text.encode()))
         self.flush(direction)
 
-    def binary(self, direction: MessageDirection, data: bytes) -> None:
+    def binary(self, direction: Direction, data: bytes) -> None:
         self.peer(direction).send_binary(data)
         self.conversation.sent.append((direction, "binary", data))
         self.flush(direction)
 
     def fragmented(
-        self, direction: MessageDirection, parts: Sequence[bytes], ping_between: bool = False
+        self, direction: Direction, parts: Sequence[bytes], ping_between: bool = False
     ) -> None:
         peer = self.peer(direction)
         peer.send_text(parts[0], fin=False)
@@ -93,17 +94,17 @@ class Peers:
         # Fragments cross the wire as separate writes.
         self.flush(direction)
 
-    def ping(self, direction: MessageDirection, data: bytes) -> None:
+    def ping(self, direction: Direction, data: bytes) -> None:
         self.peer(direction).send_ping(data)
         self.conversation.sent.append((direction, "ping", data))
         self.flush(direction)
 
-    def pong(self, direction: MessageDirection, data: bytes) -> None:
+    def pong(self, direction: Direction, data: bytes) -> None:
         self.peer(direction).send_pong(data)
         self.conversation.sent.append((direction, "pong", data))
         self.flush(direction)
 
-    def close(self, direction: MessageDirection, code: int, reason: str) -> None:
+    def close(self, direction: Direction, code: int, reason: str) -> None:
         self.peer(direction).send_close(code, reason)
         self.conversation.sent.append((direction, "close", reason.encode()))
         self.flush(direction)

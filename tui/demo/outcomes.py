@@ -1,4 +1,4 @@
-"""What the demo's clients report: one line per request they made and what came back."""
+"""What the demo's clients report: one line per call they made and what came back."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """One request the generator made and what came back."""
+class ClientCall:
+    """One call a demo client made (an HTTP request, a cache command, a TLS hello, a gRPC call,
+    a chat message) and what came back."""
 
     client: str
     kind: str

@@ -1,7 +1,7 @@
 """The demo's clients of the protocols between services: a warehouse job calling the gRPC
 inventory, a catalog sync over HTTP/2 cleartext (alternately upgraded from HTTP/1.1 and with
 prior knowledge), and two support agents in the WebSocket chat. Each reports what it did as a
-traffic :class:`~tui.demo.traffic.Exchange`, at a few calls per second at most.
+traffic :class:`~tui.demo.traffic.ClientCall`, at a few calls per second at most.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from websockets.exceptions import WebSocketException
 
 from tui.demo import chat, h2c
 from tui.demo.inventory import WarehouseClient
-from tui.demo.outcomes import Exchange
+from tui.demo.outcomes import ClientCall
 
 
 @dataclass(frozen=True)
@@ -34,14 +34,14 @@ class ServiceClients:
         self,
         address: str,
         ports: ServicePorts,
-        on_exchange: Callable[[Exchange], None],
+        on_call: Callable[[ClientCall], None],
         rng: random.Random,
         pace: float,
         numbers: Iterator[int],
     ) -> None:
         self.address = address
         self.ports = ports
-        self.on_exchange = on_exchange
+        self.on_call = on_call
         self.rng = rng
         self.pace = pace
         self._numbers = numbers
@@ -54,7 +54,7 @@ class ServiceClients:
 
     def _report(self, who: str, kind: str, number: int) -> Callable[[str, str, float], None]:
         def report(what: str, outcome: str, elapsed: float) -> None:
-            self.on_exchange(Exchange(who, kind, what, outcome, elapsed, number))
+            self.on_call(ClientCall(who, kind, what, outcome, elapsed, number))
 
         return report
 
@@ -70,8 +70,8 @@ class ServiceClients:
                         await client.round(channel, report)
                         await self._pause(1.0, 2.5)
             except grpc.aio.AioRpcError as error:
-                self.on_exchange(
-                    Exchange(
+                self.on_call(
+                    ClientCall(
                         "warehouse", "grpc", "channel", f"error: {error.code().name}", 0.0, number
                     )
                 )
@@ -97,8 +97,8 @@ class ServiceClients:
                     report(f"GET {path}", str(status), time.monotonic() - started)
                     await self._pause(0.5, 1.5)
             except (OSError, ValueError, asyncio.IncompleteReadError) as error:
-                self.on_exchange(
-                    Exchange("catalog", kind, "session", f"error: {error}", 0.0, number)
+                self.on_call(
+                    ClientCall("catalog", kind, "session", f"error: {error}", 0.0, number)
                 )
                 await self._pause(1.0, 2.0)
             finally:
@@ -114,5 +114,5 @@ class ServiceClients:
                     self.address, self.ports.chat, who, self.rng, report, self._pause
                 )
             except (OSError, WebSocketException, TimeoutError) as error:
-                self.on_exchange(Exchange(who, "ws", "session", f"error: {error}", 0.0, number))
+                self.on_call(ClientCall(who, "ws", "session", f"error: {error}", 0.0, number))
             await self._pause(1.0, 3.0)

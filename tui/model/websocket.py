@@ -20,7 +20,8 @@ from __future__ import annotations
 import zlib
 from typing import Protocol
 
-from tui.model.flows import Connection, Exchange, MessageDirection, Response, StreamMessage
+from agent.events import Direction
+from tui.model.flows import Connection, Exchange, Response, StreamMessage
 
 MESSAGE_CAP = 65_536
 """Bytes of each message kept (after unmasking and inflating); ``length`` has the true size."""
@@ -80,7 +81,7 @@ def after_upgrade(connection: Connection, exchange: Exchange) -> WebSocketDecode
     return WebSocketDecoder(exchange)
 
 
-def deflate_takeover(response: Response) -> dict[MessageDirection, bool] | None:
+def deflate_takeover(response: Response) -> dict[Direction, bool] | None:
     """Context takeover per direction if the server accepted ``permessage-deflate``, else None.
 
     ``in`` is the client's messages (``client_no_context_takeover``), ``out`` the server's.
@@ -157,8 +158,8 @@ class _Side:
         "takeover",
     )
 
-    def __init__(self, direction: MessageDirection, takeover: bool | None) -> None:
-        self.direction: MessageDirection = direction
+    def __init__(self, direction: Direction, takeover: bool | None) -> None:
+        self.direction: Direction = direction
         self.takeover = takeover
         """None: no compression was negotiated; else whether the inflater's window carries over
         from one message to the next."""
@@ -212,7 +213,7 @@ class WebSocketDecoder:
     # --------------------------------------------------------------------------- input
 
     def feed(
-        self, direction: MessageDirection, data: bytes, ts: float, sink: ExchangeChanged
+        self, direction: Direction, data: bytes, ts: float, sink: ExchangeChanged
     ) -> None:
         side = self._sides[direction]
         before = len(self.exchange.messages) + self._dropped
@@ -236,7 +237,7 @@ class WebSocketDecoder:
             sink.exchange_changed(self.exchange)
 
     def gap(
-        self, direction: MessageDirection, length: int, ts: float, sink: ExchangeChanged
+        self, direction: Direction, length: int, ts: float, sink: ExchangeChanged
     ) -> None:
         side = self._sides[direction]
         if side.stopped:

@@ -23,13 +23,12 @@ from typing import Any, BinaryIO
 import msgspec
 
 from agent.errors import UserError
-from agent.events import AnyEvent
+from agent.events import AnyEvent, Direction
 from tui.model.content import content_codings, decode_body, encode_body
 from tui.model.flows import (
     Connection,
     Exchange,
     Message,
-    MessageDirection,
     Request,
     Response,
     StreamMessage,
@@ -450,7 +449,7 @@ def _messages_of(part: object) -> list[StreamMessage]:
             data = reason.encode()
         else:
             data = _text_of({"text": text, "encoding": "base64"})
-        direction: MessageDirection = "in" if item.get("type") == "send" else "out"
+        direction: Direction = "in" if item.get("type") == "send" else "out"
         messages.append(StreamMessage(direction, float(moment), kind, data, len(data), note))
     return messages
 
