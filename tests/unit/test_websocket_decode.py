@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.unit.http_streams import Stream, c2s, replay, s2c
 from tests.unit.ws_streams import (
     Changes,
     Conversation,
@@ -265,3 +266,43 @@ def test_old_messages_are_dropped_past_the_byte_budget() -> None:
     assert exchange.notes == [
         f"{40 - len(exchange.messages)} earlier WebSocket messages were not kept"
     ]
+
+
+def upgraded_stream(conversation: Conversation, first_message_with_101: bool) -> Stream:
+    """The whole connection as captured: handshake, then the conversation's chunks."""
+    handshake = (
+        b"GET /room HTTP/1.1\r\nHost: chat.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    accept = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in conversation.response_headers
+    )
+    steps = [c2s(handshake)]
+    chunks = list(conversation.chunks)
+    head = accept.encode() + b"\r\n"
+    if first_message_with_101:
+        # A server that speaks first puts its first frame in the 101's own segment.
+        index = next(n for n, (side, _) in enumerate(chunks) if side == "out")
+        head += chunks.pop(index)[1]
+    steps.append(s2c(head))
+    steps += [c2s(data) if side == "in" else s2c(data) for side, data in chunks]
+    return Stream("ws", tuple(steps))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from(list(SETTINGS)),
+    together=st.booleans(),
+    cuts=st.lists(st.lists(st.integers(1, 900), max_size=6), min_size=1, max_size=8),
+)
+def test_after_the_101_any_segmentation_gives_the_same_messages(
+    name: str, together: bool, cuts: list[list[int]]
+) -> None:
+    conversation = CONVERSATIONS[name]
+    conn, _ = replay(upgraded_stream(conversation, together), pieces(cuts))  # type: ignore[arg-type]
+    assert conn.protocol == "ws"
+    (exchange,) = conn.exchanges
+    assert exchange.status == 101
+    sent = sorted(conversation.sent, key=lambda item: item[0])
+    got = sorted(received(exchange.messages), key=lambda item: item[0])
+    assert got == sent
