@@ -46,7 +46,10 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
         save("main.svg")
         if await _show_websocket(main):
             await pilot.pause(0.5)
+            main.detail.scroll_end(animate=False, immediate=True)
+            await pilot.pause(0.3)
             save("websocket.svg")
+            main.detail.scroll_home(animate=False, immediate=True)
 
         await pilot.press("slash")
         main.query_one(FilterBar).input.cursor_blink = False

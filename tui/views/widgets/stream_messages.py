@@ -41,7 +41,7 @@ def message_line(message: StreamMessage) -> Text:
 
 def message_payload(message: StreamMessage) -> Text | None:
     data = message.data[:MESSAGE_BYTES_SHOWN]
-    if not data:
+    if not data or message.kind == "close":  # its code and reason are in the note
         return None
     if message.kind != "binary":
         try:
