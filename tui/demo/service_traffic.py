@@ -97,9 +97,7 @@ class ServiceClients:
                     report(f"GET {path}", str(status), time.monotonic() - started)
                     await self._pause(0.5, 1.5)
             except (OSError, ValueError, asyncio.IncompleteReadError) as error:
-                self.on_call(
-                    ClientCall("catalog", kind, "session", f"error: {error}", 0.0, number)
-                )
+                self.on_call(ClientCall("catalog", kind, "session", f"error: {error}", 0.0, number))
                 await self._pause(1.0, 2.0)
             finally:
                 await client.close()

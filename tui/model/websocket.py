@@ -212,9 +212,7 @@ class WebSocketDecoder:
 
     # --------------------------------------------------------------------------- input
 
-    def feed(
-        self, direction: Direction, data: bytes, ts: float, sink: ExchangeChanged
-    ) -> None:
+    def feed(self, direction: Direction, data: bytes, ts: float, sink: ExchangeChanged) -> None:
         side = self._sides[direction]
         before = len(self.exchange.messages) + self._dropped
         pos, size = 0, len(data)
@@ -236,9 +234,7 @@ class WebSocketDecoder:
         if side.stopped or len(self.exchange.messages) + self._dropped != before:
             sink.exchange_changed(self.exchange)
 
-    def gap(
-        self, direction: Direction, length: int, ts: float, sink: ExchangeChanged
-    ) -> None:
+    def gap(self, direction: Direction, length: int, ts: float, sink: ExchangeChanged) -> None:
         side = self._sides[direction]
         if side.stopped:
             return
