@@ -180,12 +180,14 @@ class _Side:
 
     def header_size(self) -> int:
         """Bytes the frame header in ``head`` needs (2 until its first two bytes are in)."""
-        head = self.head
-        if len(head) < 2:
-            return 2
-        size = 2 + (4 if head[1] & 0x80 else 0)
-        length = head[1] & 0x7F
-        return size + (2 if length == 126 else 8 if length == 127 else 0)
+        return 2 if len(self.head) < 2 else _header_size(self.head[1])
+
+
+def _header_size(second: int) -> int:
+    """A frame header's size, from its second byte (mask bit and length code)."""
+    length = second & 0x7F
+    size = 6 if second & 0x80 else 2
+    return size + (2 if length == 126 else 8 if length == 127 else 0)
 
 
 class WebSocketDecoder:
@@ -226,11 +228,20 @@ class WebSocketDecoder:
                 if side.remaining == 0:
                     self._frame_ended(side, ts)
                 continue
+            if not side.head and size - pos >= 2:
+                # The common case: the whole header is in this chunk, read it in place.
+                need = _header_size(data[pos + 1])
+                if size - pos >= need:
+                    self._frame_started(side, data[pos : pos + need], ts)
+                    pos += need
+                    continue
             need = side.header_size() - len(side.head)
             side.head += data[pos : pos + need]
             pos += min(need, size - pos)
             if len(side.head) >= 2 and len(side.head) == side.header_size():
-                self._frame_started(side, ts)
+                head = bytes(side.head)
+                side.head.clear()
+                self._frame_started(side, head, ts)
         if side.stopped or len(self.exchange.messages) + self._dropped != before:
             sink.exchange_changed(self.exchange)
 
@@ -267,9 +278,7 @@ class WebSocketDecoder:
 
     # --------------------------------------------------------------------------- frames
 
-    def _frame_started(self, side: _Side, ts: float) -> None:
-        head = bytes(side.head)
-        side.head.clear()
+    def _frame_started(self, side: _Side, head: bytes, ts: float) -> None:
         first, second = head[0], head[1]
         opcode = first & 0x0F
         length = second & 0x7F
