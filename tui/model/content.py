@@ -56,7 +56,7 @@ class DecodedBody:
         if self.capped:
             text += f", stopped at {len(self.data):,} bytes (the rest is not decoded)"
         elif self.partial:
-            text += ", from the part of the body that was kept"
+            text += ", from the part of the body at hand (cut, or still arriving)"
         return text
 
 
