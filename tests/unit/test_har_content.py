@@ -142,3 +142,32 @@ def test_a_websocket_conversation_reopens_from_har_with_its_messages() -> None:
     ] == [
         (m.direction, m.kind, m.data, m.note.replace("compressed", "")) for m in exchange.messages
     ]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        "not a list",
+        [1, None, "x"],
+        [{"type": "send", "opcode": [1], "data": "x", "time": 1.0}],
+        [{"type": "send", "opcode": 1, "data": 5, "time": 1.0}],
+        [{"type": "send", "opcode": 2, "data": "not base64!", "time": "soon"}],
+        [{"type": "receive", "opcode": 8, "data": "", "time": 1.0}],
+    ],
+)
+def test_odd_websocket_messages_in_a_har_are_skipped_not_fatal(messages: object) -> None:
+    conn = connection_of(
+        c2s(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+        s2c(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        ),
+    )
+    entry = har_entry(conn.exchanges[0], conn)
+    entry["_webSocketMessages"] = messages
+    document = {
+        "log": {"version": "1.2", "creator": {"name": "t", "version": "1"}, "entries": [entry]}
+    }
+    store = Store()
+    store.apply([AgentEvent(s, e) for s, e in read_har(json.dumps(document).encode(), "x.har")])
+    (reopened,) = store.connections.values()
+    assert reopened.exchanges[0].status == 101

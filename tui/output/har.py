@@ -436,7 +436,8 @@ def _messages_of(part: object) -> list[StreamMessage]:
     for item in part if isinstance(part, list) else []:
         if not isinstance(item, dict):
             continue
-        kind = _KINDS.get(item.get("opcode"))  # type: ignore[arg-type]
+        opcode = item.get("opcode")
+        kind = _KINDS.get(opcode) if isinstance(opcode, int) else None
         text = item.get("data")
         moment = item.get("time")
         if kind is None or not isinstance(text, str) or not isinstance(moment, (int, float)):
