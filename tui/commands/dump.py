@@ -19,6 +19,7 @@ from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello, Stats
 from tui.commands.targeting import add_target_arguments, open_session
+from tui.model.terminal_text import terminal_safe
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
 from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
@@ -75,7 +76,10 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
 
         formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
         return ExchangeWriter(stdout, formatter, Store())
-    return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
+    # On a terminal, bytes from the network could drive it (clipboard, title, hidden text).
+    escape = stdout.isatty()
+    text = TextFormatter(responses=args.responses, show_source=several_pods, escape=escape)
+    return TextWriter(stdout, text)
 
 
 class StatusReporter:
@@ -131,7 +135,8 @@ class StatusReporter:
         self._kernel_drops[source] = total
 
     def _say(self, line: str) -> None:
-        self._stderr.write(line + "\n")
+        # Details come from agents and files: never let them drive the terminal.
+        self._stderr.write(terminal_safe(line) + "\n")
         self._stderr.flush()
 
 

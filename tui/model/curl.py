@@ -6,7 +6,7 @@ import base64
 import shlex
 
 from tui.model.flows import Connection, Exchange
-from tui.model.secrets import SECRET_HEADERS, mask
+from tui.model.secrets import mask, mask_body, mask_url
 
 # Headers curl writes itself from the command line (the URL, the body).
 _IMPLIED = frozenset({"host", "content-length", "transfer-encoding"})
@@ -17,13 +17,17 @@ def as_curl(
     connection: Connection,
     *,
     masked: bool = False,
-    secret_headers: frozenset[str] = SECRET_HEADERS,
 ) -> str:
-    """The curl command for ``exchange``'s request; ``masked`` hides secret header values."""
+    """The curl command for ``exchange``'s request; ``masked`` hides its secrets (headers, URL
+    parameters and userinfo, body fields) as :mod:`tui.model.secrets` says."""
     request = exchange.request
     authority = request.host or _authority(connection)
     target = request.target if request.target.startswith("/") else "/" + request.target
     url = request.target if "://" in request.target else f"http://{authority}{target}"
+    body = request.body
+    if masked:
+        url = mask_url(url)
+        body = mask_body(body, request.header("content-type") or "")
     first = ["curl"]
     if request.http_version == "1.0":
         first.append("--http1.0")
@@ -36,15 +40,15 @@ def as_curl(
     for name, value in request.headers:
         if name.lower() in _IMPLIED:
             continue
-        shown = mask(name, value, secret_headers) if masked else value
+        shown = mask(name, value) if masked else value
         lines.append(f"-H {_shell_quote(f'{name}: {shown}')}")
     feed = ""
     if request.body_length:
-        if _is_text(request.body):
-            lines.append(f"--data-binary {shlex.quote(request.body.decode())}")
+        if _is_text(body):
+            lines.append(f"--data-binary {shlex.quote(body.decode())}")
         else:
             # Arguments cannot carry NUL bytes: binary bodies go through stdin.
-            encoded = base64.b64encode(request.body).decode()
+            encoded = base64.b64encode(body).decode()
             feed = f"printf %s {encoded} | base64 -d | "
             lines.append("--data-binary @-")
     command = feed + " \\\n  ".join(lines)

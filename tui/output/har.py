@@ -3,8 +3,9 @@
 One entry per exchange, with podtap's own fields where HAR has none: ``_pod`` (the agent that
 saw it: ``local`` or ``NAMESPACE/POD``), ``_incomplete`` (no response was seen, or bytes were
 lost), ``_clientIPAddress``/``_clientPort``/``_serverPort``. An exchange without a response keeps
-its entry, with response status 0. Secret header values (Authorization, Cookie, ...) are masked
-as in the app unless ``reveal`` is set.
+its entry, with response status 0. Secrets (headers, URL parameters and userinfo, form fields,
+JSON keys, JWT signatures: see :mod:`tui.model.secrets`) are masked as in the app unless
+``reveal`` is set.
 
 :class:`HarFileWriter` keeps the file a complete HAR document after every flush: entries that
 are final are appended once; entries still waiting for their response are rewritten after them,
@@ -25,7 +26,7 @@ import msgspec
 from agent.errors import UserError
 from agent.events import AnyEvent
 from tui.model.flows import Connection, Exchange, Message, Request, Response
-from tui.model.secrets import mask
+from tui.model.secrets import MASK, mask, mask_body, mask_url
 from tui.output.replay import ReplayNumbering, connection_events
 
 HAR_VERSION = "1.2"
@@ -64,7 +65,7 @@ def _cookies(message: Message, header: str, reveal: bool) -> list[Json]:
         for pair in pairs:
             name, equals, content = pair.strip().partition("=")
             if equals and name:
-                cookies.append({"name": name, "value": content if reveal else "••••••"})
+                cookies.append({"name": name, "value": content if reveal else MASK})
     return cookies
 
 
@@ -81,6 +82,14 @@ def _body_text(message: Message) -> Json:
         except UnicodeDecodeError:
             pass
     return {"text": base64.b64encode(message.body).decode("ascii"), "encoding": "base64"}
+
+
+def _shown_body(message: Message, reveal: bool) -> Json:
+    shown = _body_text(message)
+    if not reveal and "encoding" not in shown:
+        masked = mask_body(message.body, _mime(message))
+        shown["text"] = masked.decode("utf-8", "replace")
+    return shown
 
 
 def _headers_size(start_line: str, message: Message) -> int:
@@ -109,6 +118,8 @@ def request_url(request: Request, connection: Connection) -> str:
 
 def _request(request: Request, connection: Connection, reveal: bool) -> Json:
     url = request_url(request, connection)
+    if not reveal:
+        url = mask_url(url)
     query = urllib.parse.urlsplit(url).query
     entry: Json = {
         "method": request.method or UNSEEN_METHOD,
@@ -122,7 +133,7 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
         "bodySize": request.body_length,
     }
     if request.body_length or request.header("content-type"):
-        post: Json = {"mimeType": _mime(request), **_body_text(request)}
+        post: Json = {"mimeType": _mime(request), **_shown_body(request, reveal)}
         if request.body_truncated:
             post["comment"] = f"first {len(request.body)} of {request.body_length} bytes"
         entry["postData"] = post
@@ -136,8 +147,9 @@ def _response(response: Response | None, reveal: bool) -> Json:
             "content": {"size": 0, "mimeType": ""}, "redirectURL": "",
             "headersSize": -1, "bodySize": -1, "comment": "no response seen",
         }
+    redirect = response.header("location") or ""
     content: Json = {"size": response.body_length, "mimeType": _mime(response),
-                     **_body_text(response)}
+                     **_shown_body(response, reveal)}
     if response.body_truncated:
         content["comment"] = f"first {len(response.body)} of {response.body_length} bytes"
     return {
@@ -147,7 +159,7 @@ def _response(response: Response | None, reveal: bool) -> Json:
         "cookies": _cookies(response, "set-cookie", reveal),
         "headers": _pairs(_shown(response.headers, reveal)),
         "content": content,
-        "redirectURL": response.header("location") or "",
+        "redirectURL": redirect if reveal else mask_url(redirect, redirect=True),
         "headersSize": _headers_size(
             f"HTTP/{response.http_version} {response.status} {response.reason}".rstrip(),
             response),

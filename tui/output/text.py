@@ -40,8 +40,9 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange
-from tui.model.secrets import mask
+from tui.model.secrets import mask_url, masked_headers
 from tui.model.store import Store, StoreChange
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.sources.session import AgentEvent, Update
 
 _CLOSE_REASONS = {
@@ -105,9 +106,14 @@ class TextFormatter:
     boundaries. Each chunk's header still gives its own size, as mirrord's does.
     """
 
-    def __init__(self, *, responses: bool = False, show_source: bool = False) -> None:
+    def __init__(
+        self, *, responses: bool = False, show_source: bool = False, escape: bool = False
+    ) -> None:
         self.responses = responses
         self.show_source = show_source
+        self.escape = escape
+        """Show control characters in the data as ``\\x1b`` (for a terminal; a pipe or a file
+        gets the bytes as sent)."""
         self._partial: dict[tuple[str, int, str], bytes] = {}
 
     def format(self, source: str, event: AnyEvent) -> str:
@@ -153,7 +159,7 @@ class TextFormatter:
         text, tail = split
         if tail:
             self._partial[key] = tail
-        return _text_block(text)
+        return _text_block(terminal_safe(text) if self.escape else text)
 
     def format_updates(self, updates: Sequence[Update]) -> str:
         """The text for the events among ``updates`` (statuses and notes print nothing)."""
@@ -190,7 +196,8 @@ class ExchangeTextFormatter:
 
     ``[C:R]`` is the connection id and the request's index on that connection. A request is
     printed once its headers are decoded, its response likewise; ``(incomplete)`` marks one that
-    lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP.
+    lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP. Every line is
+    shown terminal-safe (control characters escaped), whatever the output is.
     """
 
     _REMEMBERED = 200_000
@@ -233,7 +240,9 @@ class ExchangeTextFormatter:
         request = exchange.request
         lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
         if request.method:
-            lines.append(f"{request.method} {request.target} HTTP/{request.http_version}")
+            target = request.target if self.reveal else mask_url(request.target)
+            lines.append(f"{request.method} {target} HTTP/{request.http_version}")
+        lines = [one_line(line) for line in lines]
         lines += self._header_lines(request.headers)
         return "\n".join(lines) + "\n\n"
 
@@ -244,14 +253,15 @@ class ExchangeTextFormatter:
         status = f"{response.status} {response.reason}".rstrip()
         latency = exchange.latency_ms
         timing = f" ({latency:.1f} ms)" if latency is not None else ""
-        lines = [f"{self._mark(exchange)}Response {ident} {status}{timing}{_flags(exchange)}"]
+        lines = [one_line(f"{self._mark(exchange)}Response {ident} {status}{timing}"
+                          f"{_flags(exchange)}")]
         lines += self._header_lines(response.headers)
         return "\n".join(lines) + "\n\n"
 
     def _header_lines(self, headers: list[tuple[str, str]]) -> list[str]:
-        if self.reveal:
-            return [f"{name}: {value}" for name, value in headers]
-        return [f"{name}: {mask(name, value)}" for name, value in headers]
+        if not self.reveal:
+            headers = masked_headers(headers)
+        return [one_line(f"{name}: {value}") for name, value in headers]
 
 
 def _flags(exchange: Exchange) -> str:

@@ -21,6 +21,7 @@ from tui.model.filters import FilterError, header_value_expression, parse_filter
 from tui.model.headers import HeaderStats
 from tui.model.secrets import mask
 from tui.model.store import Store
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
 from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import Cell, Column, LiveTable
@@ -100,6 +101,10 @@ class HeaderInventoryScreen(Screen[None]):
     def _shown_value(self, name: str, value: str) -> str:
         return value if self.reveal_secrets else mask(name, value)
 
+    def _shown_regex(self, name: str, value: str) -> str:
+        regex = self.store.header_inventory.mirrord_filter(name, value)
+        return one_line(regex.replace(value, self._shown_value(name, value)))
+
     def _header_cells(self, stats: HeaderStats) -> Sequence[Cell]:
         top = stats.top_values[0][0] if stats.top_values else ""
         return (
@@ -152,13 +157,13 @@ class HeaderInventoryScreen(Screen[None]):
         inventory = self.store.header_inventory
         count = inventory.count_matching(name, value)
         head = Text()
-        head.append(f"{name}: {self._shown_value(name, value)}", style="bold cyan")
+        head.append(one_line(f"{name}: {self._shown_value(name, value)}"), style="bold cyan")
         head.append(f"   {count} matching request{'s' if count != 1 else ''}", style="bold")
         head.append("   enter filter · m copy config · c copy regex", style="dim")
         config = inventory.mirrord_config(name, value)
         if not self.reveal_secrets and self._shown_value(name, value) != value:
             config = config.replace(value, self._shown_value(name, value))
-        body.update(Group(head, Syntax(config, "json", background_color="default",
+        body.update(Group(head, Syntax(terminal_safe(config), "json", background_color="default",
                                        word_wrap=True)))
 
     # -- keys -----------------------------------------------------------------------------
@@ -175,7 +180,7 @@ class HeaderInventoryScreen(Screen[None]):
         try:
             parsed = parse_filter(text)
         except FilterError as error:
-            self.notify(f"{text}: {error.message}", severity="error")
+            self.notify(one_line(f"{text}: {error.message}"), severity="error", markup=False)
             return
         from tui.views.screens.main import MainScreen
 
@@ -183,7 +188,7 @@ class HeaderInventoryScreen(Screen[None]):
         main = self.app.screen
         if isinstance(main, MainScreen):
             main.apply_filter(text, parsed)
-        self.notify(text, title="Filter")
+        self.notify(one_line(text), title="Filter", markup=False)
 
     def action_copy_mirrord(self) -> None:
         chosen = self.chosen
@@ -192,7 +197,7 @@ class HeaderInventoryScreen(Screen[None]):
             return
         inventory = self.store.header_inventory
         self.app.copy_to_clipboard(inventory.mirrord_config(*chosen))
-        self.notify(inventory.mirrord_filter(*chosen), title="Copied mirrord config for")
+        self.notify(self._shown_regex(*chosen), title="Copied mirrord config for", markup=False)
 
     def action_copy_filter(self) -> None:
         chosen = self.chosen
@@ -201,7 +206,7 @@ class HeaderInventoryScreen(Screen[None]):
             return
         regex = self.store.header_inventory.mirrord_filter(*chosen)
         self.app.copy_to_clipboard(regex)
-        self.notify(regex, title="Copied header_filter regex")
+        self.notify(self._shown_regex(*chosen), title="Copied header_filter regex", markup=False)
 
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
