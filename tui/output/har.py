@@ -27,6 +27,7 @@ from agent.errors import UserError
 from agent.events import AnyEvent
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.model.secrets import MASK, mask, mask_body, mask_url
+from tui.model.timestamps import plausible_duration, plausible_time
 from tui.output.replay import ReplayNumbering, connection_events
 
 HAR_VERSION = "1.2"
@@ -280,7 +281,9 @@ def _text_of(part: Json) -> bytes:
 
 def _header_list(part: Json) -> list[tuple[str, str]]:
     headers: list[tuple[str, str]] = []
-    for header in part.get("headers") or []:
+    for header in _list(part.get("headers")):
+        if not isinstance(header, dict):
+            raise ValueError("a header is not an object with a name and a value")
         name, value = str(header.get("name", "")), str(header.get("value", ""))
         if name == ":authority":
             headers.insert(0, ("Host", value))
@@ -309,16 +312,40 @@ def _version(text: object) -> str:
     return value if value in ("1.0", "1.1") else "1.1"
 
 
-def _parse_time(text: object, name: str) -> float:
+def _parse_time(text: object) -> float:
     try:
-        return datetime.datetime.fromisoformat(str(text)).timestamp()
-    except ValueError:
-        raise UserError(f"{name} has an entry whose startedDateTime is not a date: {text!r}.")\
-            from None
+        return plausible_time(datetime.datetime.fromisoformat(str(text)).timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"startedDateTime is not a date: {str(text)[:40]!r}") from None
 
 
-def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) -> Exchange:
-    request_part: Json = entry.get("request") or {}
+def _object(value: object) -> Json:
+    """A part of an entry that HAR says is an object (absent: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"an object was expected, not {type(value).__name__}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"a list was expected, not {type(value).__name__}")
+    return value
+
+
+def _millis_of(timings: Json, key: str) -> float:
+    value = timings.get(key) or 0
+    if not isinstance(value, int | float):
+        raise ValueError(f"timings.{key} is not a number")
+    return plausible_duration(float(value) / 1000)
+
+
+def _entry_exchange(entry: Json, connection: Connection, index: int) -> Exchange:
+    """Raises ValueError (or TypeError) saying what is wrong with a malformed entry."""
+    request_part = _object(entry.get("request"))
     url = urllib.parse.urlsplit(str(request_part.get("url", "")))
     target = url.path or "/"
     if url.query:
@@ -338,16 +365,14 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
         if request.header("host") is None and url.netloc:
             request.headers.insert(0, ("Host", url.netloc))
         request.host = request.header("host") or ""
-        post: Json = request_part.get("postData") or {}
+        post = _object(request_part.get("postData"))
         _frame(request, _text_of(post), request_part.get("bodySize"))
-    started = _parse_time(entry.get("startedDateTime"), name)
-    timings: Json = entry.get("timings") or {}
-    send = max(0.0, float(timings.get("send") or 0)) / 1000
-    wait = max(0.0, float(timings.get("wait") or 0)) / 1000
-    receive = max(0.0, float(timings.get("receive") or 0)) / 1000
+    started = _parse_time(entry.get("startedDateTime"))
+    timings = _object(entry.get("timings"))
+    send, wait, receive = (_millis_of(timings, key) for key in ("send", "wait", "receive"))
     exchange = Exchange(key=connection.key, index=index, request=request, started=started,
                         request_finished=started + send)
-    response_part: Json = entry.get("response") or {}
+    response_part = _object(entry.get("response"))
     status = response_part.get("status")
     if isinstance(status, int) and status > 0:
         response = Response(
@@ -356,7 +381,7 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
             reason=str(response_part.get("statusText", "")),
             http_version=_version(response_part.get("httpVersion")),
         )
-        content: Json = response_part.get("content") or {}
+        content = _object(response_part.get("content"))
         _frame(response, _text_of(content), content.get("size"))
         exchange.response = response
         exchange.response_started = started + send + wait
@@ -374,35 +399,61 @@ def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
             raise TypeError
     except (msgspec.DecodeError, KeyError, TypeError):
         raise UserError(f"{name} is not a HAR file: it has no log.entries list.") from None
-    grouped: dict[tuple[str, str], list[Json]] = {}
-    for fallback_id, entry in enumerate(entries):
+    grouped: dict[tuple[str, str], list[tuple[int, Json]]] = {}
+    for number, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            continue
+            raise UserError(f"{name}: log.entries[{number}] is not an object, as HAR entries are.")
         source = str(entry.get("_pod") or "har")
-        conn_id = str(entry.get("connection") or f"entry-{fallback_id}")
-        grouped.setdefault((source, conn_id), []).append(entry)
+        conn_id = str(entry.get("connection") or f"entry-{number}")
+        grouped.setdefault((source, conn_id), []).append((number, entry))
     numbering: dict[str, ReplayNumbering] = {}
     for (source, _conn_id), group in grouped.items():
-        first = group[0]
-        server = str(first.get("serverIPAddress") or "")
-        url = urllib.parse.urlsplit(str((first.get("request") or {}).get("url", "")))
-        server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https"
-                                                              else 80)
-        connection = Connection(
-            key=(source, 0), source=source, conn=0,
-            client=str(first.get("_clientIPAddress") or "?"),
-            client_port=int(first.get("_clientPort") or 0),
-            server=server.strip("[]") or url.hostname or "?",
-            server_port=int(server_port), opened=0.0, protocol="http",
-            # A first response without its request: the connection was joined mid-stream.
-            mid_stream=(first.get("request") or {}).get("method") == UNSEEN_METHOD,
-        )
-        exchanges = [_entry_exchange(entry, connection, index, name)
-                     for index, entry in enumerate(group)]
-        connection.opened = min(exchange.started for exchange in exchanges)
         numbers = numbering.setdefault(source, ReplayNumbering())
-        for event in connection_events(connection, exchanges, numbers):
-            yield source, event
+        yield from _replayed_connection(source, group, numbers, name)
+
+
+def _replayed_connection(
+    source: str, group: list[tuple[int, Json]], numbers: ReplayNumbering, name: str
+) -> Iterator[tuple[str, AnyEvent]]:
+    """The events of one connection's entries; a malformed entry is one UserError naming it."""
+    number = group[0][0]
+    try:
+        connection = _entry_connection(source, group[0][1])
+        exchanges = []
+        for index, (entry_number, entry) in enumerate(group):
+            number = entry_number  # named in the sentence if this entry fails
+            exchanges.append(_entry_exchange(entry, connection, index))
+        connection.opened = min(exchange.started for exchange in exchanges)
+        events = list(connection_events(connection, exchanges, numbers))
+    except (ValueError, TypeError, AttributeError, OverflowError) as error:
+        raise UserError(
+            f"{name}: log.entries[{number}] cannot be read ({error}); podtap open reads HAR 1.2."
+        ) from None
+    for event in events:
+        yield source, event
+
+
+def _entry_connection(source: str, first: Json) -> Connection:
+    server = str(first.get("serverIPAddress") or "")
+    request = _object(first.get("request"))
+    url = urllib.parse.urlsplit(str(request.get("url", "")))
+    server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https" else 80)
+    return Connection(
+        key=(source, 0), source=source, conn=0,
+        client=str(first.get("_clientIPAddress") or "?"),
+        client_port=_port(first.get("_clientPort") or 0),
+        server=server.strip("[]") or url.hostname or "?",
+        server_port=_port(server_port), opened=0.0, protocol="http",
+        # A first response without its request: the connection was joined mid-stream.
+        mid_stream=request.get("method") == UNSEEN_METHOD,
+    )
+
+
+def _port(value: object) -> int:
+    port = int(str(value))
+    if not 0 <= port < 65536:
+        raise ValueError(f"{port} is not a port number")
+    return port
 
 
 def har_of_view(
