@@ -35,7 +35,8 @@ async def test_dump_http_escapes_and_masks_what_a_client_sent(lab: Lab) -> None:
             await dump.wait_for_stdout(lambda out: b"## Response" in out)
             status, stdout = await dump.stop()
     assert status == 0
-    assert b"\x1b" not in stdout and b"\x07" not in stdout
+    assert b"\x1b" not in stdout
+    assert b"\x07" not in stdout
     text = stdout.decode()
     assert "X-Note: clip\\x1b]52;c;cGF5bG9hZA==\\x1b\\" in text
     assert "X-Title: \\x1b]0;pwned\\x07" in text
@@ -81,7 +82,8 @@ async def test_plain_dump_escapes_on_a_terminal_and_keeps_bytes_on_a_pipe(lab: L
             await curl(url(lab.ns_ip, "/"), *HOSTILE_HEADERS)
             await dump.wait_for_stdout(lambda out: b"X-Title" in out)
             _status, piped = await dump.stop()
-    assert b"\x1b" not in shown and b"\x07" not in shown
+    assert b"\x1b" not in shown
+    assert b"\x07" not in shown
     assert b"X-Title: \\x1b]0;pwned\\x07" in shown
     # A pipe or a file gets mirrord's output: the bytes as they were sent.
     assert f"X-Title: {OSC0}".encode() in piped
@@ -137,4 +139,5 @@ async def test_record_with_force_replaces_a_file_and_makes_it_private(
     assert status == 0, stderr
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
     written = output.read_bytes()
-    assert written.startswith(b'{"podtap":') and b'"type":"data"' in written
+    assert written.startswith(b'{"podtap":')
+    assert b'"type":"data"' in written

@@ -25,7 +25,8 @@ def decoded(kind: SecretKind) -> tuple[Connection, Exchange]:
     store.apply(secret_script([kind]).updates())
     (connection,) = store.connections.values()
     (exchange,) = connection.exchanges
-    assert exchange.error is None and exchange.response is not None
+    assert exchange.error is None
+    assert exchange.response is not None
     return connection, exchange
 
 

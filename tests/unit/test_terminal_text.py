@@ -57,4 +57,5 @@ def test_nothing_that_drives_a_terminal_is_left(text: str) -> None:
             assert not 0x7F <= code <= 0x9F
             assert not 0xD800 <= code <= 0xDFFF
         assert "\r" not in shown.replace("\r\n", "")
-    assert "\n" not in one_line(text) and "\t" not in one_line(text)
+    assert "\n" not in one_line(text)
+    assert "\t" not in one_line(text)
