@@ -103,13 +103,14 @@ OSC0 = "\x1b]0;pwned\x07"
 
 
 def escape_script() -> Script:
-    """A request and a response carrying escape sequences in header values and bodies."""
+    """A request and a response carrying escape sequences in header values and bodies (the
+    request's body long enough to be shown as text, not hex)."""
     s = Script().hello()
     s.open(0, "198.18.0.1", 41000)
     s.exchange(
         0,
         request("POST", "/upload", [("X-Note", f"clip{OSC52}"), ("Content-Type", "text/plain")],
-                f"title{OSC0}body".encode()),
+                f"title{OSC0}body {'of text ' * 30}".encode()),
         response(200, f"reply{OSC0}".encode(), [("X-Reply", f"t{OSC0}")],
                  content_type="text/plain"),
     )

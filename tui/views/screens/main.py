@@ -379,6 +379,8 @@ class MainScreen(Screen[None]):
 
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
+        self.exchanges_table.reveal_secrets = self.reveal_secrets
+        self.exchanges_table.refresh()
         self._draw_detail(keep_scroll=True)
 
     def action_clear(self) -> None:
