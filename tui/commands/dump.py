@@ -47,8 +47,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--reveal", action="store_true",
-        help="with --http: print Authorization, Cookie and other secret header values as "
-        "sent (masked by default)",
+        help="with --http: print secrets (credentials in headers and URLs; see "
+        "docs/secrets.md) as sent (masked by default)",
     )
     parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
