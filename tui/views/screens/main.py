@@ -396,7 +396,7 @@ class MainScreen(Screen[None]):
 
         def written(sentence: str | None) -> None:
             if sentence:
-                self.notify(sentence, title="Written")
+                self.notify(one_line(sentence), title="Written", markup=False)
 
         self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
                                              now=self.clock()), written)
