@@ -7,6 +7,7 @@ import shlex
 
 from tui.model.flows import Connection, Exchange
 from tui.model.secrets import mask, mask_body, mask_url
+from tui.model.terminal_text import one_line
 
 # Headers curl writes itself from the command line (the URL, the body).
 _IMPLIED = frozenset({"host", "content-length", "transfer-encoding"})
@@ -34,8 +35,8 @@ def as_curl(
     if request.method == "HEAD":
         first.append("--head")
     elif request.method and (request.method != "GET" or request.body_length):
-        first += ["-X", shlex.quote(request.method)]
-    first.append(shlex.quote(url))
+        first += ["-X", _shell_quote(request.method)]
+    first.append(_shell_quote(url))
     lines = [" ".join(first)]
     for name, value in request.headers:
         if name.lower() in _IMPLIED:
@@ -74,5 +75,17 @@ def _is_text(data: bytes) -> bool:
 
 
 def _shell_quote(text: str) -> str:
-    """Header lines are printable text (h11 refuses control characters in them)."""
-    return shlex.quote(text)
+    """``text`` as one shell word. A header may carry control characters (h11 lets ESC
+    through): those are written as ``$'\\x1b'`` escapes of their UTF-8 bytes, so the command
+    pasted into a terminal holds none (``\\x1b[201~`` would end a bracketed paste early)."""
+    if one_line(text) == text:
+        return shlex.quote(text)
+    return "$'" + "".join(_ansi_c_escaped(char) for char in text) + "'"
+
+
+def _ansi_c_escaped(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if one_line(char) == char:
+        return char
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))

@@ -135,7 +135,8 @@ class HeaderInventoryScreen(Screen[None]):
         name = self.names.cursor_key
         values = [] if name is None else self.store.header_inventory.values(name)
         self.values.show(values, stick_to_first=first)
-        self.values.border_title = f"values of {name}" if name else "values"
+        # Text, not a str: a str title is markup, and header names come from the network.
+        self.values.border_title = Text(f"values of {one_line(name)}") if name else "values"
         self._draw_choice()
 
     @on(LiveTable.Highlighted, "#header-names")
