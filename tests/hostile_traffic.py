@@ -74,6 +74,10 @@ SECRET_KINDS = [
                False, True),
     SecretKind("oauth callback code and state", request("GET", f"/cb?code={MARK}&state=abc"),
                response(204), True, True),
+    SecretKind("a malformed head quoting a key",
+               f"GET / HTTP/1.1\r\nHost: shop\r\nX-Api-Key : {MARK}\r\n\r\n".encode(),
+               # Only the error quotes it: the request's headers could not be decoded.
+               response(204), False, True),
     SecretKind("jwt signature", request("GET", "/", [("X-Forwarded-Jwt", JWT)]), response(204),
                True, True),
     SecretKind("bearer jwt", request("GET", "/", [("Authorization", f"Bearer {JWT}")]),

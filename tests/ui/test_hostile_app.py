@@ -50,8 +50,7 @@ async def test_every_secret_kind_is_masked_in_the_detail_and_raw_views_until_s()
         assert MARK not in screen_text(app)
         await pilot.press("s")
         revealed = await every_pane(app, pilot)
-    for kind in SECRET_KINDS:
-        assert kind.request.split(b"\r\n")[0].decode() in revealed or kind.name
+    # Each kind shows its secret again, in the detail pane or the raw view (or both).
     assert revealed.count(MARK) >= len(SECRET_KINDS)
 
 

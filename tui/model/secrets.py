@@ -45,6 +45,8 @@ _URL_IN_TEXT = re.compile(r"(?:https?|wss?)://[^\s\"'<>]+|(?<![\w/])/[^\s\"'<>]*
 _PAIR_IN_TEXT = re.compile(r"(?:(?<=[?&;#\s])|^)([\w.\-\[\]]{1,100})=([^&;#\s]*)", re.MULTILINE)
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,100})"(\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)')
 _HEADER_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):([ \t]*)(.*?)(\r?)$", re.MULTILINE)
+# "Name: value" inside a line (an error quoting a header, a log line in a body).
+_NAMED_VALUE = re.compile(r"(?<![\w-])([\w-]{1,100})([ \t]*:[ \t]*)([^'\"\r\n]*)")
 
 
 def is_secret(name: str) -> bool:
@@ -173,9 +175,11 @@ def mask_body(body: bytes, content_type: str) -> bytes:
 
 
 def mask_text(text: str) -> str:
-    """Free text (a connection's raw bytes, a body of unknown kind): header lines, URLs,
-    ``name=value`` pairs, JSON members and JWTs, masked where the policy says."""
+    """Free text (a connection's raw bytes, a body of unknown kind, an error quoting what it
+    could not parse): header lines and ``Name: value`` inside lines, URLs, ``name=value``
+    pairs, JSON members and JWTs, masked where the policy says."""
     text = _HEADER_LINE.sub(_masked_header_line, text)
+    text = _NAMED_VALUE.sub(_masked_named_value, text)
     text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group()), text)
     text = _PAIR_IN_TEXT.sub(_masked_text_pair, text)
     text = _JSON_PAIR.sub(_masked_json_pair, text)
@@ -185,6 +189,13 @@ def mask_text(text: str) -> str:
 def _masked_header_line(match: re.Match[str]) -> str:
     name, space, value, cr = match.groups()
     return f"{name}:{space}{mask(name, value)}{cr}"
+
+
+def _masked_named_value(match: re.Match[str]) -> str:
+    name, colon, value = match.groups()
+    if not is_secret(name):
+        return match.group()
+    return f"{name}{colon}{mask(name, value)}"
 
 
 def _masked_text_pair(match: re.Match[str]) -> str:

@@ -26,7 +26,7 @@ import msgspec
 from agent.errors import UserError
 from agent.events import AnyEvent
 from tui.model.flows import Connection, Exchange, Message, Request, Response
-from tui.model.secrets import MASK, mask, mask_body, mask_url
+from tui.model.secrets import MASK, mask, mask_body, mask_text, mask_url
 from tui.model.timestamps import plausible_duration, plausible_time
 from tui.output.replay import ReplayNumbering, connection_events
 
@@ -196,7 +196,7 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
     if exchange.incomplete:
         notes.append("bytes of this exchange were not captured")
     if exchange.error:
-        notes.append(exchange.error)
+        notes.append(exchange.error if reveal else mask_text(exchange.error))
     if notes:
         entry["_incomplete"] = exchange.response is None or exchange.incomplete
         entry["comment"] = "; ".join(notes)

@@ -40,7 +40,7 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange
-from tui.model.secrets import mask_url, masked_headers
+from tui.model.secrets import mask_text, mask_url, masked_headers
 from tui.model.store import Store, StoreChange
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.sources.session import AgentEvent, Update
@@ -238,7 +238,7 @@ class ExchangeTextFormatter:
                 f" to {address(conn.server, conn.server_port)}"
             )
         request = exchange.request
-        lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
+        lines = [f"{self._mark(exchange)}Request {ident}{where}{self._flags(exchange)}"]
         if request.method:
             target = request.target if self.reveal else mask_url(request.target)
             lines.append(f"{request.method} {target} HTTP/{request.http_version}")
@@ -254,9 +254,14 @@ class ExchangeTextFormatter:
         latency = exchange.latency_ms
         timing = f" ({latency:.1f} ms)" if latency is not None else ""
         lines = [one_line(f"{self._mark(exchange)}Response {ident} {status}{timing}"
-                          f"{_flags(exchange)}")]
+                          f"{self._flags(exchange)}")]
         lines += self._header_lines(response.headers)
         return "\n".join(lines) + "\n\n"
+
+    def _flags(self, exchange: Exchange) -> str:
+        # A decoding error quotes the bytes it could not parse, secrets included.
+        flags = _flags(exchange)
+        return flags if self.reveal else mask_text(flags)
 
     def _header_lines(self, headers: list[tuple[str, str]]) -> list[str]:
         if not self.reveal:

@@ -133,7 +133,9 @@ def exchange_view(exchange: Exchange, connection: Connection, *, reveal: bool) -
         facts.append(f"  {cells.latency(exchange.latency_ms)}")
     parts: list[RenderableType] = [request_line(request, reveal), facts]
     if exchange.error:
-        parts.append(Text(f"malformed: {one_line(exchange.error)}", style="bold red"))
+        # The error quotes the bytes it could not parse, secrets included.
+        error = exchange.error if reveal else mask_text(exchange.error)
+        parts.append(Text(f"malformed: {one_line(error)}", style="bold red"))
     if exchange.incomplete:
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
     if exchange.upgraded:
