@@ -21,10 +21,10 @@ from tests.ui.fakes import shop_updates
 from tui.cli import main
 from tui.model.store import Store
 from tui.model.timestamps import LATEST
+from tui.model.updates import AgentEvent
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.recording import write_view
 from tui.sources.recording import RecordingSession, read_updates
-from tui.sources.session import AgentEvent
 from tui.views.widgets.detail import clock_time
 
 pytestmark = pytest.mark.timeout(60)

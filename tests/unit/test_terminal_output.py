@@ -14,8 +14,8 @@ from tests.hostile_traffic import OSC0, OSC52, escape_script
 from tui.commands.dump import make_writer
 from tui.model.curl import as_curl
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.text import ExchangeTextFormatter, TextFormatter, TextWriter
-from tui.sources.session import AgentEvent
 from tui.targets import parse_target
 
 pytestmark = pytest.mark.timeout(30)

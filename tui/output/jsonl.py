@@ -22,7 +22,7 @@ from agent.errors import UserError
 from agent.events import AnyEvent
 from agent.wire import decode_json, encode_json
 from tui.model.timestamps import plausible_time
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 
 class RecordingHeader(msgspec.Struct, forbid_unknown_fields=False):

@@ -43,7 +43,7 @@ from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask_text, mask_url, masked_headers
 from tui.model.store import Store, StoreChange
 from tui.model.terminal_text import one_line, terminal_safe
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 _CLOSE_REASONS = {
     "fin": "",
