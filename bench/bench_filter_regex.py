@@ -16,6 +16,7 @@ Two figures, each the median CPU time of --runs, contenders interleaved round by
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import statistics
 import sys
@@ -53,7 +54,7 @@ def median_of(runs: int, contenders: dict[str, Callable[[int], object]]) -> dict
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for run in range(runs):
         for name, work in contenders.items():
-            times[name].append(cpu(lambda work=work, run=run: work(run)))
+            times[name].append(cpu(functools.partial(work, run)))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -69,10 +70,14 @@ def hostile(runs: int) -> None:
             return "/" + "a" * length + f"!{run}.{call}"
 
         calls = [[exchange(path(run, call)) for call in range(100)] for run in range(runs)]
-        figures = median_of(runs, {
-            "re": lambda run, path=path: python.search(path(run)),
-            "podtap": lambda run, calls=calls: [podtap.evaluate(conn, ex) for ex in calls[run]],
-        })
+
+        def with_re(run: int, path: Callable[[int], str] = path) -> object:
+            return python.search(path(run))
+
+        def with_podtap(run: int, calls: list[list[Exchange]] = calls) -> object:
+            return [podtap.evaluate(conn, ex) for ex in calls[run]]
+
+        figures = median_of(runs, {"re": with_re, "podtap": with_podtap})
         per_call = figures["podtap"] / 100
         ratio = figures["re"] / max(per_call, 1e-9)
         print(f"  {length:>6}  {figures['re'] * 1000:>10.1f}ms  "

@@ -18,6 +18,7 @@ does not leak the secret's length either.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from urllib.parse import parse_qsl
@@ -49,6 +50,7 @@ _HEADER_LINE = re.compile(r"^([!#$%&'*+.^_`|~0-9A-Za-z-]+):([ \t]*)(.*?)(\r?)$",
 _NAMED_VALUE = re.compile(r"(?<![\w-])([\w-]{1,100})([ \t]*:[ \t]*)([^'\"\r\n]*)")
 
 
+@functools.lru_cache(maxsize=4096)  # a few names recur in every message
 def is_secret(name: str) -> bool:
     """Whether a header, query parameter, form field or JSON key named ``name`` is secret."""
     lowered = name.lower()
