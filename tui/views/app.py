@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from agent.errors import UserError
 from tui.model.store import Store, StoreChange
+from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, Update
 from tui.sources.session import Session
 from tui.views.collector import FrozenSurvivors
@@ -113,7 +114,8 @@ class PodtapApp(App[None]):
                 await self._decode(batch)
             await self._decoded()
         except UserError as error:
-            self.notify(str(error), title="The stream stopped", severity="error", timeout=60)
+            self.notify(terminal_safe(str(error)), title="The stream stopped", severity="error",
+                        timeout=60, markup=False)
         self.stream_ended = True
         self.draw()
         self.main_screen.catch_up(now=True)

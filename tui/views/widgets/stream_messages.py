@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from tui.model.flows import StreamMessage
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
 
 MESSAGES_SHOWN = 200
@@ -31,7 +32,7 @@ def message_line(message: StreamMessage) -> Text:
     line.append(f" {cells.size(message.length)}B", style="dim")
     if message.note:
         line.append(
-            f"  {message.note}",
+            f"  {one_line(message.note)}",
             style="italic yellow"
             if "lost" in message.note or "loss" in message.note
             else "italic dim",
@@ -45,7 +46,7 @@ def message_payload(message: StreamMessage) -> Text | None:
         return None
     if message.kind != "binary":
         try:
-            text = Text("  " + data.decode("utf-8"))
+            text = Text("  " + terminal_safe(data.decode("utf-8")))
         except UnicodeDecodeError:
             text = None
         if text is not None:
