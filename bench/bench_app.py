@@ -132,6 +132,8 @@ class MeasuredApp(PodtapApp):
 
     action_done: float | None = None
     frame_after_action: float | None = None
+    cpu_at_frame = 0.0
+    """The loop thread's CPU time when that frame was drawn."""
     framed = asyncio.Event()
 
     async def run_action(
@@ -147,6 +149,7 @@ class MeasuredApp(PodtapApp):
         if renderable is not None and self.action_done is not None \
                 and self.frame_after_action is None:
             self.frame_after_action = time.perf_counter()
+            self.cpu_at_frame = time.thread_time()
             self.framed.set()
 
 
@@ -169,7 +172,13 @@ class CollectorPasses:
         longest = sorted(self.durations, reverse=True)[:3]
         total = sum(ms for ms, _ in self.durations)
         shown = ", ".join(f"{ms:.0f} ms (gen {gen})" for ms, gen in longest)
-        return f"{len(self.durations):,} passes, {total / 1000:.1f} s in all, longest {shown}"
+        per_generation = ", ".join(
+            f"gen {gen} {sum(1 for _, g in self.durations if g == gen):,} passes "
+            f"{sum(ms for ms, g in self.durations if g == gen) / 1000:.1f} s"
+            for gen in (0, 1, 2)
+        )
+        return (f"{len(self.durations):,} passes, {total / 1000:.1f} s in all ({per_generation}), "
+                f"longest {shown}")
 
 
 def rss_mb() -> float:
@@ -180,20 +189,23 @@ def rss_mb() -> float:
     return 0.0
 
 
-async def press(app: MeasuredApp, key: str) -> float | None:
-    """Send one key as the terminal would; the ms until the frame that shows its effect."""
+async def press(app: MeasuredApp, key: str) -> tuple[float, float] | None:
+    """Send one key as the terminal would; the ms until the frame that shows its effect, and
+    the ms of CPU the loop's thread spent meanwhile (on a busy machine, the part of the wait
+    that is podtap's own work)."""
     app.action_done = app.frame_after_action = None
     app.framed.clear()
     char = {"space": " ", "j": "j", "k": "k", "r": "r", "s": "s", "H": "H"}.get(key)
     assert app._driver is not None
     start = time.perf_counter()
+    cpu = time.thread_time()
     app._driver.send_message(events.Key(key, char))
     try:
         await asyncio.wait_for(app.framed.wait(), 2.0)
     except TimeoutError:
         return None
     assert app.frame_after_action is not None
-    return (app.frame_after_action - start) * 1000
+    return (app.frame_after_action - start) * 1000, (app.cpu_at_frame - cpu) * 1000
 
 
 async def run(seconds: float, rate: int, prefill: int) -> None:
@@ -205,24 +217,29 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         print(f"prefill: {prefill:,} exchanges in {time.monotonic() - began:.1f} s")
     app = MeasuredApp(session, store=store)
     latencies: list[float] = []
+    cpu_costs: list[float] = []
     by_key: dict[str, list[float]] = {}
     missed = 0
     passes = CollectorPasses()
     gc.callbacks.append(passes)
     async with app.run_test(size=(160, 45)):
         started = time.monotonic()
+        cpu_started = time.process_time()
         index = 0
         while time.monotonic() - started < seconds:
             await asyncio.sleep(0.2)
             key = KEYS[index % len(KEYS)]
-            latency = await press(app, key)
+            measured = await press(app, key)
             index += 1
-            if latency is None:
+            if measured is None:
                 missed += 1
             else:
+                latency, cpu = measured
                 latencies.append(latency)
+                cpu_costs.append(cpu)
                 by_key.setdefault(key, []).append(latency)
         elapsed = time.monotonic() - started
+        cores = (time.process_time() - cpu_started) / elapsed
         offered = session.exchanges - prefill
         decoded = store.exchange_count + store.dropped_exchanges - prefill
         print(f"feed: {offered:,} exchanges offered in {elapsed:.1f} s ({rate:,}/s asked), "
@@ -236,6 +253,10 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     print(f"keystroke to screen: {len(latencies)} keys, p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
           f"max {latencies[-1]:.1f} ms, {missed} without a frame within 2 s")
+    cpu_costs.sort()
+    print(f"loop CPU per keystroke: p50 {statistics.median(cpu_costs):.1f} ms, "
+          f"p95 {cpu_costs[int(len(cpu_costs) * 0.95) - 1]:.1f} ms; "
+          f"the process used {cores:.2f} cores")
     slowest = sorted(by_key.items(), key=lambda item: -statistics.median(item[1]))[:4]
     print("slowest keys (median, max): " + ", ".join(
         f"{key} {statistics.median(ms):.0f}/{max(ms):.0f} ms" for key, ms in slowest))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 Clock = Callable[[], float]
 
-FREEZE_INTERVAL = 0.5
+FREEZE_INTERVAL = 0.25
 """Seconds between two freezes while traffic flows: what is made in between is walked by the
 collector's passes until then, so this bounds how long a pass can take."""
 
