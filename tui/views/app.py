@@ -44,7 +44,8 @@ BACKLOG_POLL = 0.02
 """Seconds between two looks at the decoding backlog while it is full or being drained."""
 
 KEY_QUIET = 0.05
-"""After a keystroke, data redraws step aside this long: its answer is drawn first."""
+"""After a keystroke, decoding and data redraws step aside this long: its answer is drawn
+first."""
 
 
 class PodtapApp(App[None]):
@@ -122,6 +123,7 @@ class PodtapApp(App[None]):
         self.stream_finished.set()
 
     async def _decode(self, batch: Sequence[Update]) -> None:
+        self._raise_decoding_failure()
         decoding = self.decoding
         if decoding is None:
             for start in range(0, len(batch), INGEST_CHUNK):
@@ -148,6 +150,8 @@ class PodtapApp(App[None]):
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
             self._last_input = time.perf_counter()
+            if self._gate is not None:
+                self._gate.shut_for(KEY_QUIET)
         await super().on_event(event)
 
     def apply(self, updates: Sequence[Update]) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import selectors
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,6 +50,7 @@ class IdleGate(selectors.BaseSelector):
         self._loop_idle = False
         self._held = False
         self._closed = False
+        self._shut_until = 0.0
         self.loop_wants_back = False
         """Set when the loop woke while the gate is held: the holder should step out."""
 
@@ -58,6 +60,11 @@ class IdleGate(selectors.BaseSelector):
         if timeout is not None and timeout <= 0:
             # A poll between two ready callbacks: the loop is busy, the gate stays shut.
             return self.selector.select(timeout)
+        shut_for = self._shut_until - time.monotonic()
+        if shut_for > 0:
+            # Answering a key: its action and repaint come first. Waking early is harmless:
+            # the loop finds nothing to do and waits again, with the gate open.
+            return self.selector.select(shut_for if timeout is None else min(timeout, shut_for))
         with self._condition:
             self._loop_idle = True
             self._condition.notify_all()
@@ -91,6 +98,10 @@ class IdleGate(selectors.BaseSelector):
         self.shut()
         self.selector.close()
 
+    def shut_for(self, seconds: float) -> None:
+        """Keep the gate shut this long, even while the loop waits (from the loop's side)."""
+        self._shut_until = time.monotonic() + seconds
+
     # -- the other thread's side ----------------------------------------------------------
 
     def enter(self) -> bool:
@@ -120,8 +131,9 @@ class IdleGate(selectors.BaseSelector):
     def install(cls, loop: asyncio.AbstractEventLoop) -> IdleGate | None:
         """Wrap ``loop``'s selector; None when the loop has none (not a selector loop)."""
         selector = getattr(loop, "_selector", None)
-        if isinstance(selector, IdleGate):
-            return selector
+        if isinstance(selector, IdleGate):  # left by an app that did not unmount: replaced
+            selector.shut()
+            selector = selector.selector
         if not isinstance(selector, selectors.BaseSelector):
             return None
         gate = cls(selector)
