@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
+import os
 import resource
 import statistics
 import sys
@@ -244,7 +246,14 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         # runs (the price of freezing survivors).
         gc.collect()
         gc.unfreeze()
+        if os.environ.get("BENCH_GARBAGE_TYPES"):
+            gc.set_debug(gc.DEBUG_SAVEALL)
         frozen_garbage = gc.collect()
+        if gc.garbage:
+            print(collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(8),
+                  sum(sys.getsizeof(o) for o in gc.garbage) // 1024, "KiB")
+            gc.garbage.clear()
+            gc.set_debug(0)
         offered = session.exchanges - prefill
         decoded = store.exchange_count + store.dropped_exchanges - prefill
         print(f"feed: {offered:,} exchanges offered in {elapsed:.1f} s ({rate:,}/s asked), "

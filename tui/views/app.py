@@ -97,9 +97,12 @@ class PodtapApp(App[None]):
         self._gate = IdleGate.install(asyncio.get_running_loop())
         if self._gate is not None:
             self.decoding = DecodingThread(self.store, self._gate, self._applied,
-                                           tend=self.collector.tend)
+                                           tend=self._tend_collector)
             self.decoding.start()
         self.ingest_updates()
+
+    def _tend_collector(self) -> None:
+        self.collector.tend(quiet_for=time.perf_counter() - self._last_input)
 
     def on_unmount(self) -> None:
         if self.decoding is not None:
@@ -128,7 +131,7 @@ class PodtapApp(App[None]):
         if decoding is None:
             for start in range(0, len(batch), INGEST_CHUNK):
                 self.apply(batch[start:start + INGEST_CHUNK])
-                self.collector.tend()
+                self._tend_collector()
                 await asyncio.sleep(0)
             return
         decoding.put(batch)

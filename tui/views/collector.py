@@ -1,13 +1,18 @@
 """How the app runs Python's cyclic garbage collector: survivors are frozen, so that a pass
-never walks the store.
+never walks the store, and the frozen heap is swept only while nobody types.
 
 The store holds up to 100,000 exchanges: close to a million objects the collector tracks. A
 full pass over them takes half a second, and CPython starts one whenever a quarter as many new
 objects survived, which under a busy service is every few seconds: the screen froze for that
-long, in the middle of someone's keystrokes. Almost nothing the store keeps is cyclic garbage
-later (an evicted exchange or connection is freed by its reference count), so the app collects
-what is young, then moves every survivor to the permanent generation, which passes skip. A pass
-then only walks what was made since the last freeze: a few milliseconds.
+long, in the middle of someone's keystrokes. Nothing the store lets go of is cyclic garbage
+(an evicted exchange or connection is freed by its reference count), so the app collects what
+is young, then moves every survivor to the permanent generation, which passes skip. A pass
+then only walks what was made since the last freeze.
+
+What the screen draws is another matter: Textual's rendered lines refer to themselves, so a
+line that was on screen (or in a cache) when a freeze came, and is dropped later, is garbage
+no pass reaches. That is what the sweep is for: everything thawed and collected at once, at
+most once a SWEEP_INTERVAL, once the keyboard has been quiet for SWEEP_AFTER_QUIET.
 """
 
 from __future__ import annotations
@@ -18,9 +23,17 @@ from collections.abc import Callable
 
 Clock = Callable[[], float]
 
-FREEZE_INTERVAL = 0.25
-"""Seconds between two freezes while traffic flows: what is made in between is walked by the
-collector's passes until then, so this bounds how long a pass can take."""
+FREEZE_INTERVAL = 1.0
+"""Seconds between two freezes while traffic flows. Shorter makes the pass before each freeze
+shorter (it walks what was made since the last one), but freezes more of the screen's lines
+that will be garbage soon after."""
+
+SWEEP_INTERVAL = 60.0
+"""Seconds between two sweeps at most: a sweep walks the whole heap (half a second with the
+store full)."""
+
+SWEEP_AFTER_QUIET = 5.0
+"""Seconds without a key before a sweep may start: someone reading the screen, not typing."""
 
 YOUNG_THRESHOLD = 10_000
 """Allocations between two passes over the youngest generation (CPython's default is 700):
@@ -30,15 +43,17 @@ them every 700 allocations is work thrown away."""
 
 class FrozenSurvivors:
     """The collector policy while the app runs: ``start`` when it has started, ``tend`` often
-    (it freezes at most every FREEZE_INTERVAL), ``stop`` when it exits (everything is thawed, so
-    that what the app leaves behind is collected as usual)."""
+    (it freezes or sweeps when due), ``stop`` when it exits (everything is thawed, so that what
+    the app leaves behind is collected as usual)."""
 
     def __init__(self, interval: float = FREEZE_INTERVAL, clock: Clock = time.monotonic) -> None:
         self.interval = interval
         self.clock = clock
         self.freezes = 0
+        self.sweeps = 0
         self._thresholds: tuple[int, int, int] | None = None
         self._frozen_at = 0.0
+        self._swept_at = 0.0
 
     @property
     def active(self) -> bool:
@@ -50,10 +65,17 @@ class FrozenSurvivors:
         self._thresholds = gc.get_threshold()
         _, middle, oldest = self._thresholds
         gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
+        self._swept_at = self.clock()
         self._freeze()
 
-    def tend(self) -> None:
-        if self._thresholds is not None and self.clock() - self._frozen_at >= self.interval:
+    def tend(self, quiet_for: float = 0.0) -> None:
+        """Freeze or sweep if it is time; ``quiet_for``: seconds since the last key."""
+        if self._thresholds is None:
+            return
+        now = self.clock()
+        if quiet_for >= SWEEP_AFTER_QUIET and now - self._swept_at >= SWEEP_INTERVAL:
+            self._sweep()
+        elif now - self._frozen_at >= self.interval:
             self._freeze()
 
     def stop(self) -> None:
@@ -70,3 +92,9 @@ class FrozenSurvivors:
         gc.freeze()
         self.freezes += 1
         self._frozen_at = self.clock()
+
+    def _sweep(self) -> None:
+        gc.unfreeze()
+        self._freeze()
+        self.sweeps += 1
+        self._swept_at = self._frozen_at
