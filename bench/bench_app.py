@@ -242,6 +242,7 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
                 by_key.setdefault(key, []).append(latency)
         elapsed = time.monotonic() - started
         cores = (time.process_time() - cpu_started) / elapsed
+        gc.callbacks.remove(passes)
         # What was frozen and has become cyclic garbage since: never collected while the app
         # runs (the price of freezing survivors).
         gc.collect()
@@ -274,7 +275,6 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
     slowest = sorted(by_key.items(), key=lambda item: -statistics.median(item[1]))[:4]
     print("slowest keys (median, max): " + ", ".join(
         f"{key} {statistics.median(ms):.0f}/{max(ms):.0f} ms" for key, ms in slowest))
-    gc.callbacks.remove(passes)
     print(f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were "
           "frozen")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
