@@ -1,0 +1,55 @@
+"""Find: smart-case literal text, looked for in every part of an exchange that is shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.model.find import make_needle, next_index
+from tui.model.flows import Exchange, Request, Response, StreamMessage
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def exchange(body: bytes = b"", header: tuple[str, str] = ("Accept", "*/*")) -> Exchange:
+    request = Request(headers=[header], body=body, method="POST", target="/orders?id=1")
+    response = Response(headers=[("Content-Type", "text/plain")], status=201, reason="Created")
+    return Exchange(("local", 0), 0, request, response)
+
+
+def test_smart_case_and_literal_text() -> None:
+    lower = make_needle("order 4711")
+    upper = make_needle("Order 4711")
+    dotted = make_needle("a.c")
+    assert lower is not None
+    assert upper is not None
+    assert dotted is not None
+    assert lower.mentions(exchange(b'{"note": "ORDER 4711"}'))
+    assert not upper.mentions(exchange(b'{"note": "ORDER 4711"}'))
+    assert not dotted.mentions(exchange(b"abc"))
+    assert make_needle("") is None
+
+
+def test_every_shown_part_is_searched() -> None:
+    def found(text: str, ex: Exchange) -> bool:
+        needle = make_needle(text)
+        assert needle is not None
+        return needle.mentions(ex)
+
+    assert found("post /orders", exchange())
+    assert found("accept: */*", exchange())
+    assert found("x-tenant", exchange(header=("X-Tenant", "acme")))
+    assert found("201 created", exchange())
+    assert found("text/plain", exchange())
+    assert not found("nowhere", exchange(b"body"))
+    ws = exchange()
+    ws.messages.append(StreamMessage("out", 1.0, "text", b"price update 42", 15))
+    assert found("update 42", ws)
+
+
+def test_next_index_stops_at_either_end() -> None:
+    assert next_index(0, None, True) is None
+    assert next_index(3, None, True) == 0
+    assert next_index(3, None, False) == 2
+    assert next_index(3, 1, True) == 2
+    assert next_index(3, 2, True) is None
+    assert next_index(3, 0, False) is None
