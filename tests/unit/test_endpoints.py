@@ -95,3 +95,21 @@ def test_endpoints_are_bounded() -> None:
     assert table.endpoints[("*", OTHER_ROUTE)].requests == 20
     table.clear()
     assert not table.endpoints
+
+
+def test_the_stats_text() -> None:
+    from tui.output.stats import endpoints_text, milliseconds
+
+    assert endpoints_text([], 0.0) == "## endpoints: no requests seen\n"
+    events: list[AnyEvent] = [opened(1, ts=10.0)]
+    events += exchange(1, "/a/1", 200, 10.0, 0.0004)
+    events += exchange(1, "/a/2", 503, 11.0, 0.250)
+    table = fed(*events)
+    lines = endpoints_text(table.sorted("requests", 12.0), 12.0).splitlines()
+    assert lines[0].split() == [
+        "METHOD", "ENDPOINT", "PROTO", "REQS", "RATE/S(10s)", "4XX", "5XX", "P50", "P95", "P99"
+    ]
+    assert lines[1].split()[:7] == ["GET", "/a/{id}", "http", "2", "0.2", "0", "1"]
+    assert [milliseconds(v) for v in (None, 0.4, 12.34, 250.0, 12_500.0)] == [
+        "-", "400µs", "12.3ms", "250ms", "12.5s"
+    ]
