@@ -458,6 +458,28 @@ class Store:
         shown = self._shown_exchange
         return [ex for ex in conn.exchanges if shown.get(ex, True)]
 
+    def visible_exchanges_in_order(self) -> list[Exchange]:
+        """Every exchange the filter lets through, across connections, oldest first.
+
+        Walks the record of which connection each exchange was added to (creation order, no
+        sort): the n-th entry for a connection is its n-th exchange still held.
+        """
+        shown = self._shown_exchange
+        live = self.connections
+        taken: dict[ConnectionKey, int] = {}
+        found: list[Exchange] = []
+        for owner in self._exchange_owners:
+            key = owner.key
+            if live.get(key) is not owner:
+                continue  # evicted with its connection
+            index = taken.get(key, 0)
+            taken[key] = index + 1
+            if index < len(owner.exchanges):
+                exchange = owner.exchanges[index]
+                if shown.get(exchange, True):
+                    found.append(exchange)
+        return found
+
     def matches(self, connection: Connection) -> bool:
         return connection.key in self._visible
 

@@ -3,29 +3,23 @@ or a connection's raw bytes (hex or text) when it is not HTTP or the user asks f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
-from rich.json import JSON
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
-from textual import events
 from textual.binding import Binding, BindingType
-from textual.strip import Strip
 
+from tui.model.bodies import BodyMode
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.views import cells
-from tui.views.widgets.line_scroll import LineScrollView
+from tui.views.widgets.block_view import Block, BlockView, BodyBlock
 
 Masker = Callable[[str, str], str]
 """(header name, value) -> what to show: the value, or a mask for secrets."""
-
-BODY_SHOWN = 16_384
-"""Bytes of a body rendered; more is slow to lay out and nobody reads it in a pane."""
 
 RAW_SHOWN = 8_192
 
@@ -54,31 +48,20 @@ def _content_type(message: Message) -> str:
     return (message.header("content-type") or "").split(";")[0].strip().lower()
 
 
-def body_view(message: Message) -> RenderableType | None:
+def body_blocks(title: str, message: Message, mode: BodyMode) -> list[Block]:
+    """A body's section: its title, the body (rendered when drawn), and what was left out."""
     if not message.body_length:
-        return None
-    body = message.body[:BODY_SHOWN]
-    parts: list[RenderableType] = []
-    kind = _content_type(message)
-    text: str | None
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and ("json" in kind or text.lstrip()[:1] in ("{", "[")):
-        try:
-            parts.append(JSON.from_data(json.loads(text), indent=2))
-        except ValueError:
-            parts.append(Text(text))
-    elif text is not None and _mostly_text(text):
-        parts.append(Text(text))
-    else:
-        parts.append(hex_dump(body))
-    if message.body_length > len(body):
-        parts.append(Text(
-            f"… {len(body):,} of {message.body_length:,} bytes shown", style="dim italic"
+        return []
+    blocks: list[Block] = [
+        section(f"{title} ({cells.size(message.body_length)}B)"),
+        BodyBlock(message.body, message.header("content-type") or "", mode),
+    ]
+    if message.body_truncated:
+        blocks.append(Text(
+            f"… the first {len(message.body):,} of {message.body_length:,} bytes were kept",
+            style="dim italic",
         ))
-    return Group(*parts)
+    return blocks
 
 
 def _mostly_text(text: str) -> bool:
@@ -115,7 +98,10 @@ def status_line(response: Response) -> Text:
     return line
 
 
-def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> RenderableType:
+def exchange_view(
+    exchange: Exchange, connection: Connection, mask: Masker, mode: BodyMode = "auto"
+) -> list[Block]:
+    """The request (line, facts, headers, body), then the response, as blocks of a view."""
     request = exchange.request
     facts = Text(style="dim")
     facts.append(f"#{exchange.index}  {clock_time(exchange.started)}  ")
@@ -132,21 +118,18 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
         parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
                           style="cyan"))
     parts += [section("request headers"), headers_table(request, mask)]
-    body = body_view(request)
-    if body is not None:
-        parts += [section(f"request body ({cells.size(request.body_length)}B)"), body]
+    blocks: list[Block] = [Group(*parts), *body_blocks("request body", request, mode)]
     response = exchange.response
-    parts.append(Text())
     if response is None:
-        parts.append(Text("waiting for the response…", style="dim italic"))
-        return Group(*parts)
+        blocks.append(Text("\nwaiting for the response…", style="dim italic"))
+        return blocks
+    head: list[RenderableType] = [Text()]
     for early in exchange.informational:
-        parts.append(status_line(early))
-    parts += [status_line(response), section("response headers"), headers_table(response, mask)]
-    body = body_view(response)
-    if body is not None:
-        parts += [section(f"response body ({cells.size(response.body_length)}B)"), body]
-    return Group(*parts)
+        head.append(status_line(early))
+    head += [status_line(response), section("response headers"), headers_table(response, mask)]
+    blocks.append(Group(*head))
+    blocks += body_blocks("response body", response, mode)
+    return blocks
 
 
 def _raw_direction(title: str, data: bytes | bytearray, total: int) -> list[RenderableType]:
@@ -201,11 +184,11 @@ def connection_facts(connection: Connection) -> RenderableType:
     return Group(*lines)
 
 
-class DetailPane(LineScrollView, can_focus=True):
+class DetailPane(BlockView, can_focus=True):
     """Shows whatever the main screen hands it; it keeps no model state of its own.
 
-    The renderable is turned into lines once per change (and per width), then only the lines
-    on screen are drawn: a new selection repaints this pane alone, not the screen's layout.
+    Blocks are turned into lines once per change (and per width), bodies only line by line as
+    they come on screen: a new selection repaints this pane alone, not the screen's layout.
     """
 
     DEFAULT_CSS = """
@@ -226,47 +209,10 @@ class DetailPane(LineScrollView, can_focus=True):
         Binding("end,G", "scroll_end", "Bottom", show=False, id="detail.bottom"),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._renderable: RenderableType = ""
-        self._lines: list[Strip] = []
-        self._rendered_width = -1
-
-    @property
-    def text(self) -> str:
-        """What the pane holds, as plain text (all of it, not only what is on screen)."""
-        self._render_lines()
-        return "\n".join(strip.text.rstrip() for strip in self._lines)
-
-    def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
-        self._renderable = renderable
-        self._rendered_width = -1
-        self._render_lines()
-        if not keep_scroll:
-            self.scroll_to(y=0, animate=False, immediate=True)
-        self.refresh()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._render_lines()
-
-    def _render_lines(self) -> None:
-        width = self.scrollable_content_region.width
-        if width <= 0 or width == self._rendered_width:
-            return
-        self._rendered_width = width
-        console = self.app.console
-        options = console.options.update(width=width, height=None)
-        self._lines = [
-            Strip(line, width)
-            for line in console.render_lines(
-                self._renderable, options, style=self.rich_style, pad=True
-            )
-        ]
-        self.set_content_height(len(self._lines))
-
-    def render_line(self, y: int) -> Strip:
-        index = int(self.scroll_y) + y
-        width = self.scrollable_content_region.width
-        if index >= len(self._lines):
-            return Strip.blank(width, self.rich_style)
-        return self._lines[index].crop_extend(0, width, self.rich_style)
+    def show(
+        self, content: RenderableType | list[Block], *, keep_scroll: bool = False
+    ) -> None:
+        if isinstance(content, list):
+            self.show_blocks(content, keep_scroll=keep_scroll)
+        else:
+            self.show_blocks([content], keep_scroll=keep_scroll)
