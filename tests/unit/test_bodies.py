@@ -150,3 +150,10 @@ def test_no_body_crashes_any_view(body: bytes, content_type: str) -> None:
             text = plain(line)
             assert len(text) <= 80 or mode in ("hex", "auto")
             assert not any(ord(ch) < 32 for ch in text)
+
+
+def test_hex_rows_fit_a_narrow_pane() -> None:
+    rendered = render_body(bytes(range(64)), "", "hex", 60)
+    rows = [plain(line) for line in rendered.lines]
+    assert all(len(row) <= 60 for row in rows)
+    assert rows[1].startswith("0000000c  0c 0d")

@@ -53,3 +53,20 @@ def test_next_index_stops_at_either_end() -> None:
     assert next_index(3, 1, True) == 2
     assert next_index(3, 2, True) is None
     assert next_index(3, 0, False) is None
+
+
+def test_next_mentioning_goes_round() -> None:
+    from tui.model.find import next_mentioning
+
+    exchanges = [exchange(b"x"), exchange(b"invoice 1"), exchange(b"y"), exchange(b"invoice 2")]
+    needle = make_needle("invoice")
+    assert needle is not None
+    assert next_mentioning(exchanges, 1, needle, True) == 3
+    assert next_mentioning(exchanges, 3, needle, True) == 1
+    assert next_mentioning(exchanges, 1, needle, False) == 3
+    assert next_mentioning(exchanges, None, needle, True) == 1
+    assert next_mentioning(exchanges, None, needle, False) == 3
+    lonely = make_needle("invoice 2")
+    assert lonely is not None
+    assert next_mentioning(exchanges, 3, lonely, True) is None
+    assert next_mentioning([], None, needle, True) is None

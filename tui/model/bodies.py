@@ -127,7 +127,7 @@ def auto_mode(body: bytes, content_type: str) -> BodyMode:
 def render_body(body: bytes, content_type: str, mode: BodyMode, width: int) -> RenderedBody:
     """``body`` as lines of at most ``width`` characters, in view ``mode``."""
     if mode == "hex":
-        return RenderedBody("hex", HexDump(body))
+        return RenderedBody("hex", HexDump(body, width))
     if mode == "auto":
         kind = file_type(body)
         if kind is not None:
@@ -151,7 +151,7 @@ def _as_text(body: bytes, width: int, note: str = "") -> RenderedBody:
     text = _text_of(body)
     if text is None:
         why = "not text: shown as hex"
-        return RenderedBody("hex", HexDump(body), f"{note}; {why}" if note else why)
+        return RenderedBody("hex", HexDump(body, width), f"{note}; {why}" if note else why)
     return RenderedBody("text", WrappedText(text, width), note)
 
 

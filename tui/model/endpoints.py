@@ -43,6 +43,8 @@ class Endpoint:
     """Responses with a 5xx status."""
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     last_seen: float = 0.0
+    _percentiles: tuple[int, tuple[float | None, float | None, float | None]] = (0, (None,) * 3)
+    """The last answer and the count it was for: sorting asks for them again and again."""
     _slots: list[int] = field(default_factory=lambda: [0] * WINDOW)
     _slot_seconds: list[int] = field(default_factory=lambda: [-1] * WINDOW)
 
@@ -86,8 +88,13 @@ class Endpoint:
         return self.client_errors + self.server_errors
 
     def percentiles(self) -> tuple[float | None, float | None, float | None]:
-        p50, p95, p99 = self.latency.quantiles((0.50, 0.95, 0.99))
-        return p50, p95, p99
+        """p50, p95 and p99 latency (ms), or None before any response."""
+        count, found = self._percentiles
+        if count != self.latency.count:
+            p50, p95, p99 = self.latency.quantiles((0.50, 0.95, 0.99))
+            found = (p50, p95, p99)
+            self._percentiles = (self.latency.count, found)
+        return found
 
 
 SortKey = Callable[[Endpoint, float], tuple[float, str]]

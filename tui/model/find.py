@@ -9,6 +9,7 @@ through 100,000 exchanges for the next one that matches is a scan of bytes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tui.model.flows import Exchange, Message
@@ -70,3 +71,19 @@ def next_index(count: int, current: int | None, forward: bool) -> int | None:
         return 0 if forward else count - 1
     step = current + (1 if forward else -1)
     return step if 0 <= step < count else None
+
+
+def next_mentioning(
+    exchanges: Sequence[Exchange], current: int | None, needle: Needle, forward: bool
+) -> int | None:
+    """The index of the next exchange after ``current`` (or before it), going round past
+    either end, that mentions ``needle``; None when no other one does."""
+    count = len(exchanges)
+    if current is None:
+        current = -1 if forward else count
+    step = 1 if forward else -1
+    for offset in range(1, count + 1):
+        index = (current + step * offset) % count
+        if index != current and needle.mentions(exchanges[index]):
+            return index
+    return None

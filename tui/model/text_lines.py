@@ -115,23 +115,27 @@ class WrappedText(RowSequence):
 
 
 HEX_ASCII_COLUMN = 59
-"""Where the printable column of a hex row starts: offset (8) + 2 + 16 * 3 - 1 + 2."""
+"""Where the printable column of a 16-byte hex row starts: offset (8) + 2 + 16 * 3 - 1 + 2."""
 
 
 class HexDump(RowSequence):
-    """16 bytes a row: offset, hex pairs, and the printable characters."""
+    """Offset, hex pairs and the printable characters: 16 bytes a row, or fewer (a multiple
+    of 4) when ``width`` is narrower than such a row (75 characters)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, width: int = 80) -> None:
         self._data = data
+        self.per_row = max(4, min(16, (width - 11) // 4 // 4 * 4))
+        self.ascii_column = 11 + 3 * self.per_row
 
     def __len__(self) -> int:
-        return max(1, -(-len(self._data) // 16))
+        return max(1, -(-len(self._data) // self.per_row))
 
     def row(self, index: int) -> Line:
-        chunk = self._data[index * 16 : index * 16 + 16]
-        hex_part = chunk.hex(" ")
+        per_row = self.per_row
+        chunk = self._data[index * per_row : index * per_row + per_row]
+        hex_part = chunk.hex(" ").ljust(per_row * 3 - 1)
         printable = "".join(chr(b) if 32 <= b < 127 else "." for b in chunk)
-        return ((f"{index * 16:08x}  ", "dim"), (f"{hex_part:<47}  ", ""), (printable, "cyan"))
+        return ((f"{index * per_row:08x}  ", "dim"), (f"{hex_part}  ", ""), (printable, "cyan"))
 
     def find(self, pattern: re.Pattern[str]) -> list[tuple[int, int, int]]:
         # Matches are looked for in the bytes (as Latin-1 text) and shown in the printable
@@ -140,11 +144,10 @@ class HexDump(RowSequence):
         for match in pattern.finditer(self._data.decode("latin-1")):
             if match.end() == match.start():
                 continue
-            row, column = divmod(match.start(), 16)
-            start = HEX_ASCII_COLUMN + column
-            found.append(
-                (row, start, min(start + match.end() - match.start(), HEX_ASCII_COLUMN + 16))
-            )
+            row, column = divmod(match.start(), self.per_row)
+            start = self.ascii_column + column
+            end = min(start + match.end() - match.start(), self.ascii_column + self.per_row)
+            found.append((row, start, end))
         return found
 
 

@@ -1,11 +1,12 @@
-"""The main screen: connections on the left; the selected connection's exchanges and the
-selected exchange (or the raw bytes) on the right; the filter prompt and status bar below."""
+"""The main screen: connections (or, after ``tab``, every request) on the left; the selected
+connection's exchanges and the selected exchange (or the raw bytes) on the right; the filter
+prompt (or the find prompt) and status bar below."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -13,18 +14,27 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 
+from tui.model.bodies import BODY_MODES, BodyMode
 from tui.model.curl import as_curl
-from tui.model.filters import Filter
-from tui.model.flows import Connection, Exchange
+from tui.model.endpoints import EndpointKey, EndpointTable
+from tui.model.filters import Filter, parse_filter, quote, regex_escape
+from tui.model.find import Needle, make_needle, next_mentioning
+from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.find_bar import FindBar
 from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import LiveTable
 from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
-from tui.views.widgets.tables import ConnectionsTable, ExchangesTable
+from tui.views.widgets.tables import (
+    ConnectionsTable,
+    ExchangesTable,
+    RequestsTable,
+    exchange_key,
+)
 
 Clock = Callable[[], float]
 
@@ -37,6 +47,15 @@ FOLLOW_INTERVAL = 0.5
 
 def reveal(name: str, value: str) -> str:
     return value
+
+
+LeftView = Literal["connections", "requests"]
+
+
+def as_word(text: str) -> str:
+    """``text`` as one filter argument: bare when it can be, else quoted."""
+    bare = text and not any(ch.isspace() or ch in "()!&|\"'" for ch in text)
+    return text if bare else quote(text)
 
 
 class MainScreen(Screen[None]):
@@ -64,7 +83,19 @@ class MainScreen(Screen[None]):
                 tooltip="Copy the selected request as a curl command"),
         Binding("m", "copy_mirrord", "Copy mirrord", id="main.copy_mirrord",
                 tooltip="Copy a mirrord config that steals traffic like the selected request"),
-        Binding("ctrl+l", "clear", "Clear", id="main.clear",
+        Binding("tab", "switch_view", "View", key_display="tab", id="main.switch_view",
+                tooltip="Switch the left pane between connections and every request"),
+        Binding("e", "endpoints", "Endpoints", id="main.endpoints",
+                tooltip="Requests, rate, errors and latency per endpoint"),
+        Binding("f", "find", "Find", id="main.find",
+                tooltip="Find text in the request's headers and bodies (n/N: next/previous)"),
+        Binding("n", "find_next(True)", "Next match", show=False, id="main.find_next",
+                tooltip="The next match, in the next request that has one past the last"),
+        Binding("N", "find_next(False)", "Previous match", key_display="N", show=False,
+                id="main.find_previous", tooltip="The previous match, going back likewise"),
+        Binding("v", "cycle_body_view", "Body", id="main.body_view",
+                tooltip="Show bodies as: auto, JSON, XML/HTML, form, multipart, text, hex"),
+        Binding("ctrl+l", "clear", "Clear", show=False, id="main.clear",
                 tooltip="Forget every connection seen so far"),
         Binding("w", "write_file", "Write", show=False, id="main.write_file",
                 tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
@@ -72,11 +103,28 @@ class MainScreen(Screen[None]):
                 tooltip="Move to the selected connection's requests"),
     ]
 
-    def __init__(self, store: Store, clock: Clock, target: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        target: str,
+        *,
+        endpoints: EndpointTable | None = None,
+        endpoints_now: Clock | None = None,
+    ) -> None:
         super().__init__(id="main")
         self.store = store
         self.clock = clock
         self.target = target
+        self.endpoints = endpoints if endpoints is not None else EndpointTable()
+        self.endpoints_now = endpoints_now or clock
+        """What "now" is for rates: the clock, or the end of a recording."""
+        self.left_view: LeftView = "connections"
+        self.body_mode: BodyMode = "auto"
+        self.needle: Needle | None = None
+        self._requests_stale = False
+        self._requests_drawn = 0.0
+        self._wanted_exchange: tuple[ConnectionKey, int] | None = None
         self.mode: ViewMode = "following"
         self.raw_mode = False
         self.reveal_secrets = False
@@ -92,6 +140,8 @@ class MainScreen(Screen[None]):
         # Made here, not looked up: the app may draw while the screen is being torn down.
         self.connections_table = ConnectionsTable(clock, id="connections")
         self.exchanges_table = ExchangesTable(id="exchanges")
+        self.requests_table = RequestsTable(self._protocol_of, id="requests")
+        self.find_bar = FindBar(id="find-bar")
         self.detail = DetailPane(id="detail")
         self.filter_bar = FilterBar(id="filter-bar")
         self.status_bar = StatusBar(id="status")
@@ -99,16 +149,20 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
             yield self.connections_table
+            yield self.requests_table
             with Vertical(id="right"):
                 yield self.exchanges_table
                 yield self.detail
         yield self.filter_bar
+        yield self.find_bar
         yield self.status_bar
         yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.connections_table.border_title = "connections"
         self.exchanges_table.border_title = "requests"
+        self.requests_table.border_title = "every request, newest first"
+        self.requests_table.display = False
         self.detail.border_title = "detail"
         self.connections_table.focus()
         self._draw_detail()
@@ -117,12 +171,25 @@ class MainScreen(Screen[None]):
 
     @property
     def selected_connection(self) -> Connection | None:
+        if self.left_view == "requests":
+            exchange = self.requests_table.cursor_value
+            return None if exchange is None else self.store.get(exchange.key)
         key = self.connections_table.cursor_key
         return None if key is None else self.store.get(key)
 
     @property
     def selected_exchange(self) -> Exchange | None:
+        if self.left_view == "requests":
+            return self.requests_table.cursor_value
         return self.exchanges_table.cursor_value
+
+    @property
+    def left_table(self) -> ConnectionsTable | RequestsTable:
+        return self.requests_table if self.left_view == "requests" else self.connections_table
+
+    def _protocol_of(self, key: ConnectionKey) -> str:
+        connection = self.store.get(key)
+        return "" if connection is None else connection.protocol
 
     # -- fed by the app -------------------------------------------------------------------
 
@@ -130,6 +197,9 @@ class MainScreen(Screen[None]):
         """Draw what changed since the last refresh (held back while paused)."""
         if self.mode == "paused":
             self._merge_held(changes)
+            return
+        if self.left_view == "requests":
+            self._show_request_changes(changes)
             return
         table = self.connections_table
         one_local_source = set(self.store.sources) <= {"local"}
@@ -154,6 +224,29 @@ class MainScreen(Screen[None]):
             (self.raw_mode or shown is None) and selected in changes.connections
         ):
             self._draw_detail(keep_scroll=True)
+
+    def _show_request_changes(self, changes: PendingChanges) -> None:
+        if changes.everything:
+            self._load_requests()
+        elif changes.exchanges or changes.view_changed:
+            self._requests_stale = True
+            self.catch_up()
+        shown = self._shown_exchange
+        if shown is not None and shown in changes.exchanges:
+            self._draw_detail(keep_scroll=True)
+
+    def _load_requests(self) -> None:
+        """Every visible request, newest first (a walk over the store: at most twice a
+        second, or at once when the filter changed)."""
+        self._requests_stale = False
+        self._requests_drawn = time.monotonic()
+        table = self.requests_table
+        table.hidden_columns = {"pod"} if set(self.store.sources) <= {"local"} else set()
+        narrowed = self.store.filter is not None or self.store.hide_noise
+        table.empty_text = ("no request matches the filter (esc clears it)" if narrowed
+                            else "waiting for requests…")
+        table.show(self.store.visible_exchanges_in_order()[::-1],
+                   stick_to_first=self.mode == "following")
 
     def refresh_ages(self) -> None:
         if self.mode != "paused":
@@ -189,6 +282,8 @@ class MainScreen(Screen[None]):
             hide_noise=store.hide_noise,
             mode=self.mode,
             stream_ended=stream_ended,
+            left_view=self.left_view,
+            shown_requests=len(self.requests_table.rows),
         )
         self.status_bar.show(line)
 
@@ -215,12 +310,26 @@ class MainScreen(Screen[None]):
         if event.by_data and self.mode == "following":
             self._follow_right_panes()
             return
-        self._draw_detail()
+        if self.selected_exchange is not self._shown_exchange:
+            self._draw_detail()
+
+    @on(LiveTable.Highlighted, "#requests")
+    def _request_highlighted(self, event: LiveTable.Highlighted) -> None:
+        if self.selected_exchange is not self._shown_exchange:
+            self._draw_detail()
+
+    @on(LiveTable.Moved, "#requests")
+    def _requests_moved(self, event: LiveTable.Moved) -> None:
+        self._connections_moved(event)
 
     def catch_up(self, *, now: bool = False) -> None:
         """Apply a filter typed meanwhile, and redraw the right panes if following left them
         behind (``now``: whatever the pace)."""
         self.apply_typed_filter()
+        if self._requests_stale and self.mode != "paused" and (
+            now or time.monotonic() - self._requests_drawn >= FOLLOW_INTERVAL
+        ):
+            self._load_requests()
         if self._right_panes_stale and self.mode == "following":
             self._follow_right_panes(force=now)
 
@@ -258,6 +367,9 @@ class MainScreen(Screen[None]):
         exchanges = [] if key is None else self.store.visible_exchanges(key)
         exchanges.reverse()
         self.exchanges_table.show(exchanges, stick_to_first=stick_to_first)
+        if self._wanted_exchange is not None:
+            # Find moved to a request of this connection: keep the cursor on it.
+            self.exchanges_table.select_key(self._wanted_exchange)
 
     def _draw_detail(self, *, keep_scroll: bool = False) -> None:
         connection = self.selected_connection
@@ -273,11 +385,19 @@ class MainScreen(Screen[None]):
         elif exchange is None:
             self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
         else:
-            self.detail.show(exchange_view(exchange, connection, masker),
+            self.detail.show(exchange_view(exchange, connection, masker, self.body_mode),
                              keep_scroll=keep_scroll)
-        self.detail.border_subtitle = "raw" if self.raw_mode else (
-            "secrets shown" if self.reveal_secrets else ""
-        )
+        self._draw_detail_subtitle()
+
+    def _draw_detail_subtitle(self) -> None:
+        notes = ["raw" if self.raw_mode else ("secrets shown" if self.reveal_secrets else "")]
+        if self.body_mode != "auto":
+            notes.append(f"bodies: {self.body_mode}")
+        if self.needle is not None:
+            detail = self.detail
+            where = "" if detail.current_match is None else f"{detail.current_match + 1}/"
+            notes.append(f"find {self.needle.text!r}: {where}{len(detail.matches)}")
+        self.detail.border_subtitle = "  ".join(note for note in notes if note)
 
     # -- filter ---------------------------------------------------------------------------
 
@@ -313,7 +433,7 @@ class MainScreen(Screen[None]):
             self._typed_filter = None
             self._set_filter(*self._filter_before_edit)
         self.filter_bar.close(self.filter_text)
-        self.connections_table.focus()
+        self.left_table.focus()
 
     def _set_filter(self, text: str, parsed: Filter | None) -> None:
         self.filter_text = text if parsed is not None else ""
@@ -344,14 +464,19 @@ class MainScreen(Screen[None]):
     def action_back(self) -> None:
         if self.raw_mode:
             self.action_toggle_raw()
-        elif self.focused is not self.connections_table:
-            self.connections_table.focus()
+        elif self.focused is not self.left_table:
+            self.left_table.focus()
         elif self.store.filter is not None:
             self._set_filter("", None)
         elif self.mode != "following":
             self.action_toggle_pause()
 
     def action_focus_exchanges(self) -> None:
+        if self.left_view == "requests":
+            if self.requests_table.rows:
+                self._stop_following()
+                self.detail.focus()
+            return
         if self.focused is self.connections_table and self.exchanges_table.rows:
             self._stop_following()
             self.exchanges_table.focus()
@@ -371,7 +496,9 @@ class MainScreen(Screen[None]):
             held, self._held = self._held, PendingChanges()
             held.view_changed = True
             self.show_changes(held)
-            self.connections_table.move_cursor_to(0)
+            if self.left_view == "requests":
+                self._load_requests()
+            self.left_table.move_cursor_to(0)
         else:
             self.mode = "paused"
         self._draw_status()
@@ -386,6 +513,7 @@ class MainScreen(Screen[None]):
 
     def action_clear(self) -> None:
         self.store.clear()
+        self.endpoints.clear()
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
@@ -431,6 +559,108 @@ class MainScreen(Screen[None]):
         self.app.copy_to_clipboard(inventory.mirrord_config(name, value))
         self.notify(f"{inventory.mirrord_filter(name, value)}",
                     title="Copied mirrord config for")
+
+
+    # -- requests view, endpoints, find, body views ------------------------------------------
+
+    def action_switch_view(self) -> None:
+        """Connections ⇄ every request; the selection carries over where it can."""
+        exchange = self.selected_exchange
+        self.left_view = "requests" if self.left_view == "connections" else "connections"
+        requests = self.left_view == "requests"
+        self.connections_table.display = not requests
+        self.exchanges_table.display = not requests
+        self.requests_table.display = requests
+        if requests:
+            self._load_requests()
+        else:
+            self.show_changes(PendingChanges.full())
+        if exchange is not None:
+            self._select_exchange(exchange)
+        self.left_table.focus()
+        self._draw_detail(keep_scroll=True)
+        self._draw_status()
+
+    def _select_exchange(self, exchange: Exchange) -> None:
+        """Put the cursor(s) on ``exchange``: its row, or its connection's row and its own."""
+        if self.left_view == "requests":
+            if not self.requests_table.select_key(exchange_key(exchange)):
+                self._load_requests()
+                self.requests_table.select_key(exchange_key(exchange))
+            return
+        self._wanted_exchange = exchange_key(exchange)
+        self.connections_table.select_key(exchange.key)
+        self._load_exchanges(stick_to_first=False)
+
+    def action_endpoints(self) -> None:
+        from tui.views.screens.endpoints import EndpointsScreen
+
+        self.app.push_screen(EndpointsScreen(self.endpoints, self.endpoints_now),
+                             self._endpoint_chosen)
+
+    def _endpoint_chosen(self, chosen: EndpointKey | None) -> None:
+        if chosen is None:
+            return
+        method, route = chosen
+        text = f"~m {as_word(regex_escape(method))} & ~route {as_word(route)}"
+        self._set_filter(text, parse_filter(text))
+        if self.left_view != "requests":
+            self.action_switch_view()
+
+    def action_find(self) -> None:
+        self.filter_bar.display = False
+        self.find_bar.open("" if self.needle is None else self.needle.text)
+
+    def on_find_bar_changed(self, event: FindBar.Changed) -> None:
+        self.needle = make_needle(event.text)
+        self.detail.set_needle(self.needle)
+        self.detail.jump_to_match(True, from_edge=True)
+        self._show_find_count()
+
+    def on_find_bar_closed(self, event: FindBar.Closed) -> None:
+        if not event.accepted:
+            self.needle = None
+            self.detail.set_needle(None)
+        self.find_bar.display = False
+        self.filter_bar.display = True
+        self._show_find_count()
+        self.left_table.focus()
+
+    def _show_find_count(self) -> None:
+        count = len(self.detail.matches)
+        current = self.detail.current_match
+        where = f"{current + 1} of {count}" if current is not None else f"{count}"
+        self.find_bar.show_count(f"{where} matches here · enter keeps it, then n/N · esc drops it")
+        self._draw_detail_subtitle()
+
+    def action_find_next(self, forward: bool) -> None:
+        needle = self.needle
+        if needle is None:
+            self.notify("Press f to type the text to find first.", severity="warning")
+            return
+        if self.detail.jump_to_match(forward):
+            self._draw_detail_subtitle()
+            return
+        # No more here: the next request (newest first, as the requests view lists them) that
+        # mentions the text, going round; the filter stays as it is.
+        ordered = self.store.visible_exchanges_in_order()[::-1]
+        shown = self._shown_exchange
+        current = next((i for i, ex in enumerate(ordered) if ex is shown), None)
+        found = next_mentioning(ordered, current, needle, forward)
+        if found is None:
+            if not self.detail.jump_to_match(forward, from_edge=True):
+                self.notify(f"No request shown mentions {needle.text!r}.", severity="warning")
+            self._draw_detail_subtitle()
+            return
+        self._stop_following()
+        self._select_exchange(ordered[found])
+        self._draw_detail()
+        self.detail.jump_to_match(forward, from_edge=True)
+        self._draw_detail_subtitle()
+
+    def action_cycle_body_view(self) -> None:
+        self.body_mode = BODY_MODES[(BODY_MODES.index(self.body_mode) + 1) % len(BODY_MODES)]
+        self._draw_detail(keep_scroll=True)
 
 
 NOTHING_SELECTED = "Select a connection (↑/↓) to see its requests; / filters, ? lists every key."
