@@ -87,7 +87,8 @@ class MainScreen(Screen[None]):
                 tooltip="Switch the left pane between connections and every request"),
         Binding("e", "endpoints", "Endpoints", id="main.endpoints",
                 tooltip="Requests, rate, errors and latency per endpoint"),
-        Binding("f", "find", "Find", id="main.find",
+        # Priority, like "/": what is typed right after it lands in the prompt.
+        Binding("f", "find", "Find", id="main.find", priority=True,
                 tooltip="Find text in the request's headers and bodies (n/N: next/previous)"),
         Binding("n", "find_next(True)", "Next match", show=False, id="main.find_next",
                 tooltip="The next match, in the next request that has one past the last"),
@@ -402,6 +403,9 @@ class MainScreen(Screen[None]):
     # -- filter ---------------------------------------------------------------------------
 
     def action_open_filter(self) -> None:
+        if self.find_bar.is_open:
+            self.find_bar.input.post_message(events.Key("slash", "/"))
+            return
         if self.filter_bar.is_open:
             # The priority binding caught a "/" typed in the expression: it is a character.
             # Queued behind the keys before it, so it lands in order. (Disabling the binding
@@ -608,6 +612,11 @@ class MainScreen(Screen[None]):
             self.action_switch_view()
 
     def action_find(self) -> None:
+        # The priority binding caught an "f" typed in a prompt: it is a character there.
+        for prompt in (self.find_bar, self.filter_bar):
+            if prompt.is_open:
+                prompt.input.post_message(events.Key("f", "f"))
+                return
         self.filter_bar.display = False
         self.find_bar.open("" if self.needle is None else self.needle.text)
 
@@ -638,6 +647,8 @@ class MainScreen(Screen[None]):
         if needle is None:
             self.notify("Press f to type the text to find first.", severity="warning")
             return
+        # The user is reading matches: new traffic must not move the request away.
+        self._stop_following()
         if self.detail.jump_to_match(forward):
             self._draw_detail_subtitle()
             return
@@ -652,7 +663,6 @@ class MainScreen(Screen[None]):
                 self.notify(f"No request shown mentions {needle.text!r}.", severity="warning")
             self._draw_detail_subtitle()
             return
-        self._stop_following()
         self._select_exchange(ordered[found])
         self._draw_detail()
         self.detail.jump_to_match(forward, from_edge=True)

@@ -62,6 +62,10 @@ class FindBar(Horizontal):
         yield self.input
         yield self.count
 
+    @property
+    def is_open(self) -> bool:
+        return bool(self.display)
+
     def open(self, text: str) -> None:
         self.display = True
         self.input.value = text
