@@ -70,3 +70,23 @@ def test_next_mentioning_goes_round() -> None:
     assert lonely is not None
     assert next_mentioning(exchanges, 3, lonely, True) is None
     assert next_mentioning([], None, needle, True) is None
+
+
+def test_a_scan_in_slices_finds_what_one_pass_finds() -> None:
+    from tui.model.find import ScanAround
+
+    exchanges = [exchange(f"body {n}".encode()) for n in range(50)]
+    exchanges[7] = exchange(b"invoice 7")
+    needle = make_needle("invoice")
+    assert needle is not None
+    scan = ScanAround(exchanges, 20, needle, True)
+    steps = 0
+    while not scan.step(4):
+        steps += 1
+        assert 0 < scan.progress < 1
+    assert scan.found == 7
+    assert steps == (50 - 20 + 7) // 4
+    nothing = ScanAround(exchanges, 7, needle, False)
+    assert nothing.step(100)
+    assert nothing.found is None
+    assert nothing.progress == 1.0

@@ -17,8 +17,6 @@ from typing import overload
 Span = tuple[str, str]
 Line = tuple[Span, ...]
 
-_NEWLINE = re.compile(r"\r?\n")
-
 # C0 and C1 controls (and DEL) would drive the terminal: show them as a replacement character.
 # A tab becomes one space so that wrapping by characters stays true to widths.
 _SAFE = {code: "\ufffd" for code in itertools.chain(range(32), range(127, 160))}
@@ -32,6 +30,10 @@ def safe(text: str) -> str:
 
 def plain(line: Line) -> str:
     return "".join(text for text, _style in line)
+
+
+MAX_MATCHES = 10_000
+"""Matches counted in one find; more are not marked (the count says "10000+")."""
 
 
 class RowSequence(Sequence[Line]):
@@ -64,53 +66,65 @@ class RowSequence(Sequence[Line]):
             found += [
                 (index, m.start(), m.end()) for m in pattern.finditer(text) if m.end() > m.start()
             ]
-        return found
+            if len(found) >= MAX_MATCHES:
+                break
+        return found[:MAX_MATCHES]
 
 
 class WrappedText(RowSequence):
-    """``text`` split at its line ends and cut every ``width`` characters."""
+    """``text`` split at its line ends and cut every ``width`` characters.
+
+    Only C-level passes over the text when made (split, lengths, a maximum): 10 MB of text
+    takes a few tens of milliseconds. Rows are mapped to lines by arithmetic when no line is
+    wider than ``width`` (the common case), else through the running count of rows.
+    """
 
     def __init__(self, text: str, width: int, style: str = "") -> None:
-        self._text = text
         self._width = max(width, 1)
         self._style = style
-        ends = [m.start() for m in _NEWLINE.finditer(text)]
-        self._starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
-        self._ends = [*ends, len(text)]
-        if self._starts[-1] == len(text) and len(self._starts) > 1:
-            # A final line end closes the last line; it does not open an empty one.
-            self._starts.pop()
-            self._ends.pop()
-        w = self._width
-        rows = (
-            max(1, -(-(end - start) // w))
-            for start, end in zip(self._starts, self._ends, strict=True)
-        )
-        self._first_row = [0, *itertools.accumulate(rows)]
+        lines = text.replace("\r\n", "\n").split("\n")
+        if len(lines) > 1 and not lines[-1]:
+            lines.pop()  # a final line end closes the last line; it does not open a new one
+        self._lines = lines
+        self._lengths = list(map(len, lines))
+        self._first_row: list[int] | None = None
+        if max(self._lengths, default=0) > self._width:
+            w = self._width
+            rows = (max(1, -(-length // w)) for length in self._lengths)
+            self._first_row = list(itertools.accumulate(rows, initial=0))
+        self._starts: list[int] | None = None
 
     def __len__(self) -> int:
-        return self._first_row[-1]
+        return len(self._lines) if self._first_row is None else self._first_row[-1]
 
     def _locate(self, index: int) -> tuple[int, int]:
+        """(line, offset in the line) of row ``index``."""
+        if self._first_row is None:
+            return index, 0
         line = bisect.bisect_right(self._first_row, index) - 1
-        return line, self._starts[line] + (index - self._first_row[line]) * self._width
+        return line, (index - self._first_row[line]) * self._width
 
     def row(self, index: int) -> Line:
         line, start = self._locate(index)
-        end = min(start + self._width, self._ends[line])
-        return ((safe(self._text[start:end]), self._style),)
+        return ((safe(self._lines[line][start : start + self._width]), self._style),)
 
     def find(self, pattern: re.Pattern[str]) -> list[tuple[int, int, int]]:
-        # Search the text once, then place each match: no row is built.
         found: list[tuple[int, int, int]] = []
-        for match in pattern.finditer(self._text):
+        if self._starts is None:
+            # Where each line starts in the joined text: made on the first find only.
+            self._starts = list(itertools.accumulate(map((1).__add__, self._lengths), initial=0))
+        starts = self._starts
+        for match in pattern.finditer("\n".join(self._lines)):
             if match.end() == match.start():
                 continue
-            line = bisect.bisect_right(self._starts, match.start()) - 1
-            offset = match.start() - self._starts[line]
-            row = self._first_row[line] + offset // self._width
+            line = bisect.bisect_right(starts, match.start()) - 1
+            offset = match.start() - starts[line]
+            row = line if self._first_row is None else self._first_row[line]
+            row += offset // self._width
             start = offset % self._width
             found.append((row, start, min(start + match.end() - match.start(), self._width)))
+            if len(found) >= MAX_MATCHES:
+                break
         return found
 
 
@@ -148,6 +162,8 @@ class HexDump(RowSequence):
             start = self.ascii_column + column
             end = min(start + match.end() - match.start(), self.ascii_column + self.per_row)
             found.append((row, start, end))
+            if len(found) >= MAX_MATCHES:
+                break
         return found
 
 

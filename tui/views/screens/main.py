@@ -18,7 +18,7 @@ from tui.model.bodies import BODY_MODES, BodyMode
 from tui.model.curl import as_curl
 from tui.model.endpoints import EndpointKey, EndpointTable
 from tui.model.filters import Filter, parse_filter, quote, regex_escape
-from tui.model.find import Needle, make_needle, next_mentioning
+from tui.model.find import Needle, ScanAround, make_needle
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
@@ -40,6 +40,9 @@ Clock = Callable[[], float]
 
 FILTER_PACE = 0.15
 """Seconds between re-filterings while an expression is being typed."""
+
+SCAN_SLICE = 4000
+"""Requests looked through per turn of the event loop by find (about 20 ms)."""
 
 FOLLOW_INTERVAL = 0.5
 """Seconds between redraws of the request list and detail while following live traffic."""
@@ -126,6 +129,7 @@ class MainScreen(Screen[None]):
         self._requests_stale = False
         self._requests_drawn = 0.0
         self._wanted_exchange: tuple[ConnectionKey, int] | None = None
+        self._scan: ScanAround | None = None
         self.mode: ViewMode = "following"
         self.raw_mode = False
         self.reveal_secrets = False
@@ -397,7 +401,7 @@ class MainScreen(Screen[None]):
         if self.needle is not None:
             detail = self.detail
             where = "" if detail.current_match is None else f"{detail.current_match + 1}/"
-            notes.append(f"find {self.needle.text!r}: {where}{len(detail.matches)}")
+            notes.append(f"find {self.needle.text!r}: {where}{detail.match_count}")
         self.detail.border_subtitle = "  ".join(note for note in notes if note)
 
     # -- filter ---------------------------------------------------------------------------
@@ -636,7 +640,7 @@ class MainScreen(Screen[None]):
         self.left_table.focus()
 
     def _show_find_count(self) -> None:
-        count = len(self.detail.matches)
+        count = self.detail.match_count
         current = self.detail.current_match
         where = f"{current + 1} of {count}" if current is not None else f"{count}"
         self.find_bar.show_count(f"{where} matches here · enter keeps it, then n/N · esc drops it")
@@ -653,17 +657,31 @@ class MainScreen(Screen[None]):
             self._draw_detail_subtitle()
             return
         # No more here: the next request (newest first, as the requests view lists them) that
-        # mentions the text, going round; the filter stays as it is.
+        # mentions the text, going round; the filter stays as it is. Looked for a slice at a
+        # time: through 100,000 requests the screen keeps answering, and shows how far it got.
         ordered = self.store.visible_exchanges_in_order()[::-1]
         shown = self._shown_exchange
         current = next((i for i, ex in enumerate(ordered) if ex is shown), None)
-        found = next_mentioning(ordered, current, needle, forward)
-        if found is None:
+        self._scan = ScanAround(ordered, current, needle, forward)
+        self._continue_scan()
+
+    def _continue_scan(self) -> None:
+        scan = self._scan
+        if scan is None or scan.needle is not self.needle:
+            return  # replaced by another find, or the find text changed
+        if not scan.step(SCAN_SLICE):
+            self.detail.border_subtitle = f"find {scan.needle.text!r}: looking… {scan.progress:.0%}"
+            self.set_timer(0.002, self._continue_scan)
+            return
+        self._scan = None
+        forward = scan.forward
+        if scan.found is None:
             if not self.detail.jump_to_match(forward, from_edge=True):
-                self.notify(f"No request shown mentions {needle.text!r}.", severity="warning")
+                self.notify(f"No request shown mentions {scan.needle.text!r}.",
+                            severity="warning")
             self._draw_detail_subtitle()
             return
-        self._select_exchange(ordered[found])
+        self._select_exchange(scan.exchanges[scan.found])
         self._draw_detail()
         self.detail.jump_to_match(forward, from_edge=True)
         self._draw_detail_subtitle()

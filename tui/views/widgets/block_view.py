@@ -21,10 +21,14 @@ from textual.strip import Strip
 
 from tui.model.bodies import BodyMode, RenderedBody, render_body
 from tui.model.find import Needle, next_index
-from tui.model.text_lines import Line, RowSequence, plain
+from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, plain
 from tui.views.widgets.line_scroll import LineScrollView
 
 parse_style = functools.lru_cache(maxsize=256)(Style.parse)
+
+BODIES_KEPT = 4
+"""Rendered bodies remembered: redrawing the same exchange (a redraw on new data, a toggle)
+must not pay for a 10 MB body twice."""
 
 LAZY_STRIPS_KEPT = 512
 """Strips of body lines remembered (a few screens' worth, for scrolling back and forth)."""
@@ -56,6 +60,7 @@ class BlockView(LineScrollView):
         self._starts: list[int] = [0]
         self._rendered_width = -1
         self._lazy_strips: dict[int, Strip] = {}
+        self._bodies: dict[tuple[int, str, str, int], tuple[bytes, RenderedBody]] = {}
         self.rendered_bodies: list[RenderedBody] = []
         """The bodies as drawn, in order (their kind and note, for titles)."""
         self.needle: Needle | None = None
@@ -103,7 +108,7 @@ class BlockView(LineScrollView):
         self.rendered_bodies = []
         for block in self._blocks:
             if isinstance(block, BodyBlock):
-                rendered = render_body(block.body, block.content_type, block.mode, width)
+                rendered = self._rendered_body(block, width)
                 self.rendered_bodies.append(rendered)
                 if rendered.note:
                     note: Line = ((f"({rendered.kind}: {rendered.note})", "dim italic"),)
@@ -117,6 +122,18 @@ class BlockView(LineScrollView):
             self._starts.append(self._starts[-1] + len(part))
         self.set_content_height(self.row_count)
         self._find_all()
+
+    def _rendered_body(self, block: BodyBlock, width: int) -> RenderedBody:
+        # Keyed by the body object: bodies are immutable bytes, a body that grows is a new one.
+        key = (id(block.body), block.content_type, block.mode, width)
+        kept = self._bodies.get(key)
+        if kept is not None and kept[0] is block.body:
+            return kept[1]
+        rendered = render_body(block.body, block.content_type, block.mode, width)
+        if len(self._bodies) >= BODIES_KEPT:
+            del self._bodies[next(iter(self._bodies))]
+        self._bodies[key] = (block.body, rendered)
+        return rendered
 
     def _locate(self, row: int) -> tuple[int, int]:
         part = bisect.bisect_right(self._starts, row) - 1
@@ -167,6 +184,12 @@ class BlockView(LineScrollView):
 
     # -- find -----------------------------------------------------------------------------
 
+    @property
+    def match_count(self) -> str:
+        """How many matches, as read: ``12``, or ``10000+`` past the cap."""
+        count = len(self.matches)
+        return f"{count}+" if count >= MAX_MATCHES else str(count)
+
     def set_needle(self, needle: Needle | None) -> None:
         self.needle = needle
         self.current_match = None
@@ -182,15 +205,18 @@ class BlockView(LineScrollView):
         for part, start in zip(self._parts, self._starts, strict=False):
             if isinstance(part, RowSequence):
                 self.matches += [(start + row, a, b) for row, a, b in part.find(pattern)]
-                continue
-            for index in range(len(part)):
-                item = part[index]
-                text = item.text if isinstance(item, Strip) else plain(item)
-                self.matches += [
-                    (start + index, m.start(), m.end())
-                    for m in pattern.finditer(text)
-                    if m.end() > m.start()
-                ]
+            else:
+                for index in range(len(part)):
+                    item = part[index]
+                    text = item.text if isinstance(item, Strip) else plain(item)
+                    self.matches += [
+                        (start + index, m.start(), m.end())
+                        for m in pattern.finditer(text)
+                        if m.end() > m.start()
+                    ]
+            if len(self.matches) >= MAX_MATCHES:
+                break
+        del self.matches[MAX_MATCHES:]
         for number, (row, a, b) in enumerate(self.matches):
             self._matches_by_row.setdefault(row, []).append((a, b, number))
         if self.current_match is not None and self.current_match >= len(self.matches):
