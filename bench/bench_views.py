@@ -154,11 +154,12 @@ async def run(exchanges: int, repeat: int) -> None:
             began = time.perf_counter()
             note("n: find across bodies, first frame", await press(app, "n"))
             while main._scan is not None:
-                await asyncio.sleep(0.001)
-            await pilot.pause()
+                await pilot.pause(0.001)
             note("n: find across bodies, found", (time.perf_counter() - began) * 1000)
             target = main.selected_exchange
-            assert target is not None and NEEDLE.encode() in target.response.body  # type: ignore[union-attr]
+            assert target is not None
+            assert target.response is not None
+            assert NEEDLE.encode() in target.response.body
             await press(app, "home")
         # The 10 MB body: the newest exchange's response.
         for _ in range(repeat):
