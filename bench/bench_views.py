@@ -119,7 +119,7 @@ async def run(exchanges: int, repeat: int) -> None:
     big = b'{"order": 1, "note": "' + b"x" * 60 + b'"}\n'
     big_body = big * (10_000_000 // len(big))
     store = Store(max_exchanges=exchanges, body_cap=len(big_body))
-    app = MeasuredApp(FinishedSession(), store=store)  # type: ignore[arg-type]
+    app = MeasuredApp(FinishedSession(), store=store)
     began = time.perf_counter()
     updates = traffic(exchanges, big_body)
     for start in range(0, len(updates), 5000):

@@ -24,6 +24,8 @@ pytestmark = pytest.mark.timeout(30)
         ("/commits/a1b2c3d4", "/commits/{hex}"),
         ("/s/eyJhbGciOiJIUzI1NiJ9abc123xyz", "/s/{token}"),
         ("/pkg.Greeter/SayHello", "/pkg.Greeter/SayHello"),
+        ("/api/cart/items/sku-1004", "/api/cart/items/sku-{id}"),
+        ("/orders/ord_77/lines", "/orders/ord_{id}/lines"),
         ("/api/v1/healthz", "/api/v1/healthz"),
         ("/deadbeef", "/deadbeef"),  # hex letters only: a word, not an id
         ("/internationalization-guidelines", "/internationalization-guidelines"),

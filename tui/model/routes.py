@@ -5,13 +5,15 @@ collapsed, so that ``/api/users/7`` and ``/api/users/8`` count as one endpoint.
     /orders/0b5f7c1e-8a8e-4c7e-9d8c-3f1d2a6b7c8d  -> /orders/{uuid}
     /blobs/9f86d081884c7d65                       -> /blobs/{hex}
     /s/eyJhbGciOiJIUzI1NiJ9abc123xyz              -> /s/{token}
+    /cart/items/sku-1004                          -> /cart/items/sku-{id}
     /pkg.Greeter/SayHello                         -> /pkg.Greeter/SayHello (gRPC: kept)
 
 A segment is collapsed when it is a number, a UUID, a hex string of 8 characters or more with
 at least one digit (a hash or an object id), or a long run of letters, digits and ``-_.~=``
-that mixes letters and digits (a session or API token). Words such as ``v1`` or ``healthz``
-stay. The query string is left out. Templates are capped in length: a hostile client must not
-make one endpoint per request.
+that mixes letters and digits (a session or API token); a word, ``-`` or ``_``, then a number
+keeps its word (``sku-{id}``). Words such as ``v1`` or ``healthz`` stay. The query string is
+left out. Templates are capped in length: a hostile client must not make one endpoint per
+request.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _NUMBER = re.compile(r"[0-9]+")
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
 _HEX = re.compile(r"[0-9a-fA-F]{8,}")
 _TOKEN = re.compile(r"[A-Za-z0-9\-_.~=]{20,}")
+_PREFIXED_NUMBER = re.compile(r"([A-Za-z]+[-_])[0-9]+")
 _DIGIT = re.compile(r"[0-9]")
 _LETTER = re.compile(r"[A-Za-z]")
 
@@ -38,6 +41,9 @@ def segment_template(segment: str) -> str:
         return "{id}"
     if _UUID.fullmatch(segment):
         return "{uuid}"
+    prefixed = _PREFIXED_NUMBER.fullmatch(segment)
+    if prefixed:
+        return prefixed.group(1) + "{id}"
     has_digit = _DIGIT.search(segment) is not None
     if has_digit and _HEX.fullmatch(segment):
         return "{hex}"
