@@ -35,7 +35,7 @@ from textual import events  # noqa: E402
 from agent.events import ConnectionOpened, DataReceived, Hello  # noqa: E402
 from bench.bench_app import MeasuredApp  # noqa: E402
 from tui.model.store import Store  # noqa: E402
-from tui.sources.session import AgentEvent, SourceStatus, Update  # noqa: E402
+from tui.model.updates import AgentEvent, SourceStatus, Update  # noqa: E402
 
 SOURCE = "local"
 PER_CONNECTION = 100

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from tui.model.endpoints import RATE_SECONDS, Endpoint, EndpointTable
 from tui.model.store import Store
 from tui.model.text_lines import safe
-from tui.sources.session import Update
+from tui.model.updates import Update
 
 Clock = Callable[[], float]
 
