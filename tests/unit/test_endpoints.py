@@ -89,7 +89,7 @@ def test_a_response_in_pieces_is_counted_once() -> None:
 def test_endpoints_are_bounded() -> None:
     events: list[AnyEvent] = [opened(1)]
     for n in range(30):
-        events += exchange(1, f"/page-{n}", 200, 1.0 + n, 0.01)
+        events += exchange(1, f"/r{n}", 200, 1.0 + n, 0.01)
     table = fed(*events, table=EndpointTable(max_endpoints=10))
     assert len(table.endpoints) == 11
     assert table.endpoints[("*", OTHER_ROUTE)].requests == 20
