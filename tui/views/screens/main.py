@@ -12,17 +12,17 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 
 from tui.model.bodies import BODY_MODES, BodyMode
 from tui.model.curl import as_curl
 from tui.model.endpoints import EndpointKey, EndpointTable
 from tui.model.filters import Filter, parse_filter, quote, regex_escape
-from tui.model.find import Needle, ScanAround, make_needle
+from tui.model.find import Needle, ScanAround
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
+from tui.views.screens.finding import FindKeys
 from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
@@ -42,9 +42,6 @@ Clock = Callable[[], float]
 FILTER_PACE = 0.15
 """Seconds between re-filterings while an expression is being typed."""
 
-SCAN_SLICE = 4000
-"""Requests looked through per turn of the event loop by find (about 20 ms)."""
-
 FOLLOW_INTERVAL = 0.5
 """Seconds between redraws of the request list and detail while following live traffic."""
 
@@ -62,7 +59,7 @@ def as_word(text: str) -> str:
     return text if bare else quote(text)
 
 
-class MainScreen(Screen[None]):
+class MainScreen(FindKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app handles "/" itself before reading the next key, so what is typed
         # right after it (a fast typist, a paste) lands in the prompt.
@@ -569,7 +566,7 @@ class MainScreen(Screen[None]):
                     title="Copied mirrord config for")
 
 
-    # -- requests view, endpoints, find, body views ------------------------------------------
+    # -- requests view, endpoints, body views (find: FindKeys) ------------------------------
 
     def action_switch_view(self) -> None:
         """Connections ⇄ every request; the selection carries over where it can."""
@@ -614,77 +611,6 @@ class MainScreen(Screen[None]):
         self._set_filter(text, parse_filter(text))
         if self.left_view != "requests":
             self.action_switch_view()
-
-    def action_find(self) -> None:
-        # The priority binding caught an "f" typed in a prompt: it is a character there.
-        for prompt in (self.find_bar, self.filter_bar):
-            if prompt.is_open:
-                prompt.input.post_message(events.Key("f", "f"))
-                return
-        self.filter_bar.display = False
-        self.find_bar.open("" if self.needle is None else self.needle.text)
-
-    def on_find_bar_changed(self, event: FindBar.Changed) -> None:
-        self.needle = make_needle(event.text)
-        self.detail.set_needle(self.needle)
-        self.detail.jump_to_match(True, from_edge=True)
-        self._show_find_count()
-
-    def on_find_bar_closed(self, event: FindBar.Closed) -> None:
-        if not event.accepted:
-            self.needle = None
-            self.detail.set_needle(None)
-        self.find_bar.display = False
-        self.filter_bar.display = True
-        self._show_find_count()
-        self.left_table.focus()
-
-    def _show_find_count(self) -> None:
-        count = self.detail.match_count
-        current = self.detail.current_match
-        where = f"{current + 1} of {count}" if current is not None else f"{count}"
-        self.find_bar.show_count(f"{where} matches here · enter keeps it, then n/N · esc drops it")
-        self._draw_detail_subtitle()
-
-    def action_find_next(self, forward: bool) -> None:
-        needle = self.needle
-        if needle is None:
-            self.notify("Press f to type the text to find first.", severity="warning")
-            return
-        # The user is reading matches: new traffic must not move the request away.
-        self._stop_following()
-        if self.detail.jump_to_match(forward):
-            self._draw_detail_subtitle()
-            return
-        # No more here: the next request (newest first, as the requests view lists them) that
-        # mentions the text, going round; the filter stays as it is. Looked for a slice at a
-        # time: through 100,000 requests the screen keeps answering, and shows how far it got.
-        ordered = self.store.visible_exchanges_in_order()[::-1]
-        shown = self._shown_exchange
-        current = next((i for i, ex in enumerate(ordered) if ex is shown), None)
-        self._scan = ScanAround(ordered, current, needle, forward)
-        self._continue_scan()
-
-    def _continue_scan(self) -> None:
-        scan = self._scan
-        if scan is None or scan.needle is not self.needle:
-            return  # replaced by another find, or the find text changed
-        if not scan.step(SCAN_SLICE):
-            self.detail.border_subtitle = f"find {scan.needle.text!r}: looking… {scan.progress:.0%}"
-            self.set_timer(0.002, self._continue_scan)
-            return
-        self._scan = None
-        forward = scan.forward
-        if scan.found is None:
-            if not self.detail.jump_to_match(forward, from_edge=True):
-                self.notify(f"No request shown mentions {scan.needle.text!r}.",
-                            severity="warning")
-            self._draw_detail_subtitle()
-            return
-        self._select_exchange(scan.exchanges[scan.found])
-        self._draw_detail()
-        self.detail.jump_to_match(forward, from_edge=True)
-        self._draw_detail_subtitle()
 
     def action_cycle_body_view(self) -> None:
         self.body_mode = BODY_MODES[(BODY_MODES.index(self.body_mode) + 1) % len(BODY_MODES)]
