@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -24,6 +24,7 @@ from tui.model.store import Store
 from tui.views.pending import PendingChanges
 from tui.views.screens.finding import FindKeys
 from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
+from tui.views.screens.requests_view import LeftView, RequestsViewKeys
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
 from tui.views.widgets.find_bar import FindBar
@@ -34,7 +35,6 @@ from tui.views.widgets.tables import (
     ConnectionsTable,
     ExchangesTable,
     RequestsTable,
-    exchange_key,
 )
 
 Clock = Callable[[], float]
@@ -50,7 +50,6 @@ def reveal(name: str, value: str) -> str:
     return value
 
 
-LeftView = Literal["connections", "requests"]
 
 
 def as_word(text: str) -> str:
@@ -59,7 +58,7 @@ def as_word(text: str) -> str:
     return text if bare else quote(text)
 
 
-class MainScreen(FindKeys):
+class MainScreen(RequestsViewKeys, FindKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app handles "/" itself before reading the next key, so what is typed
         # right after it (a fast typist, a paste) lands in the prompt.
@@ -228,29 +227,6 @@ class MainScreen(FindKeys):
         ):
             self._draw_detail(keep_scroll=True)
 
-    def _show_request_changes(self, changes: PendingChanges) -> None:
-        if changes.everything:
-            self._load_requests()
-        elif changes.exchanges or changes.view_changed:
-            self._requests_stale = True
-            self.catch_up()
-        shown = self._shown_exchange
-        if shown is not None and shown in changes.exchanges:
-            self._draw_detail(keep_scroll=True)
-
-    def _load_requests(self) -> None:
-        """Every visible request, newest first (a walk over the store: at most twice a
-        second, or at once when the filter changed)."""
-        self._requests_stale = False
-        self._requests_drawn = time.monotonic()
-        table = self.requests_table
-        table.hidden_columns = {"pod"} if set(self.store.sources) <= {"local"} else set()
-        narrowed = self.store.filter is not None or self.store.hide_noise
-        table.empty_text = ("no request matches the filter (esc clears it)" if narrowed
-                            else "waiting for requests…")
-        table.show(self.store.visible_exchanges_in_order()[::-1],
-                   stick_to_first=self.mode == "following")
-
     def refresh_ages(self) -> None:
         if self.mode != "paused":
             self.connections_table.refresh()
@@ -315,15 +291,6 @@ class MainScreen(FindKeys):
             return
         if self.selected_exchange is not self._shown_exchange:
             self._draw_detail()
-
-    @on(LiveTable.Highlighted, "#requests")
-    def _request_highlighted(self, event: LiveTable.Highlighted) -> None:
-        if self.selected_exchange is not self._shown_exchange:
-            self._draw_detail()
-
-    @on(LiveTable.Moved, "#requests")
-    def _requests_moved(self, event: LiveTable.Moved) -> None:
-        self._connections_moved(event)
 
     def catch_up(self, *, now: bool = False) -> None:
         """Apply a filter typed meanwhile, and redraw the right panes if following left them
@@ -565,37 +532,7 @@ class MainScreen(FindKeys):
         self.notify(f"{inventory.mirrord_filter(name, value)}",
                     title="Copied mirrord config for")
 
-
-    # -- requests view, endpoints, body views (find: FindKeys) ------------------------------
-
-    def action_switch_view(self) -> None:
-        """Connections ⇄ every request; the selection carries over where it can."""
-        exchange = self.selected_exchange
-        self.left_view = "requests" if self.left_view == "connections" else "connections"
-        requests = self.left_view == "requests"
-        self.connections_table.display = not requests
-        self.exchanges_table.display = not requests
-        self.requests_table.display = requests
-        if requests:
-            self._load_requests()
-        else:
-            self.show_changes(PendingChanges.full())
-        if exchange is not None:
-            self._select_exchange(exchange)
-        self.left_table.focus()
-        self._draw_detail(keep_scroll=True)
-        self._draw_status()
-
-    def _select_exchange(self, exchange: Exchange) -> None:
-        """Put the cursor(s) on ``exchange``: its row, or its connection's row and its own."""
-        if self.left_view == "requests":
-            if not self.requests_table.select_key(exchange_key(exchange)):
-                self._load_requests()
-                self.requests_table.select_key(exchange_key(exchange))
-            return
-        self._wanted_exchange = exchange_key(exchange)
-        self.connections_table.select_key(exchange.key)
-        self._load_exchanges(stick_to_first=False)
+    # -- endpoints, body views (the requests view: RequestsViewKeys; find: FindKeys) --------
 
     def action_endpoints(self) -> None:
         from tui.views.screens.endpoints import EndpointsScreen
