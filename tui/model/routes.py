@@ -37,6 +37,8 @@ _LETTER = re.compile(r"[A-Za-z]")
 
 def segment_template(segment: str) -> str:
     """One path segment as it reads in a template: itself, or a ``{placeholder}``."""
+    if not _DIGIT.search(segment):
+        return segment  # every placeholder has a digit (a UUID without one is left alone)
     if _NUMBER.fullmatch(segment):
         return "{id}"
     if _UUID.fullmatch(segment):
@@ -44,10 +46,9 @@ def segment_template(segment: str) -> str:
     prefixed = _PREFIXED_NUMBER.fullmatch(segment)
     if prefixed:
         return prefixed.group(1) + "{id}"
-    has_digit = _DIGIT.search(segment) is not None
-    if has_digit and _HEX.fullmatch(segment):
+    if _HEX.fullmatch(segment):
         return "{hex}"
-    if has_digit and _LETTER.search(segment) and _TOKEN.fullmatch(segment):
+    if _LETTER.search(segment) and _TOKEN.fullmatch(segment):
         return "{token}"
     return segment
 
@@ -55,6 +56,8 @@ def segment_template(segment: str) -> str:
 def route_template(path: str) -> str:
     """The route template of a request path (or target: its query string is dropped)."""
     path = path.split("?", 1)[0].split("#", 1)[0]
+    if not _DIGIT.search(path) and path.count("/") <= MAX_SEGMENTS:
+        return _capped(path or "/")  # nothing to collapse: the common case, made cheap
     if not path.startswith("/"):
         # Asterisk (OPTIONS *) or authority form (CONNECT host:443): nothing to collapse.
         return _capped(path or "/")
