@@ -348,3 +348,24 @@ async def test_help_lists_the_new_keys() -> None:
         text = screen_text(app)
         assert "Sort by the next column" in text
         assert "Show the requests view filtered to this endpoint" in text
+
+
+async def test_the_requests_view_shows_the_protocol_a_decoder_decided() -> None:
+    # HTTP/2, gRPC and WebSocket decoders set Connection.protocol and yield the same
+    # exchanges: the view reads the column from there, with no per-protocol code.
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        call = Script(start=1_767_225_700.0).open(70, "198.18.0.1", 46000)
+        call.exchange(70, request("POST", "/shop.Orders/Create"), response(200, b"\x00"))
+        app.apply(call.updates())
+        connection = app.store.get(("local", 70))
+        assert connection is not None
+        connection.protocol = "grpc"
+        app.draw()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert request_targets(app)[0] == "/shop.Orders/Create"
+        first_row = screen_text(app).splitlines()[2]
+        assert "/shop.Orders/Create" in first_row
+        assert first_row.split("│")[1].split()[-1] == "grpc"

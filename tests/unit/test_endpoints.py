@@ -63,6 +63,16 @@ def test_counts_rates_errors_and_latency() -> None:
     assert next(e.route for e in table.sorted("p99", 110.0, descending=False)) == "/healthz"
 
 
+def test_the_protocol_is_the_connections() -> None:
+    store = Store()
+    table = EndpointTable()
+    for event in (opened(1), *exchange(1, "/pkg.Greeter/SayHello", 200, 1.0, 0.01)):
+        change = store.apply(batch(event))
+        table.observe(change.new_exchanges, change.changed_exchanges, lambda _key: "grpc")
+    greeter = table.endpoints[("GET", "/pkg.Greeter/SayHello")]
+    assert (greeter.protocol, greeter.requests, greeter.responses) == ("grpc", 1, 1)
+
+
 def test_a_request_without_response_counts_once() -> None:
     table = fed(
         opened(1, ts=1.0),
