@@ -107,6 +107,8 @@ class Store:
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
+        self._exchange_order: deque[Exchange] = deque()
+        """The exchanges themselves, in the same order (and popped with their owner)."""
         self._exchange_count = 0
         self._evicted: dict[ConnectionKey, None] = {}
         self._id_offset: dict[str, int] = {}
@@ -284,6 +286,7 @@ class Store:
         if added > 0:
             self._exchange_count += added
             self._exchange_owners.extend(itertools.repeat(conn, added))
+            self._exchange_order.extend(conn.exchanges[-added:])
 
     # ----------------------------------------------------------------------------- caps
 
@@ -308,6 +311,7 @@ class Store:
             per_connection: dict[ConnectionKey, tuple[Connection, int]] = {}
             while self._exchange_count > target and self._exchange_owners:
                 owner = self._exchange_owners.popleft()
+                self._exchange_order.popleft()
                 if self.connections.get(owner.key) is not owner:
                     continue
                 _, count = per_connection.get(owner.key, (owner, 0))
@@ -468,24 +472,11 @@ class Store:
     def visible_exchanges_in_order(self) -> list[Exchange]:
         """Every exchange the filter lets through, across connections, oldest first.
 
-        Walks the record of which connection each exchange was added to (creation order, no
-        sort): the n-th entry for a connection is its n-th exchange still held.
+        Every exchange held has its entry in the filtered view's table (True when shown), and
+        one evicted has none: one pass over the creation order, no sort.
         """
         shown = self._shown_exchange
-        live = self.connections
-        taken: dict[ConnectionKey, int] = {}
-        found: list[Exchange] = []
-        for owner in self._exchange_owners:
-            key = owner.key
-            if live.get(key) is not owner:
-                continue  # evicted with its connection
-            index = taken.get(key, 0)
-            taken[key] = index + 1
-            if index < len(owner.exchanges):
-                exchange = owner.exchanges[index]
-                if shown.get(exchange, True):
-                    found.append(exchange)
-        return found
+        return [exchange for exchange in self._exchange_order if shown.get(exchange, False)]
 
     def matches(self, connection: Connection) -> bool:
         return connection.key in self._visible
@@ -505,6 +496,7 @@ class Store:
         self.connections.clear()
         self._decoders.clear()
         self._exchange_owners.clear()
+        self._exchange_order.clear()
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0
