@@ -318,6 +318,7 @@ class MainScreen(RequestsViewKeys, FindKeys):
 
     @on(LiveTable.Moved, "#connections")
     def _connections_moved(self, event: LiveTable.Moved) -> None:
+        self._wanted_exchange = None  # the user chose where to go, not find
         if self.mode != "paused":
             self.mode = "following" if event.at_first_row else "browsing"
             self._draw_status()
