@@ -46,8 +46,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--reveal", action="store_true",
-        help="with --http: print Authorization, Cookie and other secret header values as "
-        "sent (masked by default)",
+        help="with --http: print secrets (credentials in headers and URLs; see "
+        "docs/secrets.md) as sent (masked by default)",
     )
     parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
@@ -82,7 +82,8 @@ class UpdateWriter(Protocol):
 
 
 def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
-    if args.stats or args.stats_interval:
+    # Read with defaults: callers that build the arguments by hand need not know of --stats.
+    if getattr(args, "stats", False) or getattr(args, "stats_interval", None):
         if args.format == "jsonl" or args.http or args.responses:
             raise UserError("--stats prints a table instead of the traffic: leave out "
                             "--format, --http and --responses.")
@@ -99,7 +100,10 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
 
         formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
         return ExchangeWriter(stdout, formatter, Store())
-    return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
+    # On a terminal, bytes from the network could drive it (clipboard, title, hidden text).
+    escape = stdout.isatty()
+    text = TextFormatter(responses=args.responses, show_source=several_pods, escape=escape)
+    return TextWriter(stdout, text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,7 +117,8 @@ async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> in
     stats = writer if isinstance(writer, EndpointStatsWriter) else None
     with StopOnSignals() as stopping:
         try:
-            async with session, _printing_every(stats, args.stats_interval):
+            interval = getattr(args, "stats_interval", None)
+            async with session, _printing_every(stats, interval):
                 async for batch in session.updates():
                     reporter.report(batch)
                     writer.write(batch)

@@ -14,18 +14,16 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import overload
 
+from tui.model.terminal_text import one_line
+
 Span = tuple[str, str]
 Line = tuple[Span, ...]
 
-# C0 and C1 controls (and DEL) would drive the terminal: show them as a replacement character.
-# A tab becomes one space so that wrapping by characters stays true to widths.
-_SAFE = {code: "\ufffd" for code in itertools.chain(range(32), range(127, 160))}
-_SAFE[ord("\t")] = " "
-
 
 def safe(text: str) -> str:
-    """``text`` with control characters made harmless for a terminal."""
-    return text.translate(_SAFE)
+    """One row of ``text`` for a terminal: control characters escaped as everywhere in podtap
+    (``\\x1b``), a tab shown as one space (so that rows keep their width)."""
+    return one_line(text.replace("\t", " "))
 
 
 def plain(line: Line) -> str:

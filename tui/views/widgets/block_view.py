@@ -13,14 +13,16 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.console import RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual import events
 from textual.strip import Strip
 
 from tui.model.bodies import BodyMode, RenderedBody, render_body
 from tui.model.find import Needle, next_index
+from tui.model.secrets import mask_body
 from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, plain
 from tui.views.widgets.line_scroll import LineScrollView
 
@@ -44,6 +46,20 @@ class BodyBlock:
     body: bytes
     content_type: str
     mode: BodyMode
+    masked: bool = False
+    """Secrets (JSON keys, form fields, ``name=value`` pairs, JWTs) are masked when drawn."""
+
+    def render(self, width: int) -> RenderedBody:
+        body = mask_body(self.body, self.content_type) if self.masked else self.body
+        return render_body(body, self.content_type, self.mode, width)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        # Outside the pane (printing, tests) the whole body is rendered at once.
+        rendered = self.render(options.max_width)
+        if rendered.note:
+            yield Text(f"({rendered.kind}: {rendered.note})", style="dim italic")
+        for line in rendered.lines:
+            yield Text.assemble(*((text, style or "") for text, style in line))
 
 
 Block = RenderableType | BodyBlock
@@ -60,7 +76,7 @@ class BlockView(LineScrollView):
         self._starts: list[int] = [0]
         self._rendered_width = -1
         self._lazy_strips: dict[int, Strip] = {}
-        self._bodies: dict[tuple[int, str, str, int], tuple[bytes, RenderedBody]] = {}
+        self._bodies: dict[tuple[int, str, str, int, bool], tuple[bytes, RenderedBody]] = {}
         self.rendered_bodies: list[RenderedBody] = []
         """The bodies as drawn, in order (their kind and note, for titles)."""
         self.needle: Needle | None = None
@@ -125,11 +141,11 @@ class BlockView(LineScrollView):
 
     def _rendered_body(self, block: BodyBlock, width: int) -> RenderedBody:
         # Keyed by the body object: bodies are immutable bytes, a body that grows is a new one.
-        key = (id(block.body), block.content_type, block.mode, width)
+        key = (id(block.body), block.content_type, block.mode, width, block.masked)
         kept = self._bodies.get(key)
         if kept is not None and kept[0] is block.body:
             return kept[1]
-        rendered = render_body(block.body, block.content_type, block.mode, width)
+        rendered = block.render(width)
         if len(self._bodies) >= BODIES_KEPT:
             del self._bodies[next(iter(self._bodies))]
         self._bodies[key] = (block.body, rendered)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.secrets import mask_url
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
@@ -28,7 +29,10 @@ CONNECTION_COLUMNS = (
 
 
 def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
-    if connection.protocol in ("http", "unknown") or connection.last_status is not None:
+    # A WebSocket's last status is its 101, which says less than the protocol it switched to.
+    if connection.protocol != "ws" and (
+        connection.protocol in ("http", "unknown") or connection.last_status is not None
+    ):
         last: Cell = cells.status(connection.last_status)
     else:
         last = (connection.protocol, "italic cyan")
@@ -67,10 +71,13 @@ EXCHANGE_COLUMNS = (
 )
 
 
-def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
+def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
+    """The row of ``exchange``; secrets in its URL masked unless ``reveal``."""
     request = exchange.request
     response = exchange.response
     target = request.target or request.path
+    if not reveal:
+        target = mask_url(target)
     path: Cell = target
     if exchange.upgraded:
         path = (f"{target} ⇄", "cyan")
@@ -94,9 +101,11 @@ def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
 
 class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
     def __init__(self, *, id: str | None = None) -> None:
+        self.reveal_secrets = False
+        """Show secrets in paths (``?access_token=``) as sent; the main screen's ``s``."""
         super().__init__(
             EXCHANGE_COLUMNS,
-            exchange_cells,
+            lambda exchange: exchange_cells(exchange, self.reveal_secrets),
             exchange_key,
             empty_text="no HTTP requests on this connection",
             id=id,
