@@ -90,3 +90,17 @@ def test_a_scan_in_slices_finds_what_one_pass_finds() -> None:
     assert nothing.step(100)
     assert nothing.found is None
     assert nothing.progress == 1.0
+
+
+def test_a_compressed_body_is_searched_decoded() -> None:
+    import gzip
+
+    zipped = exchange()
+    assert zipped.response is not None
+    zipped.response.headers.append(("Content-Encoding", "gzip"))
+    zipped.response.body = gzip.compress(b"the invoice 4711 is paid")
+    zipped.response.body_length = len(zipped.response.body)
+    zipped.response.complete = True
+    needle = make_needle("invoice 4711")
+    assert needle is not None
+    assert needle.mentions(zipped)

@@ -2,8 +2,8 @@
 
 The text is literal (no regex), *smart-case* like the filters: case-insensitive unless it holds
 an upper-case letter. ``mentions`` tells whether an exchange holds the text anywhere it can be
-shown (request line, headers, bodies, messages) without formatting anything, so that looking
-through 100,000 exchanges for the next one that matches is a scan of bytes.
+shown (request line, headers, bodies decoded as the pane shows them, messages) without
+formatting anything, so that looking through 100,000 exchanges is a scan of text.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tui.model.content import decode_body
 from tui.model.flows import Exchange, Message
 
 MAX_NEEDLE = 200
@@ -33,16 +34,24 @@ class Needle:
         # Plain substring tests of C-level joins and lower-casing: a few microseconds an
         # exchange, where a case-insensitive regex costs several times more.
         request = exchange.request
+        if self._in_message(f"{request.method} {request.target}", request):
+            return True
         response = exchange.response
-        if self._in_data(request.body) or (response is not None and self._in_data(response.body)):
-            return True
-        if self._in_text(_head(f"{request.method} {request.target}", request)):
-            return True
-        if response is not None and self._in_text(
-            _head(f"{response.status} {response.reason}", response)
+        if response is not None and self._in_message(
+            f"{response.status} {response.reason}", response
         ):
             return True
         return any(self._in_data(message.data) for message in exchange.messages)
+
+    def _in_message(self, first_line: str, message: Message) -> bool:
+        head = _head(first_line, message)
+        lowered = head.lower()
+        if self.key in (lowered if self.folded else head):
+            return True
+        body = message.body
+        if "\ncontent-encoding:" in lowered:
+            body = decode_body(message).data  # as the pane shows it: gzip and the like undone
+        return self._in_data(body)
 
     def _in_text(self, text: str) -> bool:
         return self.key in (text.lower() if self.folded else text)
