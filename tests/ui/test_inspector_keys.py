@@ -81,6 +81,8 @@ async def test_requests_view_with_a_filter_invert_and_noise() -> None:
     app = shop_app()
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)
+        await pilot.press("slash", "tab", "escape")  # a tab in the prompt switches nothing
+        assert app.main_screen.left_view == "connections"
         await pilot.press("tab", "slash", *"~c 5xx", "enter")
         await pilot.pause()
         assert request_targets(app) == ["/api/orders"]

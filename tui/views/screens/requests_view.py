@@ -16,6 +16,8 @@ from textual.screen import Screen
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
+from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.find_bar import FindBar
 from tui.views.widgets.live_table import LiveTable
 from tui.views.widgets.tables import ConnectionsTable, ExchangesTable, RequestsTable, exchange_key
 
@@ -36,6 +38,8 @@ class RequestsViewKeys(Screen[None]):
         connections_table: ConnectionsTable
         exchanges_table: ExchangesTable
         requests_table: RequestsTable
+        filter_bar: FilterBar
+        find_bar: FindBar
         _requests_stale: bool
         _requests_drawn: float
         _shown_exchange: Exchange | None
@@ -56,6 +60,8 @@ class RequestsViewKeys(Screen[None]):
 
     def action_switch_view(self) -> None:
         """Connections ⇄ every request; the selection carries over where it can."""
+        if self.filter_bar.is_open or self.find_bar.is_open:
+            return  # a tab typed in a prompt stays there: it is not a request to switch
         exchange = self.selected_exchange
         self.left_view = "requests" if self.left_view == "connections" else "connections"
         requests = self.left_view == "requests"
