@@ -1,0 +1,149 @@
+"""gRPC on top of HTTP/2: length-prefixed messages, their compression, and call status.
+
+Each direction of a call is a stream of messages, each a 1-byte compressed flag and a 4-byte
+big-endian length before the payload. The status comes in the trailers (``grpc-status``,
+``grpc-message``), or in the only HEADERS of a "trailers-only" response.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from tui.model.flows import Exchange
+
+STATUS_NAMES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+_PREFIX = 5
+
+
+def is_grpc(content_type: str | None) -> bool:
+    return content_type is not None and content_type.lower().startswith("application/grpc")
+
+
+def status_name(code: str) -> str:
+    """``5`` -> ``NOT_FOUND``; a code outside the table is kept as sent."""
+    code = code.strip()
+    if code.isdigit() and int(code) < len(STATUS_NAMES):
+        return STATUS_NAMES[int(code)]
+    return code
+
+
+def call_status(exchange: Exchange) -> tuple[str, str] | None:
+    """(code, name) of a finished gRPC call, from its trailers or trailers-only headers."""
+    response = exchange.response
+    if response is None:
+        return None
+    for name, value in (*response.trailers, *response.headers):
+        if name == "grpc-status":
+            return value.strip(), status_name(value)
+    return None
+
+
+def call_message(exchange: Exchange) -> str | None:
+    """``grpc-message``, percent-decoded as the protocol sends it."""
+    response = exchange.response
+    if response is None:
+        return None
+    for name, value in (*response.trailers, *response.headers):
+        if name == "grpc-message":
+            return unquote(value, errors="replace")
+    return None
+
+
+@dataclass(slots=True)
+class SplitMessage:
+    compressed: bool
+    data: bytes
+    """The payload as sent (still compressed when ``compressed``), capped."""
+    length: int
+    """Its true length on the wire."""
+
+
+class MessageSplitter:
+    """One direction of one call: bytes in, whole messages out; payloads kept up to ``cap``."""
+
+    __slots__ = ("_cap", "_compressed", "_head", "_kept", "_left", "_length")
+
+    def __init__(self, cap: int) -> None:
+        self._cap = cap
+        self._head = bytearray()
+        self._kept = bytearray()
+        self._left = -1
+        """Payload bytes still to come for the current message; -1 while reading a prefix."""
+        self._length = 0
+        self._compressed = False
+
+    def feed(self, data: bytes) -> list[SplitMessage]:
+        out: list[SplitMessage] = []
+        at = 0
+        size = len(data)
+        while at < size or self._left == 0:
+            if self._left < 0:
+                need = _PREFIX - len(self._head)
+                self._head += data[at : at + need]
+                at += need
+                if len(self._head) < _PREFIX:
+                    break
+                self._compressed = bool(self._head[0] & 1)
+                self._length = self._left = int.from_bytes(self._head[1:5], "big")
+                self._head.clear()
+                continue
+            take = min(self._left, size - at)
+            room = self._cap - len(self._kept)
+            if room > 0:
+                self._kept += data[at : at + min(take, room)]
+            at += take
+            self._left -= take
+            if self._left == 0:
+                out.append(SplitMessage(self._compressed, bytes(self._kept), self._length))
+                self._kept.clear()
+                self._left = -1
+        return out
+
+    @property
+    def pending(self) -> bool:
+        """A message began and did not end."""
+        return self._left > 0 or bool(self._head)
+
+    def cut(self) -> SplitMessage | None:
+        """The message in progress, as far as it came (the stream ended or bytes were lost)."""
+        if not self.pending:
+            return None
+        message = SplitMessage(self._compressed, bytes(self._kept), self._length)
+        self._head.clear()
+        self._kept.clear()
+        self._left = -1
+        return message
+
+
+def decompress(data: bytes, encoding: str, cap: int) -> tuple[bytes, str]:
+    """The payload of a compressed message, inflated up to ``cap``, and a note about it."""
+    encoding = encoding.strip().lower()
+    if encoding in ("gzip", "deflate"):
+        wbits = 31 if encoding == "gzip" else 15
+        inflater = zlib.decompressobj(wbits)
+        try:
+            plain = inflater.decompress(data, cap)
+        except zlib.error:
+            return data, f"compressed ({encoding}), could not be inflated"
+        return plain, f"compressed ({encoding}, {len(data)} bytes)"
+    return data, f"compressed ({encoding or 'no grpc-encoding'}), shown as sent"
