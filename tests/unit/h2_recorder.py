@@ -9,7 +9,6 @@ a relay on loopback that writes every chunk it forwards, in the order it forward
 from __future__ import annotations
 
 import base64
-
 import json
 import selectors
 import socket
@@ -19,7 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 OUT = Path(__file__).parent / "h2_recordings"
@@ -53,10 +52,8 @@ class Relay:
                 if not data:
                     sel.unregister(sock)
                     open_count -= 1
-                    try:
+                    with suppress(OSError):
                         other.shutdown(socket.SHUT_WR)
-                    except OSError:
-                        pass
                     continue
                 self.chunks.append((direction, data))
                 other.sendall(data)
@@ -115,9 +112,15 @@ def nghttp_cases(root: Path) -> None:
             "nghttp-concurrent",
             port,
             lambda p: _run(
-                ["nghttp", "-n", f"http://127.0.0.1:{p}/page.html",
-                 f"http://127.0.0.1:{p}/big.bin", f"http://127.0.0.1:{p}/missing",
-                 "-H", "x-user-id: alice"]
+                [
+                    "nghttp",
+                    "-n",
+                    f"http://127.0.0.1:{p}/page.html",
+                    f"http://127.0.0.1:{p}/big.bin",
+                    f"http://127.0.0.1:{p}/missing",
+                    "-H",
+                    "x-user-id: alice",
+                ]
             ),
         )
         record(
@@ -153,8 +156,14 @@ def hypercorn_cases(root: Path) -> None:
             "curl-prior-knowledge",
             port,
             lambda p: _run(
-                ["curl", "-sS", "--http2-prior-knowledge", "-d", "hello=1",
-                 f"http://127.0.0.1:{p}/submit?x=1"]
+                [
+                    "curl",
+                    "-sS",
+                    "--http2-prior-knowledge",
+                    "-d",
+                    "hello=1",
+                    f"http://127.0.0.1:{p}/submit?x=1",
+                ]
             ),
         )
         record(
@@ -174,6 +183,7 @@ def grpc_cases() -> None:
 
     grpc_server, port = start_server()
     try:
+
         def calls(p: int) -> None:
             from tests.grpc_peers import run_all_calls
 
@@ -192,7 +202,6 @@ def grpc_cases() -> None:
         record("grpc-gzip", port, gzip_calls)
     finally:
         grpc_server.stop(None)
-
 
 
 def _run(argv: list[str]) -> None:

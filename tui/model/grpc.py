@@ -135,6 +135,19 @@ class MessageSplitter:
         return message
 
 
+def split_exactly(body: bytes, cap: int) -> list[SplitMessage]:
+    """The messages of ``body`` if it is exactly a run of them (flags 0 or 1), else []."""
+    splitter = MessageSplitter(cap)
+    at = 0
+    while at + _PREFIX <= len(body):
+        if body[at] > 1:
+            return []
+        at += _PREFIX + int.from_bytes(body[at + 1 : at + _PREFIX], "big")
+    if at != len(body) or not body:
+        return []
+    return splitter.feed(body)
+
+
 def decompress(data: bytes, encoding: str, cap: int) -> tuple[bytes, str]:
     """The payload of a compressed message, inflated up to ``cap``, and a note about it."""
     encoding = encoding.strip().lower()

@@ -15,6 +15,7 @@ incomplete.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -30,7 +31,14 @@ from hyperframe.frame import (
 )
 
 from tui.model.flows import Connection, Exchange, Message, Request, Response, StreamMessage
-from tui.model.grpc import MessageSplitter, SplitMessage, decompress, is_grpc, status_name
+from tui.model.grpc import (
+    MessageSplitter,
+    SplitMessage,
+    decompress,
+    is_grpc,
+    split_exactly,
+    status_name,
+)
 from tui.model.hpack_partial import MalformedHeaderBlock, PartialDecoder
 from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped
 
@@ -63,6 +71,7 @@ _MAX_MESSAGES = 1000
 _MAX_TABLE_SIZE = 64 * 1024
 _MAX_ERRORS = 20
 _HEADER_CACHE_MAX = 20_000
+_GRPC_PATH = re.compile(r"/[A-Za-z_][\w.]*/\w+\Z")
 
 
 class ExchangeSink(Protocol):
@@ -410,6 +419,7 @@ class Http2Decoder:
         exchange.request.complete = True
         exchange.request_finished = ts
         self._cut_grpc(stream, "in", ts, "cut by the end of the stream")
+        self._grpc_by_framing(stream, "in", exchange.request, ts)
         self._forget_if_done(stream)
 
     def _server_done(self, stream: _Stream, ts: float) -> None:
@@ -420,7 +430,26 @@ class Http2Decoder:
             self._grpc_status(exchange)
         exchange.finished = ts
         self._cut_grpc(stream, "out", ts, "cut by the end of the stream")
+        if exchange.response is not None:
+            self._grpc_by_framing(stream, "out", exchange.response, ts)
         self._forget_if_done(stream)
+
+    def _grpc_by_framing(
+        self, stream: _Stream, direction: Direction, message: Message, ts: float
+    ) -> None:
+        """Joined late, a call's content-type may be an unknown table entry: a body that is
+        exactly a run of gRPC messages (and a gRPC-looking path) is taken for one."""
+        exchange = stream.exchange
+        if stream.grpc_in is not None or not exchange.notes or message.body_truncated:
+            return
+        if exchange.request.target and not _GRPC_PATH.match(exchange.request.target):
+            return
+        splits = split_exactly(message.body, self.body_cap)
+        if not splits:
+            return
+        self.connection.protocol = "grpc"
+        for split in splits:
+            self._grpc_message(stream, direction, split, ts, "taken for gRPC by its framing")
 
     def _forget_if_done(self, stream: _Stream) -> None:
         if stream.client_done and stream.server_done:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 _MAX_DEPTH = 16
 _MAX_FIELDS = 2000
 _MAX_FIELD_NUMBER = (1 << 29) - 1
+_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 class NotProtobuf(Exception):
@@ -63,7 +64,7 @@ def _render(fields: list[RawField], prefix: str, indent: str, lines: list[str]) 
 def _bytes_text(value: bytes) -> str:
     text = _readable(value)
     if text is not None:
-        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + text.translate(_TEXT_ESCAPES) + '"'
     packed = _packed_varints(value)
     if packed is not None:
         return "[" + ", ".join(map(str, packed)) + "]"
@@ -130,7 +131,10 @@ def _packed_varints(value: bytes) -> list[int] | None:
     at = 0
     try:
         while at < len(value):
+            start = at
             number, at = _varint(value, at)
+            if at - start > 1 and value[at - 1] == 0:
+                return None  # No encoder pads a varint: these bytes are something else.
             numbers.append(number)
     except NotProtobuf:
         return None
@@ -147,8 +151,6 @@ def _readable(value: bytes, strict: bool = False) -> str | None:
     allowed = "" if strict else "\t\n\r"
     if any((ch < " " and ch not in allowed) or ch == "\x7f" for ch in text):
         return None
-    if not strict:
-        return text.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return text
 
 
