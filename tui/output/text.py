@@ -231,6 +231,8 @@ class ExchangeTextFormatter:
                 f" to {address(conn.server, conn.server_port)}"
             )
         request = exchange.request
+        if exchange.stream_id is not None:
+            ident += f" stream {exchange.stream_id}"
         lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
         if request.method:
             lines.append(f"{request.method} {request.target} HTTP/{request.http_version}")
