@@ -92,7 +92,7 @@ class MessageSplitter:
         self._length = 0
         self._compressed = False
 
-    def feed(self, data: bytes) -> list[SplitMessage]:
+    def feed(self, data: bytes | bytearray) -> list[SplitMessage]:
         out: list[SplitMessage] = []
         at = 0
         size = len(data)

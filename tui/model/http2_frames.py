@@ -48,7 +48,7 @@ class DataPiece:
     """Part of a DATA frame's payload (padding removed). ``end_stream`` only on the last."""
 
     stream_id: int
-    data: bytes
+    data: bytes | bytearray
     last: bool
     end_stream: bool
 
@@ -142,7 +142,12 @@ class FrameReader:
     def _start_data(self, length: int) -> Item | None:
         buf, at = self._buf, self._pos
         flags = buf[at + 4]
-        stream_id = int.from_bytes(buf[at + 5 : at + 9], "big") & 0x7FFFFFFF
+        stream_id = (buf[at + 5] & 0x7F) << 24 | buf[at + 6] << 16 | buf[at + 7] << 8 | buf[at + 8]
+        end = at + HEADER_SIZE + length
+        if not flags & PADDED and end <= len(buf):
+            # The whole frame is here (the common case): one piece, no reading state.
+            self._pos = end
+            return DataPiece(stream_id, buf[at + HEADER_SIZE : end], True, bool(flags & END_STREAM))
         padding = 0
         header = HEADER_SIZE
         if flags & PADDED and length == 0:
@@ -170,7 +175,7 @@ class FrameReader:
         take = min(left, len(buf) - at)
         if take == 0 and left:
             return None
-        piece = bytes(buf[at : at + take])
+        piece = buf[at : at + take]
         self._pos = at + take
         state[1] = left = left - take
         if left == 0:
