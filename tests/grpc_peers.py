@@ -4,7 +4,8 @@ Messages are protobuf's own well-known types, so no generated code is needed: re
 ``StringValue``; answers are ``Struct`` (nested messages), ``Int64Value`` and
 ``SourceCodeInfo.Location`` (packed repeated ints). ``python -m tests.grpc_peers serve PORT``
 runs the server (in a network namespace for the capture tests); ``... call ADDRESS`` makes every
-call once and prints what the client saw as JSON.
+call once and prints what the client saw as JSON; ``... session ADDRESS`` keeps one connection
+and makes a unary call per name read from stdin; ``... gzip ADDRESS NAME`` makes one with gzip.
 """
 
 from __future__ import annotations
@@ -117,6 +118,11 @@ def main(argv: list[str]) -> None:
         server.wait_for_termination()
     elif argv[0] == "call":
         print(json.dumps(run_all_calls(argv[1])))
+    elif argv[0] == "session":
+        # One channel (one connection) kept open; a unary call per name read from stdin.
+        with grpc.insecure_channel(argv[1]) as channel:
+            for line in sys.stdin:
+                print(json.dumps(unary(channel, line.strip())), flush=True)
     elif argv[0] == "gzip":
         with grpc.insecure_channel(argv[1], compression=grpc.Compression.Gzip) as channel:
             print(json.dumps(unary(channel, argv[2])))
