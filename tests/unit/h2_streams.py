@@ -18,6 +18,7 @@ Chunks = list[tuple[Direction, bytes]]
 Splitter = Callable[[int, bytes], Sequence[bytes]]
 RECORDINGS = Path(__file__).parent / "h2_recordings"
 NAMES = ("nghttp-concurrent", "nghttp-post", "curl-prior-knowledge", "grpc-calls", "grpc-gzip")
+"""Recordings that start at the connection's start (grpc-joined-late does not)."""
 
 
 @cache

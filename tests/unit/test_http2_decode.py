@@ -18,7 +18,7 @@ from hyperframe.frame import (
 from tests.unit.h2_streams import recording, replay
 from tui.model.grpc import call_message, call_status
 from tui.model.http2 import JOINED_MID_STREAM
-from tui.model.http2_frames import PREFACE
+from tui.model.http2_frames import PREFACE, looks_like_http2
 from tui.model.protobuf_raw import render
 
 pytestmark = pytest.mark.timeout(60)
@@ -138,6 +138,20 @@ def test_joined_mid_stream_later_calls_appear_with_what_could_not_be_decoded_mar
     assert late.protocol == "grpc"
 
 
+def test_a_capture_that_began_on_a_long_lived_grpc_connection() -> None:
+    # Recorded by podtap itself: three calls before the capture began, three after. Every
+    # header field of the later calls refers to a table entry sent before: none is guessed.
+    conn, _, _ = replay(recording("grpc-joined-late"), joined_late=True)
+    assert [ex.stream_id for ex in conn.exchanges] == [7, 9, 11]
+    assert conn.protocol == "grpc"
+    for ex, name in zip(conn.exchanges, ("after-1", "after-2", "after-3"), strict=True):
+        assert ex.notes == [JOINED_MID_STREAM]
+        assert (ex.request.method, ex.request.path, ex.request.headers) == ("POST", "", [])
+        assert ex.status == 200
+        assert render(ex.messages[0].data) == f'1: "{name}"'
+        assert f'3: "hello {name}"' in render(ex.messages[1].data)
+
+
 def test_joined_in_the_middle_of_a_frame_resynchronises_on_the_next_one() -> None:
     chunks = list(recording("nghttp-concurrent")[2:])
     chunks[0] = (chunks[0][0], chunks[0][1][7:])
@@ -202,3 +216,12 @@ def test_a_response_for_a_stream_never_requested_is_not_invented() -> None:
     frames = _frames(HeadersFrame(5, server.encode([(":status", "200")]), flags=["END_HEADERS"]))
     conn, _, _ = replay([("out", frames)])
     assert conn.exchanges == []
+
+
+def test_http2_is_told_from_other_bytes_in_the_middle_of_a_connection() -> None:
+    late = recording("grpc-joined-late")
+    assert looks_like_http2(late[0][1])
+    assert looks_like_http2(late[3][1][5:])  # from inside a frame
+    assert not looks_like_http2(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n" * 3)
+    assert not looks_like_http2(b"\x17\x03\x03\x01\x00" + bytes(range(256)))
+    assert not looks_like_http2(bytes(range(256)) * 8)

@@ -74,12 +74,33 @@ def plausible_header(buf: bytes | bytearray, at: int) -> int:
     allowed = _ALLOWED_FLAGS.get(kind)
     if allowed is None or flags & ~allowed or stream_id & 0x80000000:
         return -1
-    if length > RESYNC_MAX_LENGTH or (stream_id != 0) != (kind in _ON_STREAM):
+    if length > RESYNC_MAX_LENGTH:
+        return -1
+    if kind != WINDOW_UPDATE and (stream_id != 0) != (kind in _ON_STREAM):
         return -1
     fixed = _FIXED_LENGTH.get(kind)
     if (fixed is not None and length != fixed) or (kind == SETTINGS and length % 6):
         return -1
     return length
+
+
+def looks_like_http2(data: bytes | bytearray, scan: int = RESYNC_MAX_LENGTH) -> bool:
+    """Bytes from the middle of a connection hold a run of HTTP/2 frames: three plausible
+    frames back to back, or two that end exactly where the bytes end, starting within the
+    first ``scan`` bytes. A run like that is rare in anything else (a frame header admits one
+    in about 10^5 random positions, a chain of them far fewer)."""
+    end = len(data)
+    for start in range(min(scan, end - HEADER_SIZE + 1)):
+        at, frames = start, 0
+        while end - at >= HEADER_SIZE:
+            length = plausible_header(data, at)
+            if length < 0 or at + HEADER_SIZE + length > end:
+                break
+            at += HEADER_SIZE + length
+            frames += 1
+            if frames >= 3 or (frames >= 2 and at == end):
+                return True
+    return False
 
 
 class FrameReader:
@@ -215,26 +236,31 @@ class FrameReader:
         return True
 
     def _resync(self) -> bool:
-        """Move to the first plausible frame boundary; False to wait for more bytes."""
+        """Move to the first frame boundary the bytes confirm; False to wait for more.
+
+        A boundary is confirmed by a plausible frame followed by another plausible header, or
+        ending exactly where the bytes end. A plausible header whose frame is not complete yet
+        may still be one: the scan goes on past it, and if nothing later is confirmed, it is
+        where the next scan starts.
+        """
         buf = self._buf
         at = self._pos
         end = len(buf)
+        pending = -1
         while end - at >= HEADER_SIZE:
             length = plausible_header(buf, at)
             if length >= 0:
                 after = at + HEADER_SIZE + length
-                if after > end:
-                    break
                 if after == end or (
                     end - after >= HEADER_SIZE and plausible_header(buf, after) >= 0
                 ):
                     self._synced = True
                     self._move(at)
                     return True
-                if end - after < HEADER_SIZE:
-                    break
+                if pending < 0 and (after > end or end - after < HEADER_SIZE):
+                    pending = at
             at += 1
-        self._move(at)
+        self._move(at if pending < 0 else pending)
         return False
 
     def _move(self, at: int) -> None:
