@@ -7,11 +7,13 @@ big-endian length before the payload. The status comes in the trailers (``grpc-s
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import unquote
 
-from tui.model.flows import Exchange
+from tui.model.flows import Exchange, StreamMessage
 
 STATUS_NAMES = (
     "OK",
@@ -33,6 +35,10 @@ STATUS_NAMES = (
     "UNAUTHENTICATED",
 )
 _PREFIX = 5
+MAX_MESSAGES = 1000
+"""Messages kept per call; later ones are counted."""
+_GRPC_PATH = re.compile(r"/[A-Za-z_][\w.]*/\w+\Z")
+Direction = Literal["in", "out"]
 
 
 def is_grpc(content_type: str | None) -> bool:
@@ -160,3 +166,70 @@ def decompress(data: bytes, encoding: str, cap: int) -> tuple[bytes, str]:
             return data, f"compressed ({encoding}), could not be inflated"
         return plain, f"compressed ({encoding}, {len(data)} bytes)"
     return data, f"compressed ({encoding or 'no grpc-encoding'}), shown as sent"
+
+
+class GrpcCall:
+    """The messages of one call, both directions, added to its exchange as each completes."""
+
+    __slots__ = ("_cap", "_encodings", "_exchange", "_splitters", "dropped")
+
+    def __init__(self, exchange: Exchange, cap: int) -> None:
+        self._exchange = exchange
+        self._cap = cap
+        self._splitters = {"in": MessageSplitter(cap), "out": MessageSplitter(cap)}
+        self._encodings = {"in": exchange.request.header("grpc-encoding") or "", "out": ""}
+        self.dropped = 0
+        """Messages past MAX_MESSAGES, counted but not kept."""
+
+    def response_began(self) -> None:
+        response = self._exchange.response
+        if response is not None:
+            self._encodings["out"] = response.header("grpc-encoding") or ""
+
+    def feed(self, direction: Direction, data: bytes | bytearray, ts: float) -> None:
+        for split in self._splitters[direction].feed(data):
+            self._add(direction, split, ts, "")
+
+    def cut(self, direction: Direction, ts: float, why: str) -> None:
+        """That direction ends here: a message it was in the middle of is kept as cut."""
+        split = self._splitters[direction].cut()
+        if split is not None:
+            self._add(direction, split, ts, why)
+
+    def _add(self, direction: Direction, split: SplitMessage, ts: float, note: str) -> None:
+        messages = self._exchange.messages
+        if len(messages) >= MAX_MESSAGES:
+            self.dropped += 1
+            return
+        data = split.data
+        notes = [note] if note else []
+        if split.compressed:
+            data, compression = decompress(data, self._encodings[direction], self._cap)
+            notes.insert(0, compression)
+        elif len(data) < split.length:
+            notes.append(f"first {len(data)} bytes kept")
+        messages.append(StreamMessage(direction, ts, "grpc", data, split.length, "; ".join(notes)))
+
+
+def messages_by_framing(
+    exchange: Exchange, direction: Direction, body: bytes, ts: float, cap: int
+) -> bool:
+    """Joined late, a call's content-type may be a header never seen: a body that is exactly a
+    run of gRPC messages, on a path that looks like ``/pkg.Service/Method`` (or an unknown one),
+    is taken for one. True if it was."""
+    target = exchange.request.target
+    if target and not _GRPC_PATH.match(target):
+        return False
+    splits = split_exactly(body, cap)
+    for split in splits:
+        note = "taken for gRPC by its framing" + ("; compressed" if split.compressed else "")
+        message = StreamMessage(direction, ts, "grpc", split.data, split.length, note)
+        exchange.messages.append(message)
+    return bool(splits)
+
+
+def set_status_reason(exchange: Exchange) -> None:
+    """A finished call's status name (``OK``, ``NOT_FOUND``…) is its response's reason."""
+    status = call_status(exchange)
+    if status is not None and exchange.response is not None:
+        exchange.response.reason = status[1]
