@@ -11,7 +11,8 @@ from google.protobuf import descriptor_pb2, struct_pb2, wrappers_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tui.model.grpc import MessageSplitter, decompress, split_exactly, status_name
+from tui.model.flows import Exchange, Request
+from tui.model.grpc import GrpcCall, MessageSplitter, decompress, split_exactly, status_name
 from tui.model.hpack_partial import MalformedHeaderBlock, PartialDecoder
 from tui.model.protobuf_raw import parse, render
 
@@ -117,3 +118,14 @@ def test_hpack_garbage_is_a_malformed_block() -> None:
         PartialDecoder().decode(b"\x00\x85abc")
     with pytest.raises(MalformedHeaderBlock):
         PartialDecoder().decode(b"\x80")
+
+
+def test_a_long_call_keeps_its_first_messages_whole_and_then_only_their_sizes() -> None:
+    exchange = Exchange(key=("local", 1), index=0, request=Request())
+    call = GrpcCall(exchange, cap=100)
+    call.feed("out", framed(*[bytes([n]) * 90 for n in range(10)]), 1.0)
+    assert [m.length for m in exchange.messages] == [90] * 10
+    assert sum(len(m.data) for m in exchange.messages) == 400
+    assert exchange.messages[0].data == bytes(90)
+    assert exchange.messages[-1].data == b""
+    assert exchange.messages[-1].note == "first 0 bytes kept"

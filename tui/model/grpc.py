@@ -171,11 +171,14 @@ def decompress(data: bytes, encoding: str, cap: int) -> tuple[bytes, str]:
 class GrpcCall:
     """The messages of one call, both directions, added to its exchange as each completes."""
 
-    __slots__ = ("_cap", "_encodings", "_exchange", "_splitters", "dropped")
+    __slots__ = ("_cap", "_encodings", "_exchange", "_room", "_splitters", "dropped")
 
     def __init__(self, exchange: Exchange, cap: int) -> None:
         self._exchange = exchange
         self._cap = cap
+        # Payload bytes this call may still keep: a long stream of large messages keeps its
+        # first ones whole and then only their sizes.
+        self._room = 4 * cap
         self._splitters = {"in": MessageSplitter(cap), "out": MessageSplitter(cap)}
         self._encodings = {"in": exchange.request.header("grpc-encoding") or "", "out": ""}
         self.dropped = 0
@@ -206,7 +209,10 @@ class GrpcCall:
         if split.compressed:
             data, compression = decompress(data, self._encodings[direction], self._cap)
             notes.insert(0, compression)
-        elif len(data) < split.length:
+        if len(data) > self._room:
+            data = data[: self._room]
+        self._room -= len(data)
+        if not split.compressed and len(data) < split.length:
             notes.append(f"first {len(data)} bytes kept")
         messages.append(StreamMessage(direction, ts, "grpc", data, split.length, "; ".join(notes)))
 
