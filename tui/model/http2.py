@@ -161,6 +161,10 @@ class Http2Decoder:
         """Bytes of one direction were lost: its streams are incomplete, its framing and header
         table unknown until it resynchronises."""
         side = self._in if direction == "in" else self._out
+        inside = side.reader.skip_inside_data(length)
+        if inside is not None:
+            self._lost_in_body(side, *inside, sink)
+            return
         side.reader.lose()
         side.block = None
         side.headers.lose_table(AFTER_A_LOSS)
@@ -170,6 +174,22 @@ class Http2Decoder:
                 if stream.grpc is not None:
                     stream.grpc.cut(direction, ts, "cut by a loss")
                 sink.exchange_changed(stream.exchange)
+
+    def _lost_in_body(self, side: _Side, stream_id: int, length: int, sink: ExchangeSink) -> None:
+        """A loss inside one DATA frame: only that body misses bytes; the rest decodes on."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        exchange = stream.exchange
+        exchange.incomplete = True
+        message = exchange.request if side is self._in else exchange.response
+        if message is not None:
+            message.body_length += length
+        if stream.grpc is not None:
+            # The message being split lost bytes: its framing from here on cannot be trusted.
+            stream.grpc = None
+            exchange.notes.append("gRPC messages after a loss are not shown")
+        sink.exchange_changed(exchange)
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
         for stream in self._streams.values():

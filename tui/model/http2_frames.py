@@ -136,6 +136,21 @@ class FrameReader:
         self._synced = False
         self.expect_preface = False
 
+    def skip_inside_data(self, length: int) -> tuple[int, int] | None:
+        """Bytes are missing inside the DATA frame being read: step over them, keeping the
+        framing. (stream id, payload bytes lost), or None if the gap does not fall wholly
+        inside one (then call ``lose``)."""
+        state = self._data
+        if state is None or self._pos != len(self._buf):
+            return None
+        stream_id, left, padding, _ = state
+        if length > left + padding:
+            return None
+        payload = min(length, left)
+        state[1] = left - payload
+        state[2] = padding - (length - payload)
+        return stream_id, payload
+
     def next(self) -> Item | None:
         if self._data is not None:
             return self._data_piece()

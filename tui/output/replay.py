@@ -6,6 +6,7 @@ back on the wire as HTTP/1.x: request line, headers and body at the request's ti
 line, headers and body at the response's time. The headers are kept as they were, so the body
 is framed to match them (one chunk when they say chunked), and body bytes that were not kept
 (bodies beyond the cap) become a ``Gap`` of the missing length rather than made-up bytes.
+HTTP/2 connections are put back as HTTP/2 frames (``replay_h2``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, Exchange, Message, Request, Response
+from tui.output.replay_h2 import Http2Replay
 
 
 def _is_chunked(message: Message) -> bool:
@@ -164,7 +166,13 @@ def connection_events(
         mid_stream=connection.mid_stream,
     )
     last = connection.opened
-    if connection.protocol == "http":
+    if connection.protocol in ("h2", "grpc"):
+        replay = Http2Replay(conn, numbering.seq)
+        yield from replay.opening(connection.opened)
+        for exchange in exchanges:
+            yield from replay.exchange(exchange)
+            last = max(last, exchange.finished or exchange.started)
+    elif connection.protocol == "http":
         for exchange in exchanges:
             yield from exchange_events(conn, exchange, numbering)
             last = max(last, exchange.finished or exchange.started)
