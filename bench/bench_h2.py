@@ -1,6 +1,6 @@
 """HTTP/2 and gRPC decoding: podtap's decoder against hyperframe + hpack alone, on the same bytes.
 
-    .venv/bin/python bench/bench_h2.py [--streams 20000] [--runs 5]
+    .venv/bin/python bench/bench_h2.py [--streams 10000] [--grpc-messages 50000] [--runs 5]
 
 The traffic is made by the real encoders (hyperframe frames, an hpack Encoder per direction):
 connections of 100 streams, opened 10 at a time and answered interleaved (a JSON body of 200 to
@@ -279,8 +279,8 @@ def memory_per_connection(count: int = 2000) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=20_000)
-    parser.add_argument("--grpc-messages", type=int, default=100_000)
+    parser.add_argument("--streams", type=int, default=10_000)
+    parser.add_argument("--grpc-messages", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     http2 = build_http2(args.streams)

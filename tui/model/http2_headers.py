@@ -63,7 +63,8 @@ class HeaderBlockDecoder:
             except hpack.HPACKError as exc:
                 self.lose_table(AFTER_A_LOSS)
                 return [], 0, f"malformed header block: {exc}"
-            return [_header(name, value) for name, value in raw], 0, ""
+            cache = _HEADER_CACHE
+            return [cache.get(field) or _header(*field) for field in raw], 0, ""
         partial = self._partial
         assert partial is not None
         try:
