@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
 
 from hyperframe.frame import (
     ContinuationFrame,
@@ -28,9 +27,10 @@ from hyperframe.frame import (
     SettingsFrame,
 )
 
+from tui.model.decoder import Direction, ExchangeSink
 from tui.model.flows import Connection, Exchange, Message, Request
 from tui.model.grpc import GrpcCall, is_grpc, messages_by_framing, set_status_reason
-from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped
+from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped, looks_like_http2
 from tui.model.http2_headers import (
     AFTER_A_LOSS,
     JOINED_MID_STREAM,
@@ -41,9 +41,14 @@ from tui.model.http2_headers import (
     response_from,
 )
 
-__all__ = ["AFTER_A_LOSS", "JOINED_MID_STREAM", "Http2Decoder"]
-
-Direction = Literal["in", "out"]
+__all__ = [
+    "AFTER_A_LOSS",
+    "JOINED_MID_STREAM",
+    "Http2Decoder",
+    "after_preface",
+    "after_upgrade",
+    "joined_mid_stream",
+]
 
 ERROR_CODES = (
     "NO_ERROR",
@@ -66,14 +71,6 @@ _MAX_OPEN_STREAMS = 1000
 _MAX_ERRORS = 20
 _HEADER_FRAMES = (1, 5, 9)
 """HEADERS, PUSH_PROMISE, CONTINUATION: frames whose loss leaves the header table unknown."""
-
-
-class ExchangeSink(Protocol):
-    """Told about exchanges as they appear and change (the store's change record)."""
-
-    def exchange_started(self, exchange: Exchange) -> None: ...
-
-    def exchange_changed(self, exchange: Exchange) -> None: ...
 
 
 @dataclass(slots=True, eq=False)
@@ -461,3 +458,29 @@ class Http2Decoder:
 
 def _error_name(code: int) -> str:
     return ERROR_CODES[code] if 0 <= code < len(ERROR_CODES) else f"error 0x{code:x}"
+
+
+# ----------------------------------------------------------------------------- hand-off hooks
+
+
+def after_preface(connection: Connection) -> Http2Decoder:
+    """The client opened with the HTTP/2 preface (prior knowledge)."""
+    return Http2Decoder(connection)
+
+
+def after_upgrade(connection: Connection, exchange: Exchange) -> Http2Decoder | None:
+    """A ``101`` to ``h2c``: stream 1 answers the HTTP/1.1 request that asked for it."""
+    response = exchange.response
+    if response is None or response.status != 101:
+        return None
+    tokens = ",".join(response.header_values("upgrade")).lower().split(",")
+    if "h2c" not in (token.strip() for token in tokens):
+        return None
+    return Http2Decoder(connection, upgraded=exchange)
+
+
+def joined_mid_stream(connection: Connection, client: bytes, server: bytes) -> Http2Decoder | None:
+    """Joined late: HTTP/2 if either direction's first bytes hold a run of frames."""
+    if looks_like_http2(client) or looks_like_http2(server):
+        return Http2Decoder(connection, joined_late=True)
+    return None

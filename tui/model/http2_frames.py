@@ -103,6 +103,20 @@ def looks_like_http2(data: bytes | bytearray, scan: int = RESYNC_MAX_LENGTH) -> 
     return False
 
 
+def may_open_http2_server(data: bytes | bytearray) -> bool:
+    """The server's first bytes may be its HTTP/2 connection preface (a SETTINGS frame, which
+    an HTTP/2 server may send before the client's preface arrives)."""
+    head = bytes(data[:HEADER_SIZE]).ljust(HEADER_SIZE, b"\0")
+    have = min(len(data), HEADER_SIZE)
+    if have > 3 and head[3] != SETTINGS:
+        return False
+    if have > 4 and head[4]:
+        return False
+    if have >= HEADER_SIZE and (head[5:9] != bytes(4) or plausible_header(head, 0) < 0):
+        return False
+    return have == 0 or head[0] == 0
+
+
 class FrameReader:
     """Feed bytes, then take items until None. Never raises on any input."""
 

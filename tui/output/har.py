@@ -294,6 +294,8 @@ def _frame(message: Message, body: bytes, size: object) -> None:
 
 def _version(text: object) -> str:
     value = str(text or "").upper().removeprefix("HTTP/")
+    if value in ("2", "2.0", "H2"):
+        return "2"
     return value if value in ("1.0", "1.1") else "1.1"
 
 
@@ -381,7 +383,10 @@ def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
             client=str(first.get("_clientIPAddress") or "?"),
             client_port=int(first.get("_clientPort") or 0),
             server=server.strip("[]") or url.hostname or "?",
-            server_port=int(server_port), opened=0.0, protocol="http",
+            server_port=int(server_port), opened=0.0,
+            # HTTP/2 entries are replayed as HTTP/2 frames, the rest as HTTP/1.x.
+            protocol="h2" if _version((first.get("request") or {}).get("httpVersion")) == "2"
+            else "http",
             # A first response without its request: the connection was joined mid-stream.
             mid_stream=(first.get("request") or {}).get("method") == UNSEEN_METHOD,
         )

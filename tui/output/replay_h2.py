@@ -9,7 +9,7 @@ stream incomplete instead of reading made-up bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 
 import hpack
 from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
@@ -72,46 +72,47 @@ class Http2Replay:
         start: float,
         end: float | None,
     ) -> Iterator[AnyEvent]:
+        """HEADERS at ``start``; the frame that ends the stream at ``end`` (the decoder takes
+        the message's end from it, so latencies come out as they were)."""
         encoder = self._client if direction == "in" else self._server
         headers = [(name.lower(), value) for name, value in message.headers]
-        body_length = message.body_length
-        last_flags = ["END_STREAM"] if not message.trailers else []
-        flags = ["END_HEADERS"] + ([] if body_length else last_flags)
-        block = encoder.encode(head + headers)
-        yield self._data(direction, HeadersFrame(stream_id, block, flags=flags).serialize(), start)
         when = end if end is not None and end > start else start
-        if body_length:
-            yield from self._body(direction, stream_id, message, last_flags, when)
+        block = encoder.encode(head + headers)
+        ends_here = not message.body_length and not message.trailers and when == start
+        flags = ["END_HEADERS", "END_STREAM"] if ends_here else ["END_HEADERS"]
+        yield self._data(direction, HeadersFrame(stream_id, block, flags=flags).serialize(), start)
+        if ends_here:
+            return
+        yield from self._body(direction, stream_id, message, (start, when))
         if message.trailers:
             trailers = encoder.encode([(n.lower(), v) for n, v in message.trailers])
             frame = HeadersFrame(stream_id, trailers, flags=["END_HEADERS", "END_STREAM"])
             yield self._data(direction, frame.serialize(), when)
+        elif not message.body_length:
+            end_frame = DataFrame(stream_id, flags=["END_STREAM"])
+            yield self._data(direction, end_frame.serialize(), when)
 
     def _body(
-        self,
-        direction: Direction,
-        stream_id: int,
-        message: Message,
-        flags: Sequence[str],
-        ts: float,
+        self, direction: Direction, stream_id: int, message: Message, times: tuple[float, float]
     ) -> Iterator[AnyEvent]:
+        """DATA frames at the message's start, the last one at its end; the bytes not kept
+        are a gap inside their frame."""
         body = message.body
         total = message.body_length
-        for start in range(0, total, _MAX_DATA_FRAME):
-            length = min(_MAX_DATA_FRAME, total - start)
-            last = start + length >= total
-            frame = DataFrame(stream_id, b"", flags=list(flags) if last else [])
+        ends_stream = [] if message.trailers else ["END_STREAM"]
+        for offset in range(0, total, _MAX_DATA_FRAME):
+            length = min(_MAX_DATA_FRAME, total - offset)
+            last = offset + length >= total
+            ts = times[1] if last else times[0]
+            frame = DataFrame(stream_id, flags=ends_stream if last else [])
             # The frame says the true length even where the bytes were not kept.
             header = length.to_bytes(3, "big") + frame.serialize()[3:9]
-            kept = body[start : start + length]
+            kept = body[offset : offset + length]
             yield self._data(direction, header + kept, ts)
             if len(kept) < length:
+                missing = length - len(kept)
                 yield Gap(
-                    seq=self._seq(),
-                    ts=ts,
-                    conn=self._conn,
-                    direction=direction,
-                    length=length - len(kept),
+                    seq=self._seq(), ts=ts, conn=self._conn, direction=direction, length=missing
                 )
 
     def _data(self, direction: Direction, data: bytes, ts: float) -> DataReceived:
