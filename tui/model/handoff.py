@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tui.model import http2
+from tui.model import http2, websocket
 from tui.model.decoder import ProtocolDecoder
 from tui.model.flows import Connection, Exchange
 
@@ -69,7 +69,7 @@ class Handoffs:
 
 HANDOFFS = Handoffs(
     after_preface=(http2.after_preface,),
-    after_upgrade=(http2.after_upgrade,),
+    after_upgrade=(websocket.after_upgrade, http2.after_upgrade),
     mid_stream=(http2.joined_mid_stream,),
 )
 """What the store's decoders use."""

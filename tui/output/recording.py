@@ -135,11 +135,11 @@ class _HarSink:
 
 
 def is_final(exchange: Exchange, connection: Connection) -> bool:
-    return (
-        exchange.finished is not None
-        or exchange.error is not None
-        or connection.closed is not None
-    )
+    if connection.closed is not None or exchange.error is not None:
+        return True
+    if exchange.upgraded and connection.protocol == "ws":
+        return False  # its WebSocket messages keep coming until the connection ends
+    return exchange.finished is not None
 
 
 class Recording:
