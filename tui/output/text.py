@@ -41,6 +41,7 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange, Response, StreamMessage
+from tui.model.protobuf_raw import render as render_protobuf
 from tui.model.secrets import mask
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
@@ -281,6 +282,10 @@ class ExchangeTextFormatter:
         side = "client → server" if message.direction == "in" else "server → client"
         size = f"{message.length:,} bytes"
         about = f"{size}, {message.note}" if message.note else size
+        if message.kind == "grpc":
+            head = f"{self._mark(exchange)}gRPC {_ident(exchange)} {side} message ({about})"
+            # Schema-less, as protoc --decode_raw shows it (strings and bytes escaped).
+            return f"{head}\n{render_protobuf(message.data)}\n\n"
         head = f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
         if message.kind == "close" or not message.data:
             return head + "\n\n"
