@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.secrets import mask_url
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
@@ -69,10 +70,13 @@ EXCHANGE_COLUMNS = (
 )
 
 
-def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
+def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
+    """The row of ``exchange``; secrets in its URL masked unless ``reveal``."""
     request = exchange.request
     response = exchange.response
     target = request.target or request.path
+    if not reveal:
+        target = mask_url(target)
     path: Cell = target
     if exchange.upgraded:
         path = (f"{target} ⇄", "cyan")
@@ -96,9 +100,11 @@ def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
 
 class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
     def __init__(self, *, id: str | None = None) -> None:
+        self.reveal_secrets = False
+        """Show secrets in paths (``?access_token=``) as sent; the main screen's ``s``."""
         super().__init__(
             EXCHANGE_COLUMNS,
-            exchange_cells,
+            lambda exchange: exchange_cells(exchange, self.reveal_secrets),
             exchange_key,
             empty_text="no HTTP requests on this connection",
             id=id,
