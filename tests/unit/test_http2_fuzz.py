@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.h2_streams import NAMES, Direction, recording, replay, summary
+from tests.unit.h2_streams import NAMES, Direction, new_connection, recording, replay, summary
+from tests.unit.http_streams import Collected
+from tui.model.http import ConnectionDecoder
 from tui.model.http2 import Http2Decoder
 
 pytestmark = pytest.mark.timeout(120)
@@ -40,6 +42,27 @@ def test_any_segmentation_gives_the_same_exchanges(name: str, data: st.DataObjec
     whole, _, _ = replay(recording(name))
     cut, _, _ = replay(recording(name), split=lambda index, chunk: _pieces(chunk, cuts[index]))
     assert summary(cut) == summary(whole)
+
+
+def _through_connection_decoder(name: str, cuts: list[list[int]] | None) -> dict[str, object]:
+    """The recording fed to the store's ConnectionDecoder: detection, then the hand-off."""
+    conn = new_connection()
+    conn.mid_stream = name == "grpc-joined-late"
+    decoder = ConnectionDecoder(conn)
+    sink = Collected()
+    for index, (direction, data) in enumerate(recording(name)):
+        for piece in [data] if cuts is None else _pieces(data, cuts[index]):
+            decoder.feed(direction, piece, 1.0 + index, sink)
+    decoder.close(99.0, sink)
+    return summary(conn)
+
+
+@pytest.mark.parametrize("name", [*NAMES, "curl-h2c-upgrade", "grpc-joined-late"])
+@FAST
+@given(data=st.data())
+def test_the_hand_off_from_detection_is_as_cut_proof(name: str, data: st.DataObject) -> None:
+    cuts = data.draw(cut_points(name))
+    assert _through_connection_decoder(name, cuts) == _through_connection_decoder(name, None)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.grpc import call_status
 from tui.model.secrets import mask_url
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
@@ -88,10 +89,19 @@ def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
         str(exchange.index),
         cells.method(request.method),
         path,
-        cells.status(exchange.status),
+        _status(exchange),
         cells.latency(exchange.latency_ms),
         cells.size(response.body_length) if response is not None else "",
     )
+
+
+def _status(exchange: Exchange) -> Cell:
+    """The HTTP status; a gRPC call that failed says so in red whatever its HTTP 200."""
+    status = cells.status(exchange.status)
+    grpc = call_status(exchange)
+    if grpc is not None and grpc[1] != "OK":
+        return (status[0], "bold red")
+    return status
 
 
 def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
