@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tui.model import http2, websocket
+from tui.model import http2_handoff, websocket
 from tui.model.decoder import ProtocolDecoder
 from tui.model.flows import Connection, Exchange
 
@@ -68,8 +68,8 @@ class Handoffs:
 
 
 HANDOFFS = Handoffs(
-    after_preface=(http2.after_preface,),
-    after_upgrade=(websocket.after_upgrade, http2.after_upgrade),
-    mid_stream=(http2.joined_mid_stream,),
+    after_preface=(http2_handoff.after_preface,),
+    after_upgrade=(websocket.after_upgrade, http2_handoff.after_upgrade),
+    mid_stream=(http2_handoff.joined_mid_stream,),
 )
 """What the store's decoders use."""

@@ -30,7 +30,7 @@ from hyperframe.frame import (
 from tui.model.decoder import Direction, ExchangeSink
 from tui.model.flows import Connection, Exchange, Message, Request
 from tui.model.grpc import GrpcCall, is_grpc, messages_by_framing, set_status_reason
-from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped, looks_like_http2
+from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped, error_name
 from tui.model.http2_headers import (
     AFTER_A_LOSS,
     JOINED_MID_STREAM,
@@ -41,31 +41,8 @@ from tui.model.http2_headers import (
     response_from,
 )
 
-__all__ = [
-    "AFTER_A_LOSS",
-    "JOINED_MID_STREAM",
-    "Http2Decoder",
-    "after_preface",
-    "after_upgrade",
-    "joined_mid_stream",
-]
+__all__ = ["AFTER_A_LOSS", "JOINED_MID_STREAM", "Http2Decoder"]
 
-ERROR_CODES = (
-    "NO_ERROR",
-    "PROTOCOL_ERROR",
-    "INTERNAL_ERROR",
-    "FLOW_CONTROL_ERROR",
-    "SETTINGS_TIMEOUT",
-    "STREAM_CLOSED",
-    "FRAME_SIZE_ERROR",
-    "REFUSED_STREAM",
-    "CANCEL",
-    "COMPRESSION_ERROR",
-    "CONNECT_ERROR",
-    "ENHANCE_YOUR_CALM",
-    "INADEQUATE_SECURITY",
-    "HTTP_1_1_REQUIRED",
-)
 _MAX_OPEN_STREAMS = 1000
 """Streams followed at once; past it the oldest is let go (peers usually allow 100)."""
 _MAX_ERRORS = 20
@@ -231,7 +208,7 @@ class Http2Decoder:
             side.headers.lose_table(AFTER_A_LOSS)
 
     def _goaway(self, side: _Side, frame: GoAwayFrame, sink: ExchangeSink) -> None:
-        code = _error_name(frame.error_code)
+        code = error_name(frame.error_code)
         note = f"{side.who} sent GOAWAY ({code}, last stream {frame.last_stream_id})"
         if frame.error_code:
             self._note_error(note)
@@ -245,7 +222,7 @@ class Http2Decoder:
         if stream is None:
             return
         exchange = stream.exchange
-        exchange.notes.append(f"reset by {side.who} ({_error_name(frame.error_code)})")
+        exchange.notes.append(f"reset by {side.who} ({error_name(frame.error_code)})")
         if exchange.finished is None:
             exchange.finished = ts
         self._cut_grpc(stream, ts, "cut by the reset")
@@ -454,33 +431,3 @@ class Http2Decoder:
         errors = self.connection.errors
         if len(errors) < _MAX_ERRORS:
             errors.append(text)
-
-
-def _error_name(code: int) -> str:
-    return ERROR_CODES[code] if 0 <= code < len(ERROR_CODES) else f"error 0x{code:x}"
-
-
-# ----------------------------------------------------------------------------- hand-off hooks
-
-
-def after_preface(connection: Connection) -> Http2Decoder:
-    """The client opened with the HTTP/2 preface (prior knowledge)."""
-    return Http2Decoder(connection)
-
-
-def after_upgrade(connection: Connection, exchange: Exchange) -> Http2Decoder | None:
-    """A ``101`` to ``h2c``: stream 1 answers the HTTP/1.1 request that asked for it."""
-    response = exchange.response
-    if response is None or response.status != 101:
-        return None
-    tokens = ",".join(response.header_values("upgrade")).lower().split(",")
-    if "h2c" not in (token.strip() for token in tokens):
-        return None
-    return Http2Decoder(connection, upgraded=exchange)
-
-
-def joined_mid_stream(connection: Connection, client: bytes, server: bytes) -> Http2Decoder | None:
-    """Joined late: HTTP/2 if either direction's first bytes hold a run of frames."""
-    if looks_like_http2(client) or looks_like_http2(server):
-        return Http2Decoder(connection, joined_late=True)
-    return None

@@ -42,6 +42,28 @@ _ALLOWED_FLAGS = {
 _ON_STREAM = {DATA, HEADERS, PRIORITY, RST_STREAM, PUSH_PROMISE, CONTINUATION}
 _FIXED_LENGTH = {PRIORITY: 5, RST_STREAM: 4, PING: 8, WINDOW_UPDATE: 4}
 
+ERROR_CODES = (
+    "NO_ERROR",
+    "PROTOCOL_ERROR",
+    "INTERNAL_ERROR",
+    "FLOW_CONTROL_ERROR",
+    "SETTINGS_TIMEOUT",
+    "STREAM_CLOSED",
+    "FRAME_SIZE_ERROR",
+    "REFUSED_STREAM",
+    "CANCEL",
+    "COMPRESSION_ERROR",
+    "CONNECT_ERROR",
+    "ENHANCE_YOUR_CALM",
+    "INADEQUATE_SECURITY",
+    "HTTP_1_1_REQUIRED",
+)
+
+
+def error_name(code: int) -> str:
+    """RST_STREAM's and GOAWAY's error code by its name (RFC 9113, section 7)."""
+    return ERROR_CODES[code] if 0 <= code < len(ERROR_CODES) else f"error 0x{code:x}"
+
 
 @dataclass(slots=True)
 class DataPiece:
