@@ -206,6 +206,10 @@ class ExchangeTextFormatter:
     is printed once complete; trailers nobody announced come in a block of their own. After a
     switch to WebSocket, each message is a block, ``## WebSocket [C:R] client → server text
     (5 bytes)``, followed by its text (or ``Data (hex):``).
+
+    An HTTP/2 request says its stream after ``[C:R]`` (``stream 3``) and its request line is
+    ``GET /page HTTP/2``. Each gRPC message is a block, ``## gRPC [C:R] client → server message
+    (7 bytes)``, followed by its fields as ``protoc --decode_raw`` shows them.
     """
 
     _REMEMBERED = 200_000
