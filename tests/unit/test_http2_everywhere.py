@@ -9,7 +9,7 @@ import json
 import pytest
 
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived
-from tests.unit.h2_streams import recording
+from tests.unit.h2_streams import exchange_summary, recording
 from tui.model.curl import as_curl
 from tui.model.filters import parse_filter
 from tui.model.flows import Connection, Exchange
@@ -17,6 +17,7 @@ from tui.model.http2 import JOINED_MID_STREAM
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent
 from tui.output.har import har_document, har_entry, read_har
+from tui.output.jsonl import encode_line, read_lines
 from tui.output.text import ExchangeTextFormatter
 from tui.views.widgets.stream_messages import message_payload
 
@@ -25,6 +26,12 @@ pytestmark = pytest.mark.timeout(60)
 
 def stored(*names: str, mid_stream: bool = False) -> Store:
     """The recordings as one agent's events, one connection each, through a Store."""
+    store = Store()
+    store.apply(events_of(*names, mid_stream=mid_stream))
+    return store
+
+
+def events_of(*names: str, mid_stream: bool = False) -> list[AgentEvent]:
     events: list[AgentEvent] = []
     seq = 1
     for conn, name in enumerate(names):
@@ -47,9 +54,7 @@ def stored(*names: str, mid_stream: bool = False) -> Store:
         closed = ConnectionClosed(seq=seq, ts=90.0, conn=conn, reason="fin")
         events.append(AgentEvent("local", closed))
         seq += 1
-    store = Store()
-    store.apply(events)
-    return store
+    return events
 
 
 def all_exchanges(store: Store) -> list[tuple[Connection, Exchange]]:
@@ -155,3 +160,20 @@ def test_grpc_messages_in_the_detail_pane_show_their_fields() -> None:
     payload = message_payload(first)
     assert payload is not None
     assert payload.plain == "  1: [3, 5, 7]\n  2: [15]"
+
+
+def test_a_jsonl_recording_reopens_to_the_same_exchanges() -> None:
+    events = events_of("nghttp-concurrent", "curl-h2c-upgrade", "grpc-calls", "grpc-gzip")
+    live = Store()
+    live.apply(events)
+    lines = [encode_line(update.source, update.event) for update in events]
+    reopened = Store()
+    reopened.apply(
+        [update for update in read_lines(lines, "x.jsonl") if isinstance(update, AgentEvent)]
+    )
+
+    def summary(store: Store) -> list[object]:
+        return [exchange_summary(ex) for _, ex in all_exchanges(store)]
+
+    assert summary(reopened) == summary(live)
+    assert len(summary(live)) == 3 + 1 + 5 + 1
