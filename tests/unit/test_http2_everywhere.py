@@ -177,3 +177,11 @@ def test_a_jsonl_recording_reopens_to_the_same_exchanges() -> None:
 
     assert summary(reopened) == summary(live)
     assert len(summary(live)) == 3 + 1 + 5 + 1
+
+
+def test_http2_bodies_are_kept_up_to_the_stores_cap() -> None:
+    store = Store(body_cap=1000)
+    store.apply(events_of("nghttp-concurrent"))
+    big = next(ex for _, ex in all_exchanges(store) if ex.request.target == "/big.bin")
+    assert big.response is not None
+    assert (len(big.response.body), big.response.body_length) == (1000, 102_400)

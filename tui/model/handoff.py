@@ -8,11 +8,12 @@ order; the first decoder returned gets the connection's bytes from there on (tho
 received after the switch point included). With no decoder, the bytes are counted but not
 decoded.
 
-A decoder for a new protocol plugs in by adding its hook to ``HANDOFFS``.
+A decoder for a new protocol plugs in by adding its hook to ``handoffs_for``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -67,9 +68,13 @@ class Handoffs:
         return None
 
 
-HANDOFFS = Handoffs(
-    after_preface=(http2_handoff.after_preface,),
-    after_upgrade=(websocket.after_upgrade, http2_handoff.after_upgrade),
-    mid_stream=(http2_handoff.joined_mid_stream,),
-)
-"""What the store's decoders use."""
+@functools.cache
+def handoffs_for(body_cap: int) -> Handoffs:
+    """The hooks the store's decoders use, making decoders that keep bodies up to ``body_cap``
+    (one set per cap: stores share them)."""
+    http2 = http2_handoff.Http2Hooks(body_cap)
+    return Handoffs(
+        after_preface=(http2.after_preface,),
+        after_upgrade=(websocket.after_upgrade, http2.after_upgrade),
+        mid_stream=(http2.joined_mid_stream,),
+    )

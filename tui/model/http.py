@@ -20,7 +20,7 @@ from typing import Literal
 
 from tui.model.decoder import Direction, ExchangeSink, ProtocolDecoder
 from tui.model.flows import Connection, Exchange
-from tui.model.handoff import HANDOFFS, PRIOR_KNOWLEDGE_PREFACE, Handoffs
+from tui.model.handoff import PRIOR_KNOWLEDGE_PREFACE, Handoffs, handoffs_for
 from tui.model.http1 import Http1Decoder
 from tui.model.http1_cache import Http1Cache
 from tui.model.http1_framing import METHOD_PREFIX, REQUEST_START, STATUS_START
@@ -48,14 +48,14 @@ class ConnectionDecoder:
         on_request: Callable[[Exchange], None] | None = None,
         *,
         cache: Http1Cache | None = None,
-        handoffs: Handoffs = HANDOFFS,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self.connection = connection
         self.body_cap = body_cap
         self.raw_cap = raw_cap
         self._on_request = on_request
         self._cache = cache if cache is not None else Http1Cache()
-        self._handoffs = handoffs
+        self._handoffs = handoffs if handoffs is not None else handoffs_for(body_cap)
         self._decoder: ProtocolDecoder | None = None
         # Until the protocol is known: every chunk in order, and the client's bytes joined.
         self._detecting = True
