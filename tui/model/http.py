@@ -64,6 +64,7 @@ class ConnectionDecoder:
         self._server_head = bytearray()
         # Joined mid-stream: no first bytes to go by, the protocol is told from what it says.
         self._late = connection.mid_stream
+        self._late_asked = 0
 
     # --------------------------------------------------------------------------- input
 
@@ -154,7 +155,13 @@ class ConnectionDecoder:
         else HTTP/1.x, once a start line shows (or enough was seen, or a gap or the close
         forces a decision), which resynchronises on its messages."""
         client, server = bytes(self._client_head), bytes(self._server_head)
-        decoder = self._handoffs.for_mid_stream(self.connection, client, server)
+        seen = len(client) + len(server)
+        decoder = None
+        if force or seen >= 2 * self._late_asked:
+            # Asked again each time the bytes double: a look at a few KiB is not repeated for
+            # every segment of a connection that is neither.
+            self._late_asked = seen
+            decoder = self._handoffs.for_mid_stream(self.connection, client, server)
         if decoder is not None:
             self._hand_over(decoder, sink)
         elif (
@@ -162,7 +169,7 @@ class ConnectionDecoder:
             or looks_like_tls_record(client[:3])
             or REQUEST_START.search(client) is not None
             or STATUS_START.search(server) is not None
-            or len(client) + len(server) >= _MAX_LATE_SCAN
+            or seen >= _MAX_LATE_SCAN
         ):
             self._decode_http1(joined_late=True).decode(ts, sink, fed)
 
