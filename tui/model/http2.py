@@ -14,7 +14,6 @@ and every stream it was carrying is marked incomplete.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from hyperframe.frame import (
@@ -91,8 +90,8 @@ class Http2Decoder:
     """Decodes one HTTP/2 connection's two byte streams into its ``exchanges``, in place.
 
     ``upgraded``: the HTTP/1.1 exchange whose ``101`` switched to h2c; it is stream 1, whose
-    request was that HTTP/1.1 request. ``on_request`` is told of each request once its headers
-    are decoded (the header inventory).
+    request was that HTTP/1.1 request. New exchanges are told to the sink as soon as their
+    request's headers are decoded (the store's header inventory takes them from there).
     """
 
     def __init__(
@@ -101,11 +100,9 @@ class Http2Decoder:
         body_cap: int = 65_536,
         joined_late: bool = False,
         upgraded: Exchange | None = None,
-        on_request: Callable[[Exchange], None] | None = None,
     ) -> None:
         self.connection = connection
         self.body_cap = body_cap
-        self._on_request = on_request
         self._in = _Side("in", joined_late, preface=not joined_late)
         self._out = _Side("out", joined_late, preface=False)
         self._streams: dict[int, _Stream] = {}
@@ -346,8 +343,6 @@ class Http2Decoder:
         self._streams[stream_id] = stream
         conn.exchanges.append(exchange)
         sink.exchange_started(exchange)
-        if self._on_request is not None:
-            self._on_request(exchange)
         return stream
 
     def _adopt(self, exchange: Exchange) -> None:
