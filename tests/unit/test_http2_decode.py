@@ -225,3 +225,28 @@ def test_http2_is_told_from_other_bytes_in_the_middle_of_a_connection() -> None:
     assert not looks_like_http2(b"GET /index.html HTTP/1.1\r\nHost: a\r\n\r\n" * 3)
     assert not looks_like_http2(b"\x17\x03\x03\x01\x00" + bytes(range(256)))
     assert not looks_like_http2(bytes(range(256)) * 8)
+
+
+@pytest.mark.parametrize(("allowed", "found"), [(65_536, True), (None, False)])
+def test_resynchronising_believes_frames_as_long_as_the_receiver_allowed(
+    allowed: int | None, found: bool
+) -> None:
+    client = hpack.Encoder()
+    settings = SettingsFrame(0, settings={SettingsFrame.MAX_FRAME_SIZE: allowed} if allowed else {})
+    request = [(":method", "POST"), (":path", "/upload"), (":authority", "a")]
+    first = HeadersFrame(1, client.encode(request), flags=["END_HEADERS"])
+    second = HeadersFrame(3, client.encode(request), flags=["END_HEADERS"])
+    conn, decoder, sink = replay(
+        [("in", PREFACE + _frames(SettingsFrame(0), first)), ("out", _frames(settings))],
+        close=False,
+    )
+    decoder.gap("in", 100, 2.0, sink)
+    decoder.feed(
+        "in", _frames(second, DataFrame(3, bytes(40_000), flags=["END_STREAM"])), 3.0, sink
+    )
+    decoder.close(4.0, sink)
+    later = [ex for ex in conn.exchanges if ex.stream_id == 3]
+    assert bool(later) is found
+    if found:
+        assert later[0].request.body_length == 40_000
+        assert later[0].request.complete

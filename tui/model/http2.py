@@ -29,7 +29,13 @@ from hyperframe.frame import (
 from tui.model.decoder import Direction, ExchangeSink
 from tui.model.flows import Connection, Exchange, Message, Request
 from tui.model.grpc import GrpcCall, is_grpc, messages_by_framing, set_status_reason
-from tui.model.http2_frames import DataPiece, FrameReader, FrameSkipped, error_name
+from tui.model.http2_frames import (
+    RESYNC_MAX_LENGTH,
+    DataPiece,
+    FrameReader,
+    FrameSkipped,
+    error_name,
+)
 from tui.model.http2_headers import (
     AFTER_A_LOSS,
     JOINED_MID_STREAM,
@@ -185,14 +191,22 @@ class Http2Decoder:
         elif kind is RstStreamFrame:
             self._reset(side, frame, ts, sink)  # type: ignore[arg-type]
         elif kind is SettingsFrame:
-            size = frame.settings.get(SettingsFrame.HEADER_TABLE_SIZE)  # type: ignore[attr-defined]
-            if size is not None:
-                # The receiver's setting bounds what the *other* side's encoder may use.
-                other = self._out if side is self._in else self._in
-                other.headers.allow_table_size(size)
+            self._settings(side, frame)  # type: ignore[arg-type]
         elif kind is GoAwayFrame:
             self._goaway(side, frame, sink)  # type: ignore[arg-type]
         # PRIORITY, PING, WINDOW_UPDATE and extension frames change nothing a person reads.
+
+    def _settings(self, side: _Side, frame: SettingsFrame) -> None:
+        """A side's settings bound what the *other* side may send: its header table's size,
+        its frames' length."""
+        other = self._out if side is self._in else self._in
+        settings = frame.settings
+        table_size = settings.get(SettingsFrame.HEADER_TABLE_SIZE)
+        if table_size is not None:
+            other.headers.allow_table_size(table_size)
+        frame_size = settings.get(SettingsFrame.MAX_FRAME_SIZE)
+        if frame_size is not None and RESYNC_MAX_LENGTH <= frame_size < 1 << 24:
+            other.reader.max_frame_size = frame_size
 
     def _skipped(self, side: _Side, item: FrameSkipped, sink: ExchangeSink) -> None:
         self._note_error(f"{side.who} sent a frame podtap could not read: {item.reason}")

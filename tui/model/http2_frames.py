@@ -87,7 +87,7 @@ class FrameSkipped:
 Item = Frame | DataPiece | FrameSkipped
 
 
-def plausible_header(buf: bytes | bytearray, at: int) -> int:
+def plausible_header(buf: bytes | bytearray, at: int, max_length: int = RESYNC_MAX_LENGTH) -> int:
     """The frame length if ``buf[at:at + 9]`` looks like a frame header, else -1."""
     length = (buf[at] << 16) | (buf[at + 1] << 8) | buf[at + 2]
     kind = buf[at + 3]
@@ -96,7 +96,7 @@ def plausible_header(buf: bytes | bytearray, at: int) -> int:
     allowed = _ALLOWED_FLAGS.get(kind)
     if allowed is None or flags & ~allowed or stream_id & 0x80000000:
         return -1
-    if length > RESYNC_MAX_LENGTH:
+    if length > max_length:
         return -1
     if kind != WINDOW_UPDATE and (stream_id != 0) != (kind in _ON_STREAM):
         return -1
@@ -148,7 +148,15 @@ def may_open_http2_server(data: bytes | bytearray) -> bool:
 class FrameReader:
     """Feed bytes, then take items until None. Never raises on any input."""
 
-    __slots__ = ("_buf", "_data", "_pos", "_synced", "expect_preface", "skipped_bytes")
+    __slots__ = (
+        "_buf",
+        "_data",
+        "_pos",
+        "_synced",
+        "expect_preface",
+        "max_frame_size",
+        "skipped_bytes",
+    )
 
     def __init__(self, synced: bool, expect_preface: bool = False) -> None:
         self._buf = bytearray()
@@ -159,6 +167,9 @@ class FrameReader:
         self._data: list[int] | None = None
         self.skipped_bytes = 0
         """Bytes passed over while resynchronising."""
+        self.max_frame_size = RESYNC_MAX_LENGTH
+        """The largest frame the receiver allowed (its SETTINGS_MAX_FRAME_SIZE): while
+        resynchronising, longer ones are not believed."""
 
     @property
     def synced(self) -> bool:
@@ -305,11 +316,12 @@ class FrameReader:
         end = len(buf)
         pending = -1
         while end - at >= HEADER_SIZE:
-            length = plausible_header(buf, at)
+            length = plausible_header(buf, at, self.max_frame_size)
             if length >= 0:
                 after = at + HEADER_SIZE + length
                 if after == end or (
-                    end - after >= HEADER_SIZE and plausible_header(buf, after) >= 0
+                    end - after >= HEADER_SIZE
+                    and plausible_header(buf, after, self.max_frame_size) >= 0
                 ):
                     self._synced = True
                     self._move(at)
