@@ -480,7 +480,9 @@ class MainScreen(RequestsViewKeys, FindKeys):
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
         self.exchanges_table.reveal_secrets = self.reveal_secrets
+        self.requests_table.reveal_secrets = self.reveal_secrets
         self.exchanges_table.refresh()
+        self.requests_table.refresh()
         self._draw_detail(keep_scroll=True)
 
     def action_clear(self) -> None:
