@@ -32,6 +32,9 @@ def as_curl(
     first = ["curl"]
     if request.http_version == "1.0":
         first.append("--http1.0")
+    elif request.http_version == "2" and "://" not in request.target:
+        # Seen in clear text without an upgrade: the server speaks HTTP/2 from the first byte.
+        first.append("--http2-prior-knowledge")
     if request.method == "HEAD":
         first.append("--head")
     elif request.method and (request.method != "GET" or request.body_length):

@@ -15,8 +15,9 @@ always match case-insensitively; header values are case-sensitive (they are ofte
 Regexes are RE2's (:mod:`tui.model.linear_regex`): linear in the text, which is bounded, so no
 pattern can stall the app; nesting deeper than :data:`MAX_DEPTH` is refused with its position.
 
-Exchange terms (``~m ~p ~h ~hs ~c ~b ~d ~err``) are false for a connection that has no
-exchanges yet; connection terms (``~src ~dst ~pod ~http ~tcp ~tls``) hold for all its exchanges.
+Exchange terms (``~m ~p ~h ~hs ~c ~gs ~b ~d ~err``) are false for a connection that has no
+exchanges yet; connection terms (``~src ~dst ~pod ~http ~h2 ~grpc ~tcp ~tls``) hold for all its
+exchanges.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from dataclasses import dataclass
 
 from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message
+from tui.model.grpc import STATUS_NAMES, call_status
 from tui.model.linear_regex import BODY_LIMIT, LinearRegex, RegexError
+from tui.model.routes import route_template
 
 Predicate = Callable[[Connection, Exchange | None], bool]
 
@@ -139,6 +142,15 @@ def _path(arg: str, position: int) -> Predicate:
     return test
 
 
+def _route(arg: str, position: int) -> Predicate:
+    wanted = arg.strip()
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and route_template(ex.request.path or ex.request.target) == wanted
+
+    return test
+
+
 def _host(arg: str, position: int) -> Predicate:
     pattern = _regex(arg, position, ignore_case=True)
 
@@ -198,6 +210,21 @@ def _code(arg: str, position: int) -> Predicate:
     def test(_conn: Connection, ex: Exchange | None) -> bool:
         status = None if ex is None else ex.status
         return status is not None and low <= status <= high
+
+    return test
+
+
+def _grpc_status(arg: str, position: int) -> Predicate:
+    wanted = arg.strip().upper()
+    if wanted.isdigit() and len(wanted) <= 2 and int(wanted) < len(STATUS_NAMES):
+        wanted = STATUS_NAMES[int(wanted)]
+    elif wanted not in STATUS_NAMES:
+        known = ", ".join(STATUS_NAMES)
+        raise FilterError(f"~gs wants a gRPC status code or name ({known}), not {arg!r}", position)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        status = None if ex is None else call_status(ex)
+        return status is not None and status[1] == wanted
 
     return test
 
@@ -297,11 +324,14 @@ class Operator:
 OPERATORS: list[Operator] = [
     Operator("~m", "METHOD", "request method (a regex, whole word: ~m \"GET|HEAD\")", _method),
     Operator("~p", "REGEX", "request path and query", _path),
+    Operator("~route", "TEMPLATE", "route template, ids collapsed: ~route /api/users/{id}", _route),
     Operator("~d", "REGEX", "request Host header", _host),
     Operator("~h", '"NAME: REGEX"', "a request header (NAME alone: the header is present)",
              _request_header),
     Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
+    Operator("~gs", "CODE", "gRPC status: 5 or NOT_FOUND (from the call's trailers)",
+             _grpc_status),
     Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
     Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
              build=_failed),
@@ -310,6 +340,8 @@ OPERATORS: list[Operator] = [
     Operator("~dst", "ADDR[:PORT]", "server address, same forms as ~src", _destination),
     Operator("~pod", "REGEX", "the source: NAMESPACE/POD, or \"local\"", _pod),
     Operator("~http", None, "HTTP connections", build=_protocol("http")),
+    Operator("~h2", None, "HTTP/2 connections (gRPC included)", build=_protocol("h2", "grpc")),
+    Operator("~grpc", None, "gRPC connections", build=_protocol("grpc")),
     Operator("~tls", None, "TLS connections (not decoded)", build=_protocol("tls")),
     Operator("~tcp", None, "other TCP connections (raw bytes)", build=_protocol("tcp", "unknown")),
 ]

@@ -107,6 +107,8 @@ class Store:
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
+        self._exchange_order: deque[Exchange] = deque()
+        """The exchanges themselves, in the same order (and popped with their owner)."""
         self._exchange_count = 0
         self._evicted: dict[ConnectionKey, None] = {}
         self._id_offset: dict[str, int] = {}
@@ -142,6 +144,11 @@ class Store:
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
+        for exchange in change.new_exchanges:
+            if exchange.request.http_version == "2":
+                # HTTP/2 decoders, started at a hand-off point, tell of requests through the
+                # change record alone.
+                self.header_inventory.record(exchange.request)
         if change.changed_exchanges:
             new = set(change.new_exchanges)
             change.changed_exchanges = [
@@ -287,6 +294,7 @@ class Store:
         if added > 0:
             self._exchange_count += added
             self._exchange_owners.extend(itertools.repeat(conn, added))
+            self._exchange_order.extend(conn.exchanges[-added:])
 
     # ----------------------------------------------------------------------------- caps
 
@@ -311,6 +319,7 @@ class Store:
             per_connection: dict[ConnectionKey, tuple[Connection, int]] = {}
             while self._exchange_count > target and self._exchange_owners:
                 owner = self._exchange_owners.popleft()
+                self._exchange_order.popleft()
                 if self.connections.get(owner.key) is not owner:
                     continue
                 _, count = per_connection.get(owner.key, (owner, 0))
@@ -484,6 +493,20 @@ class Store:
         hidden = self._hidden
         return [ex for ex in conn.exchanges if ex not in hidden]
 
+    def visible_exchanges_in_order(self) -> list[Exchange]:
+        """Every exchange the filter lets through, across connections, oldest first.
+
+        The creation order runs beside the owners' (the caps pop both): an exchange is held
+        while its owner is, and shown unless the view hides it. One pass, no sort.
+        """
+        live = self.connections
+        hidden = self._hidden
+        return [
+            exchange
+            for owner, exchange in zip(self._exchange_owners, self._exchange_order, strict=True)
+            if live.get(owner.key) is owner and exchange not in hidden
+        ]
+
     def matches(self, connection: Connection) -> bool:
         return connection.key in self._visible
 
@@ -504,6 +527,7 @@ class Store:
             decoder.release()
         self._decoders.clear()
         self._exchange_owners.clear()
+        self._exchange_order.clear()
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0

@@ -377,6 +377,8 @@ def _encoded_as_sent(message: Message, body: bytes) -> bytes:
 
 def _version(text: object) -> str:
     value = str(text or "").upper().removeprefix("HTTP/")
+    if value in ("2", "2.0", "H2"):
+        return "2"
     return value if value in ("1.0", "1.1") else "1.1"
 
 
@@ -543,7 +545,9 @@ def _entry_connection(source: str, first: Json) -> Connection:
         client=str(first.get("_clientIPAddress") or "?"),
         client_port=_port(first.get("_clientPort") or 0),
         server=server.strip("[]") or url.hostname or "?",
-        server_port=_port(server_port), opened=0.0, protocol="http",
+        server_port=_port(server_port), opened=0.0,
+        # HTTP/2 entries are replayed as HTTP/2 frames, the rest as HTTP/1.x.
+        protocol="h2" if _version(request.get("httpVersion")) == "2" else "http",
         # A first response without its request: the connection was joined mid-stream.
         mid_stream=request.get("method") == UNSEEN_METHOD,
     )

@@ -41,6 +41,7 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange, Response, StreamMessage
+from tui.model.protobuf_raw import render as render_protobuf
 from tui.model.secrets import mask_text, mask_url, masked_headers
 from tui.model.store import Store, StoreChange
 from tui.model.terminal_text import one_line, terminal_safe
@@ -205,6 +206,10 @@ class ExchangeTextFormatter:
     is printed once complete; trailers nobody announced come in a block of their own. After a
     switch to WebSocket, each message is a block, ``## WebSocket [C:R] client → server text
     (5 bytes)``, followed by its text (or ``Data (hex):``).
+
+    An HTTP/2 request says its stream after ``[C:R]`` (``stream 3``) and its request line is
+    ``GET /page HTTP/2``. Each gRPC message is a block, ``## gRPC [C:R] client → server message
+    (7 bytes)``, followed by its fields as ``protoc --decode_raw`` shows them.
     """
 
     _REMEMBERED = 200_000
@@ -288,6 +293,11 @@ class ExchangeTextFormatter:
         side = "client → server" if message.direction == "in" else "server → client"
         size = f"{message.length:,} bytes"
         about = f"{size}, {message.note}" if message.note else size
+        if message.kind == "grpc":
+            mark = self._mark(exchange)
+            head = one_line(f"{mark}gRPC {_ident(exchange)} {side} message ({about})")
+            # Schema-less, as protoc --decode_raw shows it; strings may hold any character.
+            return f"{head}\n{terminal_safe(render_protobuf(message.data))}\n\n"
         head = one_line(
             f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
         )
@@ -312,6 +322,8 @@ class ExchangeTextFormatter:
                 f" to {address(conn.server, conn.server_port)}"
             )
         request = exchange.request
+        if exchange.stream_id is not None:
+            ident += f" stream {exchange.stream_id}"
         lines = [f"{self._mark(exchange)}Request {ident}{where}{self._flags(exchange)}"]
         if request.method:
             target = request.target if self.reveal else mask_url(request.target)

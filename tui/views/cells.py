@@ -63,9 +63,34 @@ def state(name: str) -> Styled:
     return (name, STATE_STYLES.get(name, ""))
 
 
+PROTOCOL_NAMES = {"http": "h1", "unknown": ""}
+"""How the connections table names a protocol (others by their own name: h2, grpc, ws…)."""
+PROTOCOL_STYLES = {"h2": "cyan", "grpc": "magenta", "ws": "yellow", "tls": "dim", "tcp": "dim"}
+
+
+def protocol(name: str) -> Styled:
+    return (PROTOCOL_NAMES.get(name, name), PROTOCOL_STYLES.get(name, ""))
+
+
 METHOD_STYLES = {"GET": "cyan", "POST": "magenta", "PUT": "yellow", "PATCH": "yellow",
                  "DELETE": "red"}
 
 
 def method(name: str) -> Styled:
     return (name, METHOD_STYLES.get(name, "bold"))
+
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int]) -> str:
+    """One character per count, scaled to the largest; a blank where there was none."""
+    top = max(counts, default=0)
+    if not top:
+        return " " * len(counts)
+    last = len(SPARK_BARS) - 1
+    return "".join(
+        " " if not count else SPARK_BARS[min(last, (count * last + top - 1) // top)]
+        for count in counts
+    )
+

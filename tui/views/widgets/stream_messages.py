@@ -1,14 +1,17 @@
-"""The messages an exchange carried after its headers (WebSocket), as a list in the detail pane:
-direction, time, kind, size, then the text (or a hex dump) and what a person should know."""
+"""The messages an exchange carried after its headers (WebSocket, gRPC), as a list in the detail
+pane: direction, time, kind, size, then the text (a hex dump, or a gRPC message's fields) and
+what a person should know."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from tui.model import protobuf_raw
 from tui.model.flows import StreamMessage
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
@@ -44,6 +47,12 @@ def message_payload(message: StreamMessage) -> Text | None:
     data = message.data[:MESSAGE_BYTES_SHOWN]
     if not data or message.kind == "close":  # its code and reason are in the note
         return None
+    if message.kind == "grpc":
+        # No schema: fields by number and wire type, as protoc --decode_raw shows them.
+        fields = Text(textwrap.indent(terminal_safe(protobuf_raw.render(data)), "  "))
+        if message.length > len(data):
+            fields.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
+        return fields
     if message.kind != "binary":
         try:
             text = Text("  " + terminal_safe(data.decode("utf-8")))

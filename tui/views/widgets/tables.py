@@ -1,21 +1,26 @@
-"""The two live tables of the main screen: connections, and the exchanges of one connection."""
+"""The live tables of the main screen: connections, the exchanges of one connection, and
+every request across connections."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.grpc import call_status
 from tui.model.secrets import mask_url
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
 Clock = Callable[[], float]
+ProtocolOf = Callable[[ConnectionKey], str]
 
 CONNECTION_COLUMNS = (
     Column("#", 5, "right"),
     Column("pod", 16),
     Column("client", 21, flexible=True),
     Column("port", 5, "right"),
+    Column("proto", 5),
     Column("state", 6),
     Column("req", 4, "right"),
     Column("last", 4),
@@ -38,6 +43,7 @@ def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
         connection.source,
         cells.address(connection.client, connection.client_port),
         str(connection.server_port),
+        cells.protocol(connection.protocol),
         cells.state(connection.state),
         str(connection.requests),
         last,
@@ -86,10 +92,19 @@ def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
         str(exchange.index),
         cells.method(request.method),
         path,
-        cells.status(exchange.status),
+        _status(exchange),
         cells.latency(exchange.latency_ms),
         cells.size(response.body_length) if response is not None else "",
     )
+
+
+def _status(exchange: Exchange) -> Cell:
+    """The HTTP status; a gRPC call that failed says so in red whatever its HTTP 200."""
+    status = cells.status(exchange.status)
+    grpc = call_status(exchange)
+    if grpc is not None and grpc[1] != "OK":
+        return (status[0], "bold red")
+    return status
 
 
 def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
@@ -105,5 +120,45 @@ class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
             lambda exchange: exchange_cells(exchange, self.reveal_secrets),
             exchange_key,
             empty_text="no HTTP requests on this connection",
+            id=id,
+        )
+
+
+REQUEST_COLUMNS = (
+    Column("time", 12),
+    Column("pod", 16),
+    Column("method", 7),
+    Column("path", 12, flexible=True),
+    Column("st", 3),
+    Column("latency", 7, "right"),
+    Column("size", 5, "right"),
+    Column("proto", 5),
+)
+
+
+def request_cells(exchange: Exchange, protocol: str, reveal: bool = False) -> Sequence[Cell]:
+    """The row of ``exchange`` in the requests view: when, which pod, then as in its
+    connection's list (secrets in its URL masked unless ``reveal``), and the protocol."""
+    own = exchange_cells(exchange, reveal)
+    return (clock_time(exchange.started), exchange.key[0], *own[1:], cells.protocol(protocol))
+
+
+def clock_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+class RequestsTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
+    """Every request the filter lets through, across connections and pods."""
+
+    def __init__(self, protocol_of: ProtocolOf, *, id: str | None = None) -> None:
+        self.reveal_secrets = False
+        """Show secrets in paths as sent; the main screen's ``s``."""
+        super().__init__(
+            REQUEST_COLUMNS,
+            lambda exchange: request_cells(
+                exchange, protocol_of(exchange.key), self.reveal_secrets
+            ),
+            exchange_key,
+            empty_text="waiting for requests…",
             id=id,
         )
