@@ -34,7 +34,7 @@ class ThreadNotingStore(Store):
 
     def apply(self, updates: Sequence[Update]) -> StoreChange:
         self.applied_on.append(threading.get_ident())
-        self.gate_held.append(self.gate is not None and self.gate._held)
+        self.gate_held.append(self.gate is not None and self.gate.held)
         return super().apply(updates)
 
 
@@ -114,3 +114,30 @@ def test_the_gate_lets_a_thread_in_only_while_the_loop_waits() -> None:
         gate.close()
         reader.close()
         writer.close()
+
+
+def test_the_gate_stays_shut_while_a_key_is_answered() -> None:
+    gate = IdleGate(selectors.DefaultSelector())
+    entered = threading.Event()
+
+    def holder() -> None:
+        if gate.enter():
+            entered.set()
+            gate.leave()
+
+    gate.shut_for(60.0)
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert gate.select(0.05) == []  # the loop waited, idle, but a key is being answered
+        assert not entered.is_set()
+        gate.shut_for(0.0)
+        for _ in range(100):  # open again: the holder goes in, and the loop waits for it
+            gate.select(0.05)
+            if entered.is_set():
+                break
+        assert entered.is_set()
+    finally:
+        gate.shut()
+        thread.join(5)
+        gate.close()

@@ -8,6 +8,9 @@ to a thread, behind a gate on the loop's selector: the gate opens while the loop
 or a timer, and closes as soon as the loop wakes. Whatever the app runs on the loop (keys,
 actions, redraws, reading the store) never overlaps decoding, so the store needs no lock; and a
 woken loop waits for at most one small chunk of updates, never for the backlog.
+
+The thread shares the interpreter's lock with the loop, so the two together get one core at
+most: what the gate buys is that the loop never waits for decoding, not more CPU.
 """
 
 from __future__ import annotations
@@ -53,6 +56,11 @@ class IdleGate(selectors.BaseSelector):
         self._shut_until = 0.0
         self.loop_wants_back = False
         """Set when the loop woke while the gate is held: the holder should step out."""
+
+    @property
+    def held(self) -> bool:
+        """Another thread is inside (the loop is parked in ``select``)."""
+        return self._held
 
     # -- the loop's side -----------------------------------------------------------------
 
