@@ -60,3 +60,24 @@ def test_frozen_garbage_waits_for_a_quiet_keyboard_then_is_swept() -> None:
         policy.stop()
     assert gc.get_freeze_count() == 0
     assert gc.get_threshold() == thresholds
+
+
+def test_someone_who_never_stops_typing_gets_a_sweep_once_the_frozen_heap_has_grown() -> None:
+    clock = Clock()
+    policy = FrozenSurvivors(interval=1.0, clock=clock, sweep_after_growth=10_000)
+    policy.start()
+    try:
+        kept = [Loop() for _ in range(5_000)]
+        clock.now += SWEEP_INTERVAL
+        policy.tend(quiet_for=0.0)
+        assert policy.sweeps == 0  # grown by 5,000: frozen only
+        kept += [Loop() for _ in range(10_000)]
+        clock.now += 1.0
+        policy.tend(quiet_for=0.0)  # frozen too: the frozen heap has grown by 15,000
+        assert policy.sweeps == 0
+        clock.now += 1.0
+        policy.tend(quiet_for=0.0)
+        assert policy.sweeps == 1
+        assert len(kept) == 15_000
+    finally:
+        policy.stop()

@@ -12,7 +12,9 @@ then only walks what was made since the last freeze.
 What the screen draws is another matter: Textual's rendered lines refer to themselves, so a
 line that was on screen (or in a cache) when a freeze came, and is dropped later, is garbage
 no pass reaches. That is what the sweep is for: everything thawed and collected at once, at
-most once a SWEEP_INTERVAL, once the keyboard has been quiet for SWEEP_AFTER_QUIET.
+most once a SWEEP_INTERVAL, once the keyboard has been quiet for SWEEP_AFTER_QUIET, or, for
+someone who never stops typing, once the frozen heap has grown by SWEEP_AFTER_GROWTH objects
+(the one pause of half a second that bounds the memory).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ store full)."""
 SWEEP_AFTER_QUIET = 5.0
 """Seconds without a key before a sweep may start: someone reading the screen, not typing."""
 
+SWEEP_AFTER_GROWTH = 1_000_000
+"""Objects the frozen heap may gain since the last sweep before one is due, keys or not: more
+than a full store adds (about 800,000), so that filling the store does not set it off, and
+about 100 MB of garbage at most."""
+
 YOUNG_THRESHOLD = 10_000
 """Allocations between two passes over the youngest generation (CPython's default is 700):
 the objects a batch of exchanges makes are still alive at the end of the batch, and walking
@@ -46,14 +53,21 @@ class FrozenSurvivors:
     (it freezes or sweeps when due), ``stop`` when it exits (everything is thawed, so that what
     the app leaves behind is collected as usual)."""
 
-    def __init__(self, interval: float = FREEZE_INTERVAL, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval: float = FREEZE_INTERVAL,
+        clock: Clock = time.monotonic,
+        sweep_after_growth: int = SWEEP_AFTER_GROWTH,
+    ) -> None:
         self.interval = interval
+        self.sweep_after_growth = sweep_after_growth
         self.clock = clock
         self.freezes = 0
         self.sweeps = 0
         self._thresholds: tuple[int, int, int] | None = None
         self._frozen_at = 0.0
         self._swept_at = 0.0
+        self._frozen_after_sweep = 0
 
     @property
     def active(self) -> bool:
@@ -67,13 +81,17 @@ class FrozenSurvivors:
         gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
         self._swept_at = self.clock()
         self._freeze()
+        self._frozen_after_sweep = gc.get_freeze_count()
 
     def tend(self, quiet_for: float = 0.0) -> None:
         """Freeze or sweep if it is time; ``quiet_for``: seconds since the last key."""
         if self._thresholds is None:
             return
         now = self.clock()
-        if quiet_for >= SWEEP_AFTER_QUIET and now - self._swept_at >= SWEEP_INTERVAL:
+        grown = gc.get_freeze_count() - self._frozen_after_sweep
+        if now - self._swept_at >= SWEEP_INTERVAL and (
+            quiet_for >= SWEEP_AFTER_QUIET or grown >= self.sweep_after_growth
+        ):
             self._sweep()
         elif now - self._frozen_at >= self.interval:
             self._freeze()
@@ -98,3 +116,4 @@ class FrozenSurvivors:
         self._freeze()
         self.sweeps += 1
         self._swept_at = self._frozen_at
+        self._frozen_after_sweep = gc.get_freeze_count()
