@@ -8,6 +8,7 @@ import gc
 import selectors
 import socket
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -17,7 +18,7 @@ from tests.ui.fakes import shop_session
 from tui.model.store import Store, StoreChange
 from tui.model.updates import Update
 from tui.views.app import PodtapApp
-from tui.views.decoding import IdleGate
+from tui.views.decoding import STARVED_AFTER, IdleGate
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -137,6 +138,30 @@ def test_the_gate_stays_shut_while_a_key_is_answered() -> None:
             if entered.is_set():
                 break
         assert entered.is_set()
+    finally:
+        gate.shut()
+        thread.join(5)
+        gate.close()
+
+
+def test_a_busy_loop_lends_a_slice_to_decoding_that_waited_too_long() -> None:
+    gate = IdleGate(selectors.DefaultSelector())
+    entered = threading.Event()
+    began = time.monotonic()
+
+    def holder() -> None:
+        if gate.enter():
+            entered.set()
+            gate.leave()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        # The loop never waits: it only polls between ready callbacks.
+        while not entered.is_set() and time.monotonic() - began < 10:
+            gate.select(0)
+        assert entered.is_set()
+        assert time.monotonic() - began >= STARVED_AFTER
     finally:
         gate.shut()
         thread.join(5)

@@ -37,6 +37,14 @@ SWITCH_INTERVAL = 0.001
 """Seconds the interpreter lets the decoding thread run before a woken loop gets its turn
 (CPython's default, 5 ms, would be added to every keystroke)."""
 
+STARVED_AFTER = 0.1
+"""Seconds the decoding may wait for an idle loop before the loop, busy or not, lends it a
+slice: on a starved machine the loop is never idle, and the feed must not stop for good."""
+
+LENT_SLICE = 0.02
+"""Seconds of a busy loop's time lent to starved decoding (less if input arrives: a key takes
+the loop back after one chunk)."""
+
 Applied = Callable[[StoreChange, int], None]
 """Told of each store change and of how many agent events made it (on the decoding thread,
 while the loop is parked)."""
@@ -54,6 +62,11 @@ class IdleGate(selectors.BaseSelector):
         self._held = False
         self._closed = False
         self._shut_until = 0.0
+        self._waiting_since: float | None = None
+        self._lent = False
+        self.wake_loop: Callable[[], None] = lambda: None
+        """Wakes the loop from another thread (its slice lent to decoding is handed back early
+        when the backlog runs out)."""
         self.loop_wants_back = False
         """Set when the loop woke while the gate is held: the holder should step out."""
 
@@ -65,11 +78,17 @@ class IdleGate(selectors.BaseSelector):
     # -- the loop's side -----------------------------------------------------------------
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        now = time.monotonic()
+        shut_for = self._shut_until - now
         if timeout is not None and timeout <= 0:
-            # A poll between two ready callbacks: the loop is busy, the gate stays shut.
-            return self.selector.select(timeout)
-        shut_for = self._shut_until - time.monotonic()
-        if shut_for > 0:
+            # A poll between two ready callbacks: the loop is busy, the gate stays shut, unless
+            # the decoding has waited too long (and no key is being answered).
+            waiting_since = self._waiting_since
+            if shut_for > 0 or waiting_since is None or now - waiting_since < STARVED_AFTER:
+                return self.selector.select(timeout)
+            timeout = LENT_SLICE
+            self._lent = True
+        elif shut_for > 0:
             # Answering a key: its action and repaint come first. Waking early is harmless:
             # the loop finds nothing to do and waits again, with the gate open.
             return self.selector.select(shut_for if timeout is None else min(timeout, shut_for))
@@ -81,6 +100,7 @@ class IdleGate(selectors.BaseSelector):
         finally:
             with self._condition:
                 self._loop_idle = False
+                self._lent = False
                 self.loop_wants_back = True
                 while self._held:
                     self._condition.wait()
@@ -115,8 +135,10 @@ class IdleGate(selectors.BaseSelector):
     def enter(self) -> bool:
         """Wait until the loop is idle and hold the gate; False once the gate is shut."""
         with self._condition:
+            self._waiting_since = time.monotonic()
             while not self._loop_idle and not self._closed:
                 self._condition.wait()
+            self._waiting_since = None
             if self._closed:
                 return False
             self._held = True
@@ -125,7 +147,10 @@ class IdleGate(selectors.BaseSelector):
     def leave(self) -> None:
         with self._condition:
             self._held = False
+            lent = self._lent
             self._condition.notify_all()
+        if lent:
+            self.wake_loop()
 
     def shut(self) -> None:
         """Let no one in any more (whoever waits in ``enter`` gets False)."""
@@ -145,6 +170,11 @@ class IdleGate(selectors.BaseSelector):
         if not isinstance(selector, selectors.BaseSelector):
             return None
         gate = cls(selector)
+
+        def wake_loop() -> None:
+            loop.call_soon_threadsafe(_nothing)
+
+        gate.wake_loop = wake_loop
         setattr(loop, "_selector", gate)  # noqa: B010 - asyncio keeps it private
         return gate
 
@@ -251,3 +281,7 @@ class DecodingThread:
         with self._wake:
             self._queued -= len(chunk)
         return True
+
+
+def _nothing() -> None:
+    """Scheduled only to wake the loop."""
