@@ -88,13 +88,18 @@ class FrozenSurvivors:
         if self._thresholds is None:
             return
         now = self.clock()
-        grown = gc.get_freeze_count() - self._frozen_after_sweep
-        if now - self._swept_at >= SWEEP_INTERVAL and (
-            quiet_for >= SWEEP_AFTER_QUIET or grown >= self.sweep_after_growth
-        ):
+        sweep_due = now - self._swept_at >= SWEEP_INTERVAL
+        if sweep_due and quiet_for >= SWEEP_AFTER_QUIET:
             self._sweep()
         elif now - self._frozen_at >= self.interval:
-            self._freeze()
+            # Counting the frozen heap walks it (CPython keeps no count): once a freeze at most.
+            if sweep_due and self._frozen_since_sweep() >= self.sweep_after_growth:
+                self._sweep()
+            else:
+                self._freeze()
+
+    def _frozen_since_sweep(self) -> int:
+        return gc.get_freeze_count() - self._frozen_after_sweep
 
     def stop(self) -> None:
         if self._thresholds is None:
