@@ -106,7 +106,7 @@ def _content(message: Message, reveal: bool) -> tuple[Json, list[str]]:
     comments = []
     if message.body_truncated:
         comments.append(f"first {len(message.body)} of {message.body_length} bytes")
-    if decoded.decoded and not decoded.capped and not decoded.partial:
+    if decoded.decoded and not (decoded.capped or decoded.partial or decoded.ended_early):
         content["size"] = len(decoded.data)
         content["compression"] = len(decoded.data) - message.body_length
     elif decoded.describe():
