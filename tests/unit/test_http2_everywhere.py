@@ -185,3 +185,22 @@ def test_http2_bodies_are_kept_up_to_the_stores_cap() -> None:
     big = next(ex for _, ex in all_exchanges(store) if ex.request.target == "/big.bin")
     assert big.response is not None
     assert (len(big.response.body), big.response.body_length) == (1000, 102_400)
+
+
+def test_decoded_header_fields_are_shared_within_a_store_and_not_beyond_it() -> None:
+    def value(exchange: Exchange, name: str) -> str:
+        return next(v for n, v in exchange.request.headers if n == name)
+
+    first = stored("grpc-calls", "grpc-calls")
+    calls = [ex for _, ex in all_exchanges(first) if ex.request.path.endswith("/SayHello")]
+    one, other = calls[0], calls[-1]
+    assert one.key != other.key  # two connections of one store
+    # A field decoded on two connections is decoded once: the store's cache shares its text.
+    shared = value(one, "user-agent")
+    assert shared.startswith("grpc-python")
+    assert value(other, "user-agent") is shared
+    # Another store decodes for itself: its cache is its own, and goes with it.
+    second = stored("grpc-calls")
+    again = next(ex for _, ex in all_exchanges(second) if ex.request.path.endswith("/SayHello"))
+    assert value(again, "user-agent") == shared
+    assert value(again, "user-agent") is not shared
