@@ -20,6 +20,7 @@ from tui.output.har import har_document, har_entry, read_har
 from tui.output.jsonl import encode_line, read_lines
 from tui.output.text import ExchangeTextFormatter
 from tui.views.widgets.stream_messages import message_payload
+from tui.views.widgets.tables import EXCHANGE_COLUMNS, exchange_cells
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -204,3 +205,16 @@ def test_decoded_header_fields_are_shared_within_a_store_and_not_beyond_it() -> 
     again = next(ex for _, ex in all_exchanges(second) if ex.request.path.endswith("/SayHello"))
     assert value(again, "user-agent") == shared
     assert value(again, "user-agent") is not shared
+
+
+def test_the_status_column_shows_a_grpc_calls_own_status() -> None:
+    store = stored("grpc-calls", "curl-prior-knowledge")
+    exchanges = [ex for _, ex in all_exchanges(store)]
+    calls = [exchange_cells(ex)[3] for ex in exchanges if ex.request.path.startswith("/podtap")]
+    # Unary, server-streaming, client-streaming, bidi, then a call that failed: all HTTP 200.
+    assert calls == [("OK", "green")] * 4 + [("NOT_FOUND", "bold red")]
+    # Plain HTTP/2 keeps its HTTP status.
+    plain = [exchange_cells(ex)[3] for ex in exchanges if not ex.request.path.startswith("/podtap")]
+    assert plain
+    assert set(plain) == {("200", "green")}
+    assert EXCHANGE_COLUMNS[3].width >= len("NOT_FOUND")
