@@ -23,6 +23,10 @@ EVENTS_PATH = "/v1/events"
 
 TOKEN_ENV = "PODTAP_TOKEN"
 
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest message a client accepts: a batch is cut near 1 MiB and one event holds at most
+64 KiB of data, so anything far larger is not an agent talking (and must not fill memory)."""
+
 
 def encode_batch(events: Sequence[AnyEvent]) -> bytes:
     return _batch_encoder.encode(events)

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agent.errors import UserError
-from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello
+from agent.events import OLDEST_PROTOCOL, PROTOCOL_VERSION, AnyEvent, EventsLost, Hello
 from agent.wire import EVENTS_PATH, decode_batch
 from tui.sources.session import AgentEvent, SourceStatus, Update
 
@@ -245,7 +245,7 @@ class AgentStream:
                             "The agent did not greet podtap first: is the port-forward "
                             "reaching a podtap agent?",
                         )
-                    if first.protocol != PROTOCOL_VERSION:
+                    if not OLDEST_PROTOCOL <= first.protocol <= PROTOCOL_VERSION:
                         raise _Fatal(
                             "failed",
                             f"The agent speaks protocol {first.protocol} and this podtap "

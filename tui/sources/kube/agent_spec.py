@@ -1,19 +1,22 @@
-"""The agent as Kubernetes objects: a Job per tapped pod, or an ephemeral container.
+"""The agent as Kubernetes objects: a Job per node (with its token in a Secret the Job owns),
+or an ephemeral container in each pod.
 
-Pure: settings and a target pod in, API-shaped dicts out.
+Pure: settings and a node or target pod in, API-shaped dicts out.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from agent import __version__
 from agent.wire import TOKEN_ENV
+from tui.sources.kube.options import DEFAULT_AGENT_IMAGE
 from tui.sources.kube.pods import Pod, node_name, pod_name
 
-DEFAULT_AGENT_IMAGE = f"podtap-agent:{__version__}"
+__all__ = ["DEFAULT_AGENT_IMAGE"]
+
 AGENT_PORT = 47000
 """Where a Job's agent listens, on its pod's loopback (each agent pod has its own namespace)."""
 
@@ -21,10 +24,21 @@ APP_LABEL = "app.kubernetes.io/name"
 APP_VALUE = "podtap-agent"
 SESSION_LABEL = "podtap.dev/session"
 TARGET_POD_LABEL = "podtap.dev/target-pod"
+NODE_LABEL = "podtap.dev/node"
 AGENT_CONTAINER = "agent"
+TOKEN_KEY = "token"
 
-JOB_CAPABILITIES = ["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]
-EPHEMERAL_CAPABILITIES = ["NET_RAW", "NET_ADMIN"]
+# What capture needs: NET_RAW for the packet socket, SYS_ADMIN to enter a pod's network
+# namespace, SYS_PTRACE to open another process's /proc/PID/ns/net. NET_ADMIN is not needed
+# (tests/integration/test_agent_capabilities.py captures without it).
+JOB_CAPABILITIES = ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]
+EPHEMERAL_CAPABILITIES = ["NET_RAW"]
+# Measured: a node agent tapping 5 pods idles near 40 MB (bench/bench_kube_scale.py); its
+# buffers are sized from this limit (agent/budget.py).
+AGENT_RESOURCES = {
+    "requests": {"cpu": "50m", "memory": "64Mi"},
+    "limits": {"cpu": "1", "memory": "256Mi"},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +60,8 @@ class AgentSettings:
     def agent_namespace(self, target: Pod) -> str:
         return self.namespace or str(target["metadata"]["namespace"])
 
-    @property
-    def ephemeral_port(self) -> int:
-        """Ephemeral agents share the target pod's namespace, so each session needs its own port."""
-        return AGENT_PORT + 1 + int(self.session, 16) % 1000
+    ephemeral_port: int = AGENT_PORT + 1
+    """Ephemeral agents share the target pod's namespace: each session picks a random port."""
 
     @property
     def ephemeral_name(self) -> str:
@@ -62,6 +74,10 @@ def session_selector(session: str) -> str:
 
 def agent_selector(session: str, target_pod: str) -> str:
     return f"{session_selector(session)},{TARGET_POD_LABEL}={label_value(target_pod)}"
+
+
+def node_selector(session: str, node: str) -> str:
+    return f"{session_selector(session)},{NODE_LABEL}={label_value(node)}"
 
 
 def label_value(text: str) -> str:
@@ -79,14 +95,23 @@ def job_name(settings: AgentSettings, target: Pod) -> str:
     return f"podtap-{settings.session}-{name[:40].rstrip('-.')}-{digest}"
 
 
+def node_job_name(settings: AgentSettings, node: str, attempt: int = 0) -> str:
+    digest = hashlib.sha256(node.encode()).hexdigest()[:6]
+    again = f"-{attempt}" if attempt else ""
+    return f"podtap-{settings.session}-{node[:36].rstrip('-.')}-{digest}{again}"
+
+
 def agent_args(settings: AgentSettings, target_args: list[str], listen_port: int) -> list[str]:
     args = list(target_args)
     for port in settings.ports:
         args += ["--port", str(port)]
     args += [
-        "--listen", f"127.0.0.1:{listen_port}",
-        "--first-client-timeout", str(settings.first_client_timeout),
-        "--idle-timeout", str(settings.idle_timeout),
+        "--listen",
+        f"127.0.0.1:{listen_port}",
+        "--first-client-timeout",
+        str(settings.first_client_timeout),
+        "--idle-timeout",
+        str(settings.idle_timeout),
     ]
     return args
 
@@ -102,14 +127,112 @@ def _labels(settings: AgentSettings, target: Pod) -> dict[str, str]:
 _NO_MESH = {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled"}
 
 
+def security_context(settings: AgentSettings, capabilities: list[str]) -> dict[str, Any]:
+    """Only the capabilities capture needs, no way to gain more, nothing written to the image."""
+    if settings.privileged:
+        return {"privileged": True}  # the API refuses allowPrivilegeEscalation false with it
+    return {
+        "capabilities": {"drop": ["ALL"], "add": list(capabilities)},
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def token_env(secret: str) -> dict[str, Any]:
+    return {
+        "name": TOKEN_ENV,
+        "valueFrom": {"secretKeyRef": {"name": secret, "key": TOKEN_KEY}},
+    }
+
+
+def token_secret(settings: AgentSettings, job: dict[str, Any], job_uid: str) -> dict[str, Any]:
+    """The session token for ``job``'s agent, owned by the Job: it goes when the Job goes."""
+    meta = job["metadata"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "labels": dict(meta["labels"]),
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": meta["name"], "uid": job_uid}
+            ],
+        },
+        "data": {TOKEN_KEY: base64.b64encode(settings.token.encode()).decode()},
+    }
+
+
+def node_agent_job(
+    settings: AgentSettings, node: str, namespace: str, attempt: int = 0
+) -> dict[str, Any]:
+    """The agent that taps the target pods of ``node``: it sees the node's processes
+    (hostPID), finds each pod's container by id and enters its network namespace; its token
+    comes from the Secret of the same name (:func:`token_secret`)."""
+    name = node_job_name(settings, node, attempt)
+    labels = {
+        APP_LABEL: APP_VALUE,
+        SESSION_LABEL: settings.session,
+        NODE_LABEL: label_value(node),
+    }
+    container = {
+        "name": AGENT_CONTAINER,
+        "image": settings.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": ["podtap", "agent"],
+        "args": agent_args(settings, ["--node", node], AGENT_PORT),
+        "env": [token_env(name), {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "resources": AGENT_RESOURCES,
+        "securityContext": security_context(settings, JOB_CAPABILITIES),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": settings.ttl_after_finished,
+            "activeDeadlineSeconds": settings.active_deadline,
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(_NO_MESH)},
+                "spec": {
+                    "hostPID": True,
+                    "nodeName": node,
+                    "restartPolicy": "Never",
+                    "tolerations": [{"operator": "Exists"}],
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 5,
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def dry_run_node_pod(settings: AgentSettings, node: str, namespace: str) -> dict[str, Any]:
+    """The pod a node agent's Job would create, for admission (Pod Security) to judge first."""
+    job = node_agent_job(settings, node, namespace)
+    template = job["spec"]["template"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": job["metadata"]["name"] + "-check",
+            "namespace": namespace,
+            "labels": template["metadata"]["labels"],
+            "annotations": template["metadata"]["annotations"],
+        },
+        "spec": template["spec"],
+    }
+
+
 def agent_pod_spec(settings: AgentSettings, target: Pod, container_id: str) -> dict[str, Any]:
-    """The pod spec of the agent that taps ``target``: on its node, seeing the node's processes
-    (hostPID), so that it can find the container by id and enter its network namespace."""
-    security: dict[str, Any] = (
-        {"privileged": True}
-        if settings.privileged
-        else {"capabilities": {"add": JOB_CAPABILITIES}}
-    )
+    """The pod spec of the agent that taps ``target`` alone (one Job per pod): on its node,
+    seeing the node's processes (hostPID), so that it can find the container by id and enter
+    its network namespace."""
+    security = security_context(settings, JOB_CAPABILITIES)
     spec: dict[str, Any] = {
         "hostPID": True,
         "restartPolicy": "Never",
@@ -124,10 +247,7 @@ def agent_pod_spec(settings: AgentSettings, target: Pod, container_id: str) -> d
                 "command": ["podtap", "agent"],
                 "args": agent_args(settings, ["--container-id", container_id], AGENT_PORT),
                 "env": [{"name": TOKEN_ENV, "value": settings.token}],
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "1", "memory": "512Mi"},
-                },
+                "resources": AGENT_RESOURCES,
                 "securityContext": security,
             }
         ],
@@ -184,7 +304,7 @@ def ephemeral_container(settings: AgentSettings) -> dict[str, Any]:
         "command": ["podtap", "agent"],
         "args": agent_args(settings, ["--host"], settings.ephemeral_port),
         "env": [{"name": TOKEN_ENV, "value": settings.token}],
-        "securityContext": {"capabilities": {"add": EPHEMERAL_CAPABILITIES}},
+        "securityContext": security_context(settings, EPHEMERAL_CAPABILITIES),
     }
 
 

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
+from agent.wire import MAX_MESSAGE_BYTES
 from tui.sources.kube.agents import RunningAgent
 from tui.sources.kube.cluster import ApiException, Cluster, status_message
 from tui.sources.stream import StreamEnded, bearer_headers, events_path
@@ -107,7 +108,7 @@ class AgentConnector:
                 sock=raw,
                 additional_headers=bearer_headers(self._token),
                 open_timeout=10,
-                max_size=None,
+                max_size=MAX_MESSAGE_BYTES,
                 compression=None,
                 ping_interval=20,
                 ping_timeout=20,
