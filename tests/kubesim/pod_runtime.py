@@ -4,6 +4,7 @@ restarts and readiness, and the pod status it reports."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -19,7 +20,7 @@ from tests.kubesim.containers import (
     main_pid,
 )
 from tests.kubesim.network import PodNetns
-from tests.kubesim.resources import POD
+from tests.kubesim.resources import POD, SECRET
 from tests.kubesim.store import Object, now_rfc3339
 
 if TYPE_CHECKING:
@@ -33,6 +34,11 @@ _LAUNCH = ('for d in $KUBESIM_CGROUPS; do echo $$ > "$d/cgroup.procs"; done; '
 MAX_GRACE_SECONDS = 5.0
 RESTART_BACKOFF_SECONDS = 1.0
 IMAGE_PULL_RETRY_SECONDS = 1.0
+SECRET_RETRY_SECONDS = 0.2
+
+
+class MissingSecret(Exception):
+    pass
 
 
 class PodRuntime:
@@ -121,7 +127,17 @@ class PodRuntime:
         pod = self.kubelet.store.get(POD, self.namespace, self.name) or {}
         run.cgroup_dirs = await asyncio.to_thread(
             cgroups.create_container_cgroups, self.qos_class, self.uid, run.container_id)
-        env = self._environment(pod, run)
+        while True:
+            try:
+                env = self._environment(pod, run)
+                break
+            except MissingSecret as missing:
+                run.state = {"waiting": {"reason": "CreateContainerConfigError",
+                                         "message": str(missing)}}
+                self.publish()
+                await asyncio.sleep(SECRET_RETRY_SECONDS)
+                if self.stopping:
+                    return 0
         command = container_command(pod, run.spec)
         if not pod.get("spec", {}).get("hostPID"):
             command = in_own_pid_namespace(command)
@@ -172,11 +188,23 @@ class PodRuntime:
             "spec.serviceAccountName": pod.get("spec", {}).get("serviceAccountName", "default"),
         }
         for item in run.spec.get("env") or []:
+            source = item.get("valueFrom") or {}
             if "value" in item:
                 env[item["name"]] = str(item["value"])
-            elif "fieldRef" in (item.get("valueFrom") or {}):
-                env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
+            elif "fieldRef" in source:
+                env[item["name"]] = fields.get(source["fieldRef"]["fieldPath"], "")
+            elif "secretKeyRef" in source:
+                env[item["name"]] = self._secret_value(source["secretKeyRef"])
         return env
+
+    def _secret_value(self, ref: dict[str, Any]) -> str:
+        """A Secret's key, as the kubelet resolves it; missing, the container cannot start
+        yet (CreateContainerConfigError) and the kubelet tries again."""
+        secret = self.kubelet.store.get(SECRET, self.namespace, ref["name"])
+        data = (secret or {}).get("data") or {}
+        if ref["key"] not in data:
+            raise MissingSecret(f'secret "{ref["name"]}" not found')
+        return base64.b64decode(data[ref["key"]]).decode()
 
     async def _probe_ready(self, run: ContainerRun) -> None:
         """Ready once every declared port (or the readiness probe's port) accepts."""

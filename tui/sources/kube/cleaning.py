@@ -16,8 +16,12 @@ from tui.sources.kube.cluster import (
 
 
 def clean_leftovers(
-    *, kubeconfig: str | None, context: str | None, namespace: str | None,
-    all_namespaces: bool, dry_run: bool,
+    *,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    dry_run: bool,
 ) -> int:
     cluster = connect(kubeconfig, context)
     scope = None if all_namespaces else (namespace or cluster.namespace)
@@ -27,7 +31,8 @@ def clean_leftovers(
         # Pods of a listed Job go with it; list only the ones that stand alone.
         owned_by_jobs = {(j["metadata"].get("namespace"), j["metadata"]["name"]) for j in jobs}
         loose = [
-            pod for pod in pods
+            pod
+            for pod in pods
             if (pod["metadata"].get("namespace"), _job_of(pod)) not in owned_by_jobs
         ]
         for obj, kind in [(j, "job") for j in jobs] + [(p, "pod") for p in pods]:
@@ -37,9 +42,7 @@ def clean_leftovers(
         if not dry_run:
             delete_objects(cluster, jobs, pods)
     except ApiException as error:
-        raise UserError(
-            f"Could not clean {where}: {status_message(error)}."
-        ) from None
+        raise UserError(f"Could not clean {where}: {status_message(error)}.") from None
     except Unreachable as error:
         raise UserError(unreachable_sentence(cluster, error)) from None
     finally:
@@ -48,8 +51,11 @@ def clean_leftovers(
         print(f"No podtap agents in {where}.", file=sys.stderr)
     else:
         done = "Would delete" if dry_run else "Deleted"
-        print(f"{done} {len(jobs)} agent Job(s) and {len(pods)} agent pod(s) "
-              f"({len(loose)} without a Job) in {where}.", file=sys.stderr)
+        print(
+            f"{done} {len(jobs)} agent Job(s) and {len(pods)} agent pod(s) "
+            f"({len(loose)} without a Job) in {where}.",
+            file=sys.stderr,
+        )
     return 0
 
 

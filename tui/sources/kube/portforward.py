@@ -43,7 +43,11 @@ class AgentConnector:
     """
 
     def __init__(
-        self, cluster: Cluster, agent: RunningAgent, token: str, first_answer_timeout: float,
+        self,
+        cluster: Cluster,
+        agent: RunningAgent,
+        token: str,
+        first_answer_timeout: float,
         diagnose: Diagnosis | None = None,
     ) -> None:
         self._cluster = cluster
@@ -134,7 +138,9 @@ class AgentConnector:
         try:
             forward = portforward(
                 client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
-                agent.pod, agent.namespace, ports=str(agent.port),
+                agent.pod,
+                agent.namespace,
+                ports=str(agent.port),
             )
         except ApiException as error:
             message = status_message(error)

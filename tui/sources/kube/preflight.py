@@ -37,6 +37,7 @@ def needed_permissions(
         needed += [
             Permission("create", "jobs", namespace, group="batch"),
             Permission("delete", "jobs", namespace, group="batch"),
+            Permission("create", "secrets", namespace),
             Permission("list", "pods", namespace),
             Permission("create", "pods", namespace, subresource="portforward"),
         ]
