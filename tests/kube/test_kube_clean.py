@@ -29,14 +29,19 @@ def agent_pods(kube_client: client.ApiClient) -> list[tuple[str, str]]:
 def clean(sim: KubeSim, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tui", "clean", "--kubeconfig", str(sim.kubeconfig), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def leave_agents_behind(sim: KubeSim, *args: str) -> None:
     """A dump killed with SIGKILL: its agents stay (for their idle timeout, here long)."""
-    dump = DumpProcess("deployment/web", "--agent-idle-timeout", "600", *args,
-                       kubeconfig=str(sim.kubeconfig))
+    dump = DumpProcess(
+        "deployment/web", "--agent-idle-timeout", "600", *args, kubeconfig=str(sim.kubeconfig)
+    )
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
     finally:
@@ -70,8 +75,9 @@ def test_clean_deletes_leftover_agents_by_namespace_then_everywhere(
     assert done.returncode == 0, done.stderr
     assert f"deleting job default/{jobs[0][1]}" in done.stdout
     assert agent_jobs(kube_client) == []
-    kubesim.wait_for(lambda: not agent_pods(kube_client) and not kubesim.agent_processes(),
-                     timeout=30)
+    kubesim.wait_for(
+        lambda: not agent_pods(kube_client) and not kubesim.agent_processes(), timeout=30
+    )
 
 
 @pytest.mark.kubesim("--deployment", "default/web=1:8080")

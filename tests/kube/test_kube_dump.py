@@ -27,17 +27,29 @@ def get(ip: str, path: str) -> str:
 
 
 def agent_objects(kube_client: client.ApiClient) -> list[str]:
-    jobs = client.BatchV1Api(kube_client).list_job_for_all_namespaces(
-        label_selector=AGENT_SELECTOR).items
-    pods = client.CoreV1Api(kube_client).list_pod_for_all_namespaces(
-        label_selector=AGENT_SELECTOR).items
-    return ([f"job/{j.metadata.name}" for j in jobs] + [f"pod/{p.metadata.name}" for p in pods]
-            + [f"secret/{name}" for name in token_secrets(kube_client)])
+    jobs = (
+        client.BatchV1Api(kube_client)
+        .list_job_for_all_namespaces(label_selector=AGENT_SELECTOR)
+        .items
+    )
+    pods = (
+        client.CoreV1Api(kube_client)
+        .list_pod_for_all_namespaces(label_selector=AGENT_SELECTOR)
+        .items
+    )
+    return (
+        [f"job/{j.metadata.name}" for j in jobs]
+        + [f"pod/{p.metadata.name}" for p in pods]
+        + [f"secret/{name}" for name in token_secrets(kube_client)]
+    )
 
 
 def token_secrets(kube_client: client.ApiClient) -> list[str]:
-    secrets = client.CoreV1Api(kube_client).list_secret_for_all_namespaces(
-        label_selector=AGENT_SELECTOR).items
+    secrets = (
+        client.CoreV1Api(kube_client)
+        .list_secret_for_all_namespaces(label_selector=AGENT_SELECTOR)
+        .items
+    )
     return [s.metadata.name for s in secrets]
 
 
@@ -88,8 +100,11 @@ def test_every_replica_is_tapped_attributed_to_its_pod_and_a_new_replica_joins(
 
         kubesim.scale("default", "web", 4)
         dump.wait_for_stderr(r"is ready: tapping it too", 60)
-        (new,) = [p for p in kubesim.pods("default", "app=web")
-                  if p.name not in {old.name for old in pods}]
+        (new,) = [
+            p
+            for p in kubesim.pods("default", "app=web")
+            if p.name not in {old.name for old in pods}
+        ]
         wait_until_tapped(dump, [new])
         assert get(new.ip, f"/to/{new.name}") == new.name
         dump.wait_for_stdout(rf"Data: GET /to/{new.name} HTTP/1.1")
@@ -140,8 +155,9 @@ def test_a_signal_ends_dump_and_removes_its_agents(
 def test_agents_of_a_killed_podtap_exit_after_their_idle_timeout(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    dump = DumpProcess("deployment/web", "--agent-idle-timeout", "2",
-                       kubeconfig=str(kubesim.kubeconfig))
+    dump = DumpProcess(
+        "deployment/web", "--agent-idle-timeout", "2", kubeconfig=str(kubesim.kubeconfig)
+    )
     try:
         wait_until_tapped(dump, kubesim.pods("default", "app=web"))
         assert len(kubesim.agent_processes()) == 2
@@ -151,5 +167,8 @@ def test_agents_of_a_killed_podtap_exit_after_their_idle_timeout(
     wait_for("the agents to exit by themselves", lambda: not kubesim.agent_processes(), 30)
     assert time.monotonic() - started < 20
     # Their Jobs go after ttlSecondsAfterFinished, and the token Secrets with them.
-    wait_for("the agent Jobs and Secrets to be deleted",
-             lambda: not agent_objects(kube_client) and not token_secrets(kube_client), 60)
+    wait_for(
+        "the agent Jobs and Secrets to be deleted",
+        lambda: not agent_objects(kube_client) and not token_secrets(kube_client),
+        60,
+    )

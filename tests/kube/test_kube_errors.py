@@ -84,8 +84,9 @@ def test_pod_security_is_caught_by_a_dry_run_and_agent_namespace_gets_around_it(
     )
     assert no_agents_left(kubesim, kube_client)
 
-    dump = DumpProcess("deployment/web", "--agent-namespace", "other",
-                       kubeconfig=str(kubesim.kubeconfig))
+    dump = DumpProcess(
+        "deployment/web", "--agent-namespace", "other", kubeconfig=str(kubesim.kubeconfig)
+    )
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
         (agent,) = kubesim.agent_processes()
@@ -136,18 +137,27 @@ def test_an_agent_that_exits_is_reported_with_its_last_words(
     # says so and exits with an error.
     cluster = connect(str(kubesim.kubeconfig), None)
     try:
-        (target,) = call(cluster.core.list_namespaced_pod, "default",
-                         label_selector="app=web")["items"]
-        settings = AgentSettings(session="0badc0de", token="t", image=DEFAULT_AGENT_IMAGE,
-                                 namespace=None, ports=(8080,))
+        (target,) = call(cluster.core.list_namespaced_pod, "default", label_selector="app=web")[
+            "items"
+        ]
+        settings = AgentSettings(
+            session="0badc0de", token="t", image=DEFAULT_AGENT_IMAGE, namespace=None, ports=(8080,)
+        )
         try:
-            agent = start_job_agent(cluster, settings, target, "containerd://" + "f" * 64,
-                                    timeout=30, cancelled=threading.Event())
+            agent = start_job_agent(
+                cluster,
+                settings,
+                target,
+                "containerd://" + "f" * 64,
+                timeout=30,
+                cancelled=threading.Event(),
+            )
         except AgentFailed as failure:  # it exited before its pod was seen running
             sentence = str(failure)
         else:  # seen running first: the first connection finds out
-            connector = AgentConnector(cluster, agent, "t", 30,
-                                       partial(agent_failure, cluster, settings, agent, target))
+            connector = AgentConnector(
+                cluster, agent, "t", 30, partial(agent_failure, cluster, settings, agent, target)
+            )
             with pytest.raises(StreamEnded) as ended:
                 asyncio.run(connector.prime())
             sentence = str(ended.value)
