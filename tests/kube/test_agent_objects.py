@@ -9,12 +9,12 @@ from tui.sources.kube.agent_spec import (
     AgentSettings,
     agent_job,
     dry_run_node_pod,
-    node_agent_job,
-    token_secret,
     dry_run_pod,
     ephemeral_patch,
     job_name,
     label_value,
+    node_agent_job,
+    token_secret,
 )
 
 TARGET: dict[str, Any] = {

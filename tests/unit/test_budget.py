@@ -15,7 +15,7 @@ def test_without_a_limit_the_buffers_are_the_largest() -> None:
     host = buffers_for(None, node=False)
     assert (host.ring_bytes, host.journal_bytes) == (64 * MIB, 64 * MIB)
     node = buffers_for(None, node=True)
-    assert node.ring_bytes == 8 * MIB
+    assert node.ring_bytes == 2 * MIB
     assert node.block_size == 256 * 1024
 
 
@@ -24,8 +24,8 @@ def test_a_limit_gives_a_quarter_to_the_journal_and_a_quarter_to_rings() -> None
     assert (host.ring_bytes, host.journal_bytes) == (64 * MIB, 64 * MIB)
     small = buffers_for(64 * MIB, node=False)
     assert (small.ring_bytes, small.journal_bytes) == (16 * MIB, 16 * MIB)
-    node = buffers_for(256 * MIB, node=True)
-    assert node.ring_bytes == 4 * MIB  # a sixteenth of the rings' quarter, per tapped pod
+    node = buffers_for(64 * MIB, node=True)
+    assert node.ring_bytes == MIB  # a sixteenth of the rings' quarter, per tapped pod
     tiny = buffers_for(8 * MIB, node=True)
     assert (tiny.ring_bytes, tiny.journal_bytes) == (MIB, 4 * MIB)
 

