@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
+from agent.codec import msgspec
 
 PROTOCOL_VERSION = 2
 OLDEST_PROTOCOL = 1

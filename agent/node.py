@@ -202,7 +202,12 @@ class NodeSniffer:
             by_fd[pod.capture.fileno()] = pod
             poller.register(pod.capture.fileno(), select.POLLIN | select.POLLERR)
             events.append(PodTapped(ts=now, pod=pod.name, interfaces=list(pod.capture.interfaces)))
-            log.info("tapping %s (%s)", pod.name, ", ".join(pod.capture.interfaces))
+            log.info(
+                "tapping %s (container %s) on %s",
+                pod.name,
+                pod.container_id,
+                ", ".join(pod.capture.interfaces),
+            )
         self._journal.append(events)
 
     def _read(self, pod: _Pod, poller: select.poll, by_fd: dict[int, _Pod]) -> list[AnyEvent]:

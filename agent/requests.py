@@ -9,7 +9,7 @@ what happened while it was away. Requests are idempotent: tapping a pod that is 
 
 from __future__ import annotations
 
-import msgspec
+from agent.codec import msgspec
 
 
 class Request(msgspec.Struct, tag_field="type", kw_only=True):

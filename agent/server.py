@@ -21,12 +21,12 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import msgspec
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from agent.codec import msgspec
 from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello, LostReason
 from agent.journal import AppendSignal, Journal
 from agent.lifecycle import ClientPresence

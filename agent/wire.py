@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
+from agent.codec import msgspec
 from agent.events import AnyEvent
 
 _batch_encoder = msgspec.msgpack.Encoder()

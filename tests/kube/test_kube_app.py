@@ -75,7 +75,8 @@ async def test_the_app_shows_every_replica_of_a_deployment(kubesim: KubeSim) -> 
                 text = screen_text(app)
                 selected = app.main_screen.selected_connection
                 return (
-                    "agents 2/2" in text
+                    # Each pod and each node agent is a source: 2 pods on 2 nodes.
+                    f"agents {len(store.sources)}/{len(store.sources)}" in text
                     and text.count(" default/web-") == 2  # the pod column of each row
                     and selected is not None
                     and f"GET /hello/{selected.source.partition('/')[2]} HTTP/1.1" in text

@@ -119,7 +119,7 @@ def test_an_image_that_cannot_be_pulled_is_one_sentence(
 ) -> None:
     kubesim.fail_image("registry.invalid/podtap-agent:*")
     sentence = failed_dump(kubesim, "--agent-image", "registry.invalid/podtap-agent:9")
-    assert sentence.startswith("The agent for default/web-")
+    assert sentence.startswith("The agent on node node-")
     assert "failed: the agent image registry.invalid/podtap-agent:9 cannot be pulled (" in sentence
     assert ("ErrImagePull" in sentence) or ("ImagePullBackOff" in sentence)
     assert sentence.endswith(

@@ -3,6 +3,8 @@ default ports as the agent receives them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kubernetes import client
 
@@ -133,6 +135,18 @@ def agent_argv(sim: KubeSim) -> list[str]:
     return agent.argv
 
 
+def tapped_container(kube_client: client.ApiClient, argv: list[str]) -> str:
+    """The container id the node agent says it tapped (its log), once."""
+    core = client.CoreV1Api(kube_client)
+    (agent,) = core.list_namespaced_pod(
+        "default", label_selector="app.kubernetes.io/name=podtap-agent"
+    ).items
+    log = core.read_namespaced_pod_log(agent.metadata.name, "default", container="agent")
+    (tapped,) = re.findall(r"tapping default/\S+ \(container (\S+)\)", log)
+    assert argv[argv.index("--node") + 1] == agent.spec.node_name
+    return str(tapped)
+
+
 def container_id_of(sim: KubeSim, kube_client: client.ApiClient, container: str) -> str:
     (pod,) = (
         client.CoreV1Api(kube_client).list_namespaced_pod("default", label_selector="app=web").items
@@ -149,7 +163,9 @@ def test_the_sidecar_is_skipped_with_a_note_and_ports_come_from_the_container(
     dump = DumpProcess("deployment/web", kubeconfig=str(kubesim.kubeconfig))
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
+        dump.wait_for_stderr(r"pods 1/1", 30)
         argv = agent_argv(kubesim)
+        tapped = tapped_container(kube_client, argv)
     finally:
         dump.stop()
         dump.kill()
@@ -157,7 +173,7 @@ def test_the_sidecar_is_skipped_with_a_note_and_ports_come_from_the_container(
     assert (
         "(the first that is not a known sidecar); name another with /container/NAME." in dump.stderr
     )
-    assert argv[argv.index("--container-id") + 1] == container_id_of(kubesim, kube_client, "web")
+    assert tapped == container_id_of(kubesim, kube_client, "web")
     ports = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("-p", "--port")]
     assert ports == ["8080"]
 
@@ -172,14 +188,14 @@ def test_a_named_container_is_tapped_without_a_note(
     )
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
+        dump.wait_for_stderr(r"pods 1/1", 30)
         argv = agent_argv(kubesim)
+        tapped = tapped_container(kube_client, argv)
     finally:
         dump.stop()
         dump.kill()
     assert "Tapping container" not in dump.stderr
-    assert argv[argv.index("--container-id") + 1] == container_id_of(
-        kubesim, kube_client, "istio-proxy"
-    )
+    assert tapped == container_id_of(kubesim, kube_client, "istio-proxy")
 
 
 @pytest.mark.kubesim("--deployment", "default/web=1:8080", "--sidecar", "istio-proxy")

@@ -50,7 +50,7 @@ def why_no_agent_pod(cluster: Cluster, namespace: str, job: str) -> str | None:
         return None
     if refused and "PodSecurity" in refused:
         return pod_security_sentence(namespace, refused)
-    return f"Kubernetes would not create the agent pod: {refused}" if refused else None
+    return f"Kubernetes would not create the agent pod of Job {job}: {refused}" if refused else None
 
 
 def delete_node_agents(cluster: Cluster, namespace: str, session: str) -> None:

@@ -87,6 +87,7 @@ class NodeState:
     job: str | None = None
     agent: NodeAgent | None = None
     live: bool = False
+    pod_seen: bool = False
     failed: str | None = None
     pods: dict[str, str] = field(default_factory=dict)
     """Target pods on this node -> container id."""
@@ -314,6 +315,7 @@ class NodeSession:
     def _start_agent(self, state: NodeState) -> None:
         loop = asyncio.get_running_loop()
         state.live = False
+        state.pod_seen = False
         state.failed = None
         state.deadline = loop.call_later(
             self._options.agent_timeout, lambda: self._spawn(self._timed_out(state), "timeout")
@@ -328,10 +330,27 @@ class NodeSession:
             state.job = await self._api(
                 create_node_agent, cluster, settings, state.node, self._agent_namespace, attempt
             )
+            await self._check_job(state, state.job)
         except AgentFailed as failure:
             self._node_failed(state, f"The agent on node {state.node} cannot start: {failure}")
         except (ApiException, *Unreachable) as error:
             self._node_failed(state, f"The agent on node {state.node} cannot start: {error}.")
+
+    async def _check_job(self, state: NodeState, job: str) -> None:
+        """Admission may refuse the Job's pod: no pod then ever shows in the watch, and only
+        the Job's status or events say why. Asked now and then until a pod shows up."""
+        cluster = self._cluster
+        assert cluster is not None
+        delay = 0.5
+        while state.job == job and not state.pod_seen and state.failed is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            if state.pod_seen or state.job != job:
+                return
+            why = await self._api(why_no_agent_pod, cluster, self._agent_namespace, job)
+            if why is not None and state.job == job and not state.pod_seen:
+                self._node_failed(state, why)
+                return
 
     async def _timed_out(self, state: NodeState) -> None:
         if state.live or state.failed is not None or self._closed:
@@ -373,6 +392,7 @@ class NodeSession:
                 continue
             if not pod_name(pod).startswith(state.job + "-"):
                 continue  # a pod of an earlier agent of this node
+            state.pod_seen = True
             verdict = agent_container_state(pod, AGENT_CONTAINER)
             if verdict.phase == "running" and state.agent is None and state.failed is None:
                 self._connect(state, pod)
