@@ -40,17 +40,18 @@ def agent_objects(kube_client: client.ApiClient) -> list[str]:
     return (
         [f"job/{j.metadata.name}" for j in jobs]
         + [f"pod/{p.metadata.name}" for p in pods]
-        + [f"secret/{name}" for name in token_secrets(kube_client)]
+        + token_secrets(kube_client)
     )
 
 
 def token_secrets(kube_client: client.ApiClient) -> list[str]:
-    secrets = (
-        client.CoreV1Api(kube_client)
-        .list_secret_for_all_namespaces(label_selector=AGENT_SELECTOR)
-        .items
-    )
-    return [s.metadata.name for s in secrets]
+    """The session's token Secrets and its ConfigMap of agent code."""
+    core = client.CoreV1Api(kube_client)
+    secrets = core.list_secret_for_all_namespaces(label_selector=AGENT_SELECTOR).items
+    configmaps = core.list_config_map_for_all_namespaces(label_selector=AGENT_SELECTOR).items
+    return [f"secret/{s.metadata.name}" for s in secrets] + [
+        f"configmap/{c.metadata.name}" for c in configmaps
+    ]
 
 
 def wait_for(what: str, check: object, timeout: float) -> None:

@@ -80,6 +80,7 @@ DAEMONSET = resource_of_kind("DaemonSet")
 JOB = resource_of_kind("Job")
 CRONJOB = resource_of_kind("CronJob")
 SECRET = resource_of_kind("Secret")
+CONFIGMAP = resource_of_kind("ConfigMap")
 
 
 def _groups() -> dict[str, list[str]]:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 
 from agent.errors import UserError
-from tui.sources.kube.options import DEFAULTS, KubeOptions
+from tui.sources.kube.options import (
+    DEFAULTS,
+    PODTAP_AGENT_IMAGE,
+    STOCK_PYTHON_IMAGE,
+    KubeOptions,
+)
 from tui.sources.session import Session
 from tui.targets import KubeTarget, LocalTarget, parse_port, parse_target
 
@@ -29,8 +34,12 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
                       help="tap at most N ready pods of the target (default: all)")
     kube.add_argument("--agent-namespace", metavar="NS",
                       help="where agent pods run (default: the target's namespace)")
-    kube.add_argument("--agent-image", metavar="IMAGE", default=DEFAULTS.agent_image,
-                      help="agent image (default: %(default)s, see docs/kubernetes.md)")
+    kube.add_argument("--agent-image", metavar="IMAGE",
+                      help=f"agent image (default: {STOCK_PYTHON_IMAGE}, with the agent's code "
+                      f"in a ConfigMap; with --agent-from-image: {PODTAP_AGENT_IMAGE})")
+    kube.add_argument("--agent-from-image", action="store_true",
+                      help="the agent image has podtap installed (built from the Dockerfile): "
+                      "no ConfigMap")
     kube.add_argument("--privileged", action="store_true",
                       help="run agent pods privileged instead of with added capabilities")
     kube.add_argument("--ephemeral", action="store_true",
@@ -85,6 +94,7 @@ def kube_options(args: argparse.Namespace) -> KubeOptions:
         max_pods=args.max_pods,
         agent_namespace=args.agent_namespace,
         agent_image=args.agent_image,
+        agent_from_image=args.agent_from_image,
         privileged=args.privileged,
         ephemeral=args.ephemeral,
         agent_timeout=args.agent_timeout,

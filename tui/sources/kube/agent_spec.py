@@ -27,6 +27,10 @@ TARGET_POD_LABEL = "podtap.dev/target-pod"
 NODE_LABEL = "podtap.dev/node"
 AGENT_CONTAINER = "agent"
 TOKEN_KEY = "token"
+BUNDLE_KEY = "agent.pyz"
+CODE_VOLUME = "agent-code"
+CODE_DIR = "/run/podtap"
+"""Where the ConfigMap with the agent's zipapp is mounted (read-only) in a stock image."""
 
 # What capture needs: NET_RAW for the packet socket, SYS_ADMIN to enter a pod's network
 # namespace, SYS_PTRACE to open another process's /proc/PID/ns/net. NET_ADMIN is not needed
@@ -62,6 +66,9 @@ class AgentSettings:
 
     ephemeral_port: int = AGENT_PORT + 1
     """Ephemeral agents share the target pod's namespace: each session picks a random port."""
+    code_configmap: str | None = None
+    """The ConfigMap holding the agent's zipapp for a stock Python image; None: the image has
+    podtap installed."""
 
     @property
     def ephemeral_name(self) -> str:
@@ -177,7 +184,7 @@ def node_agent_job(
         SESSION_LABEL: settings.session,
         NODE_LABEL: label_value(node),
     }
-    container = {
+    container: dict[str, Any] = {
         "name": AGENT_CONTAINER,
         "image": settings.image,
         "imagePullPolicy": "IfNotPresent",
@@ -187,6 +194,11 @@ def node_agent_job(
         "resources": AGENT_RESOURCES,
         "securityContext": security_context(settings, JOB_CAPABILITIES),
     }
+    volumes: list[dict[str, Any]] = []
+    if settings.code_configmap is not None:
+        container["command"] = ["python3", f"{CODE_DIR}/{BUNDLE_KEY}"]
+        container["volumeMounts"] = [{"name": CODE_VOLUME, "mountPath": CODE_DIR, "readOnly": True}]
+        volumes = [{"name": CODE_VOLUME, "configMap": {"name": settings.code_configmap}}]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -205,6 +217,7 @@ def node_agent_job(
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 5,
                     "containers": [container],
+                    **({"volumes": volumes} if volumes else {}),
                 },
             },
         },

@@ -1,11 +1,13 @@
-"""Node agents on the cluster: create one (a Job and the Secret holding its token), say why
-one has no pod, delete what a session made. Blocking calls: the session runs them in its pool
-of API threads."""
+"""Node agents on the cluster: create one (a Job and the Secret holding its token) and the
+ConfigMap with the agent's code, say why an agent has no pod, delete what a session made.
+Blocking calls: the session runs them in its pool of API threads."""
 
 from __future__ import annotations
 
 import contextlib
 
+from agent.errors import UserError
+from tui.sources.kube.agent_bundle import bundle_configmap, bundle_name
 from tui.sources.kube.agent_spec import (
     AgentSettings,
     node_agent_job,
@@ -19,8 +21,8 @@ from tui.sources.kube.preflight import pod_security_sentence
 
 def create_node_agent(
     cluster: Cluster, settings: AgentSettings, node: str, namespace: str, attempt: int
-) -> str:
-    """Create the agent Job of ``node`` and its token Secret; returns the Job's name.
+) -> tuple[str, str]:
+    """Create the agent Job of ``node`` and its token Secret; returns the Job's name and uid.
     Raises AgentFailed with one sentence."""
     job = node_agent_job(settings, node, namespace, attempt)
     try:
@@ -39,7 +41,38 @@ def create_node_agent(
                 name, namespace, propagation_policy="Background", _preload_content=False
             )
         raise AgentFailed(refusal(error, namespace, "create the agent's token Secret")) from None
-    return name
+    return name, str(created["metadata"]["uid"])
+
+
+def create_code_configmap(cluster: Cluster, settings: AgentSettings, namespace: str) -> None:
+    """The session's ConfigMap with the agent's zipapp (raises UserError with one sentence)."""
+    try:
+        call(cluster.core.create_namespaced_config_map, namespace,
+             bundle_configmap(settings, namespace))  # fmt: skip
+    except ApiException as error:
+        raise UserError(
+            refusal(error, namespace, "create the ConfigMap with the agent's code")
+            + " Or run an agent image with podtap installed: --agent-from-image."
+        ) from None
+
+
+def own_code_configmap(
+    cluster: Cluster, settings: AgentSettings, namespace: str, jobs: list[tuple[str, str]]
+) -> None:
+    """Make the session's agent Jobs the owners of its ConfigMap: Kubernetes deletes it once
+    the last of them is gone, should podtap not live to do it."""
+    owners = [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": uid} for name, uid in jobs
+    ]
+    patch = {"metadata": {"ownerReferences": owners}}
+    with contextlib.suppress(ApiException):
+        call(
+            cluster.core.patch_namespaced_config_map,
+            bundle_name(settings.session),
+            namespace,
+            patch,
+            _content_type="application/merge-patch+json",
+        )
 
 
 def why_no_agent_pod(cluster: Cluster, namespace: str, job: str) -> str | None:
@@ -54,9 +87,12 @@ def why_no_agent_pod(cluster: Cluster, namespace: str, job: str) -> str | None:
 
 
 def delete_node_agents(cluster: Cluster, namespace: str, session: str) -> None:
-    """Every Job, agent pod and token Secret of the session (Secrets also go with their Job)."""
+    """Every Job, agent pod, token Secret and code ConfigMap of the session (Secrets and the
+    ConfigMap also go with their Jobs)."""
     delete_session_agents(cluster, {namespace}, session)
-    with contextlib.suppress(ApiException):
-        cluster.core.delete_collection_namespaced_secret(
-            namespace, label_selector=session_selector(session), _preload_content=False
-        )
+    for delete in (
+        cluster.core.delete_collection_namespaced_secret,
+        cluster.core.delete_collection_namespaced_config_map,
+    ):
+        with contextlib.suppress(ApiException):
+            delete(namespace, label_selector=session_selector(session), _preload_content=False)

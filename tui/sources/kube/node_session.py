@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from agent.errors import UserError
+from tui.sources.kube.agent_bundle import bundle_name
 from tui.sources.kube.agent_spec import (
     AGENT_CONTAINER,
     AGENT_PORT,
@@ -43,7 +44,13 @@ from tui.sources.kube.cluster import (
     unreachable_sentence,
 )
 from tui.sources.kube.node_agent import NodeAgent, node_source
-from tui.sources.kube.node_jobs import create_node_agent, delete_node_agents, why_no_agent_pod
+from tui.sources.kube.node_jobs import (
+    create_code_configmap,
+    create_node_agent,
+    delete_node_agents,
+    own_code_configmap,
+    why_no_agent_pod,
+)
 from tui.sources.kube.options import KubeOptions
 from tui.sources.kube.pod_watch import PodChange, PodWatch
 from tui.sources.kube.pods import (
@@ -116,6 +123,9 @@ class NodeSession:
         self._watches: list[PodWatch] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._first_answer = asyncio.Event()
+        self._jobs: list[tuple[str, str]] = []  # every agent Job made: name, uid
+        self._owners_lock = asyncio.Lock()
+        self._made_something = False
         self._first_failure: str | None = None
         self._progress_shown = ""
         self._progress_at = 0.0
@@ -179,15 +189,20 @@ class NodeSession:
         self._settings = AgentSettings(
             session=self._session,
             token=self._token,
-            image=options.agent_image,
+            image=options.image,
             namespace=self._agent_namespace,
             ports=tuple(ports),
             privileged=options.privileged,
             first_client_timeout=int(options.agent_timeout) + 30,
             idle_timeout=options.agent_idle_timeout,
+            code_configmap=bundle_name(self._session) if options.code_in_configmap else None,
         )
         await self._api(self._preflight, cluster, namespace, sample)
         self._signals.install()
+        self._made_something = True
+        if self._settings.code_configmap is not None:
+            await self._api(create_code_configmap, cluster, self._settings,
+                            self._agent_namespace)  # fmt: skip
         atexit.register(self._cleanup_at_exit)
         agent_query = AgentPodQuery(self._agent_namespace, session_selector(self._session))
         agent_watch = PodWatch(cluster, agent_query, "")
@@ -221,7 +236,13 @@ class NodeSession:
         settings = self._settings
         assert settings is not None
         check_permissions(
-            cluster, needed_permissions(namespace, {self._agent_namespace}, ephemeral=False)
+            cluster,
+            needed_permissions(
+                namespace,
+                {self._agent_namespace},
+                ephemeral=False,
+                code=settings.code_configmap is not None,
+            ),
         )
         node = node_name(sample)
         if node is not None:
@@ -327,10 +348,16 @@ class NodeSession:
         assert cluster is not None
         assert settings is not None
         try:
-            state.job = await self._api(
+            job, uid = await self._api(
                 create_node_agent, cluster, settings, state.node, self._agent_namespace, attempt
             )
-            await self._check_job(state, state.job)
+            state.job = job
+            if settings.code_configmap is not None:
+                async with self._owners_lock:
+                    self._jobs.append((job, uid))
+                    await self._api(own_code_configmap, cluster, settings,
+                                    self._agent_namespace, list(self._jobs))  # fmt: skip
+            await self._check_job(state, job)
         except AgentFailed as failure:
             self._node_failed(state, f"The agent on node {state.node} cannot start: {failure}")
         except (ApiException, *Unreachable) as error:
@@ -528,7 +555,7 @@ class NodeSession:
 
     def _delete_agents(self) -> None:
         cluster = self._cluster
-        if cluster is None or not self._nodes:
+        if cluster is None or not self._made_something:
             return
         with contextlib.suppress(ApiException, OSError):
             delete_node_agents(cluster, self._agent_namespace, self._session)

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 from agent import __version__
 
-DEFAULT_AGENT_IMAGE = f"podtap-agent:{__version__}"
+PODTAP_AGENT_IMAGE = f"podtap-agent:{__version__}"
+"""The image the Dockerfile builds: podtap installed, compiled extensions and all."""
+STOCK_PYTHON_IMAGE = "python:3.12-slim"
+"""A public image with nothing but Python: the agent's code comes in a ConfigMap."""
+DEFAULT_AGENT_IMAGE = PODTAP_AGENT_IMAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +27,10 @@ class KubeOptions:
     max_pods: int | None = None
     agent_namespace: str | None = None
     """Where agent pods run; None: the target's namespace."""
-    agent_image: str = DEFAULT_AGENT_IMAGE
+    agent_image: str | None = None
+    """None: the stock Python image, or with ``agent_from_image`` the Dockerfile's."""
+    agent_from_image: bool = False
+    """The agent image has podtap installed: no ConfigMap with the agent's code."""
     privileged: bool = False
     ephemeral: bool = False
     """One agent inside each pod (an ephemeral container) instead of one per node."""
@@ -33,6 +40,17 @@ class KubeOptions:
     """Seconds an agent outlives a podtap that vanished."""
     api_concurrency: int = 8
     """API calls (and port-forwards being opened) in flight at once."""
+
+    @property
+    def code_in_configmap(self) -> bool:
+        """Ephemeral containers cannot add a volume: they need podtap in their image."""
+        return not (self.agent_from_image or self.ephemeral)
+
+    @property
+    def image(self) -> str:
+        if self.agent_image is not None:
+            return self.agent_image
+        return STOCK_PYTHON_IMAGE if self.code_in_configmap else PODTAP_AGENT_IMAGE
 
 
 DEFAULTS = KubeOptions()

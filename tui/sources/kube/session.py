@@ -147,7 +147,7 @@ class KubeSession:
         self._settings = AgentSettings(
             session=self._session,
             token=self._token,
-            image=options.agent_image,
+            image=options.image,
             namespace=options.agent_namespace,
             ports=tuple(self._ports),
             privileged=options.privileged,
