@@ -14,9 +14,9 @@ import pytest
 
 from agent.events import ConnectionOpened, DataReceived
 from tests.kubesim import KubeSim
+from tui.model.updates import AgentEvent, SourceStatus
 from tui.sources.kube.node_session import NodeSession
 from tui.sources.kube.options import KubeOptions
-from tui.sources.session import AgentEvent, SourceStatus
 from tui.targets import KubeTarget
 
 pytestmark = [pytest.mark.root]

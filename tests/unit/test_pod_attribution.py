@@ -14,8 +14,8 @@ from agent.events import (
     PodUntapped,
     Stats,
 )
+from tui.model.updates import AgentEvent, SourceStatus, Update
 from tui.sources.kube.node_agent import ASKED, PodAttribution
-from tui.sources.session import AgentEvent, SourceStatus, Update
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -29,7 +29,7 @@ from agent.events import (
     PodUntapped,
 )
 from agent.requests import AnyRequest, TapPod, UntapPod, encode_request
-from tui.sources.session import AgentEvent, SourceStatus, Update
+from tui.model.updates import AgentEvent, SourceStatus, Update
 from tui.sources.stream import AgentStream, Connector
 
 ASKED = "the client asked"

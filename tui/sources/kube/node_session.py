@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from agent.errors import UserError
+from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube.agent_bundle import bundle_name
 from tui.sources.kube.agent_spec import (
     AGENT_CONTAINER,
@@ -66,8 +67,7 @@ from tui.sources.kube.pods import (
 from tui.sources.kube.portforward import AgentConnector
 from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
 from tui.sources.kube.resolve import PodQuery, build_query, list_pods
-from tui.sources.kube.signals import StopOnSignals
-from tui.sources.session import SessionNote, SourceStatus, Update
+from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import UpdateFanIn
 from tui.targets import KubeTarget
 
@@ -129,7 +129,7 @@ class NodeSession:
         self._first_failure: str | None = None
         self._progress_shown = ""
         self._progress_at = 0.0
-        self._signals = StopOnSignals()
+        self._signals = TerminationSignals()
         self._closed = False
         self.connectors: dict[str, AgentConnector] = {}
         """Per node source (``node/NAME``), how its agent is reached."""

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.errors import UserError
+from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube import agents
 from tui.sources.kube.agent_spec import AGENT_PORT, AgentSettings, dry_run_pod
 from tui.sources.kube.cluster import (
@@ -43,8 +44,7 @@ from tui.sources.kube.pods import (
 from tui.sources.kube.portforward import AgentConnector
 from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
 from tui.sources.kube.resolve import build_query, list_pods
-from tui.sources.kube.signals import StopOnSignals
-from tui.sources.session import SessionNote, SourceStatus, Update
+from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import AgentStream, UpdateFanIn
 from tui.targets import KubeTarget
 
@@ -86,7 +86,7 @@ class KubeSession:
         self._fan_in = UpdateFanIn()
         self._watch: PodWatch | None = None
         self._follower: asyncio.Task[None] | None = None
-        self._signals = StopOnSignals()
+        self._signals = TerminationSignals()
         self._closed = False
         self.connectors: dict[str, AgentConnector] = {}
         """Per source, how its agent is reached (tests cut port-forwards through it)."""

@@ -7,7 +7,7 @@ import signal
 import threading
 
 
-class StopOnSignals:
+class TerminationSignals:
     """A command that handles SIGTERM itself (``dump`` does) keeps doing so, and SIGHUP is
     routed to it; otherwise the task that entered the session is cancelled, which runs the
     session's cleanup."""
