@@ -29,7 +29,7 @@ def ask(pod: PodInfo, path: str) -> str:
 
 
 @pytest.mark.kubesim("--deployment", "default/web=100:8080", "--nodes", "20")
-@pytest.mark.timeout(360)
+@pytest.mark.timeout(480)
 def test_a_hundred_replicas_on_twenty_nodes_then_twenty_more_are_each_tapped_by_their_nodes_agent(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:

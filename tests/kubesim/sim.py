@@ -125,12 +125,14 @@ class KubeSim:
     ) -> None:
         self.stop()
 
-    def start(self, ready_timeout: float = 60.0) -> None:
+    def start(self, ready_timeout: float | None = None) -> None:
+        """``ready_timeout``: by default a minute, and a second more per seeded pod (each is
+        a namespace and a process to start, on a machine that may be busy)."""
         self._thread.start()
         try:
             self._run(self._start())
             write_kubeconfig(self.kubeconfig, self.server_url, self.config.user, self.cluster.token)
-            self.wait_ready(ready_timeout)
+            self.wait_ready(ready_timeout or 60.0 + expected_pods(self.config))
         except BaseException:
             self.stop()
             raise
