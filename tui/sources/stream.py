@@ -350,10 +350,10 @@ class UpdateFanIn:
         self._end_if_done()
 
     async def aclose(self) -> None:
-        """Stop every source and end reading."""
+        """Stop every source and end reading. Sources stop together: each may take a moment
+        to close its connection, and a session can have dozens."""
         self._closed = True
-        for name in list(self._pumps):
-            await self.remove(name)
+        await asyncio.gather(*(self.remove(name) for name in list(self._pumps)))
         self._queue.put_nowait(_Item("end"))
 
     def __aiter__(self) -> AsyncIterator[list[Update]]:

@@ -1,4 +1,5 @@
-"""What ``podtap clean`` does: find podtap's agents by label and delete them."""
+"""What ``podtap clean`` does: find podtap's agents by label and delete them, with the token
+Secrets and code ConfigMaps of their sessions."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tui.sources.kube.cluster import (
     status_message,
     unreachable_sentence,
 )
+from tui.sources.kube.node_jobs import delete_session_data, find_session_data
 
 
 def clean_leftovers(
@@ -39,8 +41,16 @@ def clean_leftovers(
             meta = obj["metadata"]
             verb = "would delete" if dry_run else "deleting"
             print(f"{verb} {kind} {meta.get('namespace', scope)}/{meta['name']}")
+        # Secrets and ConfigMaps go with their Jobs; one left without a Job is also deleted.
+        data = find_session_data(cluster, scope)
+        for obj, kind in data:
+            meta = obj["metadata"]
+            if not any(ref.get("kind") == "Job" for ref in meta.get("ownerReferences") or []):
+                verb = "would delete" if dry_run else "deleting"
+                print(f"{verb} {kind.lower()} {meta.get('namespace', scope)}/{meta['name']}")
         if not dry_run:
             delete_objects(cluster, jobs, pods)
+            delete_session_data(cluster, data)
     except ApiException as error:
         raise UserError(f"Could not clean {where}: {status_message(error)}.") from None
     except Unreachable as error:

@@ -5,17 +5,22 @@ Blocking calls: the session runs them in its pool of API threads."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from agent.errors import UserError
 from tui.sources.kube.agent_bundle import bundle_configmap, bundle_name
 from tui.sources.kube.agent_spec import (
+    APP_LABEL,
+    APP_VALUE,
     AgentSettings,
     node_agent_job,
     session_selector,
     token_secret,
 )
 from tui.sources.kube.agents import AgentFailed, delete_session_agents, job_create_failure, refusal
-from tui.sources.kube.cluster import ApiException, Cluster, call
+from tui.sources.kube.cluster import ApiException, Cluster, Json, call
 from tui.sources.kube.preflight import pod_security_sentence
 
 
@@ -96,3 +101,37 @@ def delete_node_agents(cluster: Cluster, namespace: str, session: str) -> None:
     ):
         with contextlib.suppress(ApiException):
             delete(namespace, label_selector=session_selector(session), _preload_content=False)
+
+
+def find_session_data(cluster: Cluster, namespace: str | None) -> list[tuple[Json, str]]:
+    """Every podtap token Secret and code ConfigMap (with its kind), in one namespace or
+    (None) in all of them."""
+    core = cluster.core
+    listings: list[tuple[Callable[..., Any], str]] = (
+        [(core.list_secret_for_all_namespaces, "Secret"),
+         (core.list_config_map_for_all_namespaces, "ConfigMap")]
+        if namespace is None
+        else [(partial(core.list_namespaced_secret, namespace), "Secret"),
+              (partial(core.list_namespaced_config_map, namespace), "ConfigMap")]
+    )  # fmt: skip
+    found = []
+    for listing, kind in listings:
+        for item in call(listing, label_selector=f"{APP_LABEL}={APP_VALUE}")["items"]:
+            item["metadata"].setdefault("namespace", namespace)
+            found.append((item, kind))
+    return found
+
+
+def delete_session_data(cluster: Cluster, data: list[tuple[Json, str]]) -> None:
+    for item, kind in data:
+        meta = item["metadata"]
+        delete = (
+            cluster.core.delete_namespaced_secret
+            if kind == "Secret"
+            else cluster.core.delete_namespaced_config_map
+        )
+        try:
+            delete(meta["name"], meta["namespace"], _preload_content=False)
+        except ApiException as error:
+            if error.status != 404:
+                raise

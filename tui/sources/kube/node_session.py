@@ -378,9 +378,11 @@ class NodeSession:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=CLEANUP_TIMEOUT)
-        await self._fan_in.aclose()
+        # Port-forwards cut first: a stream then closes at once instead of waiting on a close
+        # handshake through a tunnel that is going away anyway.
         for connector in self.connectors.values():
             connector.cut()
+        await self._fan_in.aclose()
         deleting = asyncio.get_running_loop().run_in_executor(None, self._delete_agents)
         try:
             await asyncio.wait_for(asyncio.shield(deleting), CLEANUP_TIMEOUT)
