@@ -292,6 +292,8 @@ def _live_sentence(hello: Hello, reconnected: bool, restarted: bool, resumed_aft
         )
     if reconnected:
         return f"Reconnected to the agent; resumed after event {resumed_after}."
+    if hello.target.startswith("node/"):  # a node agent: each pod says where it captures
+        return f"Connected to agent {hello.agent_id} on {hello.target.removeprefix('node/')}."
     interfaces = ", ".join(hello.interfaces) or "no interfaces yet"
     return f"Connected to agent {hello.agent_id} (capturing on {interfaces})."
 
