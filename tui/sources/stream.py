@@ -254,8 +254,13 @@ class AgentStream:
                     greeted = True
                     resumed_after = self.cursor.last_seq
                     restarted = self.cursor.greet(first)
-                    yield [SourceStatus(source, "live", _live_sentence(
-                        first, reconnected, restarted, resumed_after))]
+                    yield [
+                        SourceStatus(
+                            source,
+                            "live",
+                            _live_sentence(first, reconnected, restarted, resumed_after),
+                        )
+                    ]
                 fresh = self.cursor.admit(events)
                 if fresh:
                     yield [AgentEvent(source, event) for event in fresh]
@@ -287,9 +292,7 @@ async def _close(websocket: ClientConnection) -> None:
 
 def _live_sentence(hello: Hello, reconnected: bool, restarted: bool, resumed_after: int) -> str:
     if restarted:
-        return (
-            f"The agent restarted (now {hello.agent_id}): its connections start over."
-        )
+        return f"The agent restarted (now {hello.agent_id}): its connections start over."
     if reconnected:
         return f"Reconnected to the agent; resumed after event {resumed_after}."
     if hello.target.startswith("node/"):  # a node agent: each pod says where it captures
