@@ -24,7 +24,7 @@ from tui.sources.kube.agent_spec import (
     label_value,
 )
 from tui.sources.kube.agent_status import agent_container_state
-from tui.sources.kube.agents import AgentFailed, RunningAgent, agent_failure
+from tui.sources.kube.agents import AgentFailed, RunningAgent, agent_failure, last_log_line
 from tui.sources.kube.cluster import ApiException, Cluster, Unreachable
 from tui.sources.kube.node_agent import NodeAgent, node_source
 from tui.sources.kube.node_jobs import create_node_agent, own_code_configmap, why_no_agent_pod
@@ -214,8 +214,19 @@ class NodeFleet:
             verdict = agent_container_state(pod, AGENT_CONTAINER)
             if verdict.phase == "running" and state.agent is None and state.failed is None:
                 self._connect(state, pod)
-            elif verdict.phase == "failed" and state.agent is None:
-                self._node_failed(state, f"The agent on node {state.node} failed: {verdict.detail}")
+            elif verdict.phase == "failed" and state.agent is None and state.failed is None:
+                sentence = f"The agent on node {state.node} failed: {verdict.detail}"
+                if verdict.wants_log:
+                    self._spawn(self._failed_saying(state, pod, sentence), "last words")
+                else:
+                    self._node_failed(state, sentence)
+
+    async def _failed_saying(self, state: NodeState, pod: Pod, sentence: str) -> None:
+        """An agent that ran and stopped says best why in its last log line."""
+        said = await self._api(
+            last_log_line, self._cluster, self._namespace, pod_name(pod), AGENT_CONTAINER
+        )
+        self._node_failed(state, sentence.rstrip(".") + (f"; it said: {said}" if said else ""))
 
     def _connect(self, state: NodeState, pod: Pod) -> None:
         cluster, settings = self._cluster, self._settings
