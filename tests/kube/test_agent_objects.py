@@ -1,4 +1,5 @@
-"""The agent Job, its pod and the ephemeral container, as podtap sends them to the API."""
+"""The node agent's Job, its Secret and pod, and the ephemeral container, as podtap sends
+them to the API."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from typing import Any
 
 from tui.sources.kube.agent_spec import (
     AgentSettings,
-    agent_job,
     dry_run_node_pod,
-    dry_run_pod,
     ephemeral_patch,
-    job_name,
     label_value,
     node_agent_job,
     token_secret,
@@ -36,70 +34,17 @@ SETTINGS = AgentSettings(
 )
 
 
-def test_the_job_runs_the_agent_on_the_pods_node_with_what_it_needs() -> None:
-    job = agent_job(SETTINGS, TARGET, "containerd://" + "ab" * 32)
-    assert job["metadata"]["namespace"] == "shop"
-    spec = job["spec"]
-    assert spec["backoffLimit"] == 0
-    assert spec["ttlSecondsAfterFinished"] > 0
-    assert spec["activeDeadlineSeconds"] > 0
-    template = spec["template"]
-    assert template["metadata"]["labels"] == {
-        "app.kubernetes.io/name": "podtap-agent",
-        "podtap.dev/session": "0a1b2c3d",
-        "podtap.dev/target-pod": "web-5d8f7c9b6-abcde",
-    }
-    assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
-    assert template["metadata"]["annotations"]["linkerd.io/inject"] == "disabled"
-    pod = template["spec"]
-    assert pod["nodeName"] == "node-2"
-    assert pod["hostPID"] is True
-    assert pod["restartPolicy"] == "Never"
-    assert pod["tolerations"] == [{"operator": "Exists"}]
-    (agent,) = pod["containers"]
-    assert agent["name"] == "agent"
-    assert agent["image"] == "podtap-agent:test"
-    assert agent["command"] == ["podtap", "agent"]
-    assert agent["args"] == [
-        "--container-id",
-        "containerd://" + "ab" * 32,
-        "--port",
-        "8080",
-        "--port",
-        "9090",
-        "--listen",
-        "127.0.0.1:47000",
-        "--first-client-timeout",
-        "60",
-        "--idle-timeout",
-        "30",
-    ]
-    assert agent["env"] == [{"name": "PODTAP_TOKEN", "value": "s3cret"}]
-    assert agent["securityContext"] == HARDENED
-    assert set(agent["resources"]) == {"requests", "limits"}
-
-
 def test_privileged_replaces_the_capabilities() -> None:
-    settings = AgentSettings(
-        session="0a1b2c3d", token="t", image="i", namespace="podtap", ports=(80,), privileged=True
-    )
-    job = agent_job(settings, TARGET, "containerd://x")
+    settings = AgentSettings(session="0a1b2c3d", token="t", image="i", namespace="podtap",
+                             ports=(80,), privileged=True)  # fmt: skip
+    job = node_agent_job(settings, "node-1", "podtap")
     assert job["metadata"]["namespace"] == "podtap"
     assert job["spec"]["template"]["spec"]["containers"][0]["securityContext"] == {
         "privileged": True
     }
 
 
-def test_the_dry_run_pod_is_the_jobs_pod() -> None:
-    pod = dry_run_pod(SETTINGS, TARGET, "containerd://x")
-    job = agent_job(SETTINGS, TARGET, "containerd://x")
-    assert pod["kind"] == "Pod"
-    assert pod["spec"] == job["spec"]["template"]["spec"]
-
-
-def test_names_and_labels_fit_kubernetes_limits() -> None:
-    long_target = {"metadata": {"name": "x" * 250, "namespace": "ns"}, "spec": {}}
-    assert len(job_name(SETTINGS, long_target)) <= 63
+def test_label_values_fit_kubernetes_limits() -> None:
     assert len(label_value("y" * 250)) <= 63
     assert label_value("y" * 250) != label_value("y" * 249)
 

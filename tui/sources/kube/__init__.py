@@ -15,9 +15,9 @@ def open_kube_session(target: KubeTarget, options: KubeOptions) -> Session:
     """The session for a Kubernetes target; agents start when it is entered: one per node, or
     with ``ephemeral`` one inside each pod."""
     if options.ephemeral:
-        from tui.sources.kube.session import KubeSession
+        from tui.sources.kube.ephemeral_session import EphemeralSession
 
-        return KubeSession(target, options)
+        return EphemeralSession(target, options)
     from tui.sources.kube.node_session import NodeSession
 
     return NodeSession(target, options)

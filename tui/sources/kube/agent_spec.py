@@ -12,10 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.wire import TOKEN_ENV
-from tui.sources.kube.options import DEFAULT_AGENT_IMAGE
-from tui.sources.kube.pods import Pod, node_name, pod_name
-
-__all__ = ["DEFAULT_AGENT_IMAGE"]
+from tui.sources.kube.pods import Pod
 
 AGENT_PORT = 47000
 """Where a Job's agent listens, on its pod's loopback (each agent pod has its own namespace)."""
@@ -23,7 +20,6 @@ AGENT_PORT = 47000
 APP_LABEL = "app.kubernetes.io/name"
 APP_VALUE = "podtap-agent"
 SESSION_LABEL = "podtap.dev/session"
-TARGET_POD_LABEL = "podtap.dev/target-pod"
 NODE_LABEL = "podtap.dev/node"
 AGENT_CONTAINER = "agent"
 TOKEN_KEY = "token"
@@ -79,10 +75,6 @@ def session_selector(session: str) -> str:
     return f"{APP_LABEL}={APP_VALUE},{SESSION_LABEL}={session}"
 
 
-def agent_selector(session: str, target_pod: str) -> str:
-    return f"{session_selector(session)},{TARGET_POD_LABEL}={label_value(target_pod)}"
-
-
 def node_selector(session: str, node: str) -> str:
     return f"{session_selector(session)},{NODE_LABEL}={label_value(node)}"
 
@@ -93,13 +85,6 @@ def label_value(text: str) -> str:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:10]
     return f"{text[:52]}-{digest}"
-
-
-def job_name(settings: AgentSettings, target: Pod) -> str:
-    name = pod_name(target)
-    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
-    # The Job controller copies the Job name into a label: it must stay within 63 characters.
-    return f"podtap-{settings.session}-{name[:40].rstrip('-.')}-{digest}"
 
 
 def node_job_name(settings: AgentSettings, node: str, attempt: int = 0) -> str:
@@ -121,14 +106,6 @@ def agent_args(settings: AgentSettings, target_args: list[str], listen_port: int
         str(settings.idle_timeout),
     ]
     return args
-
-
-def _labels(settings: AgentSettings, target: Pod) -> dict[str, str]:
-    return {
-        APP_LABEL: APP_VALUE,
-        SESSION_LABEL: settings.session,
-        TARGET_POD_LABEL: label_value(pod_name(target)),
-    }
 
 
 _NO_MESH = {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled"}
@@ -238,73 +215,6 @@ def dry_run_node_pod(settings: AgentSettings, node: str, namespace: str) -> dict
             "annotations": template["metadata"]["annotations"],
         },
         "spec": template["spec"],
-    }
-
-
-def agent_pod_spec(settings: AgentSettings, target: Pod, container_id: str) -> dict[str, Any]:
-    """The pod spec of the agent that taps ``target`` alone (one Job per pod): on its node,
-    seeing the node's processes (hostPID), so that it can find the container by id and enter
-    its network namespace."""
-    security = security_context(settings, JOB_CAPABILITIES)
-    spec: dict[str, Any] = {
-        "hostPID": True,
-        "restartPolicy": "Never",
-        "tolerations": [{"operator": "Exists"}],
-        "automountServiceAccountToken": False,
-        "terminationGracePeriodSeconds": 5,
-        "containers": [
-            {
-                "name": AGENT_CONTAINER,
-                "image": settings.image,
-                "imagePullPolicy": "IfNotPresent",
-                "command": ["podtap", "agent"],
-                "args": agent_args(settings, ["--container-id", container_id], AGENT_PORT),
-                "env": [{"name": TOKEN_ENV, "value": settings.token}],
-                "resources": AGENT_RESOURCES,
-                "securityContext": security,
-            }
-        ],
-    }
-    node = node_name(target)
-    if node is not None:
-        spec["nodeName"] = node
-    return spec
-
-
-def agent_job(settings: AgentSettings, target: Pod, container_id: str) -> dict[str, Any]:
-    labels = _labels(settings, target)
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {
-            "name": job_name(settings, target),
-            "namespace": settings.agent_namespace(target),
-            "labels": labels,
-        },
-        "spec": {
-            "backoffLimit": 0,
-            "ttlSecondsAfterFinished": settings.ttl_after_finished,
-            "activeDeadlineSeconds": settings.active_deadline,
-            "template": {
-                "metadata": {"labels": labels, "annotations": dict(_NO_MESH)},
-                "spec": agent_pod_spec(settings, target, container_id),
-            },
-        },
-    }
-
-
-def dry_run_pod(settings: AgentSettings, target: Pod, container_id: str) -> dict[str, Any]:
-    """The pod the Job would create, to be checked by admission (Pod Security) before any Job."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": job_name(settings, target) + "-check",
-            "namespace": settings.agent_namespace(target),
-            "labels": _labels(settings, target),
-            "annotations": dict(_NO_MESH),
-        },
-        "spec": agent_pod_spec(settings, target, container_id),
     }
 
 

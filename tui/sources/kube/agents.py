@@ -1,6 +1,7 @@
-"""Agent pods on the cluster: create one next to a target pod, wait until it runs, delete them.
+"""Agents on the cluster: start an ephemeral one in a target pod and wait until it runs, say
+why an agent fails, find and delete what sessions left.
 
-Blocking calls (the client is synchronous); the session runs them in threads.
+Blocking calls (the client is synchronous); the sessions run them in threads.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from typing import Any
 
 from tui.sources.kube.agent_spec import (
     AGENT_CONTAINER,
-    AGENT_PORT,
     APP_LABEL,
     APP_VALUE,
     AgentSettings,
-    agent_job,
-    agent_selector,
     ephemeral_patch,
     session_selector,
 )
@@ -42,72 +40,6 @@ class RunningAgent:
 
 class AgentFailed(Exception):
     """The agent for one target pod could not start; the message is one sentence."""
-
-
-def start_job_agent(
-    cluster: Cluster,
-    settings: AgentSettings,
-    target: Pod,
-    container_id: str,
-    timeout: float,
-    cancelled: threading.Event,
-) -> RunningAgent:
-    namespace = settings.agent_namespace(target)
-    job = agent_job(settings, target, container_id)
-    if cancelled.is_set():
-        raise AgentFailed("cancelled")
-    try:
-        call(cluster.batch.create_namespaced_job, namespace, job)
-    except ApiException as error:
-        raise AgentFailed(refusal(error, namespace, "create the agent Job")) from None
-    name = str(job["metadata"]["name"])
-    agent_pod = _wait_for_job_pod(cluster, settings, target, name, timeout, cancelled)
-    return RunningAgent(source_name(target), namespace, agent_pod, AGENT_PORT, name)
-
-
-def _wait_for_job_pod(
-    cluster: Cluster,
-    settings: AgentSettings,
-    target: Pod,
-    job: str,
-    timeout: float,
-    cancelled: threading.Event,
-) -> str:
-    namespace = settings.agent_namespace(target)
-    selector = agent_selector(settings.session, pod_name(target))
-    deadline = time.monotonic() + timeout
-    last = "no agent pod yet"
-    while not cancelled.is_set():
-        pods = call(cluster.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
-        if pods:
-            pod = pods[0]
-            state = agent_container_state(pod, AGENT_CONTAINER)
-            if state.phase == "running":
-                return pod_name(pod)
-            if state.phase == "failed":
-                raise AgentFailed(
-                    _failure_sentence(
-                        cluster, target, pod, AGENT_CONTAINER, state.detail, state.wants_log
-                    )
-                )
-            last = state.detail
-        else:
-            refused = job_create_failure(cluster, namespace, job)
-            if refused:
-                if "PodSecurity" in refused:
-                    raise AgentFailed(pod_security_sentence(namespace, refused))
-                raise AgentFailed(
-                    f"Kubernetes would not create the agent pod for {source_name(target)}: "
-                    f"{refused}."
-                )
-        if time.monotonic() > deadline:
-            raise AgentFailed(
-                f"The agent for {source_name(target)} was not running after {timeout:g} s "
-                f"({last}); raise --agent-timeout or look at: kubectl -n {namespace} "
-                f"describe job {job}."
-            )
-        cancelled.wait(POLL_INTERVAL)
-    raise AgentFailed("cancelled")
 
 
 def job_create_failure(cluster: Cluster, namespace: str, job: str) -> str | None:
@@ -225,18 +157,6 @@ def last_log_line(cluster: Cluster, namespace: str, pod: str, container: str) ->
         return last_meaningful_line(response.data.decode("utf-8", "replace"))
     except (ApiException, OSError, ValueError):
         return ""
-
-
-def delete_agent_job(cluster: Cluster, namespace: str, job: str, session: str, target: str) -> None:
-    """Delete one agent: its Job (pods follow in the background) and its pod right away."""
-    try:
-        cluster.batch.delete_namespaced_job(
-            job, namespace, propagation_policy="Background", _preload_content=False
-        )
-    except ApiException as error:
-        if error.status != 404:
-            raise
-    _delete_pods(cluster, namespace, agent_selector(session, target))
 
 
 def delete_session_agents(cluster: Cluster, namespaces: set[str], session: str) -> int:

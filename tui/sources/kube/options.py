@@ -13,7 +13,6 @@ PODTAP_AGENT_IMAGE = f"podtap-agent:{__version__}"
 """The image the Dockerfile builds: podtap installed, compiled extensions and all."""
 STOCK_PYTHON_IMAGE = "python:3.12-slim"
 """A public image with nothing but Python: the agent's code comes in a ConfigMap."""
-DEFAULT_AGENT_IMAGE = PODTAP_AGENT_IMAGE
 
 
 @dataclass(frozen=True, slots=True)

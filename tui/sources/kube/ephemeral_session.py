@@ -1,14 +1,15 @@
-"""A session on a Kubernetes target: one agent per ready pod, one stream per agent, all merged.
+"""A session with ``--ephemeral``: an agent inside each ready pod (an ephemeral container),
+for clusters that forbid the node agents' hostPID; one stream per agent, all merged.
 
 Entering it resolves the target, runs the pre-flight checks, starts the first agents and waits
 until they run; it then follows the target's pods (new ready pods are tapped, deleted ones are
-marked gone). Leaving it, however that happens, deletes every agent it created.
+marked gone). An ephemeral container cannot be removed: each agent exits by itself once podtap
+has been gone for its idle timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import secrets
 import threading
@@ -21,7 +22,7 @@ from typing import Self
 from agent.errors import UserError
 from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube import agents
-from tui.sources.kube.agent_spec import AGENT_PORT, AgentSettings, dry_run_pod
+from tui.sources.kube.agent_spec import AGENT_PORT, AgentSettings
 from tui.sources.kube.cluster import (
     ApiException,
     Cluster,
@@ -35,14 +36,13 @@ from tui.sources.kube.pod_watch import PodChange, PodWatch
 from tui.sources.kube.pods import (
     Pod,
     choose_container,
-    container_id,
     container_ports,
     is_ready,
     pod_name,
     source_name,
 )
 from tui.sources.kube.portforward import AgentConnector
-from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
+from tui.sources.kube.preflight import check_permissions, needed_permissions
 from tui.sources.kube.resolve import build_query, list_pods
 from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import AgentStream, UpdateFanIn
@@ -67,14 +67,13 @@ class TappedPod:
         return str(self.pod["metadata"].get("uid") or "")
 
 
-class KubeSession:
+class EphemeralSession:
     def __init__(self, target: KubeTarget, options: KubeOptions) -> None:
         self.description = str(target)
         self._target = target
         self._options = options
         self._ports: list[int] = list(options.ports)
         self._max_pods: int | None = options.max_pods
-        self._ephemeral = options.ephemeral
         self._timeout = options.agent_timeout
         self._session = secrets.token_hex(4)
         self._token = secrets.token_urlsafe(24)
@@ -82,7 +81,6 @@ class KubeSession:
         self._settings: AgentSettings | None = None
         self._container = target.container
         self._tapped: dict[str, TappedPod] = {}
-        self._agent_namespaces: set[str] = set()
         self._fan_in = UpdateFanIn()
         self._watch: PodWatch | None = None
         self._follower: asyncio.Task[None] | None = None
@@ -158,7 +156,6 @@ class KubeSession:
         )
         await asyncio.to_thread(self._preflight, cluster, namespace, sample)
         self._signals.install()
-        atexit.register(self._cleanup_at_exit)
 
         ready = [pod for pod in pods if is_ready(pod)]
         chosen = ready[: self._max_pods] if self._max_pods else ready
@@ -195,18 +192,7 @@ class KubeSession:
     _first_failure: str | None = None
 
     def _preflight(self, cluster: Cluster, namespace: str, sample: Pod) -> None:
-        settings = self._settings
-        assert settings is not None
-        agent_namespace = settings.namespace or namespace
-        check_permissions(
-            cluster,
-            needed_permissions(namespace, {agent_namespace}, ephemeral=self._ephemeral),
-        )
-        if self._ephemeral:
-            return
-        runtime_id = container_id(sample, self._container or "")
-        if runtime_id is not None:
-            check_pod_security(cluster, agent_namespace, dry_run_pod(settings, sample, runtime_id))
+        check_permissions(cluster, needed_permissions(namespace, set(), ephemeral=True))
 
     # -- tapping pods ------------------------------------------------------------------------
 
@@ -223,31 +209,14 @@ class KubeSession:
         assert settings is not None
         pod, source = tapped.pod, source_name(tapped.pod)
         try:
-            if self._ephemeral:
-                agent = await asyncio.to_thread(
-                    agents.start_ephemeral_agent,
-                    cluster,
-                    settings,
-                    pod,
-                    self._timeout,
-                    tapped.cancelled,
-                )
-            else:
-                runtime_id = container_id(pod, self._container or "")
-                if runtime_id is None:
-                    raise agents.AgentFailed(
-                        f"Pod {source} reports no id for container {self._container!r} yet."
-                    )
-                self._agent_namespaces.add(settings.agent_namespace(pod))
-                agent = await asyncio.to_thread(
-                    agents.start_job_agent,
-                    cluster,
-                    settings,
-                    pod,
-                    runtime_id,
-                    self._timeout,
-                    tapped.cancelled,
-                )
+            agent = await asyncio.to_thread(
+                agents.start_ephemeral_agent,
+                cluster,
+                settings,
+                pod,
+                self._timeout,
+                tapped.cancelled,
+            )
         except (agents.AgentFailed, UserError) as failure:
             if tapped.cancelled.is_set():
                 return
@@ -298,17 +267,6 @@ class KubeSession:
         await self._fan_in.remove(source)
         self.connectors.pop(source, None)
         self._fan_in.put([SourceStatus(source, "gone", sentence)])
-        agent, cluster = tapped.agent, self._cluster
-        if agent is not None and agent.job is not None and cluster is not None:
-            with contextlib.suppress(ApiException, OSError):
-                await asyncio.to_thread(
-                    agents.delete_agent_job,
-                    cluster,
-                    agent.namespace,
-                    agent.job,
-                    self._session,
-                    pod_name(tapped.pod),
-                )
 
     async def _follow(self, pod_watch: PodWatch) -> None:
         while True:
@@ -396,33 +354,13 @@ class KubeSession:
         ]
         if starting:
             await asyncio.wait(starting, timeout=CLEANUP_TIMEOUT)
-        await self._fan_in.aclose()
         for connector in self.connectors.values():
             connector.cut()
-        # Shielded: a second Ctrl+C while deleting must not leave agents behind.
-        deleting = asyncio.ensure_future(asyncio.to_thread(self._delete_agents))
-        try:
-            await asyncio.wait_for(asyncio.shield(deleting), CLEANUP_TIMEOUT)
-        except (asyncio.CancelledError, TimeoutError):
-            await asyncio.wait([deleting], timeout=CLEANUP_TIMEOUT)
-        atexit.unregister(self._cleanup_at_exit)
+        await self._fan_in.aclose()
+        # Nothing to delete: an ephemeral container cannot be removed from its pod; its agent
+        # exits once nobody has listened for its idle timeout.
         if self._cluster is not None:
             self._cluster.close()
-
-    def _delete_agents(self) -> None:
-        cluster = self._cluster
-        if cluster is None or self._ephemeral or not self._agent_namespaces:
-            return
-        with contextlib.suppress(ApiException, OSError):
-            agents.delete_session_agents(cluster, set(self._agent_namespaces), self._session)
-
-    def _cleanup_at_exit(self) -> None:
-        """Last resort when the process ends without leaving the session (e.g. sys.exit in a
-        signal handler elsewhere): agents must not outlive podtap."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self._delete_agents()
 
 
 def _leaving(pod: Pod) -> bool:
