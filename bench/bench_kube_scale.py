@@ -1,13 +1,13 @@
 """Benchmark: ``podtap dump deployment/web`` on the cluster simulator at 10 to 300 replicas.
 
 For each size, on 20 simulated nodes (30 from 300 replicas on; real network namespaces and
-processes on this machine): a loop on the host sends one request to every pod each second from the moment ``dump``
-starts; the figures are seconds from start to the first request seen, and to a request seen
-from every pod; agent pods; port-forwards open; the client's peak RSS and CPU seconds; and
-seconds from Ctrl+C until no agent process, Job, pod, Secret or ConfigMap is left. Then two
-figures of the agent alone: the idle RSS of a node agent tapping 5 pods, and the time to encode
-a batch of 1000 events with msgspec and with the pure-Python subset a stock Python image uses
-(ratio in the same run). Needs root.
+processes on this machine): a loop on the host sends one request to every pod each second from
+the moment ``dump`` starts; the figures are seconds from start to the first request seen, and
+to a request seen from every pod; agent pods; port-forwards open; the client's peak RSS and CPU
+seconds; and seconds from Ctrl+C until no agent process, Job, pod, Secret or ConfigMap is left.
+Then two figures of the agent alone: the idle RSS of a node agent tapping 5 pods, and the time
+to encode a batch of 1000 events with msgspec and with the pure-Python subset a stock Python
+image uses (ratio in the same run). Needs root.
 
     .venv/bin/python bench/bench_kube_scale.py [--sizes 10,50,100,300] [--nodes 20]
 """
