@@ -51,8 +51,8 @@ class AgentSettings:
     """Where agent Jobs go; None means each target pod's own namespace."""
     ports: tuple[int, ...]
     privileged: bool = False
-    first_client_timeout: int = 60
-    idle_timeout: int = 30
+    first_client_timeout: int = int(DEFAULTS.agent_timeout)
+    idle_timeout: int = DEFAULTS.agent_idle_timeout
     ttl_after_finished: int = 30
     active_deadline: int = 12 * 3600
     """A Job outlives no session by more than this, even if nobody ever deletes it."""
