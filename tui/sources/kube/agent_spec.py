@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.wire import TOKEN_ENV
+from tui.sources.kube.options import DEFAULTS
 from tui.sources.kube.pods import Pod
 
 AGENT_PORT = 47000
