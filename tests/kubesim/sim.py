@@ -108,6 +108,11 @@ class KubeSim:
         self.api = ApiServer(self.cluster)
         self.server_url = ""
         self._loop = asyncio.new_event_loop()
+        # Starting a pod makes blocking calls (ip, cgroup files) in threads: with asyncio's
+        # default of a few threads, 20 agent pods started at once waited on each other.
+        self._loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="kubesim")
+        )
         self._thread = threading.Thread(target=self._loop.run_forever, name="kubesim", daemon=True)
         self._runner: web.AppRunner | None = None
 
