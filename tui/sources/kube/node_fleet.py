@@ -37,6 +37,8 @@ T = TypeVar("T")
 
 MAX_AGENT_ATTEMPTS = 3
 """A node whose agent died gets a new one, this many agents in all."""
+OWNERS_DELAY = 0.5
+"""Seconds the Jobs of a start-up have to be created before the ConfigMap names its owners."""
 
 Api = Callable[..., Coroutine[Any, Any, Any]]
 """Runs a blocking API call in the session's pool: ``await api(function, *args)``."""
@@ -84,7 +86,7 @@ class NodeFleet:
         self.nodes: dict[str, NodeState] = {}
         self._node_by_label: dict[str, str] = {}
         self._jobs: list[tuple[str, str]] = []  # every agent Job made: name, uid
-        self._owners_lock = asyncio.Lock()
+        self._owning = False
         self.live_pods: set[str] = set()
         self.first_answer = asyncio.Event()
         """Set once an agent answered, or every node failed."""
@@ -143,16 +145,29 @@ class NodeFleet:
             )
             state.job = job
             if settings.code_configmap is not None:
-                async with self._owners_lock:
-                    self._jobs.append((job, uid))
-                    await self._api(
-                        own_code_configmap, cluster, settings, self._namespace, list(self._jobs)
-                    )
+                self._jobs.append((job, uid))
+                if not self._owning:
+                    self._owning = True
+                    self._spawn(self._own_configmap(), "configmap owners")
             await self._check_job(state, job)
         except AgentFailed as failure:
             self._node_failed(state, f"The agent on node {state.node} cannot start: {failure}")
         except (ApiException, *Unreachable) as error:
             self._node_failed(state, f"The agent on node {state.node} cannot start: {error}.")
+
+    async def _own_configmap(self) -> None:
+        """Make every Job so far an owner of the code ConfigMap: one patch for the Jobs of a
+        start-up (the ConfigMap is large; a patch per Job cost seconds at 20 nodes), then one
+        per Job made later."""
+        await asyncio.sleep(OWNERS_DELAY)
+        while True:
+            owners = list(self._jobs)
+            await self._api(
+                own_code_configmap, self._cluster, self._settings, self._namespace, owners
+            )
+            if len(self._jobs) == len(owners):
+                self._owning = False
+                return
 
     async def _check_job(self, state: NodeState, job: str) -> None:
         """Admission may refuse the Job's pod: no pod then ever shows in the watch, and only
