@@ -157,7 +157,7 @@ class NodeFleet:
 
     async def _own_configmap(self) -> None:
         """Make every Job so far an owner of the code ConfigMap: one patch for the Jobs of a
-        start-up (the ConfigMap is large; a patch per Job cost seconds at 20 nodes), then one
+        start-up (the ConfigMap is large: a patch per Job cost seconds at 20 nodes), then one
         per Job made later."""
         await asyncio.sleep(OWNERS_DELAY)
         while True:
