@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -44,6 +45,8 @@ from tui.output.jsonl import decode_header, decode_line  # noqa: E402
 
 PORT = 8080
 TICKS = os.sysconf("SC_CLK_TCK")
+# py-spy (pip install py-spy) for --profile: beside this Python, or on the PATH.
+PY_SPY = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
 NGINX_CONF = """
 worker_processes 1;
@@ -145,7 +148,13 @@ REQUEST = re.compile(rb"GET / HTTP/1\.1\r\n(?:[^\r\n]+\r\n)*\r\n")
 
 
 def with_podtap(
-    lab: Lab, workdir: Path, connections: int, seconds: int, paced: bool, output_format: str
+    lab: Lab,
+    workdir: Path,
+    connections: int,
+    seconds: int,
+    paced: bool,
+    output_format: str,
+    profile: Path | None = None,
 ) -> Result:
     output = workdir / f"dump.{output_format}"
     errors = workdir / "dump.err"
@@ -158,7 +167,10 @@ def with_podtap(
         try:
             wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
             (agent,) = children(dump.pid)
+            spy = start_profile(agent, seconds, profile) if profile else None
             run_wrk(lab, workdir, connections, seconds, paced)
+            if spy is not None:
+                spy.wait(timeout=30)
             # Let the agent and client drain what they still hold before measuring.
             time.sleep(3)
             agent_cpu, client_cpu = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
@@ -171,6 +183,17 @@ def with_podtap(
     else:
         read_text(output, errors, result)
     return result
+
+
+def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the agent (and its capture workers) while the load runs: collapsed
+    stacks, one line per stack with its sample count, for grep and sort."""
+    return subprocess.Popen(
+        [PY_SPY or "py-spy", "record", "--pid", str(agent), "--subprocesses", "--threads",
+         "--nonblocking", "--format", "raw", "--rate", "200", "--duration", str(seconds),
+         "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def read_jsonl(output: Path, seconds: int, result: Result) -> None:
@@ -247,6 +270,10 @@ def main() -> int:
         help="dump's output format (text has no packet rate: it carries no Stats)",
     )
     parser.add_argument("--workers", default="auto", help="the agent's --workers")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="sample the agent with py-spy during each run, into DIR/SCENARIO-RUN.txt",
+    )
     args = parser.parse_args()
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
@@ -265,10 +292,11 @@ def main() -> int:
                 if name not in wanted:
                     continue
                 runs = []
-                for _ in range(args.runs):
+                for run in range(args.runs):
                     reset_access_log(workdir, nginx)
+                    profile = args.profile / f"{name}-{run}.txt" if args.profile else None
                     result = with_podtap(
-                        lab, workdir, connections, args.seconds, paced, args.format
+                        lab, workdir, connections, args.seconds, paced, args.format, profile
                     )
                     result.served = count_access_log(workdir)
                     runs.append(result)

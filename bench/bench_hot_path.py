@@ -17,6 +17,7 @@ that two versions of the code can be compared on the very same frames.
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import pickle
 import select
@@ -46,8 +47,9 @@ class ReplayedCapture(Capture):
     """A Capture reading a copy of ready ring blocks instead of a live ring."""
 
     def __init__(self, blocks: list[bytes], names: dict[int, str]) -> None:  # no super(): no socket
-        # A bytearray reads like the mmap (struct and slices); an empty block ends the ring.
-        self._ring = bytearray(b"".join(blocks) + bytes(BLOCK_SIZE))  # type: ignore[assignment]
+        # Anonymous memory reads like the ring (slices are bytes); an empty block ends it.
+        self._ring = mmap.mmap(-1, (len(blocks) + 1) * BLOCK_SIZE)
+        self._ring.write(b"".join(blocks))
         self._block_size = BLOCK_SIZE
         self._block_count = len(blocks) + 1
         self._block = 0
