@@ -9,13 +9,17 @@ host while ``podtap dump netns/LAB -p 8080 --format jsonl`` captures. Scenarios:
 
 For each: requests served (lines of nginx's access log), requests podtap saw complete (request
 lines in the captured client->server bytes), packets/s, kernel drops and gaps (from the agent's
-Stats), events lost, and CPU seconds of the agent (with its capture workers, if any) and of the
-dump client. Medians of --runs
-runs. Needs root, nginx and wrk (scripts/setup.sh installs them). The agent's CPU includes its
-capture workers' (``--workers``: the agent's own option, passed as PODTAP_AGENT_WORKERS).
+Stats), events lost, CPU seconds of the agent (with its capture workers, if any) and of the
+dump client, and the agent's CPU per request it saw (us/req; for tcpdump, its CPU per request
+it captured). The scenarios run interleaved, --runs times; each row is the run with the median
+share seen, its CPU columns medians. Last, the flood's cost per captured request as a multiple of
+tcpdump's, run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx
+and wrk (scripts/setup.sh installs them). The agent's CPU includes its capture workers'
+(``--workers``: the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall
+time, and ratios within one run: the machine may be shared.
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
-        [--format jsonl|text] [--workers auto|N]
+        [--format jsonl|text] [--workers auto|N] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -235,7 +239,11 @@ def read_text(output: Path, errors: Path, result: Result) -> None:
     result.kernel_drops = int(drops[-1]) if drops else 0
 
 
-def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tuple[float, str]:
+def with_tcpdump(
+    lab: Lab, workdir: Path, connections: int, seconds: int
+) -> tuple[Result, float]:
+    """tcpdump's CPU, drops and packet rate on the same flood, and the share of packets it
+    captured (its own count, on stderr): the caller scales the requests served by it."""
     tcpdump = subprocess.Popen(
         lab.command(["tcpdump", "-i", "any", "-n", "-B", "16384", "-w", "/dev/null",
                      f"tcp port {PORT}"]),
@@ -249,8 +257,16 @@ def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tup
     finally:
         tcpdump.send_signal(signal.SIGINT)
         _, err = tcpdump.communicate(timeout=10)
-    said = [line for line in err.decode().splitlines() if "packets" in line]
-    return cpu, ", ".join(said) or "?"
+    said = err.decode()
+    captured = re.search(r"(\d+) packets? captured", said)
+    dropped = re.search(r"(\d+) packets? dropped by kernel", said)
+    result, share = Result(agent_cpu_s=cpu), 1.0
+    if captured and dropped and int(captured[1]):
+        kept, lost = int(captured[1]), int(dropped[1])
+        share = kept / (kept + lost)
+        result.kernel_drops = lost
+        result.packets_per_s = kept / seconds
+    return result, share
 
 
 SCENARIOS = {
@@ -278,8 +294,8 @@ def main() -> int:
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
-    wanted = args.only.split(",")
-    rows: list[tuple[str, Result]] = []
+    wanted = [name for name in (*SCENARIOS, "tcpdump") if name in args.only.split(",")]
+    runs: dict[str, list[Result]] = {name: [] for name in wanted}
     with network_lab("pb") as lab, tempfile.TemporaryDirectory(prefix="podtap-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "nginx.conf").write_text(
@@ -288,47 +304,58 @@ def main() -> int:
         nginx = lab.popen(["nginx", "-c", str(workdir / "nginx.conf"), "-p", str(workdir)])
         try:
             wait_for(lambda: (workdir / "nginx.pid").exists(), "nginx")
-            for name, (connections, paced) in SCENARIOS.items():
-                if name not in wanted:
-                    continue
-                runs = []
-                for run in range(args.runs):
+            # Interleaved (every scenario once, then again): a machine whose load drifts
+            # weighs on every scenario alike, and each flood has its tcpdump flood beside it.
+            for run in range(args.runs):
+                for name in wanted:
                     reset_access_log(workdir, nginx)
-                    profile = args.profile / f"{name}-{run}.txt" if args.profile else None
-                    result = with_podtap(
-                        lab, workdir, connections, args.seconds, paced, args.format, profile
-                    )
+                    share = 1.0
+                    if name == "tcpdump":
+                        result, share = with_tcpdump(lab, workdir, 64, args.seconds)
+                    else:
+                        connections, paced = SCENARIOS[name]
+                        profile = args.profile / f"{name}-{run}.txt" if args.profile else None
+                        result = with_podtap(
+                            lab, workdir, connections, args.seconds, paced, args.format, profile
+                        )
                     result.served = count_access_log(workdir)
-                    runs.append(result)
+                    if name == "tcpdump":  # it counts packets: its share of them, of requests
+                        result.seen = round(result.served * share)
+                    runs[name].append(result)
                     print(f"  {name}: {summary(result)}", file=sys.stderr, flush=True)
-                rows.append((name, median_result(runs)))
-            if "tcpdump" in wanted:
-                cpus = []
-                for _ in range(args.runs):
-                    reset_access_log(workdir, nginx)
-                    cpu, dropped = with_tcpdump(lab, workdir, 64, args.seconds)
-                    served = count_access_log(workdir)
-                    cpus.append(cpu)
-                    print(f"  tcpdump flood: {served} served, cpu {cpu:.2f} s, {dropped}",
-                          file=sys.stderr, flush=True)
-                rows.append(("tcpdump", Result(agent_cpu_s=statistics.median(cpus))))
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
     print(f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
-          f"{args.seconds} s per run, the run with the median share seen of {args.runs} "
-          "(CPU: medians)")
+          f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "
+          "share seen (CPU columns: medians)")
     print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
-          f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'dumpCPU':>8}")
-    for name, r in rows:
-        if name == "tcpdump":
-            print(f"{'tcpdump':<9} {'(flood)':>8} {'':>8} {'':>7} {'':>8} {'':>7} {'':>6} "
-                  f"{'':>7} {r.agent_cpu_s:>8.2f}s {'':>8}")
-            continue
+          f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'us/req':>7} {'dumpCPU':>8}")
+    for name, results in runs.items():
+        r = median_result(results)
         print(f"{name:<9} {r.served:>8} {r.seen:>8} {r.seen_pct:>6.1f}% {r.packets_per_s:>8.0f} "
               f"{r.kernel_drops:>7} {r.gaps:>6} {r.events_lost:>7} {r.agent_cpu_s:>8.2f}s "
-              f"{r.client_cpu_s:>7.2f}s")
+              f"{median_cost(results):>7.2f} {r.client_cpu_s:>7.2f}s")
+    if "flood" in runs and "tcpdump" in runs:
+        ratios = [
+            cost_per_request(podtap) / cost_per_request(tcpdump)
+            for podtap, tcpdump in zip(runs["flood"], runs["tcpdump"], strict=True)
+            if cost_per_request(tcpdump) > 0
+        ]
+        if ratios:
+            print(f"flood: podtap's agent spends {statistics.median(ratios):.1f}x tcpdump's CPU "
+                  f"per captured request (median of {len(ratios)} runs side by side: "
+                  f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)})")
     return 0
+
+
+def cost_per_request(r: Result) -> float:
+    """Microseconds of capture CPU (the agent's, or tcpdump's) per request it captured."""
+    return r.agent_cpu_s / r.seen * 1e6 if r.seen else float("inf")
+
+
+def median_cost(results: list[Result]) -> float:
+    return statistics.median(cost_per_request(r) for r in results)
 
 
 def summary(r: Result) -> str:
