@@ -10,13 +10,14 @@ host while ``podtap dump netns/LAB -p 8080 --format jsonl`` captures. Scenarios:
 For each: requests served (lines of nginx's access log), requests podtap saw complete (request
 lines in the captured client->server bytes), packets/s, kernel drops and gaps (from the agent's
 Stats), events lost, CPU seconds of the agent (with its capture workers, if any) and of the
-dump client, and the agent's CPU per request it saw (us/req; for tcpdump, its CPU per request
-it captured). The scenarios run interleaved, --runs times; each row is the run with the median
-share seen, its CPU columns medians. Last, the flood's cost per captured request as a multiple of
-tcpdump's, run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx
-and wrk (scripts/setup.sh installs them). The agent's CPU includes its capture workers'
-(``--workers``: the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall
-time, and ratios within one run: the machine may be shared.
+dump client from the start of the load to the end of the drain (start-up excluded), and the
+agent's CPU per request it saw (us/req; for tcpdump, its CPU per request it captured). The
+scenarios run interleaved, --runs times; each row is the run with the median share seen, its
+CPU columns medians. Last, the flood's cost per captured request as a multiple of tcpdump's,
+run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx and wrk
+(scripts/setup.sh installs them). The agent's CPU includes its capture workers' (``--workers``:
+the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall time, and ratios
+within one run: the machine may be shared.
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
         [--format jsonl|text] [--workers auto|N] [--profile DIR]
@@ -171,13 +172,16 @@ def with_podtap(
         try:
             wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
             (agent,) = children(dump.pid)
+            # From here on: start-up (imports, namespace, ring) is not what a request costs.
+            agent_start, client_start = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
             spy = start_profile(agent, seconds, profile) if profile else None
             run_wrk(lab, workdir, connections, seconds, paced)
             if spy is not None:
                 spy.wait(timeout=30)
             # Let the agent and client drain what they still hold before measuring.
             time.sleep(3)
-            agent_cpu, client_cpu = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
+            agent_cpu = tree_cpu_seconds(agent) - agent_start
+            client_cpu = cpu_seconds(dump.pid) - client_start
         finally:
             dump.send_signal(signal.SIGTERM)
             dump.wait(timeout=30)
@@ -251,9 +255,10 @@ def with_tcpdump(
     )
     try:
         time.sleep(1.5)
+        start = cpu_seconds(tcpdump.pid)
         run_wrk(lab, workdir, connections, seconds, paced=False)
         time.sleep(0.5)
-        cpu = cpu_seconds(tcpdump.pid)
+        cpu = cpu_seconds(tcpdump.pid) - start
     finally:
         tcpdump.send_signal(signal.SIGINT)
         _, err = tcpdump.communicate(timeout=10)
