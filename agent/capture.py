@@ -62,7 +62,8 @@ _FPROG = struct.Struct("@HP")  # struct sock_fprog (native alignment): length, p
 _SOCKADDR_LL = struct.Struct("=HHi12x")
 # An IPv4 header without options followed by the fixed part of a TCP header: nearly every
 # frame, read in one call, the addresses and ports as one flow key (see frames_of_block).
-_IPV4_TCP = struct.Struct("!BxHxxHxBxx12sIIBB")
+# Flags and fragment offset, time-to-live and protocol come as one number.
+_IPV4_TCP = struct.Struct("!BxHxxIxx12sIIBB")
 _IPV4_NO_OPTIONS = 0x45
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -247,25 +248,21 @@ def frames_of_block(
             name = interface_name(ifindex)
             last_ifindex = ifindex
         if snaplen >= 40:
-            version_ihl, total, fragment, proto, key, seq, ack, data_offset, flags = (
-                unpack_ipv4_tcp(ring, start)
+            version_ihl, total, fragment_proto, key, seq, ack, data_offset, flags = unpack_ipv4_tcp(
+                ring, start
             )
             if version_ihl == _IPV4_NO_OPTIONS:
-                # The same refusals as parse_ip: not TCP, a fragment, a length past the
-                # captured bytes (zero: an offloaded super-packet, the captured length
-                # counts), a short TCP header.
+                # The same refusals as parse_ip, in as few tests as they fit: not TCP or a
+                # fragment (the time-to-live masked out), a TCP header under 20 bytes, a
+                # length past the captured bytes (zero: an offloaded super-packet, the
+                # captured length counts) or too short for the headers.
                 if not total:
                     total = snaplen
-                end = start + total
-                data = start + 20 + ((data_offset >> 4) << 2)
-                if (
-                    proto == PROTO_TCP
-                    and not fragment & 0x3FFF
-                    and 40 <= total <= snaplen
-                    and data_offset >= 0x50
-                    and data <= end
-                ):
-                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, ring[data:end]))
+                header = (data_offset >> 2) & 0x3C
+                tcp_ok = 20 <= header <= total - 20 and total <= snaplen
+                if tcp_ok and fragment_proto & 0x3FFF00FF == PROTO_TCP:
+                    payload = ring[start + 20 + header : start + total]
+                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, payload))
                 continue
         segment = parse_ip(ring, start, start + snaplen)
         if segment is not None:
