@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
 from agent.events import AnyEvent, DataReceived, EventsLost, LostReason
 
@@ -79,17 +81,12 @@ class Journal:
         if not events:
             return
         with self._lock:
-            seq = self._next_seq
-            added = 0
-            # Inlined data_size: this loop runs once per captured segment under a flood.
-            for event in events:
-                event.seq = seq
-                seq += 1
-                if type(event) is DataReceived:
-                    added += len(event.data)
+            seq = self._next_seq + len(events)
+            # Stamped by a loop in C: under a flood this is once per captured segment.
+            deque(map(setattr, events, repeat("seq"), range(self._next_seq, seq)), maxlen=0)
             self._events.extend(events)
             self._next_seq = seq
-            self._bytes += added
+            self._bytes += _data_bytes(events)
             self._drop_oldest()
         listener = self._listener
         if listener is not None:
@@ -147,7 +144,7 @@ class Journal:
         return chunk
 
 
-def _data_bytes(events: list[AnyEvent]) -> int:
+def _data_bytes(events: Sequence[AnyEvent]) -> int:
     return sum([len(event.data) for event in events if type(event) is DataReceived])
 
 
