@@ -49,7 +49,6 @@ from tests.netlab import Lab, network_lab  # noqa: E402
 from tui.output.jsonl import decode_header, decode_line  # noqa: E402
 
 PORT = 8080
-TICKS = os.sysconf("SC_CLK_TCK")
 # py-spy (pip install py-spy) for --profile: beside this Python, or on the PATH.
 PY_SPY = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
@@ -91,9 +90,13 @@ class Result:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads) so far."""
-    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / TICKS
+    """CPU time of a process's running threads so far, in nanoseconds from the scheduler
+    (schedstat), not in the 10 ms ticks of /proc/PID/stat: tcpdump spends a few ticks a run."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def tree_cpu_seconds(pid: int) -> float:
