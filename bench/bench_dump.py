@@ -182,7 +182,7 @@ def with_podtap(
             if spy is not None:
                 spy.wait(timeout=30)
             # Let the agent and client drain what they still hold before measuring.
-            time.sleep(3)
+            wait_for_drain(output)
             agent_cpu = tree_cpu_seconds(agent) - agent_start
             client_cpu = cpu_seconds(dump.pid) - client_start
         finally:
@@ -194,6 +194,19 @@ def with_podtap(
     else:
         read_text(output, errors, result)
     return result
+
+
+def wait_for_drain(output: Path, settle: float = 1.0, longest: float = 30.0) -> None:
+    """Wait until dump's output grows by less than a few Stats lines in ``settle`` seconds:
+    on a busy machine the agent may still be reading its ring seconds after the load."""
+    time.sleep(settle)
+    deadline = time.monotonic() + longest
+    size = output.stat().st_size
+    while time.monotonic() < deadline:
+        time.sleep(settle)
+        grown, size = output.stat().st_size - size, output.stat().st_size
+        if grown < 4096:
+            return
 
 
 def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
