@@ -10,21 +10,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import BinaryIO, Protocol, TextIO
 
 from agent import __version__
 from agent.errors import UserError
-from agent.events import Hello, Stats
+from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session
+from tui.model.updates import Update
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
 from tui.targets import KubeTarget
-
-LISTENING = "Listening for traffic... Press Ctrl+C to stop"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,63 +75,6 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
     return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
 
 
-class StatusReporter:
-    """Says on stderr what happens to the capture: once live, reconnections, failures."""
-
-    def __init__(self, stderr: TextIO) -> None:
-        self._stderr = stderr
-        self._listening = False
-        self._kernel_drops: dict[str, int] = {}
-        self._agents: dict[str, str] = {}
-        self.failure: str | None = None
-
-    def report(self, updates: Sequence[Update]) -> None:
-        for update in updates:
-            if isinstance(update, AgentEvent):
-                event = update.event
-                if isinstance(event, Stats):
-                    self._drops(update.source, event.kernel_drops)
-                elif isinstance(event, Hello):
-                    if self._agents.get(update.source) != event.agent_id:
-                        # A new agent counts its drops from zero.
-                        self._agents[update.source] = event.agent_id
-                        self._kernel_drops[update.source] = 0
-                    if not self._listening:
-                        self._listening = True
-                        self._say(f"* {LISTENING}")
-            elif isinstance(update, SourceStatus):
-                self._status(update)
-            elif isinstance(update, SessionNote):
-                self._say(f"podtap: {update.text}")
-
-    def _status(self, status: SourceStatus) -> None:
-        where = "" if status.source == "local" else f"[{status.source}] "
-        if status.state == "failed":
-            self.failure = status.detail
-            self._say(f"podtap: {where}{status.detail}")
-        elif status.state in ("reconnecting", "gone") or (
-            status.state == "live" and self._listening
-        ):
-            # The first "live" is announced by the Hello that follows it.
-            self._say(f"podtap: {where}{status.detail}")
-
-    def _drops(self, source: str, total: int) -> None:
-        # Drops lose whole packets; what they carried shows up in the dump as "bytes missing"
-        # only where the agent could tell. Say it, so that no loss goes unnoticed.
-        before = self._kernel_drops.get(source, 0)
-        if total > before:
-            where = "" if source == "local" else f"[{source}] "
-            self._say(
-                f"podtap: {where}the kernel dropped {total - before} packets ({total} in all): "
-                "the capture could not keep up, and what they carried is missing."
-            )
-        self._kernel_drops[source] = total
-
-    def _say(self, line: str) -> None:
-        self._stderr.write(line + "\n")
-        self._stderr.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     return asyncio.run(dump(args, sys.stdout.buffer, sys.stderr))
 
@@ -142,42 +82,23 @@ def run(args: argparse.Namespace) -> int:
 async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> int:
     writer = make_writer(args, stdout)
     reporter = StatusReporter(stderr)
-    task = asyncio.current_task()
-    assert task is not None
-    stop_requested = _on_signals((signal.SIGINT, signal.SIGTERM, signal.SIGHUP), task.cancel)
     session = open_session(args)
-    try:
-        async with session:
-            async for batch in session.updates():
-                reporter.report(batch)
-                writer.write(batch)
-    except asyncio.CancelledError:
-        if not stop_requested():
-            raise
-        task.uncancel()
-        return 0
-    except BrokenPipeError:
-        # The reader went away (``| head``): stop quietly, as other Unix tools do.
-        _silence_stdout()
-        return 0
+    with StopOnSignals() as stopping:
+        try:
+            async with session:
+                async for batch in session.updates():
+                    reporter.report(batch)
+                    writer.write(batch)
+        except asyncio.CancelledError:
+            if not stopping.requested:
+                raise
+            stopping.absorb()
+            return 0
+        except BrokenPipeError:
+            # The reader went away (``| head``): stop quietly, as other Unix tools do.
+            _silence_stdout()
+            return 0
     return 1 if reporter.failure else 0
-
-
-def _on_signals(
-    signums: Sequence[signal.Signals], stop: Callable[[], object]
-) -> Callable[[], bool]:
-    """Call ``stop`` on the first of ``signums``; the returned function tells if one came."""
-    loop = asyncio.get_running_loop()
-    received: list[int] = []
-
-    def handle(signum: int) -> None:
-        if not received:
-            stop()
-        received.append(signum)
-
-    for signum in signums:
-        loop.add_signal_handler(signum, handle, signum)
-    return lambda: bool(received)
 
 
 def _silence_stdout() -> None:

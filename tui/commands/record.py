@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -22,11 +21,11 @@ from typing import TextIO, cast
 from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello
-from tui.commands.dump import StatusReporter
+from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session
+from tui.model.updates import AgentEvent
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
-from tui.sources.session import AgentEvent
 
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes: a crash loses at most this much."""
@@ -152,21 +151,14 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     progress_line = ProgressLine(stderr, args.output, time.monotonic)
     # StatusReporter only writes and flushes: the wrapper is all the TextIO it needs.
     reporter = StatusReporter(cast(TextIO, _MessagesAboveProgress(stderr, progress_line)))
-    task = asyncio.current_task()
-    assert task is not None
     loop = asyncio.get_running_loop()
-    stopping: list[str] = []
-
-    def stop(reason: str) -> None:
-        if not stopping:
-            task.cancel()
-        stopping.append(reason)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, stop, signum.name)
     deadline: asyncio.TimerHandle | None = None
     listening = False
-    with Recording(args.output, header, reveal=args.reveal) as recording:
+    # The signals are let go before the file is finalised: a late Ctrl+C cannot cut that short.
+    with (
+        Recording(args.output, header, reveal=args.reveal) as recording,
+        StopOnSignals() as stopping,
+    ):
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
         session = open_session(args)
         try:
@@ -181,13 +173,13 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                         listening = True
                         progress_line.start()
                         if args.duration is not None:
-                            deadline = loop.call_later(args.duration, stop, "duration")
+                            deadline = loop.call_later(args.duration, stopping.stop, "duration")
                     if args.count is not None and recording.progress.counted >= args.count:
                         break
         except asyncio.CancelledError:
-            if not stopping:
+            if not stopping.requested:
                 raise
-            task.uncancel()
+            stopping.absorb()
         except UserError:
             if not listening:
                 recording.discard()  # nothing was ever captured: leave no empty file behind
@@ -196,8 +188,6 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             flusher.cancel()
             if deadline is not None:
                 deadline.cancel()
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
     progress_line.end(recording.progress, recording.size)
     return 1 if reporter.failure else 0
 

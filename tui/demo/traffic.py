@@ -4,8 +4,9 @@ Four signed-in users (alice, bob, carol, dave; each with a tenant, a bearer toke
 user agent) browse over keep-alive connections that they renew now and then; a cron job and a
 legacy client use one short connection per request; kube-probe checks /healthz every second and
 /readyz every five; Prometheus scrapes /metrics; a cache client speaks a line protocol on
-another port and a TLS client sends a ClientHello to a third. Rates stay at a few requests per
-second per client, and everything stops with the generator.
+another port and a TLS client sends a ClientHello to a third; gRPC, HTTP/2 and WebSocket
+clients (tui/demo/service_traffic.py) call the service's other ports. Rates stay at a few
+requests per second per client, and everything stops with the generator.
 """
 
 from __future__ import annotations
@@ -25,31 +26,12 @@ from dataclasses import dataclass
 
 import h11
 
+from tui.demo.outcomes import ClientCall as ClientCall
+from tui.demo.service_traffic import ServiceClients, ServicePorts
 from tui.demo.shop import PRODUCTS, USERS
 
 HOST_HEADER = "shop.demo.svc.cluster.local"
 TLS_SERVER_NAME = "payments.demo.svc.cluster.local"
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One request the generator made and what came back."""
-
-    client: str
-    kind: str
-    """keep-alive, short, probe, cache or tls."""
-    request: str
-    outcome: str
-    """The HTTP status, the cache reply, ``alert`` for TLS, or ``error: ...``."""
-    elapsed: float
-    connection: int = 0
-    """Which of the generator's TCP connections carried it (numbered from 1; 0: none)."""
-
-    def line(self) -> str:
-        return (
-            f"{self.client:<10} {self.kind:<10} #{self.connection:<5} {self.request:<40} "
-            f"-> {self.outcome} ({self.elapsed * 1000:.1f} ms)"
-        )
 
 
 @dataclass(frozen=True)
@@ -163,7 +145,7 @@ def client_hello(server_name: str) -> bytes:
 
 
 class TrafficGenerator:
-    """Runs every client until stopped; reports each exchange to ``on_exchange``."""
+    """Runs every client until stopped; reports each call to ``on_call``."""
 
     def __init__(
         self,
@@ -172,7 +154,8 @@ class TrafficGenerator:
         http_port: int = 8080,
         cache_port: int = 7000,
         tls_port: int = 8443,
-        on_exchange: Callable[[Exchange], None] = lambda exchange: None,
+        service_ports: ServicePorts | None = None,
+        on_call: Callable[[ClientCall], None] = lambda call: None,
         rng: random.Random | None = None,
         pace: float = 1.0,
     ) -> None:
@@ -180,7 +163,7 @@ class TrafficGenerator:
         self.http_port = http_port
         self.cache_port = cache_port
         self.tls_port = tls_port
-        self.on_exchange = on_exchange
+        self.on_call = on_call
         self.rng = rng or random.Random()
         self.pace = pace
         """Multiplies every pause: 2.0 halves the request rate."""
@@ -188,6 +171,9 @@ class TrafficGenerator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._numbers = itertools.count(1)
+        self.services = ServiceClients(
+            address, service_ports or ServicePorts(), self._report, self.rng, pace, self._numbers
+        )
 
     # -- running -----------------------------------------------------------------------------
 
@@ -195,7 +181,7 @@ class TrafficGenerator:
         """Run every client until cancelled."""
         clients = [self._user(persona) for persona in PERSONAS]
         clients += [self._probe(), self._readiness(), self._scraper(), self._cron(), self._legacy()]
-        clients += [self._cache(), self._tls()]
+        clients += [self._cache(), self._tls(), *self.services.clients()]
         async with asyncio.TaskGroup() as group:
             for client in clients:
                 group.create_task(client)
@@ -234,6 +220,10 @@ class TrafficGenerator:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
+    def _report(self, call: ClientCall) -> None:
+        # Late-bound: callers may replace on_call after construction.
+        self.on_call(call)
+
     # -- the clients -------------------------------------------------------------------------
 
     def _http_client(self) -> HttpClient:
@@ -268,8 +258,8 @@ class TrafficGenerator:
         except h11.ProtocolError as error:
             outcome = f"error: {error}"
         elapsed = time.monotonic() - started
-        exchange = Exchange(who, kind, f"{method} {target}", outcome, elapsed, client.connection)
-        self.on_exchange(exchange)
+        call = ClientCall(who, kind, f"{method} {target}", outcome, elapsed, client.connection)
+        self.on_call(call)
 
     def _headers(self, persona: Persona, *, json_body: bool = False) -> list[tuple[str, str]]:
         headers = [
@@ -407,7 +397,7 @@ class TrafficGenerator:
                 reader, writer = await asyncio.open_connection(self.address, self.cache_port)
                 number = next(self._numbers)
             except OSError as error:
-                self.on_exchange(Exchange("cache", "cache", "connect", f"error: {error}", 0.0))
+                self.on_call(ClientCall("cache", "cache", "connect", f"error: {error}", 0.0))
                 await self._pause(1.0, 2.0)
                 continue
             try:
@@ -421,16 +411,16 @@ class TrafficGenerator:
                     await writer.drain()
                     reply = (await reader.readline()).decode(errors="replace").strip()
                     elapsed = time.monotonic() - started
-                    self.on_exchange(
-                        Exchange("cache", "cache", command, reply or "closed", elapsed, number)
+                    self.on_call(
+                        ClientCall("cache", "cache", command, reply or "closed", elapsed, number)
                     )
                     await self._pause(0.6, 1.4)
                 writer.write(b"QUIT\r\n")
                 await writer.drain()
                 await reader.readline()
             except OSError as error:
-                failed = Exchange("cache", "cache", "session", f"error: {error}", 0.0, number)
-                self.on_exchange(failed)
+                failed = ClientCall("cache", "cache", "session", f"error: {error}", 0.0, number)
+                self.on_call(failed)
             finally:
                 writer.close()
                 with contextlib.suppress(OSError):
@@ -458,7 +448,7 @@ class TrafficGenerator:
                 outcome = f"error: {error}"
             elapsed = time.monotonic() - started
             request = f"ClientHello {TLS_SERVER_NAME}"
-            self.on_exchange(Exchange("payments", "tls", request, outcome, elapsed, number))
+            self.on_call(ClientCall("payments", "tls", request, outcome, elapsed, number))
 
         await asyncio.sleep(1.2)
         await self._every(5.0, handshake)

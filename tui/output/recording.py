@@ -19,9 +19,9 @@ from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store, StoreChange
+from tui.model.updates import AgentEvent, Update
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
-from tui.sources.session import AgentEvent, Update
 
 Format = Literal["jsonl", "har", "pcap"]
 FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".har": "har", ".pcap": "pcap"}
@@ -135,11 +135,11 @@ class _HarSink:
 
 
 def is_final(exchange: Exchange, connection: Connection) -> bool:
-    return (
-        exchange.finished is not None
-        or exchange.error is not None
-        or connection.closed is not None
-    )
+    if connection.closed is not None or exchange.error is not None:
+        return True
+    if exchange.upgraded and connection.protocol == "ws":
+        return False  # its WebSocket messages keep coming until the connection ends
+    return exchange.finished is not None
 
 
 class Recording:
