@@ -163,8 +163,10 @@ class Reassembler:
 
     def feed_batch(self, batch: Iterable[tuple[float, str, Segment]]) -> list[AnyEvent]:
         """Feed captured ``(ts, interface, segment)`` in order; the events of them all."""
+        # Made one at a time, as the loop takes them: a list of them all would outlive
+        # young collections, and make older ones walk it.
         return self.feed_frames(
-            [frame_of(ts, interface, segment) for ts, interface, segment in batch]
+            frame_of(ts, interface, segment) for ts, interface, segment in batch
         )
 
     def feed_frames(self, frames: Iterable[Frame]) -> list[AnyEvent]:
