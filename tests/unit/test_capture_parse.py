@@ -145,3 +145,26 @@ def test_a_flow_key_gives_back_its_four_tuple(
     src, dst = ends
     segment = segment_of(flow_key(src, sport, dst, dport), 1, 2, 3, b"")
     assert (segment.src, segment.sport, segment.dst, segment.dport) == (src, sport, dst, dport)
+
+
+def test_plain_ipv4_frames_never_take_the_general_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path is what reads the flood: a plain IPv4 segment must not reach parse_ip
+    (nor build a Segment), while an IPv6 one does."""
+    general: list[bytes] = []
+
+    def counting_parse_ip(buffer: bytes, start: int = 0, end: int = -1) -> object:
+        general.append(bytes(buffer[start:end]))
+        return parse_ip(buffer, start, end)
+
+    monkeypatch.setattr("agent.capture.parse_ip", counting_parse_ip)
+    plain = IPV4_TCP.pack(
+        0x45, 0, 43, 1, 0x4000, 64, 6, 0, b"\xc6\x12\x00\x01", b"\xc6\x12\x00\x02",
+        40000, 8080, 1, 2, 0x50, 0x18, 0, 0, 0,
+    ) + b"GET"  # fmt: skip
+    ipv6 = bytes([0x60]) + bytes(3) + (23).to_bytes(2, "big") + bytes([6, 64]) + bytes(32)
+    ipv6 += struct.pack("!HHIIBBHHH", 40000, 8080, 1, 2, 0x50, 0x18, 0, 0, 0) + b"PUT"
+    frames, _ = read_block(
+        [(plain, len(plain), VETH, 0, 1, 0)] * 3 + [(ipv6, len(ipv6), VETH, 0, 1, 0)]
+    )
+    assert [frame[6] for frame in frames] == [b"GET", b"GET", b"GET", b"PUT"]
+    assert general == [ipv6]
