@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TextIO
 
 from agent.events import Hello, Stats
+from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 LISTENING = "Listening for traffic... Press Ctrl+C to stop"
@@ -112,5 +113,6 @@ class StatusReporter:
         self._kernel_drops[source] = total
 
     def _say(self, line: str) -> None:
-        self._stderr.write(line + "\n")
+        # Details come from agents and files: never let them drive the terminal.
+        self._stderr.write(terminal_safe(line) + "\n")
         self._stderr.flush()
