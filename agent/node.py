@@ -212,15 +212,15 @@ class NodeSniffer:
 
     def _read(self, pod: _Pod, poller: select.poll, by_fd: dict[int, _Pod]) -> list[AnyEvent]:
         try:
-            batch = pod.capture.read_batch(0)
+            frames = pod.capture.read_frames(0)
         except OSError as error:
             # The pod's namespace went away under the socket: that pod ends, not the agent.
             with self._lock:
                 self._wanted.pop(pod.name, None)
             return self._remove(pod, poller, by_fd, time.time(), f"capture failed: {error}")
-        self._packets += len(batch)
-        self._bytes += sum([len(captured[2].payload) for captured in batch])
-        return self._renumber(pod, pod.reassembler.feed_batch(batch))
+        self._packets += len(frames)
+        self._bytes += sum([len(frame[-1]) for frame in frames])
+        return self._renumber(pod, pod.reassembler.feed_frames(frames))
 
     def _remove(
         self,
