@@ -16,7 +16,7 @@ import io
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TextIO, cast
 
 from agent import __version__
@@ -26,7 +26,7 @@ from tui.commands.dump import StatusReporter
 from tui.commands.targeting import add_target_arguments, open_session
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
-from tui.sources.session import AgentEvent
+from tui.sources.session import AgentEvent, SourceStatus, Update
 
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes: a crash loses at most this much."""
@@ -127,10 +127,10 @@ class ProgressLine:
             self._stderr.write("\r\x1b[K")
             self._dirty = False
 
-    def end(self, progress: Progress, size: int) -> None:
+    def end(self, progress: Progress, size: int, losses: str) -> None:
         self.make_room()
         self._stderr.write(f"podtap: wrote {self._path} ({_size(size)}): "
-                           f"{self.text(progress)}\n")
+                           f"{self.text(progress)}; {losses}\n")
         self._stderr.flush()
 
 
@@ -155,16 +155,33 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
-    stopping: list[str] = []
+    catch_up = CatchUp()
+    timers: list[asyncio.TimerHandle] = []
+    last_batch = [loop.time()]  # when the newest batch was written
 
     def stop(reason: str) -> None:
-        if not stopping:
+        if catch_up.asked_at is None and reason not in _AT_ONCE:
+            # Stopping starts with writing what the agents already captured.
+            catch_up.ask(time.time())
+            reporter.say("podtap: stopping: writing what the agents still hold "
+                         f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
+            timers.append(loop.call_later(DRAIN_LIMIT, stop, "limit"))
+            last_batch[0] = loop.time()
+            timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
+        elif not task.cancelling():
+            catch_up.stopped_by = reason
             task.cancel()
-        stopping.append(reason)
+
+    def stop_when_idle() -> None:
+        # Measured from the end of the newest batch: writing a large one is not idleness.
+        quiet_for = loop.time() - last_batch[0]
+        if quiet_for >= DRAIN_IDLE:
+            stop("idle")
+        else:
+            timers.append(loop.call_later(DRAIN_IDLE - quiet_for, stop_when_idle))
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop, signum.name)
-    deadline: asyncio.TimerHandle | None = None
     listening = False
     with Recording(args.output, header, reveal=args.reveal) as recording:
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
@@ -174,6 +191,10 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 async for batch in session.updates():
                     reporter.report(batch)
                     recording.write(batch)
+                    catch_up.saw(batch)
+                    last_batch[0] = loop.time()
+                    if catch_up.asked_at is not None and catch_up.caught_up():
+                        break
                     if not listening and any(
                         isinstance(u, AgentEvent) and isinstance(u.event, Hello) for u in batch
                     ):
@@ -181,11 +202,11 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                         listening = True
                         progress_line.start()
                         if args.duration is not None:
-                            deadline = loop.call_later(args.duration, stop, "duration")
+                            timers.append(loop.call_later(args.duration, stop, "duration"))
                     if args.count is not None and recording.progress.counted >= args.count:
                         break
         except asyncio.CancelledError:
-            if not stopping:
+            if catch_up.stopped_by is None:
                 raise
             task.uncancel()
         except UserError:
@@ -194,12 +215,66 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             raise
         finally:
             flusher.cancel()
-            if deadline is not None:
-                deadline.cancel()
+            for timer in timers:
+                timer.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
-    progress_line.end(recording.progress, recording.size)
+        unwritten = catch_up.unwritten()
+        if unwritten:
+            reporter.say(f"podtap: {unwritten}")
+            recording.note_unwritten(unwritten)
+        reporter.finish()
+    progress_line.end(recording.progress, recording.size, reporter.losses.summary())
     return 1 if reporter.failure else 0
+
+
+DRAIN_LIMIT = 3.0
+"""Seconds a stop spends at most writing what the agents captured before it."""
+DRAIN_IDLE = 0.5
+"""Nothing arrived for this long while stopping: the agents hold nothing more."""
+_AT_ONCE = frozenset({"limit", "idle"})
+
+
+class CatchUp:
+    """How far the recording is behind the capture, once a stop was asked for.
+
+    Events carry their capture time: a source whose newest event written is from after the
+    stop has delivered everything captured before it. Sources whose stream ended are not
+    waited for."""
+
+    def __init__(self) -> None:
+        self.asked_at: float | None = None
+        self.stopped_by: str | None = None
+        """What ended the catching up early: a second signal, ``limit`` or ``idle``."""
+        self._newest: dict[str, float] = {}
+
+    def ask(self, now: float) -> None:
+        self.asked_at = now
+
+    def saw(self, batch: Sequence[Update]) -> None:
+        newest = self._newest
+        for update in batch:
+            if isinstance(update, AgentEvent):
+                if update.event.seq:  # journaled: its place in the capture
+                    newest[update.source] = update.event.ts
+            elif isinstance(update, SourceStatus) and update.state in ("gone", "failed"):
+                newest.pop(update.source, None)
+
+    def caught_up(self) -> bool:
+        asked_at = self.asked_at
+        return asked_at is not None and all(ts >= asked_at for ts in self._newest.values())
+
+    def unwritten(self) -> str:
+        """One sentence on what was captured before the stop and not written ("" if none)."""
+        asked_at = self.asked_at
+        if asked_at is None or self.stopped_by in (None, "idle") or self.caught_up():
+            return ""
+        behind = asked_at - min(self._newest.values(), default=asked_at)
+        if behind <= 0:
+            return ("stopped before the agents had sent everything: what they still held "
+                    "was not written.")
+        return (f"stopped before the agents had sent everything: about the last {behind:.1f} s "
+                "of capture before the stop was not written.")
 
 
 class _MessagesAboveProgress(io.TextIOBase):

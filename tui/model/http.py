@@ -42,6 +42,7 @@ _MAX_FILLED_GAP = 1 << 20
 """A gap inside a Content-Length body up to this size is skipped over, keeping the framing."""
 _MAX_TLS_HELLO = 1 << 16
 _MAX_ERRORS = 20
+_MAX_NOTES = 5
 
 # Where a message may start when resynchronising: any method token at the start of a line, a
 # well-known method anywhere (a body need not end with a newline), or a status line anywhere.
@@ -290,11 +291,12 @@ class ConnectionDecoder:
             for side in (self._in, self._out):
                 side.mode = "resync"
         self._pump(ts, sink)
+        part = "request" if direction == "in" else "response"
+        note = f"{length:,} bytes of the {part} were not captured (a gap in the TCP stream)"
         if reader.mode == "message" and reader.h11 is not None:
             exchange = reader.exchange
             if exchange is not None:
-                exchange.incomplete = True
-                sink.exchange_changed(exchange)
+                _mark_incomplete(exchange, note, sink)
                 message = exchange.request if reader is self._in else exchange.response
                 if message is not None and self._skip_gap_in_body(reader, message, length):
                     self._pump(ts, sink)
@@ -303,14 +305,45 @@ class ConnectionDecoder:
                     self._answered(exchange)
         elif reader is self._out and self._awaiting:
             # A whole response may be in the gap: the one waited for is at least in doubt.
-            self._awaiting[0].incomplete = True
-            sink.exchange_changed(self._awaiting[0])
+            _mark_incomplete(self._awaiting[0], f"a response may be lost: {note}", sink)
+        self._lose(reader)
+        self._pump(ts, sink)
+
+    def lost(self, note: str, ts: float, sink: ExchangeSink) -> None:
+        """Bytes of both directions, how many unknown, will never arrive (events the agent
+        could not deliver, an agent gone): ``note`` says why, on every exchange it touches.
+
+        What was in progress is incomplete, nothing buffered is joined with what comes next,
+        and the requests still waiting stop waiting: their responses may be among the lost
+        bytes, and pairing a later response with them would shift every pairing after it.
+        A response that comes later without its request gets a stand-in request instead."""
+        self._pump(ts, sink)
+        for reader in (self._in, self._out):
+            if reader.mode == "raw":
+                continue
+            if reader.mode == "detect":
+                self._joined_late = True
+                reader.mode = "resync"
+            if reader.exchange is not None and reader.h11 is not None:
+                _mark_incomplete(reader.exchange, note, sink)
+            self._lose(reader)
+        for exchange in self._awaiting:
+            if exchange.finished is None:
+                _mark_incomplete(exchange, note, sink)
+        self._awaiting.clear()
+        self._upgrades.clear()
+        if self._switch_pending is not None:
+            self._switch_pending = None
+            self._in.mode = "resync"
+        self._resync_after_switch = False
+        self._pump(ts, sink)
+
+    def _lose(self, reader: _Reader) -> None:
         reader.lose()
         if reader.mode == "wait_switch":
             self._resync_after_switch = True
         elif reader.mode == "message":
             reader.mode = "resync"
-        self._pump(ts, sink)
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
         self._closed = True
@@ -701,6 +734,14 @@ class ConnectionDecoder:
             message.body_length += length
             return True
         return False
+
+
+def _mark_incomplete(exchange: Exchange, note: str, sink: ExchangeSink) -> None:
+    exchange.incomplete = True
+    # A few notes say it; a flood of gaps on one exchange would not say more.
+    if note not in exchange.notes and len(exchange.notes) < _MAX_NOTES:
+        exchange.notes.append(note)
+    sink.exchange_changed(exchange)
 
 
 _STAND_INS: dict[tuple[str, bool], h11.Request] = {}

@@ -26,6 +26,7 @@ from tui.model.filters import Filter, Not
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.headers import HeaderInventory
 from tui.model.http import ConnectionDecoder
+from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.model.noise import is_noise
 from tui.sources.session import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
@@ -98,6 +99,8 @@ class Store:
         self.stats = StoreStats()
         self.notes: list[str] = []
         self.header_inventory = HeaderInventory()
+        self.losses = LossTally()
+        """Every loss, by kind and unit, for the status bar and the outputs' summaries."""
         self.dropped_connections = 0
         self.dropped_exchanges = 0
         self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
@@ -133,6 +136,12 @@ class Store:
                 info.state = update.state
                 info.detail = update.detail
                 change.sources_changed = True
+                self.losses.observe_status(update)
+                if update.state in ("gone", "failed"):
+                    # Nothing more will come from it: what its connections had in progress
+                    # ends here, incomplete.
+                    self._source_lost(update.source, "the agent went away before it ended",
+                                      change, touched, close=True)
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
@@ -189,6 +198,7 @@ class Store:
             self._count_new_exchanges(conn, before)
             touched[key] = conn
         elif isinstance(event, Stats):
+            self.losses.observe_event(source, event)
             self._kernel_drops[source] = event.kernel_drops
             self._packets[source] = event.packets
             self.stats.kernel_drops = sum(self._kernel_drops.values())
@@ -196,15 +206,49 @@ class Store:
             change.stats_changed = True
         elif isinstance(event, EventsLost):
             self.stats.lost_events += event.count
+            self.losses.observe_event(source, event)
             change.stats_changed = True
+            why = LOST_REASON_WORDS.get(event.reason, event.reason)
+            self._source_lost(
+                source, f"bytes may be missing: {event.count:,} events were lost ({why})",
+                change, touched, close=False)
         elif isinstance(event, Hello):
+            self.losses.observe_event(source, event)
             info = self.sources.setdefault(source, SourceInfo())
             if info.agent_id and info.agent_id != event.agent_id:
+                # The old agent's connections end with it: the new one numbers its own.
+                self._source_lost(source, "the agent restarted before it ended",
+                                  change, touched, close=True)
                 self._id_offset[source] = self._highest_id.get(source, -1) + 1
             info.agent_id = event.agent_id
             info.target = event.target
             info.interfaces = list(event.interfaces)
             change.sources_changed = True
+
+    def _source_lost(
+        self,
+        source: str,
+        note: str,
+        change: StoreChange,
+        touched: dict[ConnectionKey, Connection],
+        *,
+        close: bool,
+    ) -> None:
+        """Tell the decoders of ``source``'s open connections that bytes were lost, in which
+        of them the agent cannot say; ``close`` ends them (no more events will come)."""
+        for key, conn in self.connections.items():
+            if conn.source != source or conn.closed is not None:
+                continue
+            ts = max(conn.last_seen, conn.opened)
+            before = len(conn.exchanges)
+            decoder = self._decoders[key]
+            decoder.lost(note, ts, change)
+            if close:
+                conn.closed = ts
+                conn.close_reason = "agent gone"
+                decoder.close(ts, change)
+            self._count_new_exchanges(conn, before)
+            touched[key] = conn
 
     def _key(self, source: str, conn_id: int) -> ConnectionKey:
         return (source, self._id_offset.get(source, 0) + conn_id)

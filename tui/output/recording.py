@@ -96,8 +96,10 @@ class _HarSink:
     def __init__(self, stream: BinaryIO, store: Store, header: RecordingHeader,
                  reveal: bool) -> None:
         ports = ", ".join(str(port) for port in header.ports)
-        comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
-        self._writer = HarFileWriter(stream, header.podtap, comment)
+        self._comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
+        self._writer = HarFileWriter(stream, header.podtap, self._comment)
+        self.unwritten = ""
+        """What the capture saw but the recording could not write (said when it ends)."""
         self._store = store
         self._reveal = reveal
         # Exchanges not yet final, oldest first, with their connection (which the store may
@@ -111,6 +113,7 @@ class _HarSink:
                 self._pending[exchange] = connection
 
     def flush(self) -> None:
+        self._writer.comment = self._log_comment()
         still: dict[Exchange, Connection] = {}
         for exchange, connection in self._pending.items():
             if is_final(exchange, connection):
@@ -127,18 +130,33 @@ class _HarSink:
                            for exchange, connection in still.items())
 
     def finish(self) -> None:
-        """The capture is over: whatever is still waiting is as final as it will get."""
+        """The capture is over: whatever is still waiting is as final as it will get, and
+        says so (incomplete, with a comment)."""
         for exchange, connection in self._pending.items():
+            exchange.incomplete = True
+            exchange.notes.append("the recording ended before this exchange did")
             self._writer.add_final(har_entry(exchange, connection, reveal=self._reveal))
         self._pending = {}
+        self._writer.comment = self._log_comment()
         self._writer.flush()
+
+    def _log_comment(self) -> str:
+        losses = self._store.losses
+        said = [self._comment]
+        if losses.anything:
+            said.append(losses.summary())
+        if self.unwritten:
+            said.append(self.unwritten)
+        return "; ".join(said)
 
 
 def is_final(exchange: Exchange, connection: Connection) -> bool:
-    return (
-        exchange.finished is not None
-        or exchange.error is not None
-        or connection.closed is not None
+    """Whether an exchange will not change any more. A response may end before its request
+    does (a server that answers an upload early): the request's bytes still count."""
+    if exchange.error is not None or connection.closed is not None:
+        return True
+    return exchange.finished is not None and (
+        exchange.request.complete or not exchange.request.method
     )
 
 
@@ -231,6 +249,12 @@ class Recording:
             os.fsync(self._stream.fileno())
         finally:
             self._stream.close()
+
+    def note_unwritten(self, sentence: str) -> None:
+        """Say in the file, where the format has room for it (HAR's ``log.comment``), what
+        the capture saw that the recording could not write."""
+        if self._har is not None:
+            self._har.unwritten = sentence
 
     def discard(self) -> None:
         """Close and remove the file (a recording that never started)."""
