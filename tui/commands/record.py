@@ -16,6 +16,7 @@ import io
 import signal
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TextIO, cast
 
@@ -191,7 +192,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 async for batch in session.updates():
                     reporter.report(batch)
                     recording.write(batch)
-                    catch_up.saw(batch)
+                    catch_up.saw(batch, recording.progress.exchanges)
                     last_batch[0] = loop.time()
                     if catch_up.asked_at is not None and catch_up.caught_up():
                         break
@@ -242,23 +243,44 @@ class CatchUp:
     stop has delivered everything captured before it. Sources whose stream ended are not
     waited for."""
 
+    RATE_WINDOW = 1.0
+    """Seconds of capture over which the rate of exchanges is measured."""
+
     def __init__(self) -> None:
         self.asked_at: float | None = None
         self.stopped_by: str | None = None
         """What ended the catching up early: a second signal, ``limit`` or ``idle``."""
         self._newest: dict[str, float] = {}
+        # (capture time, exchanges written by then), over the last RATE_WINDOW or so.
+        self._samples: deque[tuple[float, int]] = deque()
 
     def ask(self, now: float) -> None:
         self.asked_at = now
 
-    def saw(self, batch: Sequence[Update]) -> None:
+    def saw(self, batch: Sequence[Update], exchanges: int) -> None:
+        """``batch`` was written; ``exchanges`` have been written in all."""
         newest = self._newest
+        latest = 0.0
         for update in batch:
             if isinstance(update, AgentEvent):
                 if update.event.seq:  # journaled: its place in the capture
-                    newest[update.source] = update.event.ts
+                    newest[update.source] = latest = update.event.ts
             elif isinstance(update, SourceStatus) and update.state in ("gone", "failed"):
                 newest.pop(update.source, None)
+        samples = self._samples
+        if latest and (not samples or latest > samples[-1][0]):
+            samples.append((latest, exchanges))
+            while len(samples) > 2 and latest - samples[1][0] >= self.RATE_WINDOW:
+                samples.popleft()
+
+    def _rate(self) -> float:
+        """Exchanges per second of capture, in the newest stretch written."""
+        samples = self._samples
+        # A client far behind may have written only a fraction of a second of a flood.
+        if len(samples) < 2 or samples[-1][0] - samples[0][0] < self.RATE_WINDOW / 20:
+            return 0.0
+        (first_ts, first), (last_ts, last) = samples[0], samples[-1]
+        return (last - first) / (last_ts - first_ts)
 
     def caught_up(self) -> bool:
         asked_at = self.asked_at
@@ -273,8 +295,10 @@ class CatchUp:
         if behind <= 0:
             return ("stopped before the agents had sent everything: what they still held "
                     "was not written.")
+        estimate = round(self._rate() * behind)
+        count = f" (~{estimate:,} exchanges at the rate seen last)" if estimate else ""
         return (f"stopped before the agents had sent everything: about the last {behind:.1f} s "
-                "of capture before the stop was not written.")
+                f"of capture before the stop{count} was not written.")
 
 
 class _MessagesAboveProgress(io.TextIOBase):
