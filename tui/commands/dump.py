@@ -18,7 +18,7 @@ from typing import BinaryIO, Protocol, TextIO
 from agent import __version__
 from agent.errors import UserError
 from agent.events import AnyEvent, EventsLost, Hello, Stats
-from tui.commands.targeting import add_target_arguments, open_session
+from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
@@ -75,7 +75,7 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
         from tui.model.store import Store
 
         formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
-        return ExchangeWriter(stdout, formatter, Store())
+        return ExchangeWriter(stdout, formatter, Store(**store_options(args)))
     return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
 
 

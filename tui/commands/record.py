@@ -24,7 +24,7 @@ from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello
 from tui.commands.dump import StatusReporter
-from tui.commands.targeting import add_target_arguments, open_session
+from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
 from tui.sources.session import AgentEvent, SourceStatus, Update
@@ -184,7 +184,9 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop, signum.name)
     listening = False
-    with Recording(args.output, header, reveal=args.reveal) as recording:
+    with Recording(
+        args.output, header, reveal=args.reveal, store_options=store_options(args)
+    ) as recording:
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
         session = open_session(args)
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from agent.events import (
@@ -31,6 +31,7 @@ from tui.model.noise import is_noise
 from tui.sources.session import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
 _EVICTED_KEYS_REMEMBERED = 10_000
+DEFAULT_BODY_BUDGET = 256 << 20
 
 
 @dataclass(slots=True)
@@ -85,6 +86,7 @@ class Store:
         body_cap: int = 65_536,
         raw_cap: int = 65_536,
         raw_budget: int = 48 << 20,
+        body_budget: int = DEFAULT_BODY_BUDGET,
     ) -> None:
         self.max_connections = max_connections
         self.max_exchanges = max_exchanges
@@ -94,6 +96,12 @@ class Store:
         """Bytes of raw_in/raw_out kept over all connections; past it the oldest are released."""
         self._raw_total = 0
         self._raw_holders: deque[Connection] = deque()
+        self.body_budget = body_budget
+        """Bytes of bodies kept over all exchanges; past it the oldest finished ones are
+        released (their true sizes stay): body_cap alone allows GiBs at max_exchanges."""
+        self._body_total = 0
+        # Body bytes counted per exchange, oldest first.
+        self._body_sizes: dict[Exchange, int] = {}
         self.connections: dict[ConnectionKey, Connection] = {}
         self.sources: dict[str, SourceInfo] = {}
         self.stats = StoreStats()
@@ -152,7 +160,38 @@ class Store:
             ]
         self._enforce_caps(change)
         self._refresh_view(change, touched)
+        # After the view: by then the change holds only exchanges still in the store.
+        self._account_bodies(change)
         return change
+
+    def _account_bodies(self, change: StoreChange) -> None:
+        sizes = self._body_sizes
+        for exchange in itertools.chain(change.new_exchanges, change.changed_exchanges):
+            response = exchange.response
+            size = len(exchange.request.body) + (len(response.body) if response else 0)
+            before = sizes.get(exchange, 0)
+            if size != before:
+                sizes[exchange] = size
+                self._body_total += size - before
+        if self._body_total <= self.body_budget:
+            return
+        # Oldest first; a body still growing is passed over (released, it would start
+        # again from a later byte), so at most one pass over what is held.
+        for exchange in list(sizes):
+            if self._body_total <= self.body_budget:
+                break
+            if exchange.finished is None and exchange.error is None:
+                continue
+            self._body_total -= sizes.pop(exchange)
+            exchange.request.body = b""
+            if exchange.response is not None:
+                exchange.response.body = b""
+            change.changed_exchanges.append(exchange)
+
+    def _forget_bodies(self, exchanges: Iterable[Exchange]) -> None:
+        sizes = self._body_sizes
+        for exchange in exchanges:
+            self._body_total -= sizes.pop(exchange, 0)
 
     def _apply_event(
         self, update: AgentEvent, change: StoreChange, touched: dict[ConnectionKey, Connection]
@@ -353,6 +392,7 @@ class Store:
             evicted: set[Exchange] = set()
             for conn, count in per_connection.values():
                 count = min(count, len(conn.exchanges))
+                self._forget_bodies(conn.exchanges[:count])
                 for exchange in conn.exchanges[:count]:
                     evicted.add(exchange)
                     if self._shown_exchange.pop(exchange, False):
@@ -373,6 +413,7 @@ class Store:
         self._decoders.pop(key, None)
         self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
+        self._forget_bodies(conn.exchanges)
         for exchange in conn.exchanges:
             self._shown_exchange.pop(exchange, None)
         self._shown_count.pop(key, None)
@@ -523,6 +564,8 @@ class Store:
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0
+        self._body_sizes.clear()
+        self._body_total = 0
         self.header_inventory = HeaderInventory()
         self.dropped_connections = 0
         self.dropped_exchanges = 0

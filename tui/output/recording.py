@@ -10,7 +10,7 @@ until then it is rewritten at every flush, so a HAR on disk always lists every r
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
@@ -164,14 +164,21 @@ class Recording:
     """``path`` being written in the format its extension names; use as a context manager
     (closing finalises the file). ``reveal`` keeps secret header values in a HAR."""
 
-    def __init__(self, path: str | Path, header: RecordingHeader, *, reveal: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        header: RecordingHeader,
+        *,
+        reveal: bool = False,
+        store_options: Mapping[str, int] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.format = format_of(path)
         self.progress = Progress()
         body_cap = HAR_BODY_CAP if self.format == "har" else 1024
         # Caps well below the app's: a recording only needs the exchanges not yet written.
         self.store = Store(max_connections=5_000, max_exchanges=5_000, body_cap=body_cap,
-                           raw_cap=1024)
+                           raw_cap=1024, **(store_options or {}))
         try:
             self._stream: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed in close()
         except OSError as error:
