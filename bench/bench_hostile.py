@@ -36,9 +36,9 @@ from typing import Literal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.events import AnyEvent, ConnectionOpened, DataReceived  # noqa: E402
-from tui.model.store import Store  # noqa: E402
-from tui.sources.session import AgentEvent, Update  # noqa: E402
+from agent.events import AnyEvent, ConnectionOpened, DataReceived
+from tui.model.store import Store
+from tui.sources.session import AgentEvent, Update
 
 SEGMENT = 1448
 BATCH = 1000
@@ -54,7 +54,8 @@ def ordinary(size: int) -> Iterator[Piece]:
                    f"User-Agent: bench/1.0\r\nAccept: application/json\r\n"
                    f"X-Request-Id: {n:08d}\r\n\r\n").encode()
         yield "in", request
-        yield "out", b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        yield "out", (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 2\r\n\r\n{}")
         sent += len(request)
         n += 1
 
