@@ -128,6 +128,8 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
         parts.append(Text(f"malformed: {exchange.error}", style="bold red"))
     if exchange.incomplete:
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
+    # How it was seen: why it is incomplete, ambiguous framing...
+    parts += [Text(note, style="yellow") for note in exchange.notes]
     if exchange.upgraded:
         parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
                           style="cyan"))
