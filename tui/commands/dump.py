@@ -221,8 +221,10 @@ async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> in
 def say_losses(reporter: StatusReporter) -> None:
     """At exit, the totals of what was lost, if anything was: a loss is never silent."""
     reporter.finish()
-    if reporter.losses.anything:
-        reporter.say(f"podtap: in all, {reporter.losses.summary()}.")
+    losses = reporter.losses
+    # An agent gone was said as it happened, and is the last word when it is the only loss.
+    if losses.events or losses.kernel_drops or losses.gaps:
+        reporter.say(f"podtap: in all, {losses.summary()}.")
 
 
 def _on_signals(
