@@ -27,7 +27,7 @@ from textual import events  # noqa: E402
 from textual.screen import Screen  # noqa: E402
 
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Hello  # noqa: E402
-from tui.sources.session import AgentEvent, SourceStatus, Update  # noqa: E402
+from tui.model.updates import AgentEvent, SourceStatus, Update  # noqa: E402
 from tui.views.app import PodtapApp  # noqa: E402
 
 SOURCE = "local"

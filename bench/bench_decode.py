@@ -40,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.events import ConnectionOpened, DataReceived
 from tui.model.flows import Connection, Exchange
 from tui.model.http import ConnectionDecoder
+from tui.model.http1_cache import Http1Cache
 from tui.model.store import Store
-from tui.sources.session import AgentEvent
+from tui.model.updates import AgentEvent
 
 SEGMENT = 1448
 PER_CONNECTION = 50
@@ -122,6 +123,7 @@ class _Sink:
 
 def run_model(events: list[Event], _methods: list[str]) -> int:
     decoders: dict[int, ConnectionDecoder] = {}
+    cache = Http1Cache()  # one per store, as the store keeps it
     sink = _Sink()
     finished = 0
     for conn_id, direction, data in events:
@@ -130,7 +132,7 @@ def run_model(events: list[Event], _methods: list[str]) -> int:
             conn = Connection(
                 ("local", conn_id), "local", conn_id, "10.0.0.1", 40000, "10.0.0.2", 80, 0.0
             )
-            decoder = decoders[conn_id] = ConnectionDecoder(conn)
+            decoder = decoders[conn_id] = ConnectionDecoder(conn, cache=cache)
         decoder.feed(direction, data, 1.0, sink)
     for decoder in decoders.values():
         finished += sum(1 for ex in decoder.connection.exchanges if ex.finished is not None)

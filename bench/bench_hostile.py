@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.events import AnyEvent, ConnectionOpened, DataReceived
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 SEGMENT = 1448
 BATCH = 1000

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 PER_CONNECTION = 50
 BATCH = 500

@@ -1,6 +1,6 @@
 """Record examples/demo.jsonl: live demo traffic captured by the real agent (needs root).
 
-    sudo .venv/bin/python scripts/record_demo_example.py [--seconds 20] [--max-bytes 180000]
+    .venv/bin/python scripts/record_demo_example.py [--seconds 20] [--max-bytes 180000]
 
 Starts the demo environment, runs ``podtap dump netns/... --format jsonl`` on it, and writes a
 header line ``{"podtap": VERSION, "target": ..., "ports": [...]}`` followed by the captured

@@ -3,7 +3,7 @@
 Runs the real thing: the demo shop in a network namespace, its host clients, the agent and the
 app (headless, at a fixed terminal size), then presses keys as a user would. Needs root.
 
-    sudo .venv/bin/python scripts/screenshots.py [--out screenshots] [--warmup 8]
+    .venv/bin/python scripts/screenshots.py [--out screenshots] [--warmup 8]
 """
 
 from __future__ import annotations

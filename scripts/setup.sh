@@ -18,7 +18,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    echo "podtap setup: missing ${missing[*]}; run as root (sudo) to install them" >&2
+    echo "podtap setup: missing ${missing[*]}; run this as root, or with sudo, to install them" >&2
   fi
 fi
 

@@ -16,22 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from tui.demo import DemoEnvironment, Exchange
+from tui.demo import ClientCall, DemoEnvironment
 from tui.demo.network import DemoNetwork, interface_exists, remove_stale
-from tui.demo.shop import Request, Shop, answer_line
+from tui.demo.shop import Shop, ShopRequest, answer_line
 
 REPO = Path(__file__).resolve().parents[2]
 AUTH = {"authorization": "Bearer t", "x-user-id": "alice"}
 
 
 def _status(shop: Shop, method: str, target: str, body: bytes = b"", **headers: str) -> int:
-    return shop.handle(Request(method, target, {**AUTH, **headers}, body)).status
+    return shop.handle(ShopRequest(method, target, {**AUTH, **headers}, body)).status
 
 
 def test_the_shop_answers_like_a_small_api() -> None:
     shop = Shop(rng=random.Random(1), failure_rate=0.0)
-    assert shop.handle(Request("GET", "/healthz", {})).body == b"ok"
-    assert shop.handle(Request("GET", "/api/orders", {})).status == 401
+    assert shop.handle(ShopRequest("GET", "/healthz", {})).body == b"ok"
+    assert shop.handle(ShopRequest("GET", "/api/orders", {})).status == 401
     assert _status(shop, "GET", "/api/users/alice") == 200
     assert _status(shop, "GET", "/api/users/mallory") == 404
     assert _status(shop, "POST", "/api/orders", b'{"items": [{"sku": "sku-1001"}]}') == 201
@@ -40,9 +40,9 @@ def test_the_shop_answers_like_a_small_api() -> None:
     assert _status(shop, "DELETE", "/api/cart/items/sku-1003") == 204
     assert _status(shop, "DELETE", "/api/cart/items/sku-1003") == 404
     assert _status(shop, "PUT", "/api/orders") == 405
-    orders = json.loads(shop.handle(Request("GET", "/api/orders", AUTH)).body)
+    orders = json.loads(shop.handle(ShopRequest("GET", "/api/orders", AUTH)).body)
     assert orders["total"] == 1
-    assert shop.handle(Request("GET", "/api/search?q=mug", AUTH)).delay > 0
+    assert shop.handle(ShopRequest("GET", "/api/search?q=mug", AUTH)).delay > 0
     assert b'http_requests_total{method="POST",code="201"} 2' in shop._metrics()
     flaky = Shop(rng=random.Random(1), failure_rate=1.0)
     assert _status(flaky, "GET", "/api/orders") == 500
@@ -108,9 +108,9 @@ def _curl(*args: str) -> str:
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_the_environment_serves_real_traffic_of_every_kind_and_leaves_nothing() -> None:
-    exchanges: list[Exchange] = []
+    calls: list[ClientCall] = []
     started = time.monotonic()
-    with DemoEnvironment(on_exchange=exchanges.append, pace=0.5) as demo:
+    with DemoEnvironment(on_call=calls.append, pace=0.5) as demo:
         network, service = demo.network, demo.service_pid
         assert service is not None
         assert os.path.exists(f"/run/netns/{demo.name}")
@@ -129,29 +129,29 @@ def test_the_environment_serves_real_traffic_of_every_kind_and_leaves_nothing() 
         wanted_outcomes = {"200", "201", "401", "404", "+PONG", "alert"}
 
         def complete() -> bool:
-            snapshot = list(exchanges)
+            snapshot = list(calls)
             return (
                 {e.kind for e in snapshot} >= wanted_kinds
                 and {e.client for e in snapshot} >= wanted_clients
                 and {e.outcome for e in snapshot} >= wanted_outcomes
             )
 
-        assert _wait_for(complete, 40), sorted({(e.kind, e.client, e.outcome) for e in exchanges})
-    snapshot = list(exchanges)
+        assert _wait_for(complete, 40), sorted({(e.kind, e.client, e.outcome) for e in calls})
+    snapshot = list(calls)
     assert not [e for e in snapshot if e.outcome.startswith("error")]
     # Keep-alive clients reuse connections; short ones never do.
-    per_connection: dict[int, list[Exchange]] = {}
-    for exchange in snapshot:
-        per_connection.setdefault(exchange.connection, []).append(exchange)
+    per_connection: dict[int, list[ClientCall]] = {}
+    for call in snapshot:
+        per_connection.setdefault(call.connection, []).append(call)
     assert any(len(group) > 1 for group in per_connection.values() if group[0].kind == "keep-alive")
     assert all(len(group) == 1 for group in per_connection.values() if group[0].kind == "short")
     assert len(snapshot) / (time.monotonic() - started) < 80  # paced, not a flood
 
     _assert_removed(network)
     assert _gone(service)
-    stopped_at = len(exchanges)
+    stopped_at = len(calls)
     time.sleep(1.0)
-    assert len(exchanges) == stopped_at  # the traffic stopped with the demo
+    assert len(calls) == stopped_at  # the traffic stopped with the demo
 
 
 def _start_demo(*args: str) -> subprocess.Popen[str]:

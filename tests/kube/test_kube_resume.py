@@ -15,8 +15,8 @@ import pytest
 
 from agent.events import ConnectionOpened, DataReceived
 from tests.kubesim import KubeSim
+from tui.model.updates import AgentEvent, SourceStatus
 from tui.sources.kube.session import KubeSession
-from tui.sources.session import AgentEvent, SourceStatus
 from tui.targets import KubeTarget
 
 pytestmark = [pytest.mark.root]

@@ -23,7 +23,7 @@ from agent.events import (
     Hello,
     Stats,
 )
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
+from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 T0 = 1_767_225_600.0
 """2026-01-01 00:00:00 UTC: the scripted traffic starts here."""

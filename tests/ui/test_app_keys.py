@@ -9,6 +9,7 @@ from tests.ui.driving import SIZE, fed, screen_text, shop_app
 from tests.ui.fakes import (
     LINE_CONN,
     ORDER_CONN,
+    T0,
     TLS_CONN,
     USER_CONNS,
     FakeSession,
@@ -347,6 +348,31 @@ async def test_h_ranks_headers_and_enter_filters_on_a_value() -> None:
         assert isinstance(app.screen, MainScreen)
         assert shown_ids(app) == [USER_CONNS["alice"]]
         assert "x-user-id" in app.main_screen.filter_text
+
+
+async def test_the_open_header_inventory_follows_new_traffic_and_esc_keeps_the_filter() -> None:
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("h")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, HeaderInventoryScreen)
+        assert "x-tenant-new" not in [stats.name.lower() for stats in screen.names.rows]
+        # One new connection per redraw: the inventory re-ranks every REFRESH_EVERY seconds.
+        for conn in range(90, 90 + int(screen.REFRESH_EVERY / 0.1)):
+            late = Script(start=T0 + 60.0)
+            late.open(conn, "198.18.0.9", 45000 + conn)
+            late.exchange(conn, request("GET", "/late", [("X-Tenant-New", "umbrella")]),
+                          response(200))
+            app.apply(late.updates())
+            app.draw()
+        await pilot.pause()
+        assert "x-tenant-new" in [stats.name.lower() for stats in screen.names.rows]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        assert app.main_screen.filter_text == ""
 
 
 async def test_headers_screen_masks_secret_values() -> None:

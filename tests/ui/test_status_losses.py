@@ -7,7 +7,7 @@ import pytest
 from agent.events import EventsLost
 from tests.ui.driving import SIZE, fed, screen_text, shop_app
 from tests.ui.fakes import FakeSession, Script, request, response
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -21,8 +21,8 @@ from tests.ui.fakes import (
     shop_updates,
 )
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.har import HarFileWriter, har_entry, har_of_view, read_har
-from tui.sources.session import AgentEvent
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -8,7 +8,7 @@ from agent.events import AnyEvent, ConnectionOpened, DataReceived
 from tui.model.flows import Request
 from tui.model.headers import OTHER_HEADERS, HeaderInventory
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -19,7 +19,7 @@ import pytest
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived
 from tui.model.filters import parse_filter
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 
 class _Shop(BaseHTTPRequestHandler):

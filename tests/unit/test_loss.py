@@ -17,13 +17,13 @@ from agent.events import (
     Hello,
     Stats,
 )
-from tui.commands.dump import StatusReporter
+from tui.commands.live_capture import StatusReporter
 from tui.commands.record import CatchUp
 from tui.model.loss import LossTally
 from tui.model.store import Store
+from tui.model.updates import AgentEvent, SourceStatus, Update
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Recording
-from tui.sources.session import AgentEvent, SourceStatus, Update
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -19,6 +19,7 @@ from agent.errors import UserError
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Gap
 from tests.ui.fakes import Script, request, response, shop_script
 from tui.model.store import Store
+from tui.model.updates import AgentEvent
 from tui.output.pcap import (
     SEGMENT_SIZE,
     PacketSynthesizer,
@@ -27,7 +28,6 @@ from tui.output.pcap import (
     ip_offset,
     read_pcap,
 )
-from tui.sources.session import AgentEvent
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -20,7 +20,7 @@ from tui.model.filters import Filter, parse_filter
 from tui.model.flows import Connection, Exchange
 from tui.model.noise import is_noise
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
+from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 
 def get(path: str, *headers: str) -> bytes:

@@ -21,7 +21,7 @@ from websockets.http11 import Request, Response
 
 from agent.events import PROTOCOL_VERSION, AnyEvent, DataReceived, EventsLost, Hello
 from agent.wire import encode_batch
-from tui.sources.session import AgentEvent, SourceStatus, Update
+from tui.model.updates import AgentEvent, SourceStatus, Update
 from tui.sources.stream import (
     AgentStream,
     Backoff,

@@ -18,6 +18,7 @@ from agent.events import (
     Stats,
 )
 from tui.model.store import Store
+from tui.model.updates import AgentEvent, SourceStatus
 from tui.output.jsonl import JsonLinesWriter, decode_line, encode_line
 from tui.output.text import (
     ExchangeTextFormatter,
@@ -27,7 +28,6 @@ from tui.output.text import (
     address,
     data_block,
 )
-from tui.sources.session import AgentEvent, SourceStatus
 
 pytestmark = pytest.mark.timeout(10)
 

@@ -7,8 +7,8 @@ import io
 import pytest
 
 from agent.events import Hello, Stats
-from tui.commands.dump import StatusReporter
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus
+from tui.commands.live_capture import StatusReporter
+from tui.model.updates import AgentEvent, SessionNote, SourceStatus
 
 pytestmark = pytest.mark.timeout(10)
 

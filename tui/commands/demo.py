@@ -10,7 +10,7 @@ import threading
 import time
 from types import FrameType
 
-from tui.demo import DemoEnvironment, Exchange
+from tui.demo import ClientCall, DemoEnvironment
 
 
 class _Stopped(Exception):
@@ -58,16 +58,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Printer:
-    """Prints each exchange; notes when stdout goes away (``podtap demo --no-ui | head``)."""
+    """Prints each call; notes when stdout goes away (``podtap demo --no-ui | head``)."""
 
     def __init__(self) -> None:
         self.closed = threading.Event()
 
-    def __call__(self, exchange: Exchange) -> None:
+    def __call__(self, call: ClientCall) -> None:
         if self.closed.is_set():
             return
         try:
-            print(exchange.line(), flush=True)
+            print(call.line(), flush=True)
         except BrokenPipeError:
             # Later writes, including the interpreter's final flush, go nowhere instead.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -89,7 +89,7 @@ def _announce(demo: DemoEnvironment) -> None:
 
 def _run_printing(duration: float | None) -> None:
     printer = _Printer()
-    with DemoEnvironment(on_exchange=printer) as demo:
+    with DemoEnvironment(on_call=printer) as demo:
         _announce(demo)
         deadline = None if duration is None else time.monotonic() + duration
         while not printer.closed.is_set():

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import signal
 import sys
 import time
 from collections import deque
@@ -23,11 +22,11 @@ from typing import TextIO, cast
 from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello
-from tui.commands.dump import StatusReporter
+from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session, store_options
+from tui.model.updates import AgentEvent, SourceStatus, Update
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
-from tui.sources.session import AgentEvent, SourceStatus, Update
 
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes: a crash loses at most this much."""
@@ -153,40 +152,36 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     progress_line = ProgressLine(stderr, args.output, time.monotonic)
     # StatusReporter only writes and flushes: the wrapper is all the TextIO it needs.
     reporter = StatusReporter(cast(TextIO, _MessagesAboveProgress(stderr, progress_line)))
-    task = asyncio.current_task()
-    assert task is not None
     loop = asyncio.get_running_loop()
     catch_up = CatchUp()
     timers: list[asyncio.TimerHandle] = []
     last_batch = [loop.time()]  # when the newest batch was written
 
-    def stop(reason: str) -> None:
-        if catch_up.asked_at is None and reason not in _AT_ONCE:
-            # Stopping starts with writing what the agents already captured.
-            catch_up.ask(time.time())
-            reporter.say("podtap: stopping: writing what the agents still hold "
-                         f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
-            timers.append(loop.call_later(DRAIN_LIMIT, stop, "limit"))
-            last_batch[0] = loop.time()
-            timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
-        elif not task.cancelling():
-            catch_up.stopped_by = reason
-            task.cancel()
+    def begin_drain(reason: str) -> None:
+        # Stopping starts with writing what the agents already captured.
+        catch_up.ask(time.time())
+        reporter.say("podtap: stopping: writing what the agents still hold "
+                     f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
+        timers.append(loop.call_later(DRAIN_LIMIT, stopping.stop, "limit"))
+        last_batch[0] = loop.time()
+        timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
 
     def stop_when_idle() -> None:
         # Measured from the end of the newest batch: writing a large one is not idleness.
         quiet_for = loop.time() - last_batch[0]
         if quiet_for >= DRAIN_IDLE:
-            stop("idle")
+            stopping.stop("idle")
         else:
             timers.append(loop.call_later(DRAIN_IDLE - quiet_for, stop_when_idle))
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, stop, signum.name)
     listening = False
-    with Recording(
-        args.output, header, reveal=args.reveal, store_options=store_options(args)
-    ) as recording:
+    # The signals are let go before the file is finalised: a late Ctrl+C cannot cut that short.
+    with (
+        Recording(
+            args.output, header, reveal=args.reveal, store_options=store_options(args)
+        ) as recording,
+        StopOnSignals(first=begin_drain) as stopping,
+    ):
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
         session = open_session(args)
         try:
@@ -205,13 +200,16 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                         listening = True
                         progress_line.start()
                         if args.duration is not None:
-                            timers.append(loop.call_later(args.duration, stop, "duration"))
+                            timers.append(
+                                loop.call_later(args.duration, stopping.stop, "duration")
+                            )
                     if args.count is not None and recording.progress.counted >= args.count:
                         break
         except asyncio.CancelledError:
-            if catch_up.stopped_by is None:
+            if not stopping.requested:
                 raise
-            task.uncancel()
+            stopping.absorb()
+            catch_up.stopped_by = stopping.reasons[-1]
         except UserError:
             if not listening:
                 recording.discard()  # nothing was ever captured: leave no empty file behind
@@ -220,8 +218,6 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             flusher.cancel()
             for timer in timers:
                 timer.cancel()
-            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
         unwritten = catch_up.unwritten()
         if unwritten:
             reporter.say(f"podtap: {unwritten}")
@@ -235,7 +231,6 @@ DRAIN_LIMIT = 3.0
 """Seconds a stop spends at most writing what the agents captured before it."""
 DRAIN_IDLE = 0.5
 """Nothing arrived for this long while stopping: the agents hold nothing more."""
-_AT_ONCE = frozenset({"limit", "idle"})
 
 
 class CatchUp:

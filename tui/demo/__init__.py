@@ -1,6 +1,6 @@
 """`podtap demo`: a small shop service in its own network namespace, with live clients."""
 
 from tui.demo.environment import PORTS, DemoEnvironment
-from tui.demo.traffic import Exchange
+from tui.demo.traffic import ClientCall
 
-__all__ = ["PORTS", "DemoEnvironment", "Exchange"]
+__all__ = ["PORTS", "ClientCall", "DemoEnvironment"]

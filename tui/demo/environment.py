@@ -1,6 +1,6 @@
 """The whole demo as one context manager: network, service and traffic, up and then gone.
 
-    with DemoEnvironment(on_exchange=print) as demo:
+    with DemoEnvironment(on_call=print) as demo:
         ...  # demo.target is netns/podtap-demo-PID, serving demo.ports at demo.service_ip
 
 Leaving the block (normally, by an exception, Ctrl+C) stops the traffic, stops the service and
@@ -27,7 +27,7 @@ from typing import IO, Self
 from agent.errors import UserError
 from tui.demo import network
 from tui.demo.network import DemoNetwork
-from tui.demo.traffic import Exchange, TrafficGenerator
+from tui.demo.traffic import ClientCall, TrafficGenerator
 from tui.targets import LocalTarget
 
 HTTP_PORT = 8080
@@ -51,14 +51,14 @@ class DemoEnvironment:
     def __init__(
         self,
         *,
-        on_exchange: Callable[[Exchange], None] | None = None,
+        on_call: Callable[[ClientCall], None] | None = None,
         traffic: bool = True,
         pace: float = 1.0,
         ready_timeout: float = 15.0,
     ) -> None:
         self.network = DemoNetwork.for_pid(os.getpid())
         self.ports = list(PORTS)
-        self._on_exchange = on_exchange
+        self._on_call = on_call
         self._traffic = traffic
         self._pace = pace
         self._ready_timeout = ready_timeout
@@ -105,7 +105,7 @@ class DemoEnvironment:
                 http_port=HTTP_PORT,
                 cache_port=CACHE_PORT,
                 tls_port=TLS_PORT,
-                on_exchange=self._on_exchange or (lambda exchange: None),
+                on_call=self._on_call or (lambda call: None),
                 pace=self._pace,
             )
             self.generator.start()

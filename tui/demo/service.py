@@ -21,7 +21,7 @@ from http import HTTPStatus
 
 import h11
 
-from tui.demo.shop import SERVER_NAME, Request, Shop, answer_line
+from tui.demo.shop import SERVER_NAME, Shop, ShopRequest, answer_line
 
 _MAX_BODY = 1024 * 1024
 # A fatal "handshake_failure" alert: what a TLS server says to a client it cannot serve.
@@ -72,7 +72,7 @@ class HttpServer:
         assert request is not None
         headers = {name.decode().lower(): value.decode() for name, value in request.headers}
         answer = self.shop.handle(
-            Request(request.method.decode(), request.target.decode(), headers, bytes(body))
+            ShopRequest(request.method.decode(), request.target.decode(), headers, bytes(body))
         )
         if answer.delay:
             await asyncio.sleep(answer.delay)

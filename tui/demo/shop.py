@@ -36,7 +36,7 @@ SERVER_NAME = "demo-shop/1.4.2"
 
 
 @dataclass(frozen=True)
-class Request:
+class ShopRequest:
     method: str
     target: str
     headers: dict[str, str]
@@ -45,7 +45,7 @@ class Request:
 
 
 @dataclass(frozen=True)
-class Response:
+class ShopResponse:
     status: int
     body: bytes
     content_type: str = "application/json"
@@ -53,11 +53,11 @@ class Response:
     """Seconds the server waits before answering (simulated work)."""
 
 
-def _json(status: int, payload: object, delay: float = 0.0) -> Response:
-    return Response(status, json.dumps(payload, separators=(",", ":")).encode(), delay=delay)
+def _json(status: int, payload: object, delay: float = 0.0) -> ShopResponse:
+    return ShopResponse(status, json.dumps(payload, separators=(",", ":")).encode(), delay=delay)
 
 
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str) -> ShopResponse:
     return _json(status, {"error": message, "status": status})
 
 
@@ -71,21 +71,21 @@ class Shop:
     carts: dict[str, list[str]] = field(default_factory=dict)
     served: Counter[tuple[str, int]] = field(default_factory=Counter)
 
-    def handle(self, request: Request) -> Response:
+    def handle(self, request: ShopRequest) -> ShopResponse:
         response = self._route(request)
         self.served[(request.method, response.status)] += 1
         return response
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: ShopRequest) -> ShopResponse:
         url = urlsplit(request.target)
         parts = [part for part in url.path.split("/") if part]
         method = request.method
         if url.path == "/healthz":
-            return Response(200, b"ok", "text/plain; charset=utf-8")
+            return ShopResponse(200, b"ok", "text/plain; charset=utf-8")
         if url.path == "/readyz":
             return _json(200, {"status": "ready", "checks": {"db": "ok", "cache": "ok"}})
         if url.path == "/metrics":
-            return Response(200, self._metrics(), "text/plain; version=0.0.4")
+            return ShopResponse(200, self._metrics(), "text/plain; version=0.0.4")
         if not parts or parts[0] != "api":
             return _error(404, f"no route for {url.path}")
         if not request.headers.get("authorization", "").startswith("Bearer "):
@@ -124,7 +124,7 @@ class Shop:
                 if sku not in cart:
                     return _error(404, f"{sku} is not in the cart")
                 cart.remove(sku)
-                return Response(204, b"", "")
+                return ShopResponse(204, b"", "")
             case ("GET", ["search"]):
                 query = parse_qs(url.query).get("q", [""])[0].lower()
                 hits = [
@@ -139,7 +139,7 @@ class Shop:
                 return _error(405, f"{method} not allowed here")
         return _error(404, f"no route for {url.path}")
 
-    def _new_order(self, user: str, body: bytes) -> Response:
+    def _new_order(self, user: str, body: bytes) -> ShopResponse:
         try:
             order = json.loads(body)
             items = [str(item["sku"]) for item in order["items"]]

@@ -32,8 +32,9 @@ TLS_SERVER_NAME = "payments.demo.svc.cluster.local"
 
 
 @dataclass(frozen=True)
-class Exchange:
-    """One request the generator made and what came back."""
+class ClientCall:
+    """One call a demo client made (an HTTP request, a cache command, a TLS hello) and what
+    came back."""
 
     client: str
     kind: str
@@ -163,7 +164,7 @@ def client_hello(server_name: str) -> bytes:
 
 
 class TrafficGenerator:
-    """Runs every client until stopped; reports each exchange to ``on_exchange``."""
+    """Runs every client until stopped; reports each call to ``on_call``."""
 
     def __init__(
         self,
@@ -172,7 +173,7 @@ class TrafficGenerator:
         http_port: int = 8080,
         cache_port: int = 7000,
         tls_port: int = 8443,
-        on_exchange: Callable[[Exchange], None] = lambda exchange: None,
+        on_call: Callable[[ClientCall], None] = lambda call: None,
         rng: random.Random | None = None,
         pace: float = 1.0,
     ) -> None:
@@ -180,7 +181,7 @@ class TrafficGenerator:
         self.http_port = http_port
         self.cache_port = cache_port
         self.tls_port = tls_port
-        self.on_exchange = on_exchange
+        self.on_call = on_call
         self.rng = rng or random.Random()
         self.pace = pace
         """Multiplies every pause: 2.0 halves the request rate."""
@@ -268,8 +269,8 @@ class TrafficGenerator:
         except h11.ProtocolError as error:
             outcome = f"error: {error}"
         elapsed = time.monotonic() - started
-        exchange = Exchange(who, kind, f"{method} {target}", outcome, elapsed, client.connection)
-        self.on_exchange(exchange)
+        call = ClientCall(who, kind, f"{method} {target}", outcome, elapsed, client.connection)
+        self.on_call(call)
 
     def _headers(self, persona: Persona, *, json_body: bool = False) -> list[tuple[str, str]]:
         headers = [
@@ -407,7 +408,7 @@ class TrafficGenerator:
                 reader, writer = await asyncio.open_connection(self.address, self.cache_port)
                 number = next(self._numbers)
             except OSError as error:
-                self.on_exchange(Exchange("cache", "cache", "connect", f"error: {error}", 0.0))
+                self.on_call(ClientCall("cache", "cache", "connect", f"error: {error}", 0.0))
                 await self._pause(1.0, 2.0)
                 continue
             try:
@@ -421,16 +422,16 @@ class TrafficGenerator:
                     await writer.drain()
                     reply = (await reader.readline()).decode(errors="replace").strip()
                     elapsed = time.monotonic() - started
-                    self.on_exchange(
-                        Exchange("cache", "cache", command, reply or "closed", elapsed, number)
+                    self.on_call(
+                        ClientCall("cache", "cache", command, reply or "closed", elapsed, number)
                     )
                     await self._pause(0.6, 1.4)
                 writer.write(b"QUIT\r\n")
                 await writer.drain()
                 await reader.readline()
             except OSError as error:
-                failed = Exchange("cache", "cache", "session", f"error: {error}", 0.0, number)
-                self.on_exchange(failed)
+                failed = ClientCall("cache", "cache", "session", f"error: {error}", 0.0, number)
+                self.on_call(failed)
             finally:
                 writer.close()
                 with contextlib.suppress(OSError):
@@ -458,7 +459,7 @@ class TrafficGenerator:
                 outcome = f"error: {error}"
             elapsed = time.monotonic() - started
             request = f"ClientHello {TLS_SERVER_NAME}"
-            self.on_exchange(Exchange("payments", "tls", request, outcome, elapsed, number))
+            self.on_call(ClientCall("payments", "tls", request, outcome, elapsed, number))
 
         await asyncio.sleep(1.2)
         await self._every(5.0, handshake)

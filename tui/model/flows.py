@@ -10,14 +10,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agent.events import Direction
+
 ConnectionKey = tuple[str, int]
 """(source, conn id): source is ``local`` or ``NAMESPACE/POD``; conn ids are per agent."""
 
 Protocol = Literal["http", "h2", "grpc", "ws", "tls", "tcp", "unknown"]
 """``http`` is HTTP/1.x; ``h2`` HTTP/2 (prior knowledge or after an h2c upgrade); ``grpc`` an
 HTTP/2 connection whose streams carry gRPC; ``ws`` WebSocket after a ``101``."""
-MessageDirection = Literal["in", "out"]
-"""``in``: client to server (the tapped service receives it); ``out``: server to client."""
 ConnectionState = Literal["open", "closed", "reset"]
 
 
@@ -77,7 +77,8 @@ class StreamMessage:
     and reason, "compressed", "cut by a loss").
     """
 
-    direction: MessageDirection
+    direction: Direction
+    """``in``: client to server (the tapped service receives it); ``out``: server to client."""
     time: float
     kind: str
     data: bytes

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agent.events import EventsLost, Hello, LostReason, Stats
-from tui.sources.session import AgentEvent, SourceStatus, Update
+from tui.model.updates import AgentEvent, SourceStatus, Update
 
 LOST_REASON_WORDS: dict[LostReason, str] = {
     "slow-client": "slow client",

@@ -26,9 +26,10 @@ from tui.model.filters import Filter, Not
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.headers import HeaderInventory
 from tui.model.http import ConnectionDecoder
+from tui.model.http1_cache import Http1Cache
 from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.model.noise import is_noise
-from tui.sources.session import AgentEvent, SessionNote, SourceState, SourceStatus, Update
+from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
 _EVICTED_KEYS_REMEMBERED = 10_000
 DEFAULT_BODY_BUDGET = 256 << 20
@@ -112,6 +113,8 @@ class Store:
         self.dropped_connections = 0
         self.dropped_exchanges = 0
         self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
+        # Shared by every connection's decoder: header lines repeat across connections too.
+        self._http1_cache = Http1Cache()
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
@@ -347,7 +350,11 @@ class Store:
     def _add_connection(self, conn: Connection, change: StoreChange) -> None:
         self.connections[conn.key] = conn
         self._decoders[conn.key] = ConnectionDecoder(
-            conn, body_cap=self.body_cap, raw_cap=self.raw_cap, on_request=self._on_request
+            conn,
+            body_cap=self.body_cap,
+            raw_cap=self.raw_cap,
+            on_request=self._on_request,
+            cache=self._http1_cache,
         )
         self._highest_id[conn.source] = max(self._highest_id.get(conn.source, -1), conn.key[1])
         change.new_connections.append(conn.key)

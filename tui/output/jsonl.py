@@ -21,7 +21,7 @@ import msgspec
 from agent.errors import UserError
 from agent.events import AnyEvent
 from agent.wire import decode_json, encode_json
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 
 class RecordingHeader(msgspec.Struct, forbid_unknown_fields=False):

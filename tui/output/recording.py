@@ -19,9 +19,9 @@ from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store, StoreChange
+from tui.model.updates import AgentEvent, Update
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
-from tui.sources.session import AgentEvent, Update
 
 Format = Literal["jsonl", "har", "pcap"]
 FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".har": "har", ".pcap": "pcap"}

@@ -42,7 +42,7 @@ from agent.events import (
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store, StoreChange
-from tui.sources.session import AgentEvent, Update
+from tui.model.updates import AgentEvent, Update
 
 _CLOSE_REASONS = {
     "fin": "",

@@ -26,7 +26,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from agent.errors import UserError
 from agent.wire import TOKEN_ENV
-from tui.sources.session import SourceStatus, Update
+from tui.model.updates import SourceStatus, Update
 from tui.sources.stream import AgentStream, Backoff, StreamEnded, UpdateFanIn, bearer_headers
 from tui.targets import LocalTarget
 

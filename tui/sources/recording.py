@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.errors import UserError
-from tui.sources.session import AgentEvent, SessionNote, SourceStatus, Update
+from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 BATCH = 500
 """Updates per batch: large enough to be cheap, small enough for the app to stay responsive."""

@@ -34,7 +34,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 from agent.errors import UserError
 from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello
 from agent.wire import EVENTS_PATH, decode_batch
-from tui.sources.session import AgentEvent, SourceStatus, Update
+from tui.model.updates import AgentEvent, SourceStatus, Update
 
 Connector = Callable[[str], Awaitable[ClientConnection]]
 """Opens a fresh websocket to an agent, given the request path and query."""

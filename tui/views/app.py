@@ -18,10 +18,10 @@ from textual.screen import Screen
 
 from agent.errors import UserError
 from tui.model.store import Store
-from tui.sources.session import AgentEvent, Session, Update
-from tui.views.pending import PendingChanges
+from tui.model.updates import AgentEvent, Update
+from tui.sources.session import Session
+from tui.views.pending import PendingChanges, ShowsStoreChanges
 from tui.views.rate import RateMeter
-from tui.views.screens.headers import HeaderInventoryScreen
 from tui.views.screens.help import HelpScreen, bindings_of
 from tui.views.screens.main import MainScreen
 
@@ -123,11 +123,12 @@ class PodtapApp(App[None]):
         self.rate.sample(self.clock(), self.events_seen)
         pending, self.pending = self.pending, PendingChanges()
         if not pending.empty:
-            self.main_screen.show_changes(pending)
-            # Read the stack, not self.screen: it is empty while the app shuts down.
-            top = self.screen_stack[-1] if self.screen_stack else None
-            if isinstance(top, HeaderInventoryScreen):
-                top.show_changes(pending)
+            # Every screen on the stack that shows live content gets the changes, covered or
+            # not, so that it is current when uncovered. The stack, not self.screen: it is
+            # empty while the app shuts down.
+            for screen in self.screen_stack:
+                if isinstance(screen, ShowsStoreChanges):
+                    screen.show_changes(pending)
         self.main_screen.show_status(self.rate.per_second, self.stream_ended)
 
     def action_help(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 from tui.model.flows import ConnectionKey, Exchange
 from tui.model.store import StoreChange
@@ -36,3 +37,10 @@ class PendingChanges:
     @classmethod
     def full(cls) -> PendingChanges:
         return cls(view_changed=True, everything=True)
+
+
+@runtime_checkable
+class ShowsStoreChanges(Protocol):
+    """A screen that shows live store content: the app hands it what changed at each redraw."""
+
+    def show_changes(self, changes: PendingChanges) -> None: ...

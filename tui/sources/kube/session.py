@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from agent.errors import UserError
+from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube import agents
 from tui.sources.kube.agent_spec import DEFAULT_AGENT_IMAGE, AgentSettings, dry_run_pod
 from tui.sources.kube.cluster import (
@@ -44,7 +45,6 @@ from tui.sources.kube.pods import (
 from tui.sources.kube.portforward import AgentConnector
 from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
 from tui.sources.kube.resolve import build_query, list_pods
-from tui.sources.session import SessionNote, SourceStatus, Update
 from tui.sources.stream import AgentStream, UpdateFanIn
 from tui.targets import KubeTarget
 

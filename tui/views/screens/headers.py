@@ -5,6 +5,7 @@ live number of matching requests and the mirrord config that would steal exactly
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.console import Group
@@ -17,7 +18,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from tui.model.filters import FilterError, header_value_expression, parse_filter
+from tui.model.filters import Filter, FilterError, header_value_expression, parse_filter
 from tui.model.headers import HeaderStats
 from tui.model.secrets import mask
 from tui.model.store import Store
@@ -38,7 +39,17 @@ VALUE_COLUMNS = (
 )
 
 
-class HeaderInventoryScreen(Screen[None]):
+@dataclass(frozen=True, slots=True)
+class ChosenFilter:
+    """The filter the user picked in the inventory: its text and what it parses to."""
+
+    text: str
+    parsed: Filter
+
+
+class HeaderInventoryScreen(Screen[ChosenFilter | None]):
+    """Returns (dismisses with) the filter for the chosen header value, or None."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", key_display="esc", id="headers.back",
                 tooltip="Back to the connections"),
@@ -164,7 +175,7 @@ class HeaderInventoryScreen(Screen[None]):
     # -- keys -----------------------------------------------------------------------------
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     def action_use_as_filter(self) -> None:
         chosen = self.chosen
@@ -177,13 +188,7 @@ class HeaderInventoryScreen(Screen[None]):
         except FilterError as error:
             self.notify(f"{text}: {error.message}", severity="error")
             return
-        from tui.views.screens.main import MainScreen
-
-        self.app.pop_screen()
-        main = self.app.screen
-        if isinstance(main, MainScreen):
-            main.apply_filter(text, parsed)
-        self.notify(text, title="Filter")
+        self.dismiss(ChosenFilter(text, parsed))
 
     def action_copy_mirrord(self) -> None:
         chosen = self.chosen

@@ -19,6 +19,7 @@ from tui.model.flows import Connection, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.views.pending import PendingChanges
+from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
 from tui.views.widgets.keys_footer import KeysFooter
@@ -323,10 +324,6 @@ class MainScreen(Screen[None]):
             self.filter_bar.close(self.filter_text)
         self._redraw_all()
 
-    def apply_filter(self, text: str, parsed: Filter) -> None:
-        """Used by other screens (the header inventory) to put a filter in place."""
-        self._set_filter(text, parsed)
-
     def action_invert(self) -> None:
         if self.store.filter is None:
             self.notify("No filter to invert: press / to type one first.", severity="warning")
@@ -358,9 +355,12 @@ class MainScreen(Screen[None]):
             self.exchanges_table.focus()
 
     def action_headers(self) -> None:
-        from tui.views.screens.headers import HeaderInventoryScreen
+        def chosen(choice: ChosenFilter | None) -> None:
+            if choice is not None:
+                self._set_filter(choice.text, choice.parsed)
+                self.notify(choice.text, title="Filter")
 
-        self.app.push_screen(HeaderInventoryScreen(self.store))
+        self.app.push_screen(HeaderInventoryScreen(self.store), chosen)
 
     def action_toggle_noise(self) -> None:
         self.store.hide_noise = not self.store.hide_noise

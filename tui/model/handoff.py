@@ -1,0 +1,54 @@
+"""Where a connection's bytes go once they stop being HTTP/1.x.
+
+Two points hand a connection over: the client opening with the HTTP/2 preface (prior
+knowledge, gRPC mostly), and a ``101 Switching Protocols`` answering an upgrade (``h2c``,
+WebSocket) or a ``2xx`` accepting a ``CONNECT`` (a tunnel). At each, the hooks are asked in order; the first decoder returned gets the
+connection's bytes from there on (those already received after the switch point included).
+With no decoder, the bytes are counted but not decoded.
+
+A decoder for a new protocol plugs in by adding its hook to ``HANDOFFS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tui.model.decoder import ProtocolDecoder
+from tui.model.flows import Connection, Exchange
+
+PRIOR_KNOWLEDGE_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+PrefaceHook = Callable[[Connection], ProtocolDecoder | None]
+"""Given a connection whose client sent the HTTP/2 preface, its decoder (or None)."""
+
+UpgradeHook = Callable[[Connection, Exchange], ProtocolDecoder | None]
+"""Given the exchange that switched protocols (its request says what was asked for, its
+response what the server switched to: a 101, or a 2xx to CONNECT) and its connection, the
+decoder for what follows."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handoffs:
+    """The hooks asked at each switch point, in order."""
+
+    after_preface: tuple[PrefaceHook, ...] = ()
+    after_upgrade: tuple[UpgradeHook, ...] = ()
+
+    def for_preface(self, connection: Connection) -> ProtocolDecoder | None:
+        for hook in self.after_preface:
+            decoder = hook(connection)
+            if decoder is not None:
+                return decoder
+        return None
+
+    def for_upgrade(self, connection: Connection, exchange: Exchange) -> ProtocolDecoder | None:
+        for hook in self.after_upgrade:
+            decoder = hook(connection, exchange)
+            if decoder is not None:
+                return decoder
+        return None
+
+
+HANDOFFS = Handoffs()
+"""What the store's decoders use."""

@@ -1,0 +1,41 @@
+"""What every source of traffic yields and every consumer reads (the store, dump, record).
+
+They live in the model, below both the sources that make them and the outputs that write them,
+so that data flows one way: a source never needs an output's types, nor an output a source's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from agent.events import AnyEvent
+
+SourceState = Literal["starting", "live", "reconnecting", "gone", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentEvent:
+    """One event from one agent. ``source`` names the agent: ``local`` or ``NAMESPACE/POD``."""
+
+    source: str
+    event: AnyEvent
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """An agent's stream changed state; ``detail`` is one sentence for the user."""
+
+    source: str
+    state: SourceState
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionNote:
+    """Something the user should know that is not an error (e.g. a guessed container)."""
+
+    text: str
+
+
+Update = AgentEvent | SourceStatus | SessionNote
