@@ -33,7 +33,8 @@ class StopOnSignals:
         self._task = task
         self._loop = asyncio.get_running_loop()
         self._first = first
-        self._cancelled = False
+        self.cancelled_by: str | None = None
+        """The reason of the stop that cancelled the task."""
         self.reasons: list[str] = []
 
     def stop(self, reason: str) -> None:
@@ -41,8 +42,8 @@ class StopOnSignals:
         self.reasons.append(reason)
         if first and self._first is not None:
             self._first(reason)
-        elif not self._cancelled:
-            self._cancelled = True
+        elif self.cancelled_by is None:
+            self.cancelled_by = reason
             self._task.cancel()
 
     @property

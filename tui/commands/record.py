@@ -209,7 +209,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             if not stopping.requested:
                 raise
             stopping.absorb()
-            catch_up.stopped_by = stopping.reasons[-1]
+            catch_up.stopped_by = stopping.cancelled_by
         except UserError:
             if not listening:
                 recording.discard()  # nothing was ever captured: leave no empty file behind
