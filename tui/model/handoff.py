@@ -2,9 +2,10 @@
 
 Two points hand a connection over: the client opening with the HTTP/2 preface (prior
 knowledge, gRPC mostly), and a ``101 Switching Protocols`` answering an upgrade (``h2c``,
-WebSocket) or a ``2xx`` accepting a ``CONNECT`` (a tunnel). At each, the hooks are asked in order; the first decoder returned gets the
-connection's bytes from there on (those already received after the switch point included).
-With no decoder, the bytes are counted but not decoded.
+WebSocket) or a ``2xx`` accepting a ``CONNECT`` (a tunnel). At each, the hooks are asked in
+order; the first decoder returned gets the connection's bytes from there on (those already
+received after the switch point included). With no decoder, the bytes are counted but not
+decoded.
 
 A decoder for a new protocol plugs in by adding its hook to ``HANDOFFS``.
 """
