@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui.model.flows import Connection, Exchange, Message
+from tui.model.http1_framing import AMBIGUOUS_FRAMING
 
 Predicate = Callable[[Connection, Exchange | None], bool]
 
@@ -282,7 +283,9 @@ def _protocol(*protocols: str) -> Callable[[], Predicate]:
 
 
 def _failed() -> Predicate:
-    return lambda _conn, ex: ex is not None and (ex.error is not None or ex.incomplete)
+    return lambda _conn, ex: ex is not None and (
+        ex.error is not None or ex.incomplete or any(AMBIGUOUS_FRAMING in n for n in ex.notes)
+    )
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,7 @@ OPERATORS: list[Operator] = [
     Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
     Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
-    Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
+    Operator("~err", None, "exchanges not decoded fully (malformed, gaps) or framed ambiguously",
              build=_failed),
     Operator("~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000",
              _source),

@@ -28,10 +28,15 @@ from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.model.handoff import Handoffs
 from tui.model.http1_cache import Http1Cache
 from tui.model.http1_framing import (
+    MAX_HEAD,
+    MAX_INFORMATIONAL,
     METHOD_PREFIX,
+    REQUEST_LINE,
     REQUEST_START,
     STATUS_START,
     declared_length,
+    failure_reason,
+    framing_ambiguity,
     is_chunked,
     path_of,
     proposes_upgrade,
@@ -44,6 +49,9 @@ _MAX_FILLED_GAP = 1 << 20
 _MAX_ERRORS = 20
 
 _SWITCHED = h11.SWITCHED_PROTOCOL
+_TOO_MANY_INFORMATIONAL = (
+    f"more than {MAX_INFORMATIONAL} informational (1xx) responses: only the first are kept"
+)
 
 
 class Http1Decoder:
@@ -239,12 +247,12 @@ class Http1Decoder:
             if parser is None:
                 if not reader.has_unparsed():
                     return
-                parser = h11.Connection(h11.SERVER)
+                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
                 reader.start_message(parser)
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self._request_failed(reader, str(exc), ts, sink)
+                self._request_failed(reader, failure_reason(str(exc)), ts, sink)
                 continue
             if event is h11.NEED_DATA:
                 # A request cut short by the close stays incomplete: h11 is not told of the end.
@@ -284,6 +292,9 @@ class Http1Decoder:
             elif size == 7 and name.lower() == "upgrade":
                 upgrade = True
         exchange = self._new_exchange(request, reader.ts_at(reader.pos))
+        ambiguity = framing_ambiguity(headers)
+        if ambiguity is not None:
+            exchange.notes.append(f"request: {ambiguity}")
         if upgrade and proposes_upgrade(request):
             self._upgrades.add(exchange)
         reader.exchange = exchange
@@ -328,7 +339,7 @@ class Http1Decoder:
             sink.exchange_started(exchange)
         else:
             self._note_junk("client", reason)
-        reader.abandon_message()
+        reader.abandon_message(REQUEST_LINE)
         self._event(reader, "message_malformed")
 
     def _note_junk(self, side: str, reason: str) -> None:
@@ -369,7 +380,7 @@ class Http1Decoder:
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self._response_failed(reader, str(exc), sink)
+                self._response_failed(reader, failure_reason(str(exc)), sink)
                 continue
             if event is h11.NEED_DATA:
                 if not reader.feed_more(send_eof=True):
@@ -428,8 +439,14 @@ class Http1Decoder:
         )
         if event.status_code < 200 and event.status_code != 101:
             response.complete = True
-            exchange.informational = (*exchange.informational, response)
+            if len(exchange.informational) < MAX_INFORMATIONAL:
+                exchange.informational = (*exchange.informational, response)
+            elif _TOO_MANY_INFORMATIONAL not in exchange.notes:
+                exchange.notes.append(_TOO_MANY_INFORMATIONAL)
         else:
+            ambiguity = framing_ambiguity(response.headers)
+            if ambiguity is not None:
+                exchange.notes.append(f"response: {ambiguity}")
             reader.head_done = True
             exchange.response = response
             exchange.response_started = (
@@ -472,7 +489,7 @@ class Http1Decoder:
         if exchange is not None:
             self._answered(exchange)
             sink.exchange_changed(exchange)
-        reader.abandon_message()
+        reader.abandon_message(STATUS_START)
         self._event(reader, "message_malformed")
 
     def _answered(self, exchange: Exchange) -> None:
