@@ -1,4 +1,5 @@
-"""Save the README's screenshots (main view, filter in use, header inventory, help) as SVG.
+"""Save the README's screenshots (main view, a WebSocket conversation, filter in use, header
+inventory, help) as SVG.
 
 Runs the real thing: the demo shop in a network namespace, its host clients, the agent and the
 app (headless, at a fixed terminal size), then presses keys as a user would. Needs root.
@@ -21,6 +22,7 @@ from tui.demo import DemoEnvironment  # noqa: E402
 from tui.sources.local import LocalSession  # noqa: E402
 from tui.views.app import PodtapApp  # noqa: E402
 from tui.views.screens.headers import HeaderInventoryScreen  # noqa: E402
+from tui.views.screens.main import MainScreen  # noqa: E402
 from tui.views.widgets.filter_bar import FilterBar  # noqa: E402
 
 SIZE = (160, 45)
@@ -42,6 +44,12 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
             await pilot.press("down")
         await pilot.pause(0.5)
         save("main.svg")
+        if await _show_websocket(main):
+            await pilot.pause(0.5)
+            main.detail.scroll_end(animate=False, immediate=True)
+            await pilot.pause(0.3)
+            save("websocket.svg")
+            main.detail.scroll_home(animate=False, immediate=True)
 
         await pilot.press("slash")
         main.query_one(FilterBar).input.cursor_blink = False
@@ -66,6 +74,19 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
         save("help.svg")
         await pilot.press("escape", "q")
     return saved
+
+
+async def _show_websocket(main: MainScreen, within: float = 20.0) -> bool:
+    """Select a chat connection of the demo once its conversation is under way."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        for index, connection in enumerate(main.connections_table.rows):
+            exchanges = connection.exchanges
+            if connection.protocol == "ws" and exchanges and len(exchanges[0].messages) >= 8:
+                main.connections_table.move_cursor_to(index)
+                return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 async def main_async(out: Path, warmup: float) -> list[Path]:

@@ -123,10 +123,11 @@ def test_the_environment_serves_real_traffic_of_every_kind_and_leaves_nothing() 
         assert "401" in _curl("-o", "/dev/null", "-w", "%{http_code}", f"{url}/api/orders")
         assert _curl(f"http://[{network.service_ip6}]:8080/healthz") == "ok"
 
-        wanted_kinds = {"keep-alive", "short", "probe", "cache", "tls"}
+        wanted_kinds = {"keep-alive", "short", "probe", "cache", "tls", "grpc", "h2c", "h2", "ws"}
         wanted_clients = {"alice", "bob", "carol", "dave", "kubelet", "prometheus", "cron",
-                          "legacy", "cache", "payments"}  # fmt: skip
-        wanted_outcomes = {"200", "201", "401", "404", "+PONG", "alert"}
+                          "legacy", "cache", "payments", "warehouse", "catalog", "ana",
+                          "raj"}  # fmt: skip
+        wanted_outcomes = {"200", "201", "401", "404", "+PONG", "alert", "OK", "sent", "1000"}
 
         def complete() -> bool:
             snapshot = list(calls)

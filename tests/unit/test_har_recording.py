@@ -127,3 +127,38 @@ def test_a_recording_cut_short_by_a_crash_still_opens(tmp_path: Path) -> None:
     damaged.write_bytes(data.replace(b'{"type":"open"', b'{"type":"nope"', 1))
     with pytest.raises(UserError, match=r"^damaged\.jsonl line \d+ is not a podtap event"):
         list(read_updates(damaged, []))
+
+
+def test_a_websocket_entry_gets_every_message_until_its_connection_ends(tmp_path: Path) -> None:
+    from tests.unit.ws_streams import Peers
+
+    peers = Peers(deflate=True)
+    peers.text("in", "first")
+    peers.text("out", "second")
+    handshake = request(
+        "GET",
+        "/chat",
+        [("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+    )
+    accept = (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        + "".join(f"{name}: {value}\r\n" for name, value in peers.conversation.response_headers)
+        + "\r\n"
+    )
+    path = tmp_path / "chat.har"
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 40000)
+    s.data(1, "in", handshake).data(1, "out", accept.encode())
+    for direction, data in peers.conversation.chunks:
+        s.data(1, direction, data)
+    with Recording(path, HEADER) as recording:
+        recording.write(s.updates())
+        recording.flush()
+        (entry,) = har_entries(path)
+        assert [m["data"] for m in entry["_webSocketMessages"]] == ["first", "second"]
+        peers.text("in", "third")
+        s.events.clear()
+        s.data(1, "in", peers.conversation.chunks[-1][1]).close(1)
+        recording.write(s.updates())
+    (entry,) = har_entries(path)
+    assert [m["data"] for m in entry["_webSocketMessages"]] == ["first", "second", "third"]

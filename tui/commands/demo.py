@@ -77,7 +77,7 @@ class _Printer:
 
 
 def _announce(demo: DemoEnvironment) -> None:
-    kinds = ("HTTP", "cache", "TLS")
+    kinds = ("HTTP", "cache", "TLS", "gRPC", "HTTP/2 h2c", "WebSocket")
     ports = ", ".join(f"{port} ({kind})" for port, kind in zip(demo.ports, kinds, strict=True))
     print(
         f"podtap demo: shop at {demo.service_ip} in network namespace {demo.name}, ports {ports}. "

@@ -27,13 +27,15 @@ from typing import IO, Self
 from agent.errors import UserError
 from tui.demo import network
 from tui.demo.network import DemoNetwork
+from tui.demo.service_traffic import ServicePorts
 from tui.demo.traffic import ClientCall, TrafficGenerator
 from tui.targets import LocalTarget
 
 HTTP_PORT = 8080
 CACHE_PORT = 7000
 TLS_PORT = 8443
-PORTS = [HTTP_PORT, CACHE_PORT, TLS_PORT]
+SERVICE_PORTS = ServicePorts(grpc=50051, h2c=8081, chat=8765)
+PORTS = [HTTP_PORT, CACHE_PORT, TLS_PORT, SERVICE_PORTS.grpc, SERVICE_PORTS.h2c, SERVICE_PORTS.chat]
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -105,6 +107,7 @@ class DemoEnvironment:
                 http_port=HTTP_PORT,
                 cache_port=CACHE_PORT,
                 tls_port=TLS_PORT,
+                service_ports=SERVICE_PORTS,
                 on_call=self._on_call or (lambda call: None),
                 pace=self._pace,
             )
@@ -137,6 +140,9 @@ class DemoEnvironment:
             "--http-port", str(HTTP_PORT),
             "--cache-port", str(CACHE_PORT),
             "--tls-port", str(TLS_PORT),
+            "--grpc-port", str(SERVICE_PORTS.grpc),
+            "--h2c-port", str(SERVICE_PORTS.h2c),
+            "--chat-port", str(SERVICE_PORTS.chat),
         ]  # fmt: skip
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))

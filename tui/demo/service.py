@@ -1,7 +1,9 @@
-"""The demo service process: the shop over HTTP/1.1 (keep-alive), a cache line protocol, and a
-port that answers TLS ClientHellos with an alert. Runs inside the demo's network namespace:
+"""The demo service process: the shop over HTTP/1.1 (keep-alive), a cache line protocol, a
+port that answers TLS ClientHellos with an alert, a gRPC inventory service, an HTTP/2 (h2c)
+catalog and a WebSocket chat room. Runs inside the demo's network namespace:
 
-    python -m tui.demo.service --http-port 8080 --cache-port 7000 --tls-port 8443
+    python -m tui.demo.service --http-port 8080 --cache-port 7000 --tls-port 8443 \
+        --grpc-port 50051 --h2c-port 8081 --chat-port 8765
 
 It prints ``ready`` on stdout once every port listens, and exits when its parent dies.
 """
@@ -17,15 +19,27 @@ import os
 import random
 import signal
 import sys
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import h11
 
+from tui.demo import chat, h2c, inventory
 from tui.demo.shop import SERVER_NAME, Shop, ShopRequest, answer_line
 
 _MAX_BODY = 1024 * 1024
 # A fatal "handshake_failure" alert: what a TLS server says to a client it cannot serve.
 TLS_HANDSHAKE_FAILURE = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    cache: int
+    tls: int
+    grpc: int
+    h2c: int
+    chat: int
 
 
 class HttpServer:
@@ -144,14 +158,18 @@ def _die_with_parent() -> None:
         sys.exit(0)
 
 
-async def run(http_port: int, cache_port: int, tls_port: int) -> None:
+async def run(ports: Ports) -> None:
     http = HttpServer(Shop(rng=random.Random()))
     servers = [
-        await asyncio.start_server(http.serve, host=None, port=http_port, reuse_address=True),
-        await asyncio.start_server(serve_cache, host=None, port=cache_port, reuse_address=True),
-        await asyncio.start_server(serve_tls, host=None, port=tls_port, reuse_address=True),
+        await asyncio.start_server(http.serve, host=None, port=ports.http, reuse_address=True),
+        await asyncio.start_server(serve_cache, host=None, port=ports.cache, reuse_address=True),
+        await asyncio.start_server(serve_tls, host=None, port=ports.tls, reuse_address=True),
     ]
     stop = asyncio.Event()
+    grpc_server = await inventory.start_server(ports.grpc, random.Random())
+    chat_server = await chat.start_server(ports.chat)
+    catalog = asyncio.create_task(h2c.run_server(ports.h2c, stop))
+    await _listening(ports.h2c)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -159,6 +177,24 @@ async def run(http_port: int, cache_port: int, tls_port: int) -> None:
     await stop.wait()
     for server in servers:
         server.close()
+    chat_server.close()
+    await grpc_server.stop(0.5)
+    await catalog
+
+
+async def _listening(port: int, within: float = 10.0) -> None:
+    """Wait until ``port`` accepts connections (Hypercorn binds it in its own time)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,9 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--cache-port", type=int, default=7000)
     parser.add_argument("--tls-port", type=int, default=8443)
+    parser.add_argument("--grpc-port", type=int, default=50051)
+    parser.add_argument("--h2c-port", type=int, default=8081)
+    parser.add_argument("--chat-port", type=int, default=8765)
     args = parser.parse_args(argv)
     _die_with_parent()
-    asyncio.run(run(args.http_port, args.cache_port, args.tls_port))
+    ports = Ports(
+        args.http_port,
+        args.cache_port,
+        args.tls_port,
+        args.grpc_port,
+        args.h2c_port,
+        args.chat_port,
+    )
+    asyncio.run(run(ports))
     return 0
 
 

@@ -4,8 +4,9 @@ Four signed-in users (alice, bob, carol, dave; each with a tenant, a bearer toke
 user agent) browse over keep-alive connections that they renew now and then; a cron job and a
 legacy client use one short connection per request; kube-probe checks /healthz every second and
 /readyz every five; Prometheus scrapes /metrics; a cache client speaks a line protocol on
-another port and a TLS client sends a ClientHello to a third. Rates stay at a few requests per
-second per client, and everything stops with the generator.
+another port and a TLS client sends a ClientHello to a third; gRPC, HTTP/2 and WebSocket
+clients (tui/demo/service_traffic.py) call the service's other ports. Rates stay at a few
+requests per second per client, and everything stops with the generator.
 """
 
 from __future__ import annotations
@@ -25,32 +26,12 @@ from dataclasses import dataclass
 
 import h11
 
+from tui.demo.outcomes import ClientCall as ClientCall
+from tui.demo.service_traffic import ServiceClients, ServicePorts
 from tui.demo.shop import PRODUCTS, USERS
 
 HOST_HEADER = "shop.demo.svc.cluster.local"
 TLS_SERVER_NAME = "payments.demo.svc.cluster.local"
-
-
-@dataclass(frozen=True)
-class ClientCall:
-    """One call a demo client made (an HTTP request, a cache command, a TLS hello) and what
-    came back."""
-
-    client: str
-    kind: str
-    """keep-alive, short, probe, cache or tls."""
-    request: str
-    outcome: str
-    """The HTTP status, the cache reply, ``alert`` for TLS, or ``error: ...``."""
-    elapsed: float
-    connection: int = 0
-    """Which of the generator's TCP connections carried it (numbered from 1; 0: none)."""
-
-    def line(self) -> str:
-        return (
-            f"{self.client:<10} {self.kind:<10} #{self.connection:<5} {self.request:<40} "
-            f"-> {self.outcome} ({self.elapsed * 1000:.1f} ms)"
-        )
 
 
 @dataclass(frozen=True)
@@ -173,6 +154,7 @@ class TrafficGenerator:
         http_port: int = 8080,
         cache_port: int = 7000,
         tls_port: int = 8443,
+        service_ports: ServicePorts | None = None,
         on_call: Callable[[ClientCall], None] = lambda call: None,
         rng: random.Random | None = None,
         pace: float = 1.0,
@@ -189,6 +171,9 @@ class TrafficGenerator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped: asyncio.Event | None = None
         self._numbers = itertools.count(1)
+        self.services = ServiceClients(
+            address, service_ports or ServicePorts(), self._report, self.rng, pace, self._numbers
+        )
 
     # -- running -----------------------------------------------------------------------------
 
@@ -196,7 +181,7 @@ class TrafficGenerator:
         """Run every client until cancelled."""
         clients = [self._user(persona) for persona in PERSONAS]
         clients += [self._probe(), self._readiness(), self._scraper(), self._cron(), self._legacy()]
-        clients += [self._cache(), self._tls()]
+        clients += [self._cache(), self._tls(), *self.services.clients()]
         async with asyncio.TaskGroup() as group:
             for client in clients:
                 group.create_task(client)
@@ -234,6 +219,10 @@ class TrafficGenerator:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    def _report(self, call: ClientCall) -> None:
+        # Late-bound: callers may replace on_call after construction.
+        self.on_call(call)
 
     # -- the clients -------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message
 from tui.model.http1_framing import AMBIGUOUS_FRAMING
 
@@ -210,9 +211,11 @@ def _body(arg: str, position: int) -> Predicate:
     def test(_conn: Connection, ex: Exchange | None) -> bool:
         if ex is None:
             return False
-        if pattern.search(ex.request.body):
+        # Bodies are searched decoded: a gzip body for its text.
+        if pattern.search(decode_body(ex.request).data):
             return True
-        return ex.response is not None and pattern.search(ex.response.body) is not None
+        response = ex.response
+        return response is not None and pattern.search(decode_body(response).data) is not None
 
     return test
 

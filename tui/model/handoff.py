@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tui.model import websocket
 from tui.model.decoder import ProtocolDecoder
 from tui.model.flows import Connection, Exchange
 
@@ -51,5 +52,5 @@ class Handoffs:
         return None
 
 
-HANDOFFS = Handoffs()
+HANDOFFS = Handoffs(after_upgrade=(websocket.after_upgrade,))
 """What the store's decoders use."""

@@ -23,9 +23,18 @@ from typing import Any, BinaryIO
 import msgspec
 
 from agent.errors import UserError
-from agent.events import AnyEvent
-from tui.model.flows import Connection, Exchange, Message, Request, Response
+from agent.events import AnyEvent, Direction
+from tui.model.content import content_codings, decode_body, encode_body
+from tui.model.flows import (
+    Connection,
+    Exchange,
+    Message,
+    Request,
+    Response,
+    StreamMessage,
+)
 from tui.model.secrets import mask
+from tui.model.websocket import OPCODES
 from tui.output.replay import ReplayNumbering, connection_events
 
 HAR_VERSION = "1.2"
@@ -33,6 +42,8 @@ HAR_VERSION = "1.2"
 UNSEEN_METHOD = "UNKNOWN"
 """The method of a response's stand-in request, when the request itself was not captured."""
 Json = dict[str, Any]
+TRAILER = "trailer"
+"""The ``comment`` of a response header that was sent as a trailer, after the body."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -72,15 +83,53 @@ def _mime(message: Message) -> str:
     return message.header("content-type") or ""
 
 
-def _body_text(message: Message) -> Json:
-    """``text`` (and ``encoding`` when the bytes are not UTF-8 text, or are content-encoded)."""
-    encoded = message.header("content-encoding") not in (None, "", "identity")
-    if not encoded:
-        try:
-            return {"text": message.body.decode("utf-8")}
-        except UnicodeDecodeError:
-            pass
-    return {"text": base64.b64encode(message.body).decode("ascii"), "encoding": "base64"}
+def _body_text(body: bytes) -> Json:
+    """``text`` (and ``encoding`` when the bytes are not UTF-8 text)."""
+    try:
+        return {"text": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"text": base64.b64encode(body).decode("ascii"), "encoding": "base64"}
+
+
+def _content(message: Message) -> tuple[Json, list[str]]:
+    """HAR's view of a body: decoded, with ``size`` its decoded length and ``compression`` the
+    bytes its content coding saved when the whole body was decoded; and comments to add."""
+    decoded = decode_body(message)
+    content: Json = {"size": message.body_length, **_body_text(decoded.data)}
+    comments = []
+    if message.body_truncated:
+        comments.append(f"first {len(message.body)} of {message.body_length} bytes")
+    if decoded.decoded and not decoded.capped and not decoded.partial:
+        content["size"] = len(decoded.data)
+        content["compression"] = len(decoded.data) - message.body_length
+    elif decoded.describe():
+        comments.append(decoded.describe())
+    return content, comments
+
+
+def _websocket_messages(messages: Iterable[StreamMessage]) -> list[Json]:
+    """The convention of browsers' HAR exports: ``type`` send (client to server) or receive,
+    ``time`` in seconds since the epoch, ``opcode``, ``data`` (text, or base64 for binary)."""
+    out: list[Json] = []
+    for message in messages:
+        if message.kind == "text":
+            data = message.data.decode("utf-8", "replace")
+        elif message.kind == "close":
+            data = message.note
+        else:
+            data = base64.b64encode(message.data).decode("ascii")
+        entry: Json = {
+            "type": "send" if message.direction == "in" else "receive",
+            "time": message.time,
+            "opcode": OPCODES.get(message.kind, 0),
+            "data": data,
+        }
+        if message.length > len(message.data):
+            entry["_length"] = message.length
+        if message.note and message.kind != "close":
+            entry["_note"] = message.note
+        out.append(entry)
+    return out
 
 
 def _headers_size(start_line: str, message: Message) -> int:
@@ -122,9 +171,12 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
         "bodySize": request.body_length,
     }
     if request.body_length or request.header("content-type"):
-        post: Json = {"mimeType": _mime(request), **_body_text(request)}
-        if request.body_truncated:
-            post["comment"] = f"first {len(request.body)} of {request.body_length} bytes"
+        content, comments = _content(request)
+        post: Json = {"mimeType": _mime(request), "text": content["text"]}
+        if "encoding" in content:
+            post["encoding"] = content["encoding"]
+        if comments:
+            post["comment"] = "; ".join(comments)
         entry["postData"] = post
     return entry
 
@@ -136,16 +188,18 @@ def _response(response: Response | None, reveal: bool) -> Json:
             "content": {"size": 0, "mimeType": ""}, "redirectURL": "",
             "headersSize": -1, "bodySize": -1, "comment": "no response seen",
         }
-    content: Json = {"size": response.body_length, "mimeType": _mime(response),
-                     **_body_text(response)}
-    if response.body_truncated:
-        content["comment"] = f"first {len(response.body)} of {response.body_length} bytes"
+    content, comments = _content(response)
+    content["mimeType"] = _mime(response)
+    if comments:
+        content["comment"] = "; ".join(comments)
+    # HAR has no place for trailers: they follow the headers, each marked as a trailer.
+    trailers = [{**pair, "comment": TRAILER} for pair in _pairs(_shown(response.trailers, reveal))]
     return {
         "status": response.status,
         "statusText": response.reason,
         "httpVersion": f"HTTP/{response.http_version}",
         "cookies": _cookies(response, "set-cookie", reveal),
-        "headers": _pairs(_shown(response.headers, reveal)),
+        "headers": _pairs(_shown(response.headers, reveal)) + trailers,
         "content": content,
         "redirectURL": response.header("location") or "",
         "headersSize": _headers_size(
@@ -175,7 +229,9 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
         "_clientPort": connection.client_port,
         "_serverPort": connection.server_port,
     }
-    notes = []
+    if exchange.messages:
+        entry["_webSocketMessages"] = _websocket_messages(exchange.messages)
+    notes = list(exchange.notes)
     if not exchange.request.method:
         notes.append("the request was not captured")
     if exchange.response is None:
@@ -278,9 +334,12 @@ def _text_of(part: Json) -> bytes:
     return text.encode("utf-8")
 
 
-def _header_list(part: Json) -> list[tuple[str, str]]:
+def _header_list(part: Json, trailers: bool = False) -> list[tuple[str, str]]:
+    """The headers of a HAR request or response (or, with ``trailers``, its trailers)."""
     headers: list[tuple[str, str]] = []
     for header in part.get("headers") or []:
+        if (header.get("comment") == TRAILER) != trailers:
+            continue
         name, value = str(header.get("name", "")), str(header.get("value", ""))
         if name == ":authority":
             headers.insert(0, ("Host", value))
@@ -302,6 +361,18 @@ def _frame(message: Message, body: bytes, size: object) -> None:
         true_size = len(body)
     message.body_length = true_size
     message.complete = True
+
+
+def _encoded_as_sent(message: Message, body: bytes) -> bytes:
+    """The body coded again as its ``Content-Encoding`` says, when the HAR holds it decoded
+    (as podtap and browsers write it), so that the replayed message is what was sent."""
+    codings = content_codings(message)
+    if not codings or not body:
+        return body
+    probe = Message(headers=message.headers, body=body, body_length=len(body), complete=True)
+    if decode_body(probe).decoded:
+        return body
+    return encode_body(body, codings)
 
 
 def _version(text: object) -> str:
@@ -339,7 +410,7 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
             request.headers.insert(0, ("Host", url.netloc))
         request.host = request.header("host") or ""
         post: Json = request_part.get("postData") or {}
-        _frame(request, _text_of(post), request_part.get("bodySize"))
+        _frame(request, _encoded_as_sent(request, _text_of(post)), request_part.get("bodySize"))
     started = _parse_time(entry.get("startedDateTime"), name)
     timings: Json = entry.get("timings") or {}
     send = max(0.0, float(timings.get("send") or 0)) / 1000
@@ -356,12 +427,44 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
             reason=str(response_part.get("statusText", "")),
             http_version=_version(response_part.get("httpVersion")),
         )
+        response.trailers = _header_list(response_part, trailers=True)
         content: Json = response_part.get("content") or {}
-        _frame(response, _text_of(content), content.get("size"))
+        _frame(response, _encoded_as_sent(response, _text_of(content)), content.get("size"))
         exchange.response = response
         exchange.response_started = started + send + wait
         exchange.finished = exchange.response_started + receive
+        if response.status == 101:
+            exchange.messages = _messages_of(entry.get("_webSocketMessages"))
     return exchange
+
+
+_KINDS = {opcode: kind for kind, opcode in OPCODES.items()}
+
+
+def _messages_of(part: object) -> list[StreamMessage]:
+    """The WebSocket messages of a HAR entry (browsers' ``_webSocketMessages``); what does not
+    read as one is left out."""
+    messages: list[StreamMessage] = []
+    for item in part if isinstance(part, list) else []:
+        if not isinstance(item, dict):
+            continue
+        opcode = item.get("opcode")
+        kind = _KINDS.get(opcode) if isinstance(opcode, int) else None
+        text = item.get("data")
+        moment = item.get("time")
+        if kind is None or not isinstance(text, str) or not isinstance(moment, (int, float)):
+            continue
+        note = ""
+        if kind == "text":
+            data = text.encode("utf-8", "surrogateescape")
+        elif kind == "close":
+            note, _, reason = text.partition(": ")
+            data = reason.encode()
+        else:
+            data = _text_of({"text": text, "encoding": "base64"})
+        direction: Direction = "in" if item.get("type") == "send" else "out"
+        messages.append(StreamMessage(direction, float(moment), kind, data, len(data), note))
+    return messages
 
 
 def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:

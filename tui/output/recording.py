@@ -153,8 +153,10 @@ class _HarSink:
 def is_final(exchange: Exchange, connection: Connection) -> bool:
     """Whether an exchange will not change any more. A response may end before its request
     does (a server that answers an upload early): the request's bytes still count."""
-    if exchange.error is not None or connection.closed is not None:
+    if connection.closed is not None or exchange.error is not None:
         return True
+    if exchange.upgraded and connection.protocol == "ws":
+        return False  # its WebSocket messages keep coming until the connection ends
     return exchange.finished is not None and (
         exchange.request.complete or not exchange.request.method
     )

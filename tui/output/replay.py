@@ -3,7 +3,8 @@
 A HAR file, or the app's filtered view, holds decoded exchanges, not the bytes that carried
 them. To open a HAR in the app, or to write the view as JSON lines or pcap, each exchange is put
 back on the wire as HTTP/1.x: request line, headers and body at the request's time, the status
-line, headers and body at the response's time. The headers are kept as they were, so the body
+line, headers and body at the response's time, and after a switch to WebSocket each message
+as a frame at its own time. The headers are kept as they were, so the body
 is framed to match them (one chunk when they say chunked), and body bytes that were not kept
 (bodies beyond the cap) become a ``Gap`` of the missing length rather than made-up bytes.
 """
@@ -22,7 +23,8 @@ from agent.events import (
     Direction,
     Gap,
 )
-from tui.model.flows import Connection, Exchange, Message, Request, Response
+from tui.model.flows import Connection, Exchange, Message, Request, Response, StreamMessage
+from tui.model.websocket import OPCODES
 
 
 def _is_chunked(message: Message) -> bool:
@@ -149,6 +151,28 @@ def exchange_events(
     if exchange.response is not None:
         yield from _data_events(conn, "out", response_pieces(exchange.response, request.method),
                                 (answered, exchange.finished), numbering)
+    for message in exchange.messages:
+        yield DataReceived(seq=numbering.seq(), ts=message.time, conn=conn,
+                           direction=message.direction, data=websocket_frame(message))
+
+
+def websocket_frame(message: StreamMessage) -> bytes:
+    """One WebSocket message as a single frame (uncompressed; a client's masked, with a key of
+    zeros, which leaves the payload as it is)."""
+    opcode = OPCODES.get(message.kind, 2)
+    payload = message.data
+    if message.kind == "close":
+        code = message.note.split(" ", 1)[0]
+        payload = int(code).to_bytes(2, "big") + payload if code.isdigit() else b""
+    size = len(payload)
+    mask = 0x80 if message.direction == "in" else 0
+    if size < 126:
+        head = bytes([0x80 | opcode, mask | size])
+    elif size < 1 << 16:
+        head = bytes([0x80 | opcode, mask | 126]) + size.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, mask | 127]) + size.to_bytes(8, "big")
+    return head + (bytes(4) if mask else b"") + payload
 
 
 def connection_events(
@@ -164,7 +188,7 @@ def connection_events(
         mid_stream=connection.mid_stream,
     )
     last = connection.opened
-    if connection.protocol == "http":
+    if connection.protocol in ("http", "ws"):
         for exchange in exchanges:
             yield from exchange_events(conn, exchange, numbering)
             last = max(last, exchange.finished or exchange.started)

@@ -29,6 +29,7 @@ line. Where mirrord has nothing to say, podtap keeps mirrord's shape and adds to
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from agent.events import (
@@ -39,7 +40,7 @@ from agent.events import (
     EventsLost,
     Gap,
 )
-from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.flows import Connection, ConnectionKey, Exchange, Response, StreamMessage
 from tui.model.secrets import mask
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
@@ -195,6 +196,12 @@ class ExchangeTextFormatter:
     ``[C:R]`` is the connection id and the request's index on that connection. A request is
     printed once its headers are decoded, its response likewise; ``(incomplete)`` marks one that
     lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP.
+
+    A ``1xx`` response gets a block of its own before the final one. Trailers follow the
+    response's headers under a ``Trailers:`` line: a response that announces them (``Trailer:``)
+    is printed once complete; trailers nobody announced come in a block of their own. After a
+    switch to WebSocket, each message is a block, ``## WebSocket [C:R] client → server text
+    (5 bytes)``, followed by its text (or ``Data (hex):``).
     """
 
     _REMEMBERED = 200_000
@@ -203,8 +210,8 @@ class ExchangeTextFormatter:
         self.show_source = show_source
         self.reveal = reveal
         """Print secret header values (Authorization, Cookie, ...) as sent, not masked."""
-        # Per exchange: whether its response was printed too. Oldest forgotten past the cap.
-        self._printed: dict[tuple[ConnectionKey, int], bool] = {}
+        # Per exchange: how much of it was printed. Oldest forgotten past the cap.
+        self._printed: dict[tuple[ConnectionKey, int], _Printed] = {}
 
     def format_change(
         self, change: StoreChange, connection_of: Callable[[ConnectionKey], Connection | None]
@@ -212,16 +219,78 @@ class ExchangeTextFormatter:
         parts: list[str] = []
         for exchange in (*change.new_exchanges, *change.changed_exchanges):
             ident = (exchange.key, exchange.index)
-            done = self._printed.get(ident)
-            if done is None:
+            printed = self._printed.get(ident)
+            if printed is None:
                 parts.append(self._request(exchange, connection_of(exchange.key)))
-                self._printed[ident] = done = False
+                self._printed[ident] = printed = _Printed()
                 if len(self._printed) > self._REMEMBERED:
                     del self._printed[next(iter(self._printed))]
-            if not done and exchange.response is not None:
-                parts.append(self._response(exchange))
-                self._printed[ident] = True
+            self._rest(exchange, printed, parts)
         return "".join(parts)
+
+    def _rest(self, exchange: Exchange, printed: _Printed, parts: list[str]) -> None:
+        """What of ``exchange`` came since it was last printed: 1xx responses, the response,
+        its trailers, WebSocket messages and notes."""
+        for early in exchange.informational[printed.informational :]:
+            parts.append(self._informational(exchange, early))
+        printed.informational = len(exchange.informational)
+        response = exchange.response
+        if response is None:
+            return
+        if not printed.response:
+            if _awaits_trailers(exchange, response):
+                return
+            parts.append(self._response(exchange))
+            printed.response = True
+            if response.trailers:
+                parts[-1] = parts[-1][:-1] + self._trailers(response.trailers)
+                printed.trailers = True
+        elif response.trailers and not printed.trailers:
+            head = f"{self._mark(exchange)}Response {_ident(exchange)} trailers\n"
+            parts.append(head + self._trailers(response.trailers))
+            printed.trailers = True
+        printed.last_message = self._messages(exchange, printed.last_message, parts)
+        for note in exchange.notes[printed.notes :]:
+            parts.append(f"{self._mark(exchange)}Note {_ident(exchange)}: {note}\n\n")
+        printed.notes = len(exchange.notes)
+
+    def _informational(self, exchange: Exchange, response: Response) -> str:
+        status = f"{response.status} {response.reason}".rstrip()
+        lines = [f"{self._mark(exchange)}Response {_ident(exchange)} {status}"]
+        lines += self._header_lines(response.headers)
+        return "\n".join(lines) + "\n\n"
+
+    def _trailers(self, trailers: Sequence[tuple[str, str]]) -> str:
+        return "\n".join(["Trailers:", *self._header_lines(list(trailers))]) + "\n\n"
+
+    def _messages(
+        self, exchange: Exchange, last: StreamMessage | None, parts: list[str]
+    ) -> StreamMessage | None:
+        """Print the messages after ``last``; the new last one printed."""
+        messages = exchange.messages
+        if not messages or messages[-1] is last:
+            return last
+        start = 0
+        if last is not None:
+            # Old messages may have been dropped: find the last printed one from the end.
+            for index in range(len(messages) - 1, -1, -1):
+                if messages[index] is last:
+                    start = index + 1
+                    break
+        for message in messages[start:]:
+            parts.append(self._message(exchange, message))
+        return messages[-1]
+
+    def _message(self, exchange: Exchange, message: StreamMessage) -> str:
+        side = "client → server" if message.direction == "in" else "server → client"
+        size = f"{message.length:,} bytes"
+        about = f"{size}, {message.note}" if message.note else size
+        head = f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
+        if message.kind == "close" or not message.data:
+            return head + "\n\n"
+        if message.kind == "binary":
+            return f"{head}\n{_hex_block(message.data)}"
+        return f"{head}\n{data_block(message.data)}"
 
     def _mark(self, exchange: Exchange) -> str:
         return f"## [{exchange.key[0]}] " if self.show_source else "## "
@@ -256,6 +325,28 @@ class ExchangeTextFormatter:
         if self.reveal:
             return [f"{name}: {value}" for name, value in headers]
         return [f"{name}: {mask(name, value)}" for name, value in headers]
+
+
+@dataclass(slots=True)
+class _Printed:
+    """How much of one exchange ``dump --http`` has printed."""
+
+    informational: int = 0
+    response: bool = False
+    trailers: bool = False
+    notes: int = 0
+    last_message: StreamMessage | None = None
+
+
+def _ident(exchange: Exchange) -> str:
+    return f"[{exchange.key[1]}:{exchange.index}]"
+
+
+def _awaits_trailers(exchange: Exchange, response: Response) -> bool:
+    """The response announced trailers and is still arriving: print it whole, once complete."""
+    if response.complete or exchange.error or exchange.incomplete:
+        return False
+    return response.header("trailer") is not None
 
 
 def _flags(exchange: Exchange) -> str:

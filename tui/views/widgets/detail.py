@@ -17,9 +17,11 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.strip import Strip
 
+from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.views import cells
 from tui.views.widgets.line_scroll import LineScrollView
+from tui.views.widgets.stream_messages import messages_view
 
 Masker = Callable[[str, str], str]
 """(header name, value) -> what to show: the value, or a mask for secrets."""
@@ -57,8 +59,11 @@ def _content_type(message: Message) -> str:
 def body_view(message: Message) -> RenderableType | None:
     if not message.body_length:
         return None
-    body = message.body[:BODY_SHOWN]
+    decoded = decode_body(message)
+    body = decoded.data[:BODY_SHOWN]
     parts: list[RenderableType] = []
+    if decoded.describe():
+        parts.append(Text(decoded.describe(), style="dim italic"))
     kind = _content_type(message)
     text: str | None
     try:
@@ -74,11 +79,17 @@ def body_view(message: Message) -> RenderableType | None:
         parts.append(Text(text))
     else:
         parts.append(hex_dump(body))
-    if message.body_length > len(body):
-        parts.append(Text(
-            f"… {len(body):,} of {message.body_length:,} bytes shown", style="dim italic"
-        ))
+    total = len(decoded.data) if decoded.decoded else message.body_length
+    if total > len(body):
+        parts.append(Text(f"… {len(body):,} of {total:,} bytes shown", style="dim italic"))
     return Group(*parts)
+
+
+def trailers_view(title: str, message: Message, mask: Masker) -> list[RenderableType]:
+    if not message.trailers:
+        return []
+    trailers = Message(headers=list(message.trailers))
+    return [section(title), headers_table(trailers, mask)]
 
 
 def _mostly_text(text: str) -> bool:
@@ -130,13 +141,17 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
     # How it was seen: why it is incomplete, ambiguous framing...
     parts += [Text(note, style="yellow") for note in exchange.notes]
-    if exchange.upgraded:
+    if exchange.upgraded and connection.protocol == "ws":
+        parts.append(Text("switched to WebSocket: its messages follow the response",
+                          style="cyan"))
+    elif exchange.upgraded:
         parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
                           style="cyan"))
     parts += [section("request headers"), headers_table(request, mask)]
     body = body_view(request)
     if body is not None:
         parts += [section(f"request body ({cells.size(request.body_length)}B)"), body]
+    parts += trailers_view("request trailers", request, mask)
     response = exchange.response
     parts.append(Text())
     if response is None:
@@ -144,10 +159,18 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
         return Group(*parts)
     for early in exchange.informational:
         parts.append(status_line(early))
+        if early.headers:
+            parts.append(headers_table(early, mask))
     parts += [status_line(response), section("response headers"), headers_table(response, mask)]
     body = body_view(response)
     if body is not None:
         parts += [section(f"response body ({cells.size(response.body_length)}B)"), body]
+    parts += trailers_view("response trailers", response, mask)
+    if exchange.messages:
+        parts += [section(f"messages ({len(exchange.messages):,})"),
+                  messages_view(exchange.messages)]
+    for note in exchange.notes:
+        parts.append(Text(note, style="yellow"))
     return Group(*parts)
 
 

@@ -25,7 +25,10 @@ CONNECTION_COLUMNS = (
 
 
 def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
-    if connection.protocol in ("http", "unknown") or connection.last_status is not None:
+    # A WebSocket's last status is its 101, which says less than the protocol it switched to.
+    if connection.protocol != "ws" and (
+        connection.protocol in ("http", "unknown") or connection.last_status is not None
+    ):
         last: Cell = cells.status(connection.last_status)
     else:
         last = (connection.protocol, "italic cyan")

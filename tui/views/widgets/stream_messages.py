@@ -1,0 +1,73 @@
+"""The messages an exchange carried after its headers (WebSocket), as a list in the detail pane:
+direction, time, kind, size, then the text (or a hex dump) and what a person should know."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+
+from tui.model.flows import StreamMessage
+from tui.views import cells
+
+MESSAGES_SHOWN = 200
+"""The latest messages rendered; a long conversation is read from its end."""
+MESSAGE_BYTES_SHOWN = 2_048
+
+_ARROWS = {"in": ("→", "magenta"), "out": ("←", "cyan")}
+_KIND_STYLES = {"text": "bold", "binary": "bold", "ping": "dim", "pong": "dim", "close": "yellow"}
+
+
+def message_line(message: StreamMessage) -> Text:
+    """``→ 12:00:01.250  text  23B  compressed``: one message's head."""
+    arrow, style = _ARROWS.get(message.direction, ("?", ""))
+    moment = datetime.fromtimestamp(message.time, UTC).strftime("%H:%M:%S.%f")[:-3]
+    line = Text()
+    line.append(f"{arrow} ", style=style)
+    line.append(f"{moment}  ", style="dim")
+    line.append(f"{message.kind:<6}", style=_KIND_STYLES.get(message.kind, "bold"))
+    line.append(f" {cells.size(message.length)}B", style="dim")
+    if message.note:
+        line.append(
+            f"  {message.note}",
+            style="italic yellow"
+            if "lost" in message.note or "loss" in message.note
+            else "italic dim",
+        )
+    return line
+
+
+def message_payload(message: StreamMessage) -> Text | None:
+    data = message.data[:MESSAGE_BYTES_SHOWN]
+    if not data or message.kind == "close":  # its code and reason are in the note
+        return None
+    if message.kind != "binary":
+        try:
+            text = Text("  " + data.decode("utf-8"))
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            if message.length > len(data):
+                text.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
+            return text
+    out = Text("  " + data.hex(" "), style="cyan")
+    if message.length > len(data):
+        out.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
+    return out
+
+
+def messages_view(messages: Sequence[StreamMessage]) -> RenderableType:
+    shown = messages[-MESSAGES_SHOWN:]
+    parts: list[RenderableType] = []
+    if len(messages) > len(shown):
+        parts.append(
+            Text(f"… the last {len(shown)} of {len(messages):,} messages", style="dim italic")
+        )
+    for message in shown:
+        parts.append(message_line(message))
+        payload = message_payload(message)
+        if payload is not None:
+            parts.append(payload)
+    return Group(*parts)
