@@ -309,7 +309,7 @@ OPERATORS: list[Operator] = [
     Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
     Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
-    Operator("~err", None, "exchanges not decoded fully (malformed, gaps) or framed ambiguously",
+    Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
              build=_failed),
     Operator("~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000",
              _source),
