@@ -39,6 +39,7 @@ http {{
     server {{
         listen {address}:{port};
         keepalive_requests 1000000;
+        client_max_body_size 10m;
         location / {{ return 200 "ok\\n"; }}
     }}
 }}
@@ -239,3 +240,22 @@ def test_listening_means_a_burst_right_after_it_is_seen_whole(
     assert seen + reported >= served, (seen, served, reported)
     if not reported:
         assert mid_stream == 0  # every connection was seen from its SYN
+
+
+def test_a_har_of_an_upload_answered_early_has_its_whole_size(
+    lab: Lab, nginx: Nginx, tmp_path: Path
+) -> None:
+    """curl sends 2 MB with ``Expect: 100-continue``; nginx answers before it has read it all.
+    The entry is written once the request is complete: its whole size, no partial entry."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x" * 2_000_000)
+    har = tmp_path / "upload.har"
+    with podtap(lab, tmp_path, "record", "-o", str(har)) as (process, _stderr):
+        subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", "Expect: 100-continue",
+                        "--data-binary", f"@{blob}", nginx.url + "upload"],
+                       check=True, timeout=30)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    (entry,) = json.loads(har.read_bytes())["log"]["entries"]
+    assert (entry["request"]["bodySize"], entry["response"]["status"]) == (2_000_000, 200)
+    assert "comment" not in entry
