@@ -17,8 +17,8 @@ from agent.events import (
     Hello,
     Stats,
 )
+from tui.commands.catch_up import CatchUp
 from tui.commands.live_capture import StatusReporter
-from tui.commands.record import CatchUp
 from tui.model.loss import LossTally
 from tui.model.store import Store
 from tui.model.updates import AgentEvent, SourceStatus, Update

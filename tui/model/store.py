@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agent.events import (
@@ -22,6 +22,7 @@ from agent.events import (
     Hello,
     Stats,
 )
+from tui.model.body_budget import DEFAULT_BODY_BUDGET, BodyBudget
 from tui.model.filters import Filter, Not
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.headers import HeaderInventory
@@ -32,7 +33,6 @@ from tui.model.noise import is_noise
 from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
 _EVICTED_KEYS_REMEMBERED = 10_000
-DEFAULT_BODY_BUDGET = 256 << 20
 
 
 @dataclass(slots=True)
@@ -97,12 +97,8 @@ class Store:
         """Bytes of raw_in/raw_out kept over all connections; past it the oldest are released."""
         self._raw_total = 0
         self._raw_holders: deque[Connection] = deque()
-        self.body_budget = body_budget
-        """Bytes of bodies kept over all exchanges; past it the oldest finished ones are
-        released (their true sizes stay): body_cap alone allows GiBs at max_exchanges."""
-        self._body_total = 0
-        # Body bytes counted per exchange, oldest first.
-        self._body_sizes: dict[Exchange, int] = {}
+        self.bodies = BodyBudget(body_budget)
+        """Bytes of bodies kept over all exchanges; past it the oldest finished are let go."""
         self.connections: dict[ConnectionKey, Connection] = {}
         self.sources: dict[str, SourceInfo] = {}
         self.stats = StoreStats()
@@ -164,37 +160,10 @@ class Store:
         self._enforce_caps(change)
         self._refresh_view(change, touched)
         # After the view: by then the change holds only exchanges still in the store.
-        self._account_bodies(change)
+        change.changed_exchanges += self.bodies.account(
+            itertools.chain(change.new_exchanges, change.changed_exchanges)
+        )
         return change
-
-    def _account_bodies(self, change: StoreChange) -> None:
-        sizes = self._body_sizes
-        for exchange in itertools.chain(change.new_exchanges, change.changed_exchanges):
-            response = exchange.response
-            size = len(exchange.request.body) + (len(response.body) if response else 0)
-            before = sizes.get(exchange, 0)
-            if size != before:
-                sizes[exchange] = size
-                self._body_total += size - before
-        if self._body_total <= self.body_budget:
-            return
-        # Oldest first; a body still growing is passed over (released, it would start
-        # again from a later byte), so at most one pass over what is held.
-        for exchange in list(sizes):
-            if self._body_total <= self.body_budget:
-                break
-            if exchange.finished is None and exchange.error is None:
-                continue
-            self._body_total -= sizes.pop(exchange)
-            exchange.request.body = b""
-            if exchange.response is not None:
-                exchange.response.body = b""
-            change.changed_exchanges.append(exchange)
-
-    def _forget_bodies(self, exchanges: Iterable[Exchange]) -> None:
-        sizes = self._body_sizes
-        for exchange in exchanges:
-            self._body_total -= sizes.pop(exchange, 0)
 
     def _apply_event(
         self, update: AgentEvent, change: StoreChange, touched: dict[ConnectionKey, Connection]
@@ -399,7 +368,7 @@ class Store:
             evicted: set[Exchange] = set()
             for conn, count in per_connection.values():
                 count = min(count, len(conn.exchanges))
-                self._forget_bodies(conn.exchanges[:count])
+                self.bodies.forget(conn.exchanges[:count])
                 for exchange in conn.exchanges[:count]:
                     evicted.add(exchange)
                     if self._shown_exchange.pop(exchange, False):
@@ -420,7 +389,7 @@ class Store:
         self._decoders.pop(key, None)
         self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
-        self._forget_bodies(conn.exchanges)
+        self.bodies.forget(conn.exchanges)
         for exchange in conn.exchanges:
             self._shown_exchange.pop(exchange, None)
         self._shown_count.pop(key, None)
@@ -571,8 +540,7 @@ class Store:
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0
-        self._body_sizes.clear()
-        self._body_total = 0
+        self.bodies.clear()
         self.header_inventory = HeaderInventory()
         self.dropped_connections = 0
         self.dropped_exchanges = 0

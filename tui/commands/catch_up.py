@@ -1,0 +1,80 @@
+"""Stopping a recording without dropping what was already captured: how far the recording is
+behind the capture once a stop was asked for, and what it could not write when it had to stop
+before catching up. Sans-IO: fed the batches written, and the time of the stop."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+from tui.model.updates import AgentEvent, SourceStatus, Update
+
+DRAIN_LIMIT = 3.0
+"""Seconds a stop spends at most writing what the agents captured before it."""
+DRAIN_IDLE = 0.5
+"""Nothing arrived for this long while stopping: the agents hold nothing more."""
+
+
+class CatchUp:
+    """How far the recording is behind the capture, once a stop was asked for.
+
+    Events carry their capture time: a source whose newest event written is from after the
+    stop has delivered everything captured before it. Sources whose stream ended are not
+    waited for."""
+
+    RATE_WINDOW = 1.0
+    """Seconds of capture over which the rate of exchanges is measured."""
+
+    def __init__(self) -> None:
+        self.asked_at: float | None = None
+        self.stopped_by: str | None = None
+        """What ended the catching up early: a second signal, ``limit`` or ``idle``."""
+        self._newest: dict[str, float] = {}
+        # (capture time, exchanges written by then), over the last RATE_WINDOW or so.
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def ask(self, now: float) -> None:
+        self.asked_at = now
+
+    def saw(self, batch: Sequence[Update], exchanges: int) -> None:
+        """``batch`` was written; ``exchanges`` have been written in all."""
+        newest = self._newest
+        latest = 0.0
+        for update in batch:
+            if isinstance(update, AgentEvent):
+                if update.event.seq:  # journaled: its place in the capture
+                    newest[update.source] = latest = update.event.ts
+            elif isinstance(update, SourceStatus) and update.state in ("gone", "failed"):
+                newest.pop(update.source, None)
+        samples = self._samples
+        if latest and (not samples or latest > samples[-1][0]):
+            samples.append((latest, exchanges))
+            while len(samples) > 2 and latest - samples[1][0] >= self.RATE_WINDOW:
+                samples.popleft()
+
+    def _rate(self) -> float:
+        """Exchanges per second of capture, in the newest stretch written."""
+        samples = self._samples
+        # A client far behind may have written only a fraction of a second of a flood.
+        if len(samples) < 2 or samples[-1][0] - samples[0][0] < self.RATE_WINDOW / 20:
+            return 0.0
+        (first_ts, first), (last_ts, last) = samples[0], samples[-1]
+        return (last - first) / (last_ts - first_ts)
+
+    def caught_up(self) -> bool:
+        asked_at = self.asked_at
+        return asked_at is not None and all(ts >= asked_at for ts in self._newest.values())
+
+    def unwritten(self) -> str:
+        """One sentence on what was captured before the stop and not written ("" if none)."""
+        asked_at = self.asked_at
+        if asked_at is None or self.stopped_by in (None, "idle") or self.caught_up():
+            return ""
+        behind = asked_at - min(self._newest.values(), default=asked_at)
+        if behind <= 0:
+            return ("stopped before the agents had sent everything: what they still held "
+                    "was not written.")
+        estimate = round(self._rate() * behind)
+        count = f" (~{estimate:,} exchanges at the rate seen last)" if estimate else ""
+        return (f"stopped before the agents had sent everything: about the last {behind:.1f} s "
+                f"of capture before the stop{count} was not written.")
