@@ -181,6 +181,9 @@ def test_a_har_says_what_was_lost_in_its_log_and_on_the_entries_next_to_it(tmp_p
                          *batch(hello(), opened(), data("in", get("/a")), data("out", ok()),
                                 data("in", get("/b")), lost(9), data("in", get("/c")))])
         recording.flush()
+        # Until it is final, an entry says it may still change (should podtap be killed).
+        pending = json.loads(path.read_bytes())["log"]["entries"][-1]
+        assert pending["comment"].endswith("still in progress when the file was written")
     log = json.loads(path.read_bytes())["log"]
     assert log["comment"] == "podtap record netns/shop on ports 80; lost ~9 events (slow client)"
     by_url = {entry["request"]["url"][-2:]: entry for entry in log["entries"]}

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
@@ -126,7 +126,7 @@ class _HarSink:
             else:
                 still[exchange] = connection
         self._pending = still
-        self._writer.flush(har_entry(exchange, connection, reveal=self._reveal)
+        self._writer.flush(_in_progress(har_entry(exchange, connection, reveal=self._reveal))
                            for exchange, connection in still.items())
 
     def finish(self) -> None:
@@ -148,6 +148,17 @@ class _HarSink:
         if self.unwritten:
             said.append(self.unwritten)
         return "; ".join(said)
+
+
+IN_PROGRESS = "still in progress when the file was written"
+
+
+def _in_progress(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry rewritten until its exchange is final says so: should podtap be killed before
+    it is, the file still does not pass it off as whole."""
+    said = entry.get("comment")
+    entry["comment"] = f"{said}; {IN_PROGRESS}" if said else IN_PROGRESS
+    return entry
 
 
 def is_final(exchange: Exchange, connection: Connection) -> bool:
