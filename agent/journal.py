@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from agent.events import AnyEvent, DataReceived, EventsLost, LostReason
+from agent.events import AnyEvent, DataReceived, EventsLost, LostReason, Stats
 
 DEFAULT_MAX_EVENTS = 200_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -46,6 +46,8 @@ class Journal:
         self._next_seq = 1
         self._bytes = 0
         self._listener: Callable[[], None] | None = None
+        self.latest_stats: Stats | None = None
+        """The newest ``Stats`` appended (capture threads append them last in a batch)."""
 
     @property
     def oldest_seq(self) -> int:
@@ -87,6 +89,8 @@ class Journal:
                 added += data_size(event)
             self._events.extend(events)
             self._next_seq = seq
+            if type(events[-1]) is Stats:
+                self.latest_stats = events[-1]
             self._bytes += added
             self._drop_oldest()
         listener = self._listener

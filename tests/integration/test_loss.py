@@ -135,15 +135,21 @@ def number(pattern: str, text: str) -> int:
     return int(found.group(1).replace(",", "")) if found else 0
 
 
-def said_lost(stderr: str) -> int:
-    """What podtap's summary at exit says was lost or not written, in units of at least one
-    request each: events, packets, gaps, and the estimate of exchanges not written."""
+def said_lost(stderr: str) -> float:
+    """The requests that what podtap said at exit it lost or did not write can account for.
+
+    wrk does not pipeline: every exchange is at least two events (its request's bytes, its
+    response's), so lost events count half a request each; a dropped packet or a gap cuts at
+    most one (whose entry is then incomplete); the exchanges not written are said as events
+    the agents held, or else estimated."""
     summary = next(line for line in stderr.splitlines() if line.startswith("podtap: wrote "))
+    events = sum(int(n.replace(",", "")) for n in re.findall(r"~([\d,]+) events \(", summary))
     return (
-        sum(int(n.replace(",", "")) for n in re.findall(r"~([\d,]+) events", summary))
+        events / 2
+        + number(r"~([\d,]+) events the agents held", stderr) / 2
+        + number(r"~([\d,]+) exchanges at the rate seen last", stderr)
         + number(r"([\d,]+) packets dropped by the kernel", summary)
         + number(r"([\d,]+) gaps in TCP streams", summary)
-        + number(r"~([\d,]+) exchanges at the rate seen last", stderr)
     )
 
 
@@ -166,9 +172,9 @@ def test_under_overload_what_was_written_and_what_was_said_lost_add_up(
         assert "nothing lost" not in stderr.splitlines()[-1] or "not written" in stderr, stderr
         assert counts.comment.count(";"), counts.comment  # the HAR says it too
     accounted = counts.complete + counts.incomplete + said_lost(stderr)
-    # Lost events and packets carry at most one request each (wrk does not pipeline), and
-    # what the agents still held is an estimate: allow it 10%.
-    assert accounted >= 0.9 * served, (served, counts, stderr)
+    # Lost events also count connections opened and closed and Stats; what the capture had not
+    # read yet when it stopped is said in seconds only: allow 5%.
+    assert accounted >= 0.95 * served, (served, counts, stderr)
 
 
 def test_ctrl_c_writes_what_the_agents_still_hold(
@@ -185,7 +191,7 @@ def test_ctrl_c_writes_what_the_agents_still_hold(
     served = nginx.served()
     counts = har_counts(har)
     if "not written" in stderr:  # a loaded machine: then it must say how much
-        assert counts.complete + said_lost(stderr) >= 0.9 * served, stderr
+        assert counts.complete + said_lost(stderr) >= 0.95 * served, stderr
     else:
         assert counts.complete + said_lost(stderr) >= served, (served, counts, stderr)
         assert counts.complete <= served

@@ -227,8 +227,16 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
     assert not catch_up.caught_up()
     catch_up.stopped_by = "SIGINT"  # a second Ctrl+C
     assert catch_up.unwritten() == (
-        "stopped before the agents had sent everything: about the last 2.0 s of capture "
-        "before the stop (~2,000 exchanges at the rate seen last) was not written."
+        "stopped before the agents had sent everything: ~2,000 exchanges at the rate seen last "
+        "(about the last 2.0 s of capture before the stop) were not written."
+    )
+    # An agent that said how far its journal was: what it held, exactly.
+    where = hello()
+    where.next_seq = 5012
+    catch_up.saw(batch(where), exchanges=1000)
+    assert catch_up.unwritten() == (
+        "stopped before the agents had sent everything: ~5,000 events the agents held "
+        "(about the last 2.0 s of capture before the stop) were not written."
     )
     later = data("in", b"x", ts=103.5)
     later.seq = 99

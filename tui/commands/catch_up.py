@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
+from agent.events import Hello
 from tui.model.updates import AgentEvent, SourceStatus, Update
 
 DRAIN_LIMIT = 3.0
@@ -30,6 +31,9 @@ class CatchUp:
         self.stopped_by: str | None = None
         """What ended the catching up early: a second signal, ``limit`` or ``idle``."""
         self._newest: dict[str, float] = {}
+        # Per source: the newest journaled seq written, and the newest the agent said it had.
+        self._written_seq: dict[str, int] = {}
+        self._agent_seq: dict[str, int] = {}
         # (capture time, exchanges written by then), over the last RATE_WINDOW or so.
         self._samples: deque[tuple[float, int]] = deque()
 
@@ -42,10 +46,15 @@ class CatchUp:
         latest = 0.0
         for update in batch:
             if isinstance(update, AgentEvent):
-                if update.event.seq:  # journaled: its place in the capture
-                    newest[update.source] = latest = update.event.ts
+                event = update.event
+                if event.seq:  # journaled: its place in the capture
+                    newest[update.source] = latest = event.ts
+                    self._written_seq[update.source] = event.seq
+                elif isinstance(event, Hello):  # where the agent's journal stands
+                    self._agent_seq[update.source] = event.next_seq - 1
             elif isinstance(update, SourceStatus) and update.state in ("gone", "failed"):
                 newest.pop(update.source, None)
+                self._agent_seq.pop(update.source, None)
         samples = self._samples
         if latest and (not samples or latest > samples[-1][0]):
             samples.append((latest, exchanges))
@@ -74,7 +83,18 @@ class CatchUp:
         if behind <= 0:
             return ("stopped before the agents had sent everything: what they still held "
                     "was not written.")
-        estimate = round(self._rate() * behind)
-        count = f" (~{estimate:,} exchanges at the rate seen last)" if estimate else ""
-        return (f"stopped before the agents had sent everything: about the last {behind:.1f} s "
-                f"of capture before the stop{count} was not written.")
+        held = self.events_not_written()
+        if held:  # as the agents said: exact, for what they had journaled
+            what = f"~{held:,} events the agents held"
+        else:  # they never said (a client that was not behind for long): an estimate
+            estimate = round(self._rate() * behind)
+            what = (f"~{estimate:,} exchanges at the rate seen last" if estimate
+                    else "what they held")
+        return (f"stopped before the agents had sent everything: {what} (about the last "
+                f"{behind:.1f} s of capture before the stop) were not written.")
+
+    def events_not_written(self) -> int:
+        """Events the agents had journaled (as they last said) that were not written."""
+        written = self._written_seq
+        return sum(max(0, head - written.get(source, 0))
+                   for source, head in self._agent_seq.items())
