@@ -1,5 +1,5 @@
-"""Save the README's screenshots (main view, a WebSocket conversation, filter in use, header
-inventory, help) as SVG.
+"""Save the README's screenshots (main view, a WebSocket conversation, a gRPC call, filter in
+use, header inventory, help) as SVG.
 
 Runs the real thing: the demo shop in a network namespace, its host clients, the agent and the
 app (headless, at a fixed terminal size), then presses keys as a user would. Needs root.
@@ -51,6 +51,13 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
             save("websocket.svg")
             main.detail.scroll_home(animate=False, immediate=True)
 
+        if await _show_grpc(main):
+            await pilot.pause(0.5)
+            main.detail.scroll_end(animate=False, immediate=True)
+            await pilot.pause(0.3)
+            save("grpc.svg")
+            main.detail.scroll_home(animate=False, immediate=True)
+
         await pilot.press("slash")
         main.query_one(FilterBar).input.cursor_blink = False
         await pilot.press(*'~c 5xx | ~h "x-user-id: alice"')
@@ -84,6 +91,26 @@ async def _show_websocket(main: MainScreen, within: float = 20.0) -> bool:
             exchanges = connection.exchanges
             if connection.protocol == "ws" and exchanges and len(exchanges[0].messages) >= 8:
                 main.connections_table.move_cursor_to(index)
+                return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def _show_grpc(main: MainScreen, within: float = 20.0) -> bool:
+    """Select the demo's gRPC connection and on it a streaming call with its messages."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        for index, connection in enumerate(main.connections_table.rows):
+            if connection.protocol != "grpc":
+                continue
+            calls = [ex for ex in connection.exchanges if len(ex.messages) >= 4]
+            if calls:
+                main.connections_table.move_cursor_to(index)
+                await asyncio.sleep(0.3)
+                rows = list(main.exchanges_table.rows)
+                busiest = max(calls, key=lambda call: len(call.messages))
+                if busiest in rows:
+                    main.exchanges_table.move_cursor_to(rows.index(busiest))
                 return True
         await asyncio.sleep(0.5)
     return False

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 curl tmux nginx-light wrk tcpdump tshark libpcap0.8 procps python3-venv)
+APT_PACKAGES=(iproute2 curl tmux nginx-light wrk tcpdump tshark libpcap0.8 procps python3-venv
+  nghttp2-server nghttp2-client)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

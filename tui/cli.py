@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from agent import __version__
 from agent.errors import UserError
+from tui.model.terminal_text import terminal_safe
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -47,7 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except UserError as error:
-        print(f"podtap: {error}", file=sys.stderr)
+        # A sentence may quote a file or an agent: escape what could drive the terminal.
+        print(f"podtap: {terminal_safe(str(error))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

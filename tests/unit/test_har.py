@@ -217,7 +217,9 @@ def test_a_browser_har_opens_too() -> None:
     store.apply([AgentEvent(s, e) for s, e in read_har(json.dumps(browser).encode(), "b.har")])
     (conn,) = store.connections.values()
     (exchange,) = conn.exchanges
-    assert exchange.request.header("host") == "shop.example"
+    # An HTTP/2 entry reopens as HTTP/2: the authority is the request's host.
+    assert (conn.protocol, exchange.request.http_version) == ("h2", "2")
+    assert exchange.request.host == "shop.example"
     assert exchange.request.header("x-user-id") == "alice"
     assert exchange.request.target == "/api/cart?id=4"
     assert exchange.status == 200

@@ -192,11 +192,12 @@ def test_tls_client_hello_gives_sni_alpn_and_version() -> None:
     assert conn.exchanges == []
 
 
-def test_http2_prior_knowledge_is_raw_and_says_why() -> None:
+def test_http2_prior_knowledge_goes_to_the_http2_decoder() -> None:
+    # The preface and the start of a SETTINGS frame: HTTP/2, with nothing to show yet.
     conn, _ = replay(BY_NAME["http2-prior-knowledge"])
-    assert conn.protocol == "tcp"
+    assert conn.protocol == "h2"
     assert conn.exchanges == []
-    assert conn.errors == ["HTTP/2 (not decoded: podtap decodes HTTP/1.x)"]
+    assert conn.errors == []
 
 
 def test_a_server_that_speaks_first_is_plain_tcp() -> None:

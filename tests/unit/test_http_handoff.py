@@ -148,7 +148,7 @@ def test_the_http2_preface_hands_the_connection_over_from_its_first_byte(piece: 
 
 def test_without_an_http2_decoder_the_preface_leaves_the_connection_undecoded() -> None:
     conn = _connection()
-    decoder = ConnectionDecoder(conn)
+    decoder = ConnectionDecoder(conn, handoffs=Handoffs())
     sink = Collected()
     decoder.feed("in", PRIOR_KNOWLEDGE_PREFACE, 1.0, sink)
     assert conn.protocol == "tcp"

@@ -43,8 +43,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--reveal", action="store_true",
-        help="with --http: print Authorization, Cookie and other secret header values as "
-        "sent (masked by default)",
+        help="with --http: print secrets (credentials in headers and URLs; see "
+        "docs/secrets.md) as sent (masked by default)",
     )
     parser.add_argument(
         "--format", choices=("text", "jsonl"), default="text",
@@ -72,7 +72,10 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
 
         formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
         return ExchangeWriter(stdout, formatter, Store(**store_options(args)))
-    return TextWriter(stdout, TextFormatter(responses=args.responses, show_source=several_pods))
+    # On a terminal, bytes from the network could drive it (clipboard, title, hidden text).
+    escape = stdout.isatty()
+    text = TextFormatter(responses=args.responses, show_source=several_pods, escape=escape)
+    return TextWriter(stdout, text)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from agent.events import AnyEvent, EventsLost, Hello, Stats
 from tui.model.loss import LOST_REASON_WORDS, LossTally
+from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 LISTENING = "Listening for traffic... Press Ctrl+C to stop"
@@ -170,7 +171,8 @@ class StatusReporter:
             self._events_lost(source, float("inf"), force=True)
 
     def say(self, line: str) -> None:
-        self._stderr.write(line + "\n")
+        # Details come from agents and files: never let them drive the terminal.
+        self._stderr.write(terminal_safe(line) + "\n")
         self._stderr.flush()
 
 

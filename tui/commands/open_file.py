@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from agent.errors import UserError
 from tui.commands.targeting import parse_port_arg
 from tui.sources.recording import check_recording
 
@@ -34,5 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from tui.sources.recording import RecordingSession
     from tui.views.app import run_app
 
-    run_app(RecordingSession(path, args.ports), title=f"podtap {path.name}")
+    session = RecordingSession(path, args.ports)
+    session.read_start()  # a malformed start is said here, before the screen is taken
+    run_app(session, title=f"podtap {path.name}")
+    if session.failure is not None:
+        # The app showed it too; say it where scripts look, and fail.
+        raise UserError(session.failure)
     return 0

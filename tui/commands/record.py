@@ -41,10 +41,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="record a target's traffic to a .jsonl, .har or .pcap file",
         description="Record the traffic reaching TARGET into FILE, whose extension picks the "
         "format: .jsonl (every event, raw bytes included, for podtap open), .har (HTTP "
-        "exchanges for browsers and HAR tools; secret headers masked unless --reveal), "
+        "exchanges for browsers and HAR tools; secrets masked unless --reveal), "
         ".pcap (TCP packets for Wireshark and tshark, raw bytes included). JSONL and pcap "
-        "keep secrets as they were sent: they are for replay. Ctrl+C ends the recording "
-        "and leaves a complete file.",
+        "keep secrets as they were sent: they are for replay. FILE is created readable by "
+        "you alone, never through a symbolic link, never over an existing file without "
+        "--force. Ctrl+C ends the recording and leaves a complete file.",
     )
     add_target_arguments(parser)
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
@@ -54,9 +55,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "each, when they close)")
     parser.add_argument("--duration", type=_positive_float, metavar="SECONDS",
                         help="stop after SECONDS of capture")
+    parser.add_argument("--force", action="store_true",
+                        help="write over FILE if it exists (it is refused otherwise)")
     parser.add_argument("--reveal", action="store_true",
-                        help="keep Authorization, Cookie and other secret header values in a "
-                        "HAR (masked by default)")
+                        help="keep secrets (credentials in headers, URLs and bodies; see "
+                        "docs/secrets.md) in a HAR (masked by default)")
     parser.set_defaults(run=run)
 
 
@@ -178,7 +181,8 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     # The signals are let go before the file is finalised: a late Ctrl+C cannot cut that short.
     with (
         Recording(
-            args.output, header, reveal=args.reveal, store_options=store_options(args)
+            args.output, header, reveal=args.reveal, replace=args.force,
+            store_options=store_options(args),
         ) as recording,
         StopOnSignals(first=begin_drain) as stopping,
     ):

@@ -6,7 +6,8 @@ import base64
 import shlex
 
 from tui.model.flows import Connection, Exchange
-from tui.model.secrets import SECRET_HEADERS, mask
+from tui.model.secrets import mask, mask_body, mask_url
+from tui.model.terminal_text import one_line
 
 # Headers curl writes itself from the command line (the URL, the body).
 _IMPLIED = frozenset({"host", "content-length", "transfer-encoding"})
@@ -17,34 +18,41 @@ def as_curl(
     connection: Connection,
     *,
     masked: bool = False,
-    secret_headers: frozenset[str] = SECRET_HEADERS,
 ) -> str:
-    """The curl command for ``exchange``'s request; ``masked`` hides secret header values."""
+    """The curl command for ``exchange``'s request; ``masked`` hides its secrets (headers, URL
+    parameters and userinfo, body fields) as :mod:`tui.model.secrets` says."""
     request = exchange.request
     authority = request.host or _authority(connection)
     target = request.target if request.target.startswith("/") else "/" + request.target
     url = request.target if "://" in request.target else f"http://{authority}{target}"
+    body = request.body
+    if masked:
+        url = mask_url(url)
+        body = mask_body(body, request.header("content-type") or "")
     first = ["curl"]
     if request.http_version == "1.0":
         first.append("--http1.0")
+    elif request.http_version == "2" and "://" not in request.target:
+        # Seen in clear text without an upgrade: the server speaks HTTP/2 from the first byte.
+        first.append("--http2-prior-knowledge")
     if request.method == "HEAD":
         first.append("--head")
     elif request.method and (request.method != "GET" or request.body_length):
-        first += ["-X", shlex.quote(request.method)]
-    first.append(shlex.quote(url))
+        first += ["-X", _shell_quote(request.method)]
+    first.append(_shell_quote(url))
     lines = [" ".join(first)]
     for name, value in request.headers:
         if name.lower() in _IMPLIED:
             continue
-        shown = mask(name, value, secret_headers) if masked else value
+        shown = mask(name, value) if masked else value
         lines.append(f"-H {_shell_quote(f'{name}: {shown}')}")
     feed = ""
     if request.body_length:
-        if _is_text(request.body):
-            lines.append(f"--data-binary {shlex.quote(request.body.decode())}")
+        if _is_text(body):
+            lines.append(f"--data-binary {shlex.quote(body.decode())}")
         else:
             # Arguments cannot carry NUL bytes: binary bodies go through stdin.
-            encoded = base64.b64encode(request.body).decode()
+            encoded = base64.b64encode(body).decode()
             feed = f"printf %s {encoded} | base64 -d | "
             lines.append("--data-binary @-")
     command = feed + " \\\n  ".join(lines)
@@ -70,5 +78,17 @@ def _is_text(data: bytes) -> bool:
 
 
 def _shell_quote(text: str) -> str:
-    """Header lines are printable text (h11 refuses control characters in them)."""
-    return shlex.quote(text)
+    """``text`` as one shell word. A header may carry control characters (h11 lets ESC
+    through): those are written as ``$'\\x1b'`` escapes of their UTF-8 bytes, so the command
+    pasted into a terminal holds none (``\\x1b[201~`` would end a bracketed paste early)."""
+    if one_line(text) == text:
+        return shlex.quote(text)
+    return "$'" + "".join(_ansi_c_escaped(char) for char in text) + "'"
+
+
+def _ansi_c_escaped(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if one_line(char) == char:
+        return char
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogateescape"))

@@ -12,8 +12,12 @@ as ``\\d`` are written as is). Regexes on paths, bodies and sources are *smart-c
 case-insensitive unless they contain an upper-case letter. Methods, hosts and header names
 always match case-insensitively; header values are case-sensitive (they are often ids).
 
-Exchange terms (``~m ~p ~h ~hs ~c ~b ~d ~err``) are false for a connection that has no
-exchanges yet; connection terms (``~src ~dst ~pod ~http ~tcp ~tls``) hold for all its exchanges.
+Regexes are RE2's (:mod:`tui.model.linear_regex`): linear in the text, which is bounded, so no
+pattern can stall the app; nesting deeper than :data:`MAX_DEPTH` is refused with its position.
+
+Exchange terms (``~m ~p ~h ~hs ~c ~gs ~b ~d ~err``) are false for a connection that has no
+exchanges yet; connection terms (``~src ~dst ~pod ~http ~h2 ~grpc ~tcp ~tls``) hold for all its
+exchanges.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from dataclasses import dataclass
 
 from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message
+from tui.model.grpc import STATUS_NAMES, call_status
 from tui.model.http1_framing import AMBIGUOUS_FRAMING
+from tui.model.linear_regex import BODY_LIMIT, LinearRegex, RegexError
 
 Predicate = Callable[[Connection, Exchange | None], bool]
 
@@ -106,29 +112,23 @@ class Term(Filter):
 # ------------------------------------------------------------------------------ operators
 
 
-def _regex(text: str, position: int, *, ignore_case: bool | None = None) -> re.Pattern[str]:
-    flags = 0
-    if ignore_case or (ignore_case is None and text == text.lower()):
-        flags = re.IGNORECASE
+def _regex(
+    text: str, position: int, *, ignore_case: bool | None = None, limit: int | None = None
+) -> LinearRegex:
+    smart = ignore_case or (ignore_case is None and text == text.lower())
     try:
-        return re.compile(text, flags)
-    except re.error as exc:
-        raise FilterError(f"invalid regex {text!r}: {exc.msg}", position) from None
-
-
-def _bytes_regex(text: str, position: int) -> re.Pattern[bytes]:
-    flags = re.IGNORECASE if text == text.lower() else 0
-    try:
-        return re.compile(text.encode("utf-8"), flags)
-    except re.error as exc:
-        raise FilterError(f"invalid regex {text!r}: {exc.msg}", position) from None
+        if limit is None:
+            return LinearRegex(text, ignore_case=bool(smart))
+        return LinearRegex(text, ignore_case=bool(smart), limit=limit)
+    except RegexError as error:
+        raise FilterError(f"invalid regex {text!r}: {error}", position) from None
 
 
 def _method(arg: str, position: int) -> Predicate:
     pattern = _regex(arg, position, ignore_case=True)
 
     def test(_conn: Connection, ex: Exchange | None) -> bool:
-        return ex is not None and pattern.fullmatch(ex.request.method) is not None
+        return ex is not None and pattern.fullmatch(ex.request.method)
 
     return test
 
@@ -137,7 +137,7 @@ def _path(arg: str, position: int) -> Predicate:
     pattern = _regex(arg, position)
 
     def test(_conn: Connection, ex: Exchange | None) -> bool:
-        return ex is not None and pattern.search(ex.request.target) is not None
+        return ex is not None and pattern.search(ex.request.target)
 
     return test
 
@@ -146,7 +146,7 @@ def _host(arg: str, position: int) -> Predicate:
     pattern = _regex(arg, position, ignore_case=True)
 
     def test(_conn: Connection, ex: Exchange | None) -> bool:
-        return ex is not None and pattern.search(ex.request.host) is not None
+        return ex is not None and pattern.search(ex.request.host)
 
     return test
 
@@ -205,8 +205,23 @@ def _code(arg: str, position: int) -> Predicate:
     return test
 
 
+def _grpc_status(arg: str, position: int) -> Predicate:
+    wanted = arg.strip().upper()
+    if wanted.isdigit() and len(wanted) <= 2 and int(wanted) < len(STATUS_NAMES):
+        wanted = STATUS_NAMES[int(wanted)]
+    elif wanted not in STATUS_NAMES:
+        known = ", ".join(STATUS_NAMES)
+        raise FilterError(f"~gs wants a gRPC status code or name ({known}), not {arg!r}", position)
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        status = None if ex is None else call_status(ex)
+        return status is not None and status[1] == wanted
+
+    return test
+
+
 def _body(arg: str, position: int) -> Predicate:
-    pattern = _bytes_regex(arg, position)
+    pattern = _regex(arg, position, limit=BODY_LIMIT)
 
     def test(_conn: Connection, ex: Exchange | None) -> bool:
         if ex is None:
@@ -214,8 +229,7 @@ def _body(arg: str, position: int) -> Predicate:
         # Bodies are searched decoded: a gzip body for its text.
         if pattern.search(decode_body(ex.request).data):
             return True
-        response = ex.response
-        return response is not None and pattern.search(decode_body(response).data) is not None
+        return ex.response is not None and pattern.search(decode_body(ex.response).data)
 
     return test
 
@@ -258,7 +272,7 @@ def _endpoint_test(arg: str, position: int) -> Callable[[str, int], bool]:
 
 
 def _port(text: str, position: int) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise FilterError(f"{text!r} is not a port number", position)
     return int(text)
 
@@ -275,7 +289,7 @@ def _destination(arg: str, position: int) -> Predicate:
 
 def _pod(arg: str, position: int) -> Predicate:
     pattern = _regex(arg, position)
-    return lambda conn, _ex: pattern.search(conn.source) is not None
+    return lambda conn, _ex: pattern.search(conn.source)
 
 
 def _protocol(*protocols: str) -> Callable[[], Predicate]:
@@ -308,6 +322,8 @@ OPERATORS: list[Operator] = [
              _request_header),
     Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
+    Operator("~gs", "CODE", "gRPC status: 5 or NOT_FOUND (from the call's trailers)",
+             _grpc_status),
     Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
     Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
              build=_failed),
@@ -316,6 +332,8 @@ OPERATORS: list[Operator] = [
     Operator("~dst", "ADDR[:PORT]", "server address, same forms as ~src", _destination),
     Operator("~pod", "REGEX", "the source: NAMESPACE/POD, or \"local\"", _pod),
     Operator("~http", None, "HTTP connections", build=_protocol("http")),
+    Operator("~h2", None, "HTTP/2 connections (gRPC included)", build=_protocol("h2", "grpc")),
+    Operator("~grpc", None, "gRPC connections", build=_protocol("grpc")),
     Operator("~tls", None, "TLS connections (not decoded)", build=_protocol("tls")),
     Operator("~tcp", None, "other TCP connections (raw bytes)", build=_protocol("tcp", "unknown")),
 ]
@@ -391,11 +409,16 @@ def _quoted(text: str, start: int) -> tuple[str, int]:
     raise FilterError("unclosed quote", start)
 
 
+MAX_DEPTH = 64
+"""Parentheses and ``!`` nested deeper than this are refused (the parser recurses)."""
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _tokens(text)
         self.index = 0
+        self.depth = 0
 
     def peek(self) -> _Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -433,23 +456,32 @@ class _Parser:
         token = self.peek()
         if token is None:
             raise FilterError("an expression is missing at the end", len(self.text))
-        if token.kind == "!":
-            self.take()
-            return Not(self.unary())
-        if token.kind == "(":
-            self.take()
-            inner = self.either()
-            closing = self.peek()
-            if closing is None or closing.kind != ")":
-                raise FilterError("missing )", token.position)
-            self.take()
-            return inner
+        if token.kind in ("!", "("):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise FilterError(f"nested deeper than {MAX_DEPTH} levels", token.position)
+            try:
+                return self.nested(token)
+            finally:
+                self.depth -= 1
         if token.kind == "op":
             return self.operator(self.take())
         if token.kind == "word":
             self.take()
             return Term(f"path {token.text}", _path(token.text, token.position))
         raise FilterError(f"unexpected {token.text!r}", token.position)
+
+    def nested(self, token: _Token) -> Filter:
+        """``!EXPR`` or ``( EXPR )``, ``token`` being the ``!`` or the ``(``."""
+        self.take()
+        if token.kind == "!":
+            return Not(self.unary())
+        inner = self.either()
+        closing = self.peek()
+        if closing is None or closing.kind != ")":
+            raise FilterError("missing )", token.position)
+        self.take()
+        return inner
 
     def operator(self, token: _Token) -> Filter:
         spec = _BY_TOKEN.get(token.text)

@@ -8,8 +8,9 @@ hands its bytes to that protocol's decoder.
   over after a ``101 Switching Protocols``.
 * Anything else, or the server speaking first: plain TCP, counted but not decoded.
 
-A connection joined mid-stream (or whose first bytes are lost) has no first bytes to go by: it
-is taken for HTTP/1.x, which finds where its messages start.
+A connection joined mid-stream (or whose first bytes are lost) has no first bytes to go by: the
+mid-stream hooks are asked whether its bytes are theirs (HTTP/2 frames); else it is taken for
+HTTP/1.x, which finds where its messages start.
 """
 
 from __future__ import annotations
@@ -19,15 +20,18 @@ from typing import Literal
 
 from tui.model.decoder import Direction, ExchangeSink, LossAwareDecoder, ProtocolDecoder
 from tui.model.flows import Connection, Exchange
-from tui.model.handoff import HANDOFFS, PRIOR_KNOWLEDGE_PREFACE, Handoffs
+from tui.model.handoff import PRIOR_KNOWLEDGE_PREFACE, Handoffs, handoffs_for
 from tui.model.http1 import Http1Decoder
 from tui.model.http1_cache import Http1Cache
-from tui.model.http1_framing import METHOD_PREFIX
-from tui.model.tls import NeedMoreData, NotTls, parse_client_hello
+from tui.model.http1_framing import METHOD_PREFIX, REQUEST_START, STATUS_START
+from tui.model.http2_frames import may_open_http2_server
+from tui.model.tls import NeedMoreData, NotTls, looks_like_tls_record, parse_client_hello
 
 __all__ = ["ConnectionDecoder", "ExchangeSink"]
 
 _MAX_TLS_HELLO = 1 << 16
+_MAX_LATE_SCAN = 1 << 16
+"""Joined mid-stream, bytes looked at before settling for HTTP/1.x's own resynchronising."""
 
 Chunk = tuple[Direction, bytes, float]
 
@@ -44,21 +48,23 @@ class ConnectionDecoder:
         on_request: Callable[[Exchange], None] | None = None,
         *,
         cache: Http1Cache | None = None,
-        handoffs: Handoffs = HANDOFFS,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self.connection = connection
         self.body_cap = body_cap
         self.raw_cap = raw_cap
         self._on_request = on_request
         self._cache = cache if cache is not None else Http1Cache()
-        self._handoffs = handoffs
+        self._handoffs = handoffs if handoffs is not None else handoffs_for(body_cap)
         self._decoder: ProtocolDecoder | None = None
         # Until the protocol is known: every chunk in order, and the client's bytes joined.
         self._detecting = True
         self._early: list[Chunk] = []
         self._client_head = bytearray()
-        if connection.mid_stream:
-            self._decode_http1(joined_late=True)
+        self._server_head = bytearray()
+        # Joined mid-stream: no first bytes to go by, the protocol is told from what it says.
+        self._late = connection.mid_stream
+        self._late_asked = 0
 
     # --------------------------------------------------------------------------- input
 
@@ -81,7 +87,12 @@ class ConnectionDecoder:
             self._early.append((direction, data, ts))
             if direction == "in":
                 self._client_head += data
-            self._detect(direction, ts, sink)
+            elif len(self._server_head) < _MAX_LATE_SCAN:
+                self._server_head += data
+            if self._late:
+                self._detect_late(direction, ts, sink)
+            else:
+                self._detect(direction, ts, sink)
 
     def gap(self, direction: Direction, length: int, ts: float, sink: ExchangeSink) -> None:
         conn = self.connection
@@ -89,8 +100,9 @@ class ConnectionDecoder:
         conn.gap_bytes += length
         conn.last_seen = ts
         if self._decoder is None and self._detecting:
-            # The start of the stream is lost: decode it as if joined mid-stream.
-            self._decode_http1(joined_late=True)
+            # The start of the stream is lost: decode it as if joined mid-stream, now.
+            self._late = True
+            self._detect_late(direction, ts, sink, force=True)
         if self._decoder is not None:
             self._decoder.gap(direction, length, ts, sink)
 
@@ -109,6 +121,8 @@ class ConnectionDecoder:
             decoder.gap("out", 0, ts, sink)
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
+        if self._decoder is None and self._detecting and self._late:
+            self._detect_late("in", ts, sink, force=True)
         if self._decoder is not None:
             self._decoder.close(ts, sink)
 
@@ -120,8 +134,9 @@ class ConnectionDecoder:
         client = self._client_head
         head = bytes(client[:24])
         if not head:
-            if any(data for direction, data, _ in self._early if direction == "out"):
-                # The server spoke first: not HTTP.
+            server = self._server_head
+            if server and not may_open_http2_server(server):
+                # The server spoke first, and not an HTTP/2 server's SETTINGS: not HTTP.
                 self._become("tcp")
             return
         if head[0] == 0x16:
@@ -147,6 +162,37 @@ class ConnectionDecoder:
             conn.protocol = "http"
             self._decode_http1(joined_late=False).decode(ts, sink, fed)
 
+    def _detect_late(
+        self, fed: Direction, ts: float, sink: ExchangeSink, force: bool = False
+    ) -> None:
+        """Joined mid-stream: a decoder that recognises the bytes (HTTP/2 frames) takes them;
+        else HTTP/1.x, once a start line shows (or enough was seen, or a gap or the close
+        forces a decision), which resynchronises on its messages."""
+        client, server = bytes(self._client_head), bytes(self._server_head)
+        seen = len(client) + len(server)
+        decoder = None
+        if force or seen >= 2 * self._late_asked:
+            # Asked again each time the bytes double: a look at a few KiB is not repeated for
+            # every segment of a connection that is neither.
+            self._late_asked = seen
+            decoder = self._handoffs.for_mid_stream(self.connection, client, server)
+        if decoder is not None:
+            self._hand_over(decoder, sink)
+        elif (
+            force
+            or looks_like_tls_record(client[:3])
+            or REQUEST_START.search(client) is not None
+            or STATUS_START.search(server) is not None
+            or seen >= _MAX_LATE_SCAN
+        ):
+            self._decode_http1(joined_late=True).decode(ts, sink, fed)
+
+    def _hand_over(self, decoder: ProtocolDecoder, sink: ExchangeSink) -> None:
+        early = self._stop_detecting()
+        self._decoder = decoder
+        for direction, data, ts in early:
+            decoder.feed(direction, data, ts, sink)
+
     def _prior_knowledge(self, sink: ExchangeSink) -> None:
         decoder = self._handoffs.for_preface(self.connection)
         if decoder is None:
@@ -154,10 +200,7 @@ class ConnectionDecoder:
             self._become("tcp")
             self.connection.errors.append("HTTP/2 (not decoded: podtap decodes HTTP/1.x)")
             return
-        early = self._stop_detecting()
-        self._decoder = decoder
-        for direction, data, ts in early:
-            decoder.feed(direction, data, ts, sink)
+        self._hand_over(decoder, sink)
 
     def _decode_http1(self, joined_late: bool) -> Http1Decoder:
         """HTTP/1.x from here on, starting with the bytes seen so far (not decoded yet)."""
@@ -187,4 +230,5 @@ class ConnectionDecoder:
         self._detecting = False
         self._early = []
         self._client_head = bytearray()
+        self._server_head = bytearray()
         return early

@@ -152,6 +152,11 @@ class Store:
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
+        for exchange in change.new_exchanges:
+            if exchange.request.http_version == "2":
+                # HTTP/2 decoders, started at a hand-off point, tell of requests through the
+                # change record alone.
+                self.header_inventory.record(exchange.request)
         if change.changed_exchanges:
             new = set(change.new_exchanges)
             change.changed_exchanges = [

@@ -3,8 +3,9 @@
 One entry per exchange, with podtap's own fields where HAR has none: ``_pod`` (the agent that
 saw it: ``local`` or ``NAMESPACE/POD``), ``_incomplete`` (no response was seen, or bytes were
 lost), ``_clientIPAddress``/``_clientPort``/``_serverPort``. An exchange without a response keeps
-its entry, with response status 0. Secret header values (Authorization, Cookie, ...) are masked
-as in the app unless ``reveal`` is set.
+its entry, with response status 0. Secrets (headers, URL parameters and userinfo, form fields,
+JSON keys, JWT signatures: see :mod:`tui.model.secrets`) are masked as in the app unless
+``reveal`` is set.
 
 :class:`HarFileWriter` keeps the file a complete HAR document after every flush: entries that
 are final are appended once; entries still waiting for their response are rewritten after them,
@@ -33,7 +34,8 @@ from tui.model.flows import (
     Response,
     StreamMessage,
 )
-from tui.model.secrets import mask
+from tui.model.secrets import MASK, mask, mask_body, mask_text, mask_url
+from tui.model.timestamps import plausible_duration, plausible_time
 from tui.model.websocket import OPCODES
 from tui.output.replay import ReplayNumbering, connection_events
 
@@ -75,7 +77,7 @@ def _cookies(message: Message, header: str, reveal: bool) -> list[Json]:
         for pair in pairs:
             name, equals, content = pair.strip().partition("=")
             if equals and name:
-                cookies.append({"name": name, "value": content if reveal else "••••••"})
+                cookies.append({"name": name, "value": content if reveal else MASK})
     return cookies
 
 
@@ -83,19 +85,24 @@ def _mime(message: Message) -> str:
     return message.header("content-type") or ""
 
 
-def _body_text(body: bytes) -> Json:
-    """``text`` (and ``encoding`` when the bytes are not UTF-8 text)."""
+def _body_text(body: bytes, content_type: str, reveal: bool) -> Json:
+    """``text``, its secrets masked unless ``reveal``; base64 with ``encoding`` when the bytes
+    are not UTF-8 text."""
     try:
-        return {"text": body.decode("utf-8")}
+        text = body.decode("utf-8")
     except UnicodeDecodeError:
         return {"text": base64.b64encode(body).decode("ascii"), "encoding": "base64"}
+    if not reveal:
+        text = mask_body(body, content_type).decode("utf-8", "replace")
+    return {"text": text}
 
 
-def _content(message: Message) -> tuple[Json, list[str]]:
+def _content(message: Message, reveal: bool) -> tuple[Json, list[str]]:
     """HAR's view of a body: decoded, with ``size`` its decoded length and ``compression`` the
     bytes its content coding saved when the whole body was decoded; and comments to add."""
     decoded = decode_body(message)
-    content: Json = {"size": message.body_length, **_body_text(decoded.data)}
+    shown = _body_text(decoded.data, _mime(message), reveal)
+    content: Json = {"size": message.body_length, **shown}
     comments = []
     if message.body_truncated:
         comments.append(f"first {len(message.body)} of {message.body_length} bytes")
@@ -158,6 +165,8 @@ def request_url(request: Request, connection: Connection) -> str:
 
 def _request(request: Request, connection: Connection, reveal: bool) -> Json:
     url = request_url(request, connection)
+    if not reveal:
+        url = mask_url(url)
     query = urllib.parse.urlsplit(url).query
     entry: Json = {
         "method": request.method or UNSEEN_METHOD,
@@ -171,7 +180,7 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
         "bodySize": request.body_length,
     }
     if request.body_length or request.header("content-type"):
-        content, comments = _content(request)
+        content, comments = _content(request, reveal)
         post: Json = {"mimeType": _mime(request), "text": content["text"]}
         if "encoding" in content:
             post["encoding"] = content["encoding"]
@@ -188,7 +197,8 @@ def _response(response: Response | None, reveal: bool) -> Json:
             "content": {"size": 0, "mimeType": ""}, "redirectURL": "",
             "headersSize": -1, "bodySize": -1, "comment": "no response seen",
         }
-    content, comments = _content(response)
+    redirect = response.header("location") or ""
+    content, comments = _content(response, reveal)
     content["mimeType"] = _mime(response)
     if comments:
         content["comment"] = "; ".join(comments)
@@ -201,7 +211,7 @@ def _response(response: Response | None, reveal: bool) -> Json:
         "cookies": _cookies(response, "set-cookie", reveal),
         "headers": _pairs(_shown(response.headers, reveal)) + trailers,
         "content": content,
-        "redirectURL": response.header("location") or "",
+        "redirectURL": redirect if reveal else mask_url(redirect, redirect=True),
         "headersSize": _headers_size(
             f"HTTP/{response.http_version} {response.status} {response.reason}".rstrip(),
             response),
@@ -239,8 +249,7 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
     if exchange.incomplete:
         notes.append("bytes of this exchange were not captured")
     if exchange.error:
-        notes.append(exchange.error)
-    notes.extend(exchange.notes)
+        notes.append(exchange.error if reveal else mask_text(exchange.error))
     if notes:
         entry["_incomplete"] = exchange.response is None or exchange.incomplete
         entry["comment"] = "; ".join(notes)
@@ -337,7 +346,9 @@ def _text_of(part: Json) -> bytes:
 def _header_list(part: Json, trailers: bool = False) -> list[tuple[str, str]]:
     """The headers of a HAR request or response (or, with ``trailers``, its trailers)."""
     headers: list[tuple[str, str]] = []
-    for header in part.get("headers") or []:
+    for header in _list(part.get("headers")):
+        if not isinstance(header, dict):
+            raise ValueError("a header is not an object with a name and a value")
         if (header.get("comment") == TRAILER) != trailers:
             continue
         name, value = str(header.get("name", "")), str(header.get("value", ""))
@@ -377,19 +388,45 @@ def _encoded_as_sent(message: Message, body: bytes) -> bytes:
 
 def _version(text: object) -> str:
     value = str(text or "").upper().removeprefix("HTTP/")
+    if value in ("2", "2.0", "H2"):
+        return "2"
     return value if value in ("1.0", "1.1") else "1.1"
 
 
-def _parse_time(text: object, name: str) -> float:
+def _parse_time(text: object) -> float:
     try:
-        return datetime.datetime.fromisoformat(str(text)).timestamp()
-    except ValueError:
-        raise UserError(f"{name} has an entry whose startedDateTime is not a date: {text!r}.")\
-            from None
+        return plausible_time(datetime.datetime.fromisoformat(str(text)).timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"startedDateTime is not a date: {str(text)[:40]!r}") from None
 
 
-def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) -> Exchange:
-    request_part: Json = entry.get("request") or {}
+def _object(value: object) -> Json:
+    """A part of an entry that HAR says is an object (absent: empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"an object was expected, not {type(value).__name__}")
+    return value
+
+
+def _list(value: object) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"a list was expected, not {type(value).__name__}")
+    return value
+
+
+def _millis_of(timings: Json, key: str) -> float:
+    value = timings.get(key) or 0
+    if not isinstance(value, int | float):
+        raise ValueError(f"timings.{key} is not a number")
+    return plausible_duration(float(value) / 1000)
+
+
+def _entry_exchange(entry: Json, connection: Connection, index: int) -> Exchange:
+    """Raises ValueError (or TypeError) saying what is wrong with a malformed entry."""
+    request_part = _object(entry.get("request"))
     url = urllib.parse.urlsplit(str(request_part.get("url", "")))
     target = url.path or "/"
     if url.query:
@@ -409,16 +446,14 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
         if request.header("host") is None and url.netloc:
             request.headers.insert(0, ("Host", url.netloc))
         request.host = request.header("host") or ""
-        post: Json = request_part.get("postData") or {}
+        post = _object(request_part.get("postData"))
         _frame(request, _encoded_as_sent(request, _text_of(post)), request_part.get("bodySize"))
-    started = _parse_time(entry.get("startedDateTime"), name)
-    timings: Json = entry.get("timings") or {}
-    send = max(0.0, float(timings.get("send") or 0)) / 1000
-    wait = max(0.0, float(timings.get("wait") or 0)) / 1000
-    receive = max(0.0, float(timings.get("receive") or 0)) / 1000
+    started = _parse_time(entry.get("startedDateTime"))
+    timings = _object(entry.get("timings"))
+    send, wait, receive = (_millis_of(timings, key) for key in ("send", "wait", "receive"))
     exchange = Exchange(key=connection.key, index=index, request=request, started=started,
                         request_finished=started + send)
-    response_part: Json = entry.get("response") or {}
+    response_part = _object(entry.get("response"))
     status = response_part.get("status")
     if isinstance(status, int) and status > 0:
         response = Response(
@@ -428,7 +463,7 @@ def _entry_exchange(entry: Json, connection: Connection, index: int, name: str) 
             http_version=_version(response_part.get("httpVersion")),
         )
         response.trailers = _header_list(response_part, trailers=True)
-        content: Json = response_part.get("content") or {}
+        content = _object(response_part.get("content"))
         _frame(response, _encoded_as_sent(response, _text_of(content)), content.get("size"))
         exchange.response = response
         exchange.response_started = started + send + wait
@@ -477,35 +512,63 @@ def read_har(data: bytes, name: str) -> Iterator[tuple[str, AnyEvent]]:
             raise TypeError
     except (msgspec.DecodeError, KeyError, TypeError):
         raise UserError(f"{name} is not a HAR file: it has no log.entries list.") from None
-    grouped: dict[tuple[str, str], list[Json]] = {}
-    for fallback_id, entry in enumerate(entries):
+    grouped: dict[tuple[str, str], list[tuple[int, Json]]] = {}
+    for number, entry in enumerate(entries):
         if not isinstance(entry, dict):
-            continue
+            raise UserError(f"{name}: log.entries[{number}] is not an object, as HAR entries are.")
         source = str(entry.get("_pod") or "har")
-        conn_id = str(entry.get("connection") or f"entry-{fallback_id}")
-        grouped.setdefault((source, conn_id), []).append(entry)
+        conn_id = str(entry.get("connection") or f"entry-{number}")
+        grouped.setdefault((source, conn_id), []).append((number, entry))
     numbering: dict[str, ReplayNumbering] = {}
     for (source, _conn_id), group in grouped.items():
-        first = group[0]
-        server = str(first.get("serverIPAddress") or "")
-        url = urllib.parse.urlsplit(str((first.get("request") or {}).get("url", "")))
-        server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https"
-                                                              else 80)
-        connection = Connection(
-            key=(source, 0), source=source, conn=0,
-            client=str(first.get("_clientIPAddress") or "?"),
-            client_port=int(first.get("_clientPort") or 0),
-            server=server.strip("[]") or url.hostname or "?",
-            server_port=int(server_port), opened=0.0, protocol="http",
-            # A first response without its request: the connection was joined mid-stream.
-            mid_stream=(first.get("request") or {}).get("method") == UNSEEN_METHOD,
-        )
-        exchanges = [_entry_exchange(entry, connection, index, name)
-                     for index, entry in enumerate(group)]
-        connection.opened = min(exchange.started for exchange in exchanges)
         numbers = numbering.setdefault(source, ReplayNumbering())
-        for event in connection_events(connection, exchanges, numbers):
-            yield source, event
+        yield from _replayed_connection(source, group, numbers, name)
+
+
+def _replayed_connection(
+    source: str, group: list[tuple[int, Json]], numbers: ReplayNumbering, name: str
+) -> Iterator[tuple[str, AnyEvent]]:
+    """The events of one connection's entries; a malformed entry is one UserError naming it."""
+    number = group[0][0]
+    try:
+        connection = _entry_connection(source, group[0][1])
+        exchanges = []
+        for index, (entry_number, entry) in enumerate(group):
+            number = entry_number  # named in the sentence if this entry fails
+            exchanges.append(_entry_exchange(entry, connection, index))
+        connection.opened = min(exchange.started for exchange in exchanges)
+        events = list(connection_events(connection, exchanges, numbers))
+    except (ValueError, TypeError, AttributeError, OverflowError) as error:
+        raise UserError(
+            f"{name}: log.entries[{number}] cannot be read ({error}); podtap open reads HAR 1.2."
+        ) from None
+    for event in events:
+        yield source, event
+
+
+def _entry_connection(source: str, first: Json) -> Connection:
+    server = str(first.get("serverIPAddress") or "")
+    request = _object(first.get("request"))
+    url = urllib.parse.urlsplit(str(request.get("url", "")))
+    server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https" else 80)
+    return Connection(
+        key=(source, 0), source=source, conn=0,
+        client=str(first.get("_clientIPAddress") or "?"),
+        client_port=_port(first.get("_clientPort") or 0),
+        server=server.strip("[]") or url.hostname or "?",
+        server_port=_port(server_port), opened=0.0,
+        # HTTP/2 entries are replayed as HTTP/2 frames, the rest as HTTP/1.x.
+        protocol="h2" if _version(request.get("httpVersion")) == "2" else "http",
+        # A first response without its request: the connection was joined mid-stream.
+        mid_stream=request.get("method") == UNSEEN_METHOD,
+    )
+
+
+def _port(value: object) -> int:
+    port = int(str(value))
+    if not 0 <= port < 65536:
+        raise ValueError(f"{port} is not a port number")
+    return port
 
 
 def har_of_view(

@@ -21,6 +21,7 @@ import msgspec
 from agent.errors import UserError
 from agent.events import AnyEvent
 from agent.wire import decode_json, encode_json
+from tui.model.timestamps import plausible_time
 from tui.model.updates import AgentEvent, Update
 
 
@@ -69,7 +70,8 @@ def decode_header(line: bytes) -> RecordingHeader | None:
 def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | RecordingHeader]:
     """The header (if any) and then every event of a JSON-lines recording called ``name``.
 
-    Raises UserError naming the first line that is not a podtap event. A last line cut short
+    Raises UserError naming the first line that is not a podtap event. Times out of any
+    plausible range (1e20) are clamped. A last line cut short
     (no newline: the writer died mid-write) is left out, as a crash loses at most that.
     """
     for number, line in enumerate(lines, 1):
@@ -89,6 +91,8 @@ def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | Recor
                 f"{name} line {number} is not a podtap event ({error}): open reads what "
                 "podtap record or podtap dump --format jsonl wrote."
             ) from None
+        if plausible_time(event.ts) != event.ts:
+            event = msgspec.structs.replace(event, ts=plausible_time(event.ts))
         yield AgentEvent(source, event)
 
 

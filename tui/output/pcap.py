@@ -35,6 +35,7 @@ from agent.events import (
 )
 from agent.packet import ACK, SYN, Segment, parse_ip
 from agent.tcp import Reassembler
+from tui.model.timestamps import plausible_time
 
 SEGMENT_SIZE = 16_384
 """Payload bytes per synthesised segment (large, like what offloading captures show)."""
@@ -243,19 +244,37 @@ def _frames(path: str) -> Iterator[tuple[float, Segment]]:
         raise UserError(f"{path} is not a pcap or pcapng file ({error}).") from None
     with reader:
         default_linktype = getattr(reader, "linktype", 1)
-        for frame, metadata in reader:
+        for number, (frame, metadata) in enumerate(_records(reader, path), 1):
             meta: Any = metadata  # pcap and pcapng readers give different named tuples
             linktype = getattr(meta, "linktype", default_linktype)
             if hasattr(meta, "tshigh"):
-                ts = ((meta.tshigh << 32) | meta.tslow) / meta.tsresol
+                ts = ((meta.tshigh << 32) | meta.tslow) / (meta.tsresol or 1_000_000)
             else:
                 ts = meta.sec + meta.usec / (1e9 if getattr(reader, "nano", False) else 1e6)
+            ts = plausible_time(ts)
+            if not isinstance(frame, bytes):
+                raise UserError(f"{path}: packet {number} cannot be read (no frame bytes).")
             offset = ip_offset(linktype, frame)
             if offset is None:
                 continue
             segment = parse_ip(frame, offset)
             if segment is not None:
                 yield ts, segment
+
+
+def _records(reader: Any, path: str) -> Iterator[tuple[bytes, Any]]:
+    """The reader's (frame, metadata) records; one that scapy cannot read is one sentence."""
+    number = 0
+    iterator = iter(reader)
+    while True:
+        number += 1
+        try:
+            record = next(iterator)
+        except StopIteration:
+            return
+        except Exception as error:  # scapy raises its own exceptions, and struct's, and more
+            raise UserError(f"{path}: packet {number} cannot be read ({error}).") from None
+        yield record
 
 
 def guess_server_ports(path: str) -> list[int]:

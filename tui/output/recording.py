@@ -22,6 +22,7 @@ from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.private_file import open_private
 
 Format = Literal["jsonl", "har", "pcap"]
 FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".har": "har", ".pcap": "pcap"}
@@ -175,7 +176,8 @@ def is_final(exchange: Exchange, connection: Connection) -> bool:
 
 class Recording:
     """``path`` being written in the format its extension names; use as a context manager
-    (closing finalises the file). ``reveal`` keeps secret header values in a HAR."""
+    (closing finalises the file). ``reveal`` keeps secrets in a HAR; ``replace`` writes over
+    an existing file (it is refused otherwise)."""
 
     def __init__(
         self,
@@ -183,6 +185,7 @@ class Recording:
         header: RecordingHeader,
         *,
         reveal: bool = False,
+        replace: bool = False,
         store_options: Mapping[str, int] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -192,10 +195,9 @@ class Recording:
         # Caps well below the app's: a recording only needs the exchanges not yet written.
         self.store = Store(max_connections=5_000, max_exchanges=5_000, body_cap=body_cap,
                            raw_cap=1024, **(store_options or {}))
-        try:
-            self._stream: BinaryIO = open(self.path, "w+b")  # noqa: SIM115 - closed in close()
-        except OSError as error:
-            raise UserError(f"cannot write {path}: {error.strerror}.") from None
+        self._stream: BinaryIO = open_private(
+            self.path, replace=replace, hint=": add --force to replace it"
+        )
         self._har: _HarSink | None = None
         self._sink: _Sink
         if self.format == "jsonl":
@@ -308,12 +310,14 @@ def write_view(
     header: RecordingHeader,
     *,
     reveal: bool = False,
+    replace: bool = False,
 ) -> ViewWritten:
     """Write decoded connections and exchanges (the app's filtered view) to ``path``.
 
     HAR is written from the exchanges themselves; JSON lines and pcap from the events that
     replay them (tui.output.replay), so that ``podtap open`` shows the same view again.
-    Raises UserError when the path cannot be written.
+    Raises UserError when the path cannot be written, FileExists when it is there and
+    ``replace`` is not set.
     """
     from tui.output.har import har_of_view
     from tui.output.replay import ReplayNumbering, connection_events
@@ -321,7 +325,7 @@ def write_view(
     target = Path(path).expanduser()
     file_format = format_of(target)
     try:
-        with open(target, "wb") as stream:
+        with open_private(target, replace=replace) as stream:
             if file_format == "har":
                 data, _entries = har_of_view(view, header.podtap, reveal=reveal)
                 stream.write(data)

@@ -7,6 +7,7 @@ line, headers and body at the response's time, and after a switch to WebSocket e
 as a frame at its own time. The headers are kept as they were, so the body
 is framed to match them (one chunk when they say chunked), and body bytes that were not kept
 (bodies beyond the cap) become a ``Gap`` of the missing length rather than made-up bytes.
+HTTP/2 connections are put back as HTTP/2 frames (``replay_h2``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from agent.events import (
 )
 from tui.model.flows import Connection, Exchange, Message, Request, Response, StreamMessage
 from tui.model.websocket import OPCODES
+from tui.output.replay_h2 import Http2Replay
 
 
 def _is_chunked(message: Message) -> bool:
@@ -188,7 +190,13 @@ def connection_events(
         mid_stream=connection.mid_stream,
     )
     last = connection.opened
-    if connection.protocol in ("http", "ws"):
+    if connection.protocol in ("h2", "grpc"):
+        replay = Http2Replay(conn, numbering.seq)
+        yield from replay.opening(connection.opened)
+        for exchange in exchanges:
+            yield from replay.exchange(exchange)
+            last = max(last, exchange.finished or exchange.started)
+    elif connection.protocol in ("http", "ws"):
         for exchange in exchanges:
             yield from exchange_events(conn, exchange, numbering)
             last = max(last, exchange.finished or exchange.started)

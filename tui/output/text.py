@@ -41,8 +41,10 @@ from agent.events import (
     Gap,
 )
 from tui.model.flows import Connection, ConnectionKey, Exchange, Response, StreamMessage
-from tui.model.secrets import mask
+from tui.model.protobuf_raw import render as render_protobuf
+from tui.model.secrets import mask_text, mask_url, masked_headers
 from tui.model.store import Store, StoreChange
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.model.updates import AgentEvent, Update
 
 _CLOSE_REASONS = {
@@ -106,9 +108,14 @@ class TextFormatter:
     boundaries. Each chunk's header still gives its own size, as mirrord's does.
     """
 
-    def __init__(self, *, responses: bool = False, show_source: bool = False) -> None:
+    def __init__(
+        self, *, responses: bool = False, show_source: bool = False, escape: bool = False
+    ) -> None:
         self.responses = responses
         self.show_source = show_source
+        self.escape = escape
+        """Show control characters in the data as ``\\x1b`` (for a terminal; a pipe or a file
+        gets the bytes as sent)."""
         self._partial: dict[tuple[str, int, str], bytes] = {}
 
     def format(self, source: str, event: AnyEvent) -> str:
@@ -158,7 +165,7 @@ class TextFormatter:
         text, tail = split
         if tail:
             self._partial[key] = tail
-        return _text_block(text)
+        return _text_block(terminal_safe(text) if self.escape else text)
 
     def format_updates(self, updates: Sequence[Update]) -> str:
         """The text for the events among ``updates`` (statuses and notes print nothing)."""
@@ -195,13 +202,18 @@ class ExchangeTextFormatter:
 
     ``[C:R]`` is the connection id and the request's index on that connection. A request is
     printed once its headers are decoded, its response likewise; ``(incomplete)`` marks one that
-    lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP.
+    lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP. Every line is
+    shown terminal-safe (control characters escaped), whatever the output is.
 
     A ``1xx`` response gets a block of its own before the final one. Trailers follow the
     response's headers under a ``Trailers:`` line: a response that announces them (``Trailer:``)
     is printed once complete; trailers nobody announced come in a block of their own. After a
     switch to WebSocket, each message is a block, ``## WebSocket [C:R] client → server text
     (5 bytes)``, followed by its text (or ``Data (hex):``).
+
+    An HTTP/2 request says its stream after ``[C:R]`` (``stream 3``) and its request line is
+    ``GET /page HTTP/2``. Each gRPC message is a block, ``## gRPC [C:R] client → server message
+    (7 bytes)``, followed by its fields as ``protoc --decode_raw`` shows them.
     """
 
     _REMEMBERED = 200_000
@@ -251,7 +263,7 @@ class ExchangeTextFormatter:
             printed.trailers = True
         printed.last_message = self._messages(exchange, printed.last_message, parts)
         for note in exchange.notes[printed.notes :]:
-            parts.append(f"{self._mark(exchange)}Note {_ident(exchange)}: {note}\n\n")
+            parts.append(f"{self._mark(exchange)}Note {_ident(exchange)}: {one_line(note)}\n\n")
         printed.notes = len(exchange.notes)
 
     def _informational(self, exchange: Exchange, response: Response) -> str:
@@ -285,12 +297,22 @@ class ExchangeTextFormatter:
         side = "client → server" if message.direction == "in" else "server → client"
         size = f"{message.length:,} bytes"
         about = f"{size}, {message.note}" if message.note else size
-        head = f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
+        if message.kind == "grpc":
+            mark = self._mark(exchange)
+            head = one_line(f"{mark}gRPC {_ident(exchange)} {side} message ({about})")
+            # Schema-less, as protoc --decode_raw shows it; strings may hold any character.
+            return f"{head}\n{terminal_safe(render_protobuf(message.data))}\n\n"
+        head = one_line(
+            f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
+        )
         if message.kind == "close" or not message.data:
             return head + "\n\n"
         if message.kind == "binary":
             return f"{head}\n{_hex_block(message.data)}"
-        return f"{head}\n{data_block(message.data)}"
+        try:
+            return f"{head}\n{_text_block(terminal_safe(message.data.decode('utf-8')))}"
+        except UnicodeDecodeError:
+            return f"{head}\n{_hex_block(message.data)}"
 
     def _mark(self, exchange: Exchange) -> str:
         return f"## [{exchange.key[0]}] " if self.show_source else "## "
@@ -304,9 +326,13 @@ class ExchangeTextFormatter:
                 f" to {address(conn.server, conn.server_port)}"
             )
         request = exchange.request
-        lines = [f"{self._mark(exchange)}Request {ident}{where}{_flags(exchange)}"]
+        if exchange.stream_id is not None:
+            ident += f" stream {exchange.stream_id}"
+        lines = [f"{self._mark(exchange)}Request {ident}{where}{self._flags(exchange)}"]
         if request.method:
-            lines.append(f"{request.method} {request.target} HTTP/{request.http_version}")
+            target = request.target if self.reveal else mask_url(request.target)
+            lines.append(f"{request.method} {target} HTTP/{request.http_version}")
+        lines = [one_line(line) for line in lines]
         lines += self._header_lines(request.headers)
         return "\n".join(lines) + "\n\n"
 
@@ -317,14 +343,20 @@ class ExchangeTextFormatter:
         status = f"{response.status} {response.reason}".rstrip()
         latency = exchange.latency_ms
         timing = f" ({latency:.1f} ms)" if latency is not None else ""
-        lines = [f"{self._mark(exchange)}Response {ident} {status}{timing}{_flags(exchange)}"]
+        lines = [one_line(f"{self._mark(exchange)}Response {ident} {status}{timing}"
+                          f"{self._flags(exchange)}")]
         lines += self._header_lines(response.headers)
         return "\n".join(lines) + "\n\n"
 
+    def _flags(self, exchange: Exchange) -> str:
+        # A decoding error quotes the bytes it could not parse, secrets included.
+        flags = _flags(exchange)
+        return flags if self.reveal else mask_text(flags)
+
     def _header_lines(self, headers: list[tuple[str, str]]) -> list[str]:
-        if self.reveal:
-            return [f"{name}: {value}" for name, value in headers]
-        return [f"{name}: {mask(name, value)}" for name, value in headers]
+        if not self.reveal:
+            headers = masked_headers(headers)
+        return [one_line(f"{name}: {value}") for name, value in headers]
 
 
 @dataclass(slots=True)

@@ -79,6 +79,16 @@ class RecordingSession:
         self.path = Path(path)
         self.ports = list(ports)
         self.description = self.path.name
+        self.failure: str | None = None
+        """The sentence that stopped the reading (a malformed entry or line), if one did."""
+        self._reading: Iterator[Update] | None = None
+        self._first: list[Update] = []
+
+    def read_start(self) -> None:
+        """Read the first batch now, so that a file that is no recording fails before the app
+        starts (raises UserError with its sentence)."""
+        self._reading = read_updates(self.path, self.ports)
+        self._first = _next_batch(self._reading)
 
     async def __aenter__(self) -> Self:
         return self
@@ -92,10 +102,17 @@ class RecordingSession:
         return None
 
     async def updates(self) -> AsyncIterator[Sequence[Update]]:
-        reading = read_updates(self.path, self.ports)
+        reading = self._reading or read_updates(self.path, self.ports)
+        if self._first:
+            first, self._first = self._first, []
+            yield first
         while True:
-            # Reading and decoding a file is blocking work: keep it off the event loop.
-            batch = await asyncio.to_thread(_next_batch, reading)
+            try:
+                # Reading and decoding a file is blocking work: keep it off the event loop.
+                batch = await asyncio.to_thread(_next_batch, reading)
+            except UserError as error:
+                self.failure = str(error)
+                raise
             if not batch:
                 return
             yield batch

@@ -18,6 +18,7 @@ from textual.screen import Screen
 
 from agent.errors import UserError
 from tui.model.store import Store
+from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, Update
 from tui.sources.session import Session
 from tui.views.pending import PendingChanges, ShowsStoreChanges
@@ -97,7 +98,8 @@ class PodtapApp(App[None]):
                     self.apply(batch[start:start + INGEST_CHUNK])
                     await asyncio.sleep((time.perf_counter() - began) * rest)
         except UserError as error:
-            self.notify(str(error), title="The stream stopped", severity="error", timeout=60)
+            self.notify(terminal_safe(str(error)), title="The stream stopped", severity="error",
+                        timeout=60, markup=False)
         self.stream_ended = True
         self.draw()
         self.main_screen.catch_up(now=True)

@@ -63,6 +63,15 @@ def state(name: str) -> Styled:
     return (name, STATE_STYLES.get(name, ""))
 
 
+PROTOCOL_NAMES = {"http": "h1", "unknown": ""}
+"""How the connections table names a protocol (others by their own name: h2, grpc, ws…)."""
+PROTOCOL_STYLES = {"h2": "cyan", "grpc": "magenta", "ws": "yellow", "tls": "dim", "tcp": "dim"}
+
+
+def protocol(name: str) -> Styled:
+    return (PROTOCOL_NAMES.get(name, name), PROTOCOL_STYLES.get(name, ""))
+
+
 METHOD_STYLES = {"GET": "cyan", "POST": "magenta", "PUT": "yellow", "PATCH": "yellow",
                  "DELETE": "red"}
 

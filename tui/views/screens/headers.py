@@ -22,6 +22,7 @@ from tui.model.filters import Filter, FilterError, header_value_expression, pars
 from tui.model.headers import HeaderStats
 from tui.model.secrets import mask
 from tui.model.store import Store
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
 from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import Cell, Column, LiveTable
@@ -111,6 +112,10 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
     def _shown_value(self, name: str, value: str) -> str:
         return value if self.reveal_secrets else mask(name, value)
 
+    def _shown_regex(self, name: str, value: str) -> str:
+        regex = self.store.header_inventory.mirrord_filter(name, value)
+        return one_line(regex.replace(value, self._shown_value(name, value)))
+
     def _header_cells(self, stats: HeaderStats) -> Sequence[Cell]:
         top = stats.top_values[0][0] if stats.top_values else ""
         return (
@@ -141,7 +146,8 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
         name = self.names.cursor_key
         values = [] if name is None else self.store.header_inventory.values(name)
         self.values.show(values, stick_to_first=first)
-        self.values.border_title = f"values of {name}" if name else "values"
+        # Text, not a str: a str title is markup, and header names come from the network.
+        self.values.border_title = Text(f"values of {one_line(name)}") if name else "values"
         self._draw_choice()
 
     @on(LiveTable.Highlighted, "#header-names")
@@ -163,13 +169,13 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
         inventory = self.store.header_inventory
         count = inventory.count_matching(name, value)
         head = Text()
-        head.append(f"{name}: {self._shown_value(name, value)}", style="bold cyan")
+        head.append(one_line(f"{name}: {self._shown_value(name, value)}"), style="bold cyan")
         head.append(f"   {count} matching request{'s' if count != 1 else ''}", style="bold")
         head.append("   enter filter · m copy config · c copy regex", style="dim")
         config = inventory.mirrord_config(name, value)
         if not self.reveal_secrets and self._shown_value(name, value) != value:
             config = config.replace(value, self._shown_value(name, value))
-        body.update(Group(head, Syntax(config, "json", background_color="default",
+        body.update(Group(head, Syntax(terminal_safe(config), "json", background_color="default",
                                        word_wrap=True)))
 
     # -- keys -----------------------------------------------------------------------------
@@ -186,7 +192,7 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
         try:
             parsed = parse_filter(text)
         except FilterError as error:
-            self.notify(f"{text}: {error.message}", severity="error")
+            self.notify(one_line(f"{text}: {error.message}"), severity="error", markup=False)
             return
         self.dismiss(ChosenFilter(text, parsed))
 
@@ -197,7 +203,7 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
             return
         inventory = self.store.header_inventory
         self.app.copy_to_clipboard(inventory.mirrord_config(*chosen))
-        self.notify(inventory.mirrord_filter(*chosen), title="Copied mirrord config for")
+        self.notify(self._shown_regex(*chosen), title="Copied mirrord config for", markup=False)
 
     def action_copy_filter(self) -> None:
         chosen = self.chosen
@@ -206,7 +212,7 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
             return
         regex = self.store.header_inventory.mirrord_filter(*chosen)
         self.app.copy_to_clipboard(regex)
-        self.notify(regex, title="Copied header_filter regex")
+        self.notify(self._shown_regex(*chosen), title="Copied header_filter regex", markup=False)
 
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets

@@ -18,6 +18,7 @@ from tui.model.filters import Filter
 from tui.model.flows import Connection, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
 from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
@@ -34,10 +35,6 @@ FILTER_PACE = 0.15
 
 FOLLOW_INTERVAL = 0.5
 """Seconds between redraws of the request list and detail while following live traffic."""
-
-
-def reveal(name: str, value: str) -> str:
-    return value
 
 
 class MainScreen(Screen[None]):
@@ -60,7 +57,7 @@ class MainScreen(Screen[None]):
         Binding("r", "toggle_raw", "Raw", id="main.raw",
                 tooltip="The connection's bytes as text or hex"),
         Binding("s", "toggle_secrets", "Secrets", id="main.secrets",
-                tooltip="Reveal or mask Authorization, Cookie and other secret headers"),
+                tooltip="Reveal or mask secrets: credentials in headers, URLs and bodies"),
         Binding("c", "copy_curl", "Copy curl", id="main.copy_curl",
                 tooltip="Copy the selected request as a curl command"),
         Binding("m", "copy_mirrord", "Copy mirrord", id="main.copy_mirrord",
@@ -267,15 +264,15 @@ class MainScreen(Screen[None]):
         if exchange is not None and connection is not None and exchange.key != connection.key:
             exchange = None
         self._shown_exchange = exchange
-        masker = reveal if self.reveal_secrets else mask
         if connection is None:
             self.detail.show(NOTHING_SELECTED)
         elif self.raw_mode or (exchange is None and connection.protocol != "http"):
-            self.detail.show(raw_view(connection), keep_scroll=keep_scroll)
+            self.detail.show(raw_view(connection, reveal=self.reveal_secrets),
+                             keep_scroll=keep_scroll)
         elif exchange is None:
             self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
         else:
-            self.detail.show(exchange_view(exchange, connection, masker),
+            self.detail.show(exchange_view(exchange, connection, reveal=self.reveal_secrets),
                              keep_scroll=keep_scroll)
         self.detail.border_subtitle = "raw" if self.raw_mode else (
             "secrets shown" if self.reveal_secrets else ""
@@ -358,7 +355,8 @@ class MainScreen(Screen[None]):
         def chosen(choice: ChosenFilter | None) -> None:
             if choice is not None:
                 self._set_filter(choice.text, choice.parsed)
-                self.notify(choice.text, title="Filter")
+                # The expression quotes a header value from the network: plain, escaped text.
+                self.notify(one_line(choice.text), title="Filter", markup=False)
 
         self.app.push_screen(HeaderInventoryScreen(self.store), chosen)
 
@@ -383,6 +381,8 @@ class MainScreen(Screen[None]):
 
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
+        self.exchanges_table.reveal_secrets = self.reveal_secrets
+        self.exchanges_table.refresh()
         self._draw_detail(keep_scroll=True)
 
     def action_clear(self) -> None:
@@ -398,7 +398,7 @@ class MainScreen(Screen[None]):
 
         def written(sentence: str | None) -> None:
             if sentence:
-                self.notify(sentence, title="Written")
+                self.notify(one_line(sentence), title="Written", markup=False)
 
         self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
                                              now=self.clock()), written)
@@ -408,10 +408,11 @@ class MainScreen(Screen[None]):
         if exchange is None or connection is None:
             self.notify("Select an HTTP request to copy it as curl.", severity="warning")
             return
-        self.app.copy_to_clipboard(as_curl(exchange, connection))
-        # The clipboard gets the real command; the screen shows secrets only when revealed.
-        shown = as_curl(exchange, connection, masked=not self.reveal_secrets)
-        self.notify(shown, title="Copied as curl")
+        # One policy: the clipboard gets secrets only when they are revealed (s).
+        command = as_curl(exchange, connection, masked=not self.reveal_secrets)
+        self.app.copy_to_clipboard(command)
+        title = "Copied as curl" if self.reveal_secrets else "Copied as curl (secrets masked: s)"
+        self.notify(terminal_safe(command), title=title, markup=False)
 
     def action_copy_mirrord(self) -> None:
         inventory = self.store.header_inventory
@@ -430,8 +431,10 @@ class MainScreen(Screen[None]):
             return
         name, value = choice
         self.app.copy_to_clipboard(inventory.mirrord_config(name, value))
-        self.notify(f"{inventory.mirrord_filter(name, value)}",
-                    title="Copied mirrord config for")
+        shown = inventory.mirrord_filter(name, value)
+        if not self.reveal_secrets:
+            shown = shown.replace(value, mask(name, value))
+        self.notify(one_line(shown), title="Copied mirrord config for", markup=False)
 
 
 NOTHING_SELECTED = "Select a connection (↑/↓) to see its requests; / filters, ? lists every key."

@@ -1,6 +1,8 @@
 """``w``: write what the main screen shows (the filtered view) to a file; the extension picks the
-format (.har, .jsonl, .pcap). HAR values of secret headers stay masked unless they are revealed
-on screen; JSON lines and pcap keep the bytes as sent, since they are for replay."""
+format (.har, .jsonl, .pcap). Secrets stay masked in a HAR unless they are revealed on screen;
+JSON lines and pcap keep the bytes as sent, since they are for replay. The file is created
+0600, never through a symbolic link; an existing one is replaced only when enter is pressed
+again on the same path."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from agent import __version__
 from agent.errors import UserError
 from tui.model.store import Store
 from tui.output.jsonl import RecordingHeader
+from tui.output.private_file import FileExists
 from tui.output.recording import write_view
 
 
@@ -56,7 +59,9 @@ class WriteFileScreen(ModalScreen[str | None]):
         self.target = target
         self.reveal = reveal
         self.path_input = Input(value=default_path(now), id="write-file-path")
-        self.error = Static("", id="write-file-error")
+        self.error = Static("", id="write-file-error", markup=False)
+        self._confirmed_path: str | None = None
+        """The existing file the user was warned about: enter on it again replaces it."""
 
     def compose(self) -> ComposeResult:
         shown = len(self.store.visible_connections())
@@ -84,9 +89,15 @@ class WriteFileScreen(ModalScreen[str | None]):
                 for conn in reversed(store.visible_connections())]
         ports = sorted({conn.server_port for conn, _ in view if conn.server_port})
         header = RecordingHeader(podtap=__version__, target=self.target, ports=ports)
+        replace = path == self._confirmed_path
         try:
-            written = write_view(path, view, header, reveal=self.reveal)
+            written = write_view(path, view, header, reveal=self.reveal, replace=replace)
+        except FileExists as error:
+            self._confirmed_path = path
+            self.error.update(f"{error} Press enter again to replace it, or change the name.")
+            return
         except UserError as error:
+            self._confirmed_path = None
             self.error.update(str(error))
             return
         self.dismiss(written.sentence())

@@ -4,12 +4,11 @@ or a connection's raw bytes (hex or text) when it is not HTTP or the user asks f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
-from rich.json import JSON
+from rich.highlighter import JSONHighlighter
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
@@ -19,12 +18,13 @@ from textual.strip import Strip
 
 from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message, Request, Response
+from tui.model.secrets import mask, mask_body, mask_text, mask_url
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
 from tui.views.widgets.line_scroll import LineScrollView
 from tui.views.widgets.stream_messages import messages_view
 
-Masker = Callable[[str, str], str]
-"""(header name, value) -> what to show: the value, or a mask for secrets."""
+_json_highlighter = JSONHighlighter()
 
 BODY_SHOWN = 16_384
 """Bytes of a body rendered; more is slow to lay out and nobody reads it in a pane."""
@@ -40,15 +40,16 @@ def section(title: str) -> Rule:
     return Rule(Text(title, style="bold"), align="left", style="dim")
 
 
-def headers_table(message: Message, mask: Masker) -> RenderableType:
+def headers_table(message: Message, reveal: bool) -> RenderableType:
     if not message.headers:
         return Text("  (no headers)", style="dim")
     table = Table.grid(padding=(0, 1))
     table.add_column(style="bold cyan", no_wrap=True)
     table.add_column(overflow="fold")
     for name, value in message.headers:
-        shown = mask(name, value)
-        table.add_row(f" {name}", Text(shown, style="dim italic" if shown != value else ""))
+        shown = value if reveal else mask(name, value)
+        table.add_row(f" {one_line(name)}",
+                      Text(one_line(shown), style="dim italic" if shown != value else ""))
     return table
 
 
@@ -56,7 +57,7 @@ def _content_type(message: Message) -> str:
     return (message.header("content-type") or "").split(";")[0].strip().lower()
 
 
-def body_view(message: Message) -> RenderableType | None:
+def body_view(message: Message, reveal: bool) -> RenderableType | None:
     if not message.body_length:
         return None
     decoded = decode_body(message)
@@ -65,6 +66,8 @@ def body_view(message: Message) -> RenderableType | None:
     if decoded.describe():
         parts.append(Text(decoded.describe(), style="dim italic"))
     kind = _content_type(message)
+    if not reveal:
+        body = mask_body(body, kind)
     text: str | None
     try:
         text = body.decode("utf-8")
@@ -72,11 +75,12 @@ def body_view(message: Message) -> RenderableType | None:
         text = None
     if text is not None and ("json" in kind or text.lstrip()[:1] in ("{", "[")):
         try:
-            parts.append(JSON.from_data(json.loads(text), indent=2))
+            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+            parts.append(_json_highlighter(Text(terminal_safe(pretty))))
         except ValueError:
-            parts.append(Text(text))
+            parts.append(Text(terminal_safe(text)))
     elif text is not None and _mostly_text(text):
-        parts.append(Text(text))
+        parts.append(Text(terminal_safe(text)))
     else:
         parts.append(hex_dump(body))
     total = len(decoded.data) if decoded.decoded else message.body_length
@@ -85,11 +89,11 @@ def body_view(message: Message) -> RenderableType | None:
     return Group(*parts)
 
 
-def trailers_view(title: str, message: Message, mask: Masker) -> list[RenderableType]:
+def trailers_view(title: str, message: Message, reveal: bool) -> list[RenderableType]:
     if not message.trailers:
         return []
     trailers = Message(headers=list(message.trailers))
-    return [section(title), headers_table(trailers, mask)]
+    return [section(title), headers_table(trailers, reveal)]
 
 
 def _mostly_text(text: str) -> bool:
@@ -111,10 +115,12 @@ def hex_dump(data: bytes, offset: int = 0) -> Text:
     return out
 
 
-def request_line(request: Request) -> Text:
+def request_line(request: Request, reveal: bool) -> Text:
+    method, style = cells.method(request.method)
     line = Text()
-    line.append(*cells.method(request.method))
-    line.append(f" {request.target} ", style="bold")
+    line.append(one_line(method), style)
+    target = request.target if reveal else mask_url(request.target)
+    line.append(f" {one_line(target)} ", style="bold")
     line.append(f"HTTP/{request.http_version}", style="dim")
     return line
 
@@ -122,11 +128,12 @@ def request_line(request: Request) -> Text:
 def status_line(response: Response) -> Text:
     line = Text(f"HTTP/{response.http_version} ", style="dim")
     line.append(*cells.status(response.status))
-    line.append(f" {response.reason}", style="bold")
+    line.append(f" {one_line(response.reason)}", style="bold")
     return line
 
 
-def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> RenderableType:
+def exchange_view(exchange: Exchange, connection: Connection, *, reveal: bool) -> RenderableType:
+    """One exchange; secrets masked unless ``reveal``; network text always terminal-safe."""
     request = exchange.request
     facts = Text(style="dim")
     facts.append(f"#{exchange.index}  {clock_time(exchange.started)}  ")
@@ -134,9 +141,11 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
                  f"{cells.address(connection.server, connection.server_port)}")
     if exchange.latency_ms is not None:
         facts.append(f"  {cells.latency(exchange.latency_ms)}")
-    parts: list[RenderableType] = [request_line(request), facts]
+    parts: list[RenderableType] = [request_line(request, reveal), facts]
     if exchange.error:
-        parts.append(Text(f"malformed: {exchange.error}", style="bold red"))
+        # The error quotes the bytes it could not parse, secrets included.
+        error = exchange.error if reveal else mask_text(exchange.error)
+        parts.append(Text(f"malformed: {one_line(error)}", style="bold red"))
     if exchange.incomplete:
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
     # How it was seen: why it is incomplete, ambiguous framing...
@@ -147,11 +156,11 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
     elif exchange.upgraded:
         parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
                           style="cyan"))
-    parts += [section("request headers"), headers_table(request, mask)]
-    body = body_view(request)
+    parts += [section("request headers"), headers_table(request, reveal)]
+    body = body_view(request, reveal)
     if body is not None:
         parts += [section(f"request body ({cells.size(request.body_length)}B)"), body]
-    parts += trailers_view("request trailers", request, mask)
+    parts += trailers_view("request trailers", request, reveal)
     response = exchange.response
     parts.append(Text())
     if response is None:
@@ -160,21 +169,24 @@ def exchange_view(exchange: Exchange, connection: Connection, mask: Masker) -> R
     for early in exchange.informational:
         parts.append(status_line(early))
         if early.headers:
-            parts.append(headers_table(early, mask))
-    parts += [status_line(response), section("response headers"), headers_table(response, mask)]
-    body = body_view(response)
+            parts.append(headers_table(early, reveal))
+    parts += [status_line(response), section("response headers"),
+              headers_table(response, reveal)]
+    body = body_view(response, reveal)
     if body is not None:
         parts += [section(f"response body ({cells.size(response.body_length)}B)"), body]
-    parts += trailers_view("response trailers", response, mask)
+    parts += trailers_view("response trailers", response, reveal)
     if exchange.messages:
         parts += [section(f"messages ({len(exchange.messages):,})"),
                   messages_view(exchange.messages)]
     for note in exchange.notes:
-        parts.append(Text(note, style="yellow"))
+        parts.append(Text(one_line(note), style="yellow"))
     return Group(*parts)
 
 
-def _raw_direction(title: str, data: bytes | bytearray, total: int) -> list[RenderableType]:
+def _raw_direction(
+    title: str, data: bytes | bytearray, total: int, reveal: bool
+) -> list[RenderableType]:
     shown = bytes(data[:RAW_SHOWN])
     parts: list[RenderableType] = [section(f"{title} ({total:,} bytes)")]
     if not shown:
@@ -185,7 +197,7 @@ def _raw_direction(title: str, data: bytes | bytearray, total: int) -> list[Rend
     except UnicodeDecodeError:
         text = None
     if text is not None and _mostly_text(text):
-        parts.append(Text(text))
+        parts.append(Text(terminal_safe(text if reveal else mask_text(text))))
     else:
         parts.append(hex_dump(shown))
     if total > len(shown):
@@ -193,10 +205,11 @@ def _raw_direction(title: str, data: bytes | bytearray, total: int) -> list[Rend
     return parts
 
 
-def raw_view(connection: Connection) -> RenderableType:
+def raw_view(connection: Connection, *, reveal: bool) -> RenderableType:
+    """The connection's first bytes; as text, with secrets masked unless ``reveal``."""
     parts: list[RenderableType] = [connection_facts(connection)]
-    parts += _raw_direction("client → server", connection.raw_in, connection.bytes_in)
-    parts += _raw_direction("server → client", connection.raw_out, connection.bytes_out)
+    parts += _raw_direction("client → server", connection.raw_in, connection.bytes_in, reveal)
+    parts += _raw_direction("server → client", connection.raw_out, connection.bytes_out, reveal)
     return Group(*parts)
 
 
@@ -205,7 +218,7 @@ def connection_facts(connection: Connection) -> RenderableType:
     title.append(f"{connection.protocol.upper()} ", style="bold")
     title.append(f"{cells.address(connection.client, connection.client_port)} → "
                  f"{cells.address(connection.server, connection.server_port)}")
-    title.append(f"  {connection.source} #{connection.conn}", style="dim")
+    title.append(f"  {one_line(connection.source)} #{connection.conn}", style="dim")
     lines: list[RenderableType] = [title]
     opened = Text(f"opened {clock_time(connection.opened)}", style="dim")
     if connection.closed is not None:
@@ -218,10 +231,10 @@ def connection_facts(connection: Connection) -> RenderableType:
     if connection.tls is not None:
         tls = connection.tls
         info = Text("TLS ClientHello  ", style="bold")
-        info.append("SNI ", style="dim").append(tls.sni or "(none)", style="bold cyan")
-        info.append("  ALPN ", style="dim").append(", ".join(tls.alpn) or "(none)")
+        info.append("SNI ", style="dim").append(one_line(tls.sni or "(none)"), style="bold cyan")
+        info.append("  ALPN ", style="dim").append(one_line(", ".join(tls.alpn)) or "(none)")
         if tls.version:
-            info.append("  ", style="dim").append(tls.version)
+            info.append("  ", style="dim").append(one_line(tls.version))
         lines.append(info)
     return Group(*lines)
 

@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Static
 
 from tui.model.filters import Filter, FilterError, parse_filter
+from tui.model.terminal_text import one_line
 
 
 class FilterInput(Input):
@@ -68,7 +69,8 @@ class FilterBar(Horizontal):
         super().__init__(id=id)
         self.input = FilterInput(placeholder="press / to filter: ~c 5xx, ~h \"x-user-id: alice\", "
                                  "!~tcp …", id="filter-input")
-        self.problem = Static(id="filter-problem")
+        # Not markup: the message quotes what was typed, and "[/]" there is not a style.
+        self.problem = Static(id="filter-problem", markup=False)
         self._editing = False
         self._invalid = False
 
@@ -142,7 +144,7 @@ class FilterBar(Horizontal):
             self.input.set_class(invalid, "-unparsable")
             self.problem.set_class(invalid, "-unparsable")
         if error is not None:
-            line = f"✗ column {error.position + 1}: {error.message}"
+            line = one_line(f"✗ column {error.position + 1}: {error.message}")
         elif self._editing:
             line = "enter keeps it · esc puts back the one before"
         else:

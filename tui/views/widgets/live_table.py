@@ -23,6 +23,7 @@ from textual.geometry import Region
 from textual.message import Message
 from textual.strip import Strip
 
+from tui.model.terminal_text import one_line
 from tui.views.widgets.line_scroll import LineScrollView
 
 parse_style = functools.lru_cache(maxsize=256)(Style.parse)
@@ -265,12 +266,16 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
             style = style + parse_style(style_name) if style_name else style
             cell = plain
         if isinstance(cell, str):
+            # Cells show paths, hosts and header values from the network: never raw controls.
+            cell = one_line(cell)
             used = cell_len(cell)
             if used > width:
                 cell = set_cell_size(cell, max(width - 1, 0)) + "…"
                 used = width
             return [Segment(cell, style)], used
         text = cell
+        if one_line(text.plain) != text.plain:
+            text = Text(one_line(text.plain), style=text.style)
         if text.cell_len > width:
             text = text.copy()
             text.truncate(width, overflow="ellipsis")

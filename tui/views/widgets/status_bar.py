@@ -9,6 +9,8 @@ from typing import Literal
 from rich.text import Text
 from textual.widgets import Static
 
+from tui.model.terminal_text import one_line
+
 ViewMode = Literal["following", "browsing", "paused"]
 
 
@@ -75,7 +77,9 @@ class StatusLine:
         if self.hide_noise:
             parts.append(Text("noise hidden", style="magenta"))
         parts.append(MODE_TEXT[self.mode])
-        return Text("  ").join(parts)
+        line = Text("  ").join(parts)
+        # Sentences and names come from agents and files: never let them drive the terminal.
+        return line if one_line(line.plain) == line.plain else Text(one_line(line.plain))
 
 
 MODE_TEXT: dict[ViewMode, Text] = {

@@ -1,15 +1,19 @@
-"""The messages an exchange carried after its headers (WebSocket), as a list in the detail pane:
-direction, time, kind, size, then the text (or a hex dump) and what a person should know."""
+"""The messages an exchange carried after its headers (WebSocket, gRPC), as a list in the detail
+pane: direction, time, kind, size, then the text (a hex dump, or a gRPC message's fields) and
+what a person should know."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from tui.model import protobuf_raw
 from tui.model.flows import StreamMessage
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
 
 MESSAGES_SHOWN = 200
@@ -31,7 +35,7 @@ def message_line(message: StreamMessage) -> Text:
     line.append(f" {cells.size(message.length)}B", style="dim")
     if message.note:
         line.append(
-            f"  {message.note}",
+            f"  {one_line(message.note)}",
             style="italic yellow"
             if "lost" in message.note or "loss" in message.note
             else "italic dim",
@@ -43,9 +47,15 @@ def message_payload(message: StreamMessage) -> Text | None:
     data = message.data[:MESSAGE_BYTES_SHOWN]
     if not data or message.kind == "close":  # its code and reason are in the note
         return None
+    if message.kind == "grpc":
+        # No schema: fields by number and wire type, as protoc --decode_raw shows them.
+        fields = Text(textwrap.indent(terminal_safe(protobuf_raw.render(data)), "  "))
+        if message.length > len(data):
+            fields.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
+        return fields
     if message.kind != "binary":
         try:
-            text = Text("  " + data.decode("utf-8"))
+            text = Text("  " + terminal_safe(data.decode("utf-8")))
         except UnicodeDecodeError:
             text = None
         if text is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.grpc import call_status
+from tui.model.secrets import mask_url
 from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
@@ -15,6 +17,7 @@ CONNECTION_COLUMNS = (
     Column("pod", 16),
     Column("client", 21, flexible=True),
     Column("port", 5, "right"),
+    Column("proto", 5),
     Column("state", 6),
     Column("req", 4, "right"),
     Column("last", 4),
@@ -37,6 +40,7 @@ def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
         connection.source,
         cells.address(connection.client, connection.client_port),
         str(connection.server_port),
+        cells.protocol(connection.protocol),
         cells.state(connection.state),
         str(connection.requests),
         last,
@@ -67,10 +71,13 @@ EXCHANGE_COLUMNS = (
 )
 
 
-def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
+def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
+    """The row of ``exchange``; secrets in its URL masked unless ``reveal``."""
     request = exchange.request
     response = exchange.response
     target = request.target or request.path
+    if not reveal:
+        target = mask_url(target)
     path: Cell = target
     if exchange.upgraded:
         path = (f"{target} ⇄", "cyan")
@@ -82,10 +89,19 @@ def exchange_cells(exchange: Exchange) -> Sequence[Cell]:
         str(exchange.index),
         cells.method(request.method),
         path,
-        cells.status(exchange.status),
+        _status(exchange),
         cells.latency(exchange.latency_ms),
         cells.size(response.body_length) if response is not None else "",
     )
+
+
+def _status(exchange: Exchange) -> Cell:
+    """The HTTP status; a gRPC call that failed says so in red whatever its HTTP 200."""
+    status = cells.status(exchange.status)
+    grpc = call_status(exchange)
+    if grpc is not None and grpc[1] != "OK":
+        return (status[0], "bold red")
+    return status
 
 
 def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
@@ -94,9 +110,11 @@ def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
 
 class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
     def __init__(self, *, id: str | None = None) -> None:
+        self.reveal_secrets = False
+        """Show secrets in paths (``?access_token=``) as sent; the main screen's ``s``."""
         super().__init__(
             EXCHANGE_COLUMNS,
-            exchange_cells,
+            lambda exchange: exchange_cells(exchange, self.reveal_secrets),
             exchange_key,
             empty_text="no HTTP requests on this connection",
             id=id,
