@@ -1,5 +1,5 @@
 """Save the README's screenshots (main view, a WebSocket conversation, a gRPC call, filter in
-use, header inventory, help) as SVG.
+use, header inventory, help, requests view, endpoints view) as SVG.
 
 Runs the real thing: the demo shop in a network namespace, its host clients, the agent and the
 app (headless, at a fixed terminal size), then presses keys as a user would. Needs root.
@@ -79,6 +79,18 @@ async def shoot(app: PodtapApp, out: Path, warmup: float) -> list[Path]:
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         save("help.svg")
+        await pilot.press("escape")
+
+        await pilot.press("tab")
+        await asyncio.sleep(1.0)
+        await pilot.press("down", "down")
+        await pilot.pause(0.5)
+        save("requests.svg")
+        await pilot.press("tab")
+
+        await pilot.press("e")
+        await asyncio.sleep(1.0)
+        save("endpoints.svg")
         await pilot.press("escape", "q")
     return saved
 

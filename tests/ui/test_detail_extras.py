@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(30)
 def text_of(exchange: Exchange, connection: Connection) -> str:
     out = io.StringIO()
     console = Console(file=out, width=100, color_system=None)
-    console.print(exchange_view(exchange, connection, reveal=True))
+    console.print(*exchange_view(exchange, connection, reveal=True))
     return out.getvalue()
 
 

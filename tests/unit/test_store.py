@@ -277,6 +277,12 @@ def test_the_incremental_view_equals_a_full_recomputation(
                 and (flt is None or flt.evaluate(conn, ex) != invert)
             ]
             assert store.visible_exchanges(conn.key) == expected
+        # The flat list (requests view) holds the same exchanges, each connection's in order.
+        in_order = store.visible_exchanges_in_order()
+        per_connection = [store.visible_exchanges(key) for key in store.connections]
+        assert len(in_order) == sum(len(shown) for shown in per_connection)
+        for shown in per_connection:
+            assert [ex for ex in in_order if shown and ex.key == shown[0].key] == shown
 
     for op in ops:
         kind = op[0]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Sequence
 from typing import BinaryIO, Protocol, TextIO
 
 from agent import __version__
@@ -20,6 +22,7 @@ from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.updates import Update
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.stats import EndpointStatsWriter
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
 from tui.targets import KubeTarget
 
@@ -52,7 +55,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "line, both directions, with the agent it came from (what podtap record writes to "
         "FILE.jsonl, raw bytes and secrets included; podtap open reads it)",
     )
+    parser.add_argument(
+        "--stats", action="store_true",
+        help="instead of the traffic, print a table of endpoints (method, route template, "
+        "requests, rate, 4xx, 5xx, p50/p95/p99 latency) when the capture stops",
+    )
+    parser.add_argument(
+        "--stats-interval", type=_seconds, metavar="N", default=None,
+        help="with --stats (implied): also print the table every N seconds",
+    )
     parser.set_defaults(run=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86_400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds above 0")
+    return value
 
 
 class UpdateWriter(Protocol):
@@ -60,6 +82,12 @@ class UpdateWriter(Protocol):
 
 
 def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
+    # Read with defaults: callers that build the arguments by hand need not know of --stats.
+    if getattr(args, "stats", False) or getattr(args, "stats_interval", None):
+        if args.format == "jsonl" or args.http or args.responses:
+            raise UserError("--stats prints a table instead of the traffic: leave out "
+                            "--format, --http and --responses.")
+        return EndpointStatsWriter(stdout, time.time)
     if args.format == "jsonl":
         if args.http:
             raise UserError("--http prints text: leave out --format jsonl, or --http.")
@@ -86,24 +114,52 @@ async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> in
     writer = make_writer(args, stdout)
     reporter = StatusReporter(stderr)
     session = open_session(args)
+    stats = writer if isinstance(writer, EndpointStatsWriter) else None
     with StopOnSignals() as stopping:
         try:
-            async with session:
+            interval = getattr(args, "stats_interval", None)
+            async with session, _printing_every(stats, interval):
                 async for batch in session.updates():
                     reporter.report(batch)
                     writer.write(batch)
+            status = 1 if reporter.failure else 0
         except asyncio.CancelledError:
             if not stopping.requested:
                 raise
             stopping.absorb()
-            say_losses(reporter)
-            return 0
+            status = 0
         except BrokenPipeError:
             # The reader went away (``| head``): stop quietly, as other Unix tools do.
             _silence_stdout()
             return 0
+    if stats is not None:
+        with contextlib.suppress(BrokenPipeError):
+            stats.print_table()
     say_losses(reporter)
-    return 1 if reporter.failure else 0
+    return status
+
+
+@contextlib.asynccontextmanager
+async def _printing_every(
+    stats: EndpointStatsWriter | None, interval: float | None
+) -> AsyncIterator[None]:
+    """Print the stats table every ``interval`` seconds while the body runs."""
+    if stats is None or interval is None:
+        yield
+        return
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            stats.print_table()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
 
 
 def say_losses(reporter: StatusReporter) -> None:

@@ -32,6 +32,7 @@ from tui.model.flows import Connection, Exchange, Message
 from tui.model.grpc import STATUS_NAMES, call_status
 from tui.model.http1_framing import AMBIGUOUS_FRAMING
 from tui.model.linear_regex import BODY_LIMIT, LinearRegex, RegexError
+from tui.model.routes import route_template
 
 Predicate = Callable[[Connection, Exchange | None], bool]
 
@@ -138,6 +139,15 @@ def _path(arg: str, position: int) -> Predicate:
 
     def test(_conn: Connection, ex: Exchange | None) -> bool:
         return ex is not None and pattern.search(ex.request.target)
+
+    return test
+
+
+def _route(arg: str, position: int) -> Predicate:
+    wanted = arg.strip()
+
+    def test(_conn: Connection, ex: Exchange | None) -> bool:
+        return ex is not None and route_template(ex.request.path or ex.request.target) == wanted
 
     return test
 
@@ -317,6 +327,7 @@ class Operator:
 OPERATORS: list[Operator] = [
     Operator("~m", "METHOD", "request method (a regex, whole word: ~m \"GET|HEAD\")", _method),
     Operator("~p", "REGEX", "request path and query", _path),
+    Operator("~route", "TEMPLATE", "route template, ids collapsed: ~route /api/users/{id}", _route),
     Operator("~d", "REGEX", "request Host header", _host),
     Operator("~h", '"NAME: REGEX"', "a request header (NAME alone: the header is present)",
              _request_header),

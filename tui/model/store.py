@@ -114,6 +114,8 @@ class Store:
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
+        self._exchange_order: deque[Exchange] = deque()
+        """The exchanges themselves, in the same order (and popped with their owner)."""
         self._exchange_count = 0
         self._evicted: dict[ConnectionKey, None] = {}
         self._id_offset: dict[str, int] = {}
@@ -341,6 +343,7 @@ class Store:
         if added > 0:
             self._exchange_count += added
             self._exchange_owners.extend(itertools.repeat(conn, added))
+            self._exchange_order.extend(conn.exchanges[-added:])
 
     # ----------------------------------------------------------------------------- caps
 
@@ -365,6 +368,7 @@ class Store:
             per_connection: dict[ConnectionKey, tuple[Connection, int]] = {}
             while self._exchange_count > target and self._exchange_owners:
                 owner = self._exchange_owners.popleft()
+                self._exchange_order.popleft()
                 if self.connections.get(owner.key) is not owner:
                     continue
                 _, count = per_connection.get(owner.key, (owner, 0))
@@ -524,6 +528,15 @@ class Store:
         shown = self._shown_exchange
         return [ex for ex in conn.exchanges if shown.get(ex, True)]
 
+    def visible_exchanges_in_order(self) -> list[Exchange]:
+        """Every exchange the filter lets through, across connections, oldest first.
+
+        Every exchange held has its entry in the filtered view's table (True when shown), and
+        one evicted has none: one pass over the creation order, no sort.
+        """
+        shown = self._shown_exchange
+        return [exchange for exchange in self._exchange_order if shown.get(exchange, False)]
+
     def matches(self, connection: Connection) -> bool:
         return connection.key in self._visible
 
@@ -542,6 +555,7 @@ class Store:
         self.connections.clear()
         self._decoders.clear()
         self._exchange_owners.clear()
+        self._exchange_order.clear()
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0

@@ -17,6 +17,8 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
 from agent.errors import UserError
+from tui.model.endpoints import EndpointTable
+from tui.model.flows import ConnectionKey
 from tui.model.store import Store
 from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, Update
@@ -67,7 +69,9 @@ class PodtapApp(App[None]):
         self.store = store if store is not None else Store()
         self.title = title or session.description
         self.sub_title = session.description
-        self.main_screen = MainScreen(self.store, clock, session.description)
+        self.endpoints = EndpointTable()
+        self.main_screen = MainScreen(self.store, clock, session.description,
+                                      endpoints=self.endpoints, endpoints_now=self._now)
         self.pending = PendingChanges()
         self.rate = RateMeter()
         self.events_seen = 0
@@ -112,7 +116,18 @@ class PodtapApp(App[None]):
 
     def apply(self, updates: Sequence[Update]) -> None:
         self.events_seen += sum(1 for update in updates if isinstance(update, AgentEvent))
-        self.pending.merge(self.store.apply(updates))
+        change = self.store.apply(updates)
+        self.endpoints.observe(change.new_exchanges, change.changed_exchanges, self._protocol_of)
+        self.pending.merge(change)
+
+    def _protocol_of(self, key: ConnectionKey) -> str:
+        connection = self.store.get(key)
+        return "" if connection is None else connection.protocol
+
+    def _now(self) -> float:
+        """The clock, or for a finished recording the time of its last request (rates are
+        about the traffic, not about when it is looked at)."""
+        return self.endpoints.latest if self.stream_ended else self.clock()
 
     def _tick(self) -> None:
         if time.perf_counter() - self._last_input < KEY_QUIET:

@@ -78,3 +78,19 @@ METHOD_STYLES = {"GET": "cyan", "POST": "magenta", "PUT": "yellow", "PATCH": "ye
 
 def method(name: str) -> Styled:
     return (name, METHOD_STYLES.get(name, "bold"))
+
+
+SPARK_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: list[int]) -> str:
+    """One character per count, scaled to the largest; a blank where there was none."""
+    top = max(counts, default=0)
+    if not top:
+        return " " * len(counts)
+    last = len(SPARK_BARS) - 1
+    return "".join(
+        " " if not count else SPARK_BARS[min(last, (count * last + top - 1) // top)]
+        for count in counts
+    )
+

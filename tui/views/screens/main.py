@@ -1,5 +1,6 @@
-"""The main screen: connections on the left; the selected connection's exchanges and the
-selected exchange (or the raw bytes) on the right; the filter prompt and status bar below."""
+"""The main screen: connections (or, after ``tab``, every request) on the left; the selected
+connection's exchanges and the selected exchange (or the raw bytes) on the right; the filter
+prompt (or the find prompt) and status bar below."""
 
 from __future__ import annotations
 
@@ -11,22 +12,31 @@ from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 
+from tui.model.bodies import BODY_MODES, BodyMode
 from tui.model.curl import as_curl
-from tui.model.filters import Filter
-from tui.model.flows import Connection, Exchange
+from tui.model.endpoints import EndpointKey, EndpointTable
+from tui.model.filters import Filter, parse_filter, quote, regex_escape
+from tui.model.find import Needle, ScanAround
+from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
+from tui.views.screens.finding import FindKeys
 from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
+from tui.views.screens.requests_view import LeftView, RequestsViewKeys
 from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
 from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.find_bar import FindBar
 from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import LiveTable
 from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
-from tui.views.widgets.tables import ConnectionsTable, ExchangesTable
+from tui.views.widgets.tables import (
+    ConnectionsTable,
+    ExchangesTable,
+    RequestsTable,
+)
 
 Clock = Callable[[], float]
 
@@ -37,7 +47,13 @@ FOLLOW_INTERVAL = 0.5
 """Seconds between redraws of the request list and detail while following live traffic."""
 
 
-class MainScreen(Screen[None]):
+def as_word(text: str) -> str:
+    """``text`` as one filter argument: bare when it can be, else quoted."""
+    bare = text and not any(ch.isspace() or ch in "()!&|\"'" for ch in text)
+    return text if bare else quote(text)
+
+
+class MainScreen(RequestsViewKeys, FindKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app handles "/" itself before reading the next key, so what is typed
         # right after it (a fast typist, a paste) lands in the prompt.
@@ -62,7 +78,20 @@ class MainScreen(Screen[None]):
                 tooltip="Copy the selected request as a curl command"),
         Binding("m", "copy_mirrord", "Copy mirrord", id="main.copy_mirrord",
                 tooltip="Copy a mirrord config that steals traffic like the selected request"),
-        Binding("ctrl+l", "clear", "Clear", id="main.clear",
+        Binding("tab", "switch_view", "View", key_display="tab", id="main.switch_view",
+                tooltip="Switch the left pane between connections and every request"),
+        Binding("e", "endpoints", "Endpoints", id="main.endpoints",
+                tooltip="Requests, rate, errors and latency per endpoint"),
+        # Priority, like "/": what is typed right after it lands in the prompt.
+        Binding("f", "find", "Find", id="main.find", priority=True,
+                tooltip="Find text in the request's headers and bodies (n/N: next/previous)"),
+        Binding("n", "find_next(True)", "Next match", show=False, id="main.find_next",
+                tooltip="The next match, in the next request that has one past the last"),
+        Binding("N", "find_next(False)", "Previous match", key_display="N", show=False,
+                id="main.find_previous", tooltip="The previous match, going back likewise"),
+        Binding("v", "cycle_body_view", "Body", id="main.body_view",
+                tooltip="Show bodies as: auto, JSON, XML/HTML, form, multipart, text, hex"),
+        Binding("ctrl+l", "clear", "Clear", show=False, id="main.clear",
                 tooltip="Forget every connection seen so far"),
         Binding("w", "write_file", "Write", show=False, id="main.write_file",
                 tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
@@ -70,11 +99,29 @@ class MainScreen(Screen[None]):
                 tooltip="Move to the selected connection's requests"),
     ]
 
-    def __init__(self, store: Store, clock: Clock, target: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        target: str,
+        *,
+        endpoints: EndpointTable | None = None,
+        endpoints_now: Clock | None = None,
+    ) -> None:
         super().__init__(id="main")
         self.store = store
         self.clock = clock
         self.target = target
+        self.endpoints = endpoints if endpoints is not None else EndpointTable()
+        self.endpoints_now = endpoints_now or clock
+        """What "now" is for rates: the clock, or the end of a recording."""
+        self.left_view: LeftView = "connections"
+        self.body_mode: BodyMode = "auto"
+        self.needle: Needle | None = None
+        self._requests_stale = False
+        self._requests_drawn = 0.0
+        self._wanted_exchange: tuple[ConnectionKey, int] | None = None
+        self._scan: ScanAround | None = None
         self.mode: ViewMode = "following"
         self.raw_mode = False
         self.reveal_secrets = False
@@ -90,6 +137,8 @@ class MainScreen(Screen[None]):
         # Made here, not looked up: the app may draw while the screen is being torn down.
         self.connections_table = ConnectionsTable(clock, id="connections")
         self.exchanges_table = ExchangesTable(id="exchanges")
+        self.requests_table = RequestsTable(self._protocol_of, id="requests")
+        self.find_bar = FindBar(id="find-bar")
         self.detail = DetailPane(id="detail")
         self.filter_bar = FilterBar(id="filter-bar")
         self.status_bar = StatusBar(id="status")
@@ -97,16 +146,20 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
             yield self.connections_table
+            yield self.requests_table
             with Vertical(id="right"):
                 yield self.exchanges_table
                 yield self.detail
         yield self.filter_bar
+        yield self.find_bar
         yield self.status_bar
         yield KeysFooter(compact=True)
 
     def on_mount(self) -> None:
         self.connections_table.border_title = "connections"
         self.exchanges_table.border_title = "requests"
+        self.requests_table.border_title = "every request, newest first"
+        self.requests_table.display = False
         self.detail.border_title = "detail"
         self.connections_table.focus()
         self._draw_detail()
@@ -115,12 +168,25 @@ class MainScreen(Screen[None]):
 
     @property
     def selected_connection(self) -> Connection | None:
+        if self.left_view == "requests":
+            exchange = self.requests_table.cursor_value
+            return None if exchange is None else self.store.get(exchange.key)
         key = self.connections_table.cursor_key
         return None if key is None else self.store.get(key)
 
     @property
     def selected_exchange(self) -> Exchange | None:
+        if self.left_view == "requests":
+            return self.requests_table.cursor_value
         return self.exchanges_table.cursor_value
+
+    @property
+    def left_table(self) -> ConnectionsTable | RequestsTable:
+        return self.requests_table if self.left_view == "requests" else self.connections_table
+
+    def _protocol_of(self, key: ConnectionKey) -> str:
+        connection = self.store.get(key)
+        return "" if connection is None else connection.protocol
 
     # -- fed by the app -------------------------------------------------------------------
 
@@ -128,6 +194,9 @@ class MainScreen(Screen[None]):
         """Draw what changed since the last refresh (held back while paused)."""
         if self.mode == "paused":
             self._merge_held(changes)
+            return
+        if self.left_view == "requests":
+            self._show_request_changes(changes)
             return
         table = self.connections_table
         one_local_source = set(self.store.sources) <= {"local"}
@@ -188,6 +257,8 @@ class MainScreen(Screen[None]):
             hide_noise=store.hide_noise,
             mode=self.mode,
             stream_ended=stream_ended,
+            left_view=self.left_view,
+            shown_requests=len(self.requests_table.rows),
         )
         self.status_bar.show(line)
 
@@ -214,12 +285,17 @@ class MainScreen(Screen[None]):
         if event.by_data and self.mode == "following":
             self._follow_right_panes()
             return
-        self._draw_detail()
+        if self.selected_exchange is not self._shown_exchange:
+            self._draw_detail()
 
     def catch_up(self, *, now: bool = False) -> None:
         """Apply a filter typed meanwhile, and redraw the right panes if following left them
         behind (``now``: whatever the pace)."""
         self.apply_typed_filter()
+        if self._requests_stale and self.mode != "paused" and (
+            now or time.monotonic() - self._requests_drawn >= FOLLOW_INTERVAL
+        ):
+            self._load_requests()
         if self._right_panes_stale and self.mode == "following":
             self._follow_right_panes(force=now)
 
@@ -238,6 +314,7 @@ class MainScreen(Screen[None]):
 
     @on(LiveTable.Moved, "#connections")
     def _connections_moved(self, event: LiveTable.Moved) -> None:
+        self._wanted_exchange = None  # the user chose where to go, not find
         if self.mode != "paused":
             self.mode = "following" if event.at_first_row else "browsing"
             self._draw_status()
@@ -257,6 +334,9 @@ class MainScreen(Screen[None]):
         exchanges = [] if key is None else self.store.visible_exchanges(key)
         exchanges.reverse()
         self.exchanges_table.show(exchanges, stick_to_first=stick_to_first)
+        if self._wanted_exchange is not None:
+            # Find moved to a request of this connection: keep the cursor on it.
+            self.exchanges_table.select_key(self._wanted_exchange)
 
     def _draw_detail(self, *, keep_scroll: bool = False) -> None:
         connection = self.selected_connection
@@ -272,15 +352,27 @@ class MainScreen(Screen[None]):
         elif exchange is None:
             self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
         else:
-            self.detail.show(exchange_view(exchange, connection, reveal=self.reveal_secrets),
+            self.detail.show(exchange_view(exchange, connection, reveal=self.reveal_secrets,
+                                           mode=self.body_mode),
                              keep_scroll=keep_scroll)
-        self.detail.border_subtitle = "raw" if self.raw_mode else (
-            "secrets shown" if self.reveal_secrets else ""
-        )
+        self._draw_detail_subtitle()
+
+    def _draw_detail_subtitle(self) -> None:
+        notes = ["raw" if self.raw_mode else ("secrets shown" if self.reveal_secrets else "")]
+        if self.body_mode != "auto":
+            notes.append(f"bodies: {self.body_mode}")
+        if self.needle is not None:
+            detail = self.detail
+            where = "" if detail.current_match is None else f"{detail.current_match + 1}/"
+            notes.append(f"find {self.needle.text!r}: {where}{detail.match_count}")
+        self.detail.border_subtitle = "  ".join(note for note in notes if note)
 
     # -- filter ---------------------------------------------------------------------------
 
     def action_open_filter(self) -> None:
+        if self.find_bar.is_open:
+            self.find_bar.input.post_message(events.Key("slash", "/"))
+            return
         if self.filter_bar.is_open:
             # The priority binding caught a "/" typed in the expression: it is a character.
             # Queued behind the keys before it, so it lands in order. (Disabling the binding
@@ -312,7 +404,7 @@ class MainScreen(Screen[None]):
             self._typed_filter = None
             self._set_filter(*self._filter_before_edit)
         self.filter_bar.close(self.filter_text)
-        self.connections_table.focus()
+        self.left_table.focus()
 
     def _set_filter(self, text: str, parsed: Filter | None) -> None:
         self.filter_text = text if parsed is not None else ""
@@ -339,14 +431,19 @@ class MainScreen(Screen[None]):
     def action_back(self) -> None:
         if self.raw_mode:
             self.action_toggle_raw()
-        elif self.focused is not self.connections_table:
-            self.connections_table.focus()
+        elif self.focused is not self.left_table:
+            self.left_table.focus()
         elif self.store.filter is not None:
             self._set_filter("", None)
         elif self.mode != "following":
             self.action_toggle_pause()
 
     def action_focus_exchanges(self) -> None:
+        if self.left_view == "requests":
+            if self.requests_table.rows:
+                self._stop_following()
+                self.detail.focus()
+            return
         if self.focused is self.connections_table and self.exchanges_table.rows:
             self._stop_following()
             self.exchanges_table.focus()
@@ -370,7 +467,9 @@ class MainScreen(Screen[None]):
             held, self._held = self._held, PendingChanges()
             held.view_changed = True
             self.show_changes(held)
-            self.connections_table.move_cursor_to(0)
+            if self.left_view == "requests":
+                self._load_requests()
+            self.left_table.move_cursor_to(0)
         else:
             self.mode = "paused"
         self._draw_status()
@@ -382,11 +481,14 @@ class MainScreen(Screen[None]):
     def action_toggle_secrets(self) -> None:
         self.reveal_secrets = not self.reveal_secrets
         self.exchanges_table.reveal_secrets = self.reveal_secrets
+        self.requests_table.reveal_secrets = self.reveal_secrets
         self.exchanges_table.refresh()
+        self.requests_table.refresh()
         self._draw_detail(keep_scroll=True)
 
     def action_clear(self) -> None:
         self.store.clear()
+        self.endpoints.clear()
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
@@ -435,6 +537,27 @@ class MainScreen(Screen[None]):
         if not self.reveal_secrets:
             shown = shown.replace(value, mask(name, value))
         self.notify(one_line(shown), title="Copied mirrord config for", markup=False)
+
+    # -- endpoints, body views (the requests view: RequestsViewKeys; find: FindKeys) --------
+
+    def action_endpoints(self) -> None:
+        from tui.views.screens.endpoints import EndpointsScreen
+
+        self.app.push_screen(EndpointsScreen(self.endpoints, self.endpoints_now),
+                             self._endpoint_chosen)
+
+    def _endpoint_chosen(self, chosen: EndpointKey | None) -> None:
+        if chosen is None:
+            return
+        method, route = chosen
+        text = f"~m {as_word(regex_escape(method))} & ~route {as_word(route)}"
+        self._set_filter(text, parse_filter(text))
+        if self.left_view != "requests":
+            self.action_switch_view()
+
+    def action_cycle_body_view(self) -> None:
+        self.body_mode = BODY_MODES[(BODY_MODES.index(self.body_mode) + 1) % len(BODY_MODES)]
+        self._draw_detail(keep_scroll=True)
 
 
 NOTHING_SELECTED = "Select a connection (↑/↓) to see its requests; / filters, ? lists every key."

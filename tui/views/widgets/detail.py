@@ -3,31 +3,23 @@ or a connection's raw bytes (hex or text) when it is not HTTP or the user asks f
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
-from rich.highlighter import JSONHighlighter
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
-from textual import events
 from textual.binding import Binding, BindingType
-from textual.strip import Strip
 
+from tui.model.bodies import BodyMode
 from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message, Request, Response
-from tui.model.secrets import mask, mask_body, mask_text, mask_url
+from tui.model.secrets import mask, mask_text, mask_url
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
-from tui.views.widgets.line_scroll import LineScrollView
+from tui.views.widgets.block_view import Block, BlockView, BodyBlock
 from tui.views.widgets.stream_messages import messages_view
-
-_json_highlighter = JSONHighlighter()
-
-BODY_SHOWN = 16_384
-"""Bytes of a body rendered; more is slow to lay out and nobody reads it in a pane."""
 
 RAW_SHOWN = 8_192
 
@@ -57,36 +49,23 @@ def _content_type(message: Message) -> str:
     return (message.header("content-type") or "").split(";")[0].strip().lower()
 
 
-def body_view(message: Message, reveal: bool) -> RenderableType | None:
+def body_blocks(title: str, message: Message, mode: BodyMode, reveal: bool) -> list[Block]:
+    """A body's section: its title, how it was decoded, the body (rendered when drawn, with
+    secrets masked unless ``reveal``), and what was left out."""
     if not message.body_length:
-        return None
+        return []
     decoded = decode_body(message)
-    body = decoded.data[:BODY_SHOWN]
-    parts: list[RenderableType] = []
+    blocks: list[Block] = [section(f"{title} ({cells.size(message.body_length)}B)")]
     if decoded.describe():
-        parts.append(Text(decoded.describe(), style="dim italic"))
-    kind = _content_type(message)
-    if not reveal:
-        body = mask_body(body, kind)
-    text: str | None
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None and ("json" in kind or text.lstrip()[:1] in ("{", "[")):
-        try:
-            pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-            parts.append(_json_highlighter(Text(terminal_safe(pretty))))
-        except ValueError:
-            parts.append(Text(terminal_safe(text)))
-    elif text is not None and _mostly_text(text):
-        parts.append(Text(terminal_safe(text)))
-    else:
-        parts.append(hex_dump(body))
-    total = len(decoded.data) if decoded.decoded else message.body_length
-    if total > len(body):
-        parts.append(Text(f"… {len(body):,} of {total:,} bytes shown", style="dim italic"))
-    return Group(*parts)
+        blocks.append(Text(one_line(decoded.describe()), style="dim italic"))
+    content_type = message.header("content-type") or ""
+    blocks.append(BodyBlock(decoded.data, content_type, mode, masked=not reveal))
+    if not decoded.decoded and message.body_truncated:
+        blocks.append(Text(
+            f"… the first {len(message.body):,} of {message.body_length:,} bytes were kept",
+            style="dim italic",
+        ))
+    return blocks
 
 
 def trailers_view(title: str, message: Message, reveal: bool) -> list[RenderableType]:
@@ -132,8 +111,11 @@ def status_line(response: Response) -> Text:
     return line
 
 
-def exchange_view(exchange: Exchange, connection: Connection, *, reveal: bool) -> RenderableType:
-    """One exchange; secrets masked unless ``reveal``; network text always terminal-safe."""
+def exchange_view(
+    exchange: Exchange, connection: Connection, *, reveal: bool, mode: BodyMode = "auto"
+) -> list[Block]:
+    """One exchange as blocks of a view (bodies in view ``mode``); secrets masked unless
+    ``reveal``; network text always terminal-safe."""
     request = exchange.request
     facts = Text(style="dim")
     facts.append(f"#{exchange.index}  {clock_time(exchange.started)}  ")
@@ -157,31 +139,26 @@ def exchange_view(exchange: Exchange, connection: Connection, *, reveal: bool) -
         parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
                           style="cyan"))
     parts += [section("request headers"), headers_table(request, reveal)]
-    body = body_view(request, reveal)
-    if body is not None:
-        parts += [section(f"request body ({cells.size(request.body_length)}B)"), body]
-    parts += trailers_view("request trailers", request, reveal)
+    blocks: list[Block] = [Group(*parts), *body_blocks("request body", request, mode, reveal)]
+    parts = [*trailers_view("request trailers", request, reveal), Text()]
     response = exchange.response
-    parts.append(Text())
     if response is None:
         parts.append(Text("waiting for the response…", style="dim italic"))
-        return Group(*parts)
+        return [*blocks, Group(*parts)]
     for early in exchange.informational:
         parts.append(status_line(early))
         if early.headers:
             parts.append(headers_table(early, reveal))
     parts += [status_line(response), section("response headers"),
               headers_table(response, reveal)]
-    body = body_view(response, reveal)
-    if body is not None:
-        parts += [section(f"response body ({cells.size(response.body_length)}B)"), body]
-    parts += trailers_view("response trailers", response, reveal)
+    blocks += [Group(*parts), *body_blocks("response body", response, mode, reveal)]
+    parts = trailers_view("response trailers", response, reveal)
     if exchange.messages:
         parts += [section(f"messages ({len(exchange.messages):,})"),
                   messages_view(exchange.messages)]
     for note in exchange.notes:
         parts.append(Text(one_line(note), style="yellow"))
-    return Group(*parts)
+    return [*blocks, Group(*parts)] if parts else blocks
 
 
 def _raw_direction(
@@ -239,11 +216,11 @@ def connection_facts(connection: Connection) -> RenderableType:
     return Group(*lines)
 
 
-class DetailPane(LineScrollView, can_focus=True):
+class DetailPane(BlockView, can_focus=True):
     """Shows whatever the main screen hands it; it keeps no model state of its own.
 
-    The renderable is turned into lines once per change (and per width), then only the lines
-    on screen are drawn: a new selection repaints this pane alone, not the screen's layout.
+    Blocks are turned into lines once per change (and per width), bodies only line by line as
+    they come on screen: a new selection repaints this pane alone, not the screen's layout.
     """
 
     DEFAULT_CSS = """
@@ -264,47 +241,8 @@ class DetailPane(LineScrollView, can_focus=True):
         Binding("end,G", "scroll_end", "Bottom", show=False, id="detail.bottom"),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._renderable: RenderableType = ""
-        self._lines: list[Strip] = []
-        self._rendered_width = -1
-
-    @property
-    def text(self) -> str:
-        """What the pane holds, as plain text (all of it, not only what is on screen)."""
-        self._render_lines()
-        return "\n".join(strip.text.rstrip() for strip in self._lines)
-
-    def show(self, renderable: RenderableType, *, keep_scroll: bool = False) -> None:
-        self._renderable = renderable
-        self._rendered_width = -1
-        self._render_lines()
-        if not keep_scroll:
-            self.scroll_to(y=0, animate=False, immediate=True)
-        self.refresh()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._render_lines()
-
-    def _render_lines(self) -> None:
-        width = self.scrollable_content_region.width
-        if width <= 0 or width == self._rendered_width:
-            return
-        self._rendered_width = width
-        console = self.app.console
-        options = console.options.update(width=width, height=None)
-        self._lines = [
-            Strip(line, width)
-            for line in console.render_lines(
-                self._renderable, options, style=self.rich_style, pad=True
-            )
-        ]
-        self.set_content_height(len(self._lines))
-
-    def render_line(self, y: int) -> Strip:
-        index = int(self.scroll_y) + y
-        width = self.scrollable_content_region.width
-        if index >= len(self._lines):
-            return Strip.blank(width, self.rich_style)
-        return self._lines[index].crop_extend(0, width, self.rich_style)
+    def show(self, content: RenderableType | list[Block], *, keep_scroll: bool = False) -> None:
+        if isinstance(content, list):
+            self.show_blocks(content, keep_scroll=keep_scroll)
+        else:
+            self.show_blocks([content], keep_scroll=keep_scroll)

@@ -172,6 +172,13 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         self._place_cursor(index, by_data=True)
         self.refresh()
 
+    def select_key(self, key: KeyT) -> bool:
+        """Put the cursor on the row with ``key`` (False if no row has it)."""
+        index = self._index_of(key, hint=self._cursor)
+        if index is not None:
+            self.move_cursor_to(index)
+        return index is not None
+
     def move_cursor_to(self, index: int) -> None:
         old = self._cursor
         self._place_cursor(index)

@@ -38,6 +38,9 @@ class StatusLine:
     mode: ViewMode = "following"
     stream_ended: bool = False
     notes: tuple[str, ...] = field(default=())
+    left_view: str = "connections"
+    """What the left pane lists: ``connections`` or ``requests``."""
+    shown_requests: int = 0
 
     def render(self) -> Text:
         parts: list[Text] = [Text(f" {self.target} ", style="bold reverse")]
@@ -68,8 +71,10 @@ class StatusLine:
                 f"evicted {self.dropped_connections} conns {self.dropped_exchanges} reqs",
                 style="yellow",
             ))
-        shown = Text(f"{self.shown_connections}/{self.total_connections} conns")
-        parts.append(shown)
+        if self.left_view == "requests":
+            parts.append(Text(f"requests view: {self.shown_requests} reqs", style="bold"))
+        else:
+            parts.append(Text(f"{self.shown_connections}/{self.total_connections} conns"))
         if self.filter_text:
             prefix = "filter !(" if self.inverted else "filter "
             suffix = ")" if self.inverted else ""

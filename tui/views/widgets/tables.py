@@ -1,8 +1,10 @@
-"""The two live tables of the main screen: connections, and the exchanges of one connection."""
+"""The live tables of the main screen: connections, the exchanges of one connection, and
+every request across connections."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.grpc import call_status
@@ -11,6 +13,7 @@ from tui.views import cells
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
 Clock = Callable[[], float]
+ProtocolOf = Callable[[ConnectionKey], str]
 
 CONNECTION_COLUMNS = (
     Column("#", 5, "right"),
@@ -117,5 +120,45 @@ class ExchangesTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
             lambda exchange: exchange_cells(exchange, self.reveal_secrets),
             exchange_key,
             empty_text="no HTTP requests on this connection",
+            id=id,
+        )
+
+
+REQUEST_COLUMNS = (
+    Column("time", 12),
+    Column("pod", 16),
+    Column("method", 7),
+    Column("path", 12, flexible=True),
+    Column("st", 3),
+    Column("latency", 7, "right"),
+    Column("size", 5, "right"),
+    Column("proto", 5),
+)
+
+
+def request_cells(exchange: Exchange, protocol: str, reveal: bool = False) -> Sequence[Cell]:
+    """The row of ``exchange`` in the requests view: when, which pod, then as in its
+    connection's list (secrets in its URL masked unless ``reveal``), and the protocol."""
+    own = exchange_cells(exchange, reveal)
+    return (clock_time(exchange.started), exchange.key[0], *own[1:], cells.protocol(protocol))
+
+
+def clock_time(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S.%f")[:-3]
+
+
+class RequestsTable(LiveTable[Exchange, tuple[ConnectionKey, int]]):
+    """Every request the filter lets through, across connections and pods."""
+
+    def __init__(self, protocol_of: ProtocolOf, *, id: str | None = None) -> None:
+        self.reveal_secrets = False
+        """Show secrets in paths as sent; the main screen's ``s``."""
+        super().__init__(
+            REQUEST_COLUMNS,
+            lambda exchange: request_cells(
+                exchange, protocol_of(exchange.key), self.reveal_secrets
+            ),
+            exchange_key,
+            empty_text="waiting for requests…",
             id=id,
         )

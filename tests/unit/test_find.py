@@ -1,0 +1,106 @@
+"""Find: smart-case literal text, looked for in every part of an exchange that is shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from tui.model.find import make_needle, next_index
+from tui.model.flows import Exchange, Request, Response, StreamMessage
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def exchange(body: bytes = b"", header: tuple[str, str] = ("Accept", "*/*")) -> Exchange:
+    request = Request(headers=[header], body=body, method="POST", target="/orders?id=1")
+    response = Response(headers=[("Content-Type", "text/plain")], status=201, reason="Created")
+    return Exchange(("local", 0), 0, request, response)
+
+
+def test_smart_case_and_literal_text() -> None:
+    lower = make_needle("order 4711")
+    upper = make_needle("Order 4711")
+    dotted = make_needle("a.c")
+    assert lower is not None
+    assert upper is not None
+    assert dotted is not None
+    assert lower.mentions(exchange(b'{"note": "ORDER 4711"}'))
+    assert not upper.mentions(exchange(b'{"note": "ORDER 4711"}'))
+    assert not dotted.mentions(exchange(b"abc"))
+    assert make_needle("") is None
+
+
+def test_every_shown_part_is_searched() -> None:
+    def found(text: str, ex: Exchange) -> bool:
+        needle = make_needle(text)
+        assert needle is not None
+        return needle.mentions(ex)
+
+    assert found("post /orders", exchange())
+    assert found("accept: */*", exchange())
+    assert found("x-tenant", exchange(header=("X-Tenant", "acme")))
+    assert found("201 created", exchange())
+    assert found("text/plain", exchange())
+    assert not found("nowhere", exchange(b"body"))
+    ws = exchange()
+    ws.messages.append(StreamMessage("out", 1.0, "text", b"price update 42", 15))
+    assert found("update 42", ws)
+
+
+def test_next_index_stops_at_either_end() -> None:
+    assert next_index(0, None, True) is None
+    assert next_index(3, None, True) == 0
+    assert next_index(3, None, False) == 2
+    assert next_index(3, 1, True) == 2
+    assert next_index(3, 2, True) is None
+    assert next_index(3, 0, False) is None
+
+
+def test_next_mentioning_goes_round() -> None:
+    from tui.model.find import next_mentioning
+
+    exchanges = [exchange(b"x"), exchange(b"invoice 1"), exchange(b"y"), exchange(b"invoice 2")]
+    needle = make_needle("invoice")
+    assert needle is not None
+    assert next_mentioning(exchanges, 1, needle, True) == 3
+    assert next_mentioning(exchanges, 3, needle, True) == 1
+    assert next_mentioning(exchanges, 1, needle, False) == 3
+    assert next_mentioning(exchanges, None, needle, True) == 1
+    assert next_mentioning(exchanges, None, needle, False) == 3
+    lonely = make_needle("invoice 2")
+    assert lonely is not None
+    assert next_mentioning(exchanges, 3, lonely, True) is None
+    assert next_mentioning([], None, needle, True) is None
+
+
+def test_a_scan_in_slices_finds_what_one_pass_finds() -> None:
+    from tui.model.find import ScanAround
+
+    exchanges = [exchange(f"body {n}".encode()) for n in range(50)]
+    exchanges[7] = exchange(b"invoice 7")
+    needle = make_needle("invoice")
+    assert needle is not None
+    scan = ScanAround(exchanges, 20, needle, True)
+    steps = 0
+    while not scan.step(4):
+        steps += 1
+        assert 0 < scan.progress < 1
+    assert scan.found == 7
+    assert steps == (50 - 20 + 7) // 4
+    nothing = ScanAround(exchanges, 7, needle, False)
+    assert nothing.step(100)
+    assert nothing.found is None
+    assert nothing.progress == 1.0
+
+
+def test_a_compressed_body_is_searched_decoded() -> None:
+    import gzip
+
+    zipped = exchange()
+    assert zipped.response is not None
+    zipped.response.headers.append(("Content-Encoding", "gzip"))
+    zipped.response.body = gzip.compress(b"the invoice 4711 is paid")
+    zipped.response.body_length = len(zipped.response.body)
+    zipped.response.complete = True
+    needle = make_needle("invoice 4711")
+    assert needle is not None
+    assert needle.mentions(zipped)

@@ -1,0 +1,112 @@
+"""Find, the keys of the main screen that look for text: ``f`` opens the prompt, ``n`` and
+``N`` go from match to match in the detail pane, then on to the next request (newest first,
+as the requests view lists them) that mentions the text, going round; the filter stays as it
+is. Through 100,000 requests the looking is done a slice at a time, so that the screen keeps
+answering and shows how far it got."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import events
+from textual.screen import Screen
+from textual.widget import Widget
+
+from tui.model.find import Needle, ScanAround, make_needle
+from tui.model.flows import Exchange
+from tui.model.store import Store
+from tui.views.widgets.detail import DetailPane
+from tui.views.widgets.filter_bar import FilterBar
+from tui.views.widgets.find_bar import FindBar
+
+SCAN_SLICE = 4000
+"""Requests looked through per turn of the event loop (about 20 ms)."""
+
+
+class FindKeys(Screen[None]):
+    """What the main screen does for find; it provides the panes and selection moves."""
+
+    if TYPE_CHECKING:
+        store: Store
+        detail: DetailPane
+        find_bar: FindBar
+        filter_bar: FilterBar
+        needle: Needle | None
+        _scan: ScanAround | None
+        _shown_exchange: Exchange | None
+
+        @property
+        def left_table(self) -> Widget: ...
+        def _stop_following(self) -> None: ...
+        def _select_exchange(self, exchange: Exchange) -> None: ...
+        def _draw_detail(self, *, keep_scroll: bool = False) -> None: ...
+        def _draw_detail_subtitle(self) -> None: ...
+
+    def action_find(self) -> None:
+        # The priority binding caught an "f" typed in a prompt: it is a character there.
+        for prompt in (self.find_bar, self.filter_bar):
+            if prompt.is_open:
+                prompt.input.post_message(events.Key("f", "f"))
+                return
+        self.filter_bar.display = False
+        self.find_bar.open("" if self.needle is None else self.needle.text)
+
+    def on_find_bar_changed(self, event: FindBar.Changed) -> None:
+        self.needle = make_needle(event.text)
+        self.detail.set_needle(self.needle)
+        self.detail.jump_to_match(True, from_edge=True)
+        self._show_find_count()
+
+    def on_find_bar_closed(self, event: FindBar.Closed) -> None:
+        if not event.accepted:
+            self.needle = None
+            self.detail.set_needle(None)
+        self.find_bar.display = False
+        self.filter_bar.display = True
+        self._show_find_count()
+        self.left_table.focus()
+
+    def _show_find_count(self) -> None:
+        count = self.detail.match_count
+        current = self.detail.current_match
+        where = f"{current + 1} of {count}" if current is not None else f"{count}"
+        self.find_bar.show_count(f"{where} matches here · enter keeps it, then n/N · esc drops it")
+        self._draw_detail_subtitle()
+
+    def action_find_next(self, forward: bool) -> None:
+        needle = self.needle
+        if needle is None:
+            self.notify("Press f to type the text to find first.", severity="warning")
+            return
+        # The user is reading matches: new traffic must not move the request away.
+        self._stop_following()
+        if self.detail.jump_to_match(forward):
+            self._draw_detail_subtitle()
+            return
+        # No more here: on to the next request that mentions it (see the module's comment).
+        ordered = self.store.visible_exchanges_in_order()[::-1]
+        shown = self._shown_exchange
+        current = next((i for i, ex in enumerate(ordered) if ex is shown), None)
+        self._scan = ScanAround(ordered, current, needle, forward)
+        self._continue_scan()
+
+    def _continue_scan(self) -> None:
+        scan = self._scan
+        if scan is None or scan.needle is not self.needle:
+            return  # replaced by another find, or the find text changed
+        if not scan.step(SCAN_SLICE):
+            self.detail.border_subtitle = f"find {scan.needle.text!r}: looking… {scan.progress:.0%}"
+            self.set_timer(0.002, self._continue_scan)
+            return
+        self._scan = None
+        forward = scan.forward
+        if scan.found is None:
+            if not self.detail.jump_to_match(forward, from_edge=True):
+                self.notify(f"No request shown mentions {scan.needle.text!r}.",
+                            severity="warning")
+            self._draw_detail_subtitle()
+            return
+        self._select_exchange(scan.exchanges[scan.found])
+        self._draw_detail()
+        self.detail.jump_to_match(forward, from_edge=True)
+        self._draw_detail_subtitle()
