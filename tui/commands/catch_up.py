@@ -7,13 +7,19 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from agent.events import Hello
+from agent.events import ConnectionOpened, DataReceived, Gap, Hello
 from tui.model.updates import AgentEvent, SourceStatus, Update
 
 DRAIN_LIMIT = 3.0
 """Seconds a stop spends at most writing what the agents captured before it."""
 DRAIN_IDLE = 0.5
 """Nothing arrived for this long while stopping: the agents hold nothing more."""
+
+
+_CAPTURED = (DataReceived, ConnectionOpened, Gap)
+"""Events whose time is a packet's capture time: a Stats (or an idle close) is stamped when
+the agent's clock ticks, and may be journaled before packets captured earlier that the agent
+had not read yet."""
 
 
 class CatchUp:
@@ -48,8 +54,9 @@ class CatchUp:
             if isinstance(update, AgentEvent):
                 event = update.event
                 if event.seq:  # journaled: its place in the capture
-                    newest[update.source] = latest = event.ts
                     self._written_seq[update.source] = event.seq
+                    if isinstance(event, _CAPTURED):
+                        newest[update.source] = latest = event.ts
                 elif isinstance(event, Hello):  # where the agent's journal stands
                     self._agent_seq[update.source] = event.next_seq - 1
             elif isinstance(update, SourceStatus) and update.state in ("gone", "failed"):
