@@ -25,9 +25,11 @@ from agent.events import (
 from tui.model.body_budget import DEFAULT_BODY_BUDGET, BodyBudget
 from tui.model.filters import Filter, Not
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.handoff import handoffs_for
 from tui.model.headers import HeaderInventory
 from tui.model.http import ConnectionDecoder
 from tui.model.http1_cache import Http1Cache
+from tui.model.http2_headers import Http2HeaderCache
 from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.model.noise import is_noise
 from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
@@ -111,6 +113,7 @@ class Store:
         self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
         # Shared by every connection's decoder: header lines repeat across connections too.
         self._http1_cache = Http1Cache()
+        self._handoffs = handoffs_for(body_cap, Http2HeaderCache())
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
@@ -331,6 +334,7 @@ class Store:
             raw_cap=self.raw_cap,
             on_request=self._on_request,
             cache=self._http1_cache,
+            handoffs=self._handoffs,
         )
         self._highest_id[conn.source] = max(self._highest_id.get(conn.source, -1), conn.key[1])
         change.new_connections.append(conn.key)
