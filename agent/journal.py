@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import repeat
 
-from agent.events import AnyEvent, DataReceived, EventsLost, LostReason
+from agent.events import AnyEvent, DataReceived, EventsLost, LostReason, Stats
 
 DEFAULT_MAX_EVENTS = 200_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -48,6 +48,8 @@ class Journal:
         self._next_seq = 1
         self._bytes = 0
         self._listener: Callable[[], None] | None = None
+        self.latest_stats: Stats | None = None
+        """The newest ``Stats`` appended (capture threads append them last in a batch)."""
 
     @property
     def oldest_seq(self) -> int:
@@ -86,6 +88,8 @@ class Journal:
             deque(map(setattr, events, repeat("seq"), range(self._next_seq, seq)), maxlen=0)
             self._events.extend(events)
             self._next_seq = seq
+            if type(events[-1]) is Stats:
+                self.latest_stats = events[-1]
             self._bytes += _data_bytes(events)
             self._drop_oldest()
         listener = self._listener

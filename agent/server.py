@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hmac
 import logging
 import time
@@ -44,6 +45,8 @@ BATCH_BYTES = 896 * 1024
 # stalled client costs little.
 WRITE_LIMIT = 1024 * 1024
 SHUTDOWN_REASON = "podtap agent is shutting down"
+WHERE_INTERVAL = 1.0
+"""Seconds between two notices to a client that is behind of where the capture is."""
 
 RequestHandler = Callable[[AnyRequest], Awaitable[None]]
 
@@ -207,6 +210,17 @@ class EventServer:
             self.presence.left(asyncio.get_running_loop().time())
             log.info("client %s left (code %s)", _peer(connection), connection.close_code)
 
+    def _where_capture_is(self) -> list[AnyEvent]:
+        """A ``Hello`` (the journal's ``next_seq`` now) and a copy of the newest ``Stats``,
+        both with seq 0: per-client notices, never journaled."""
+        where: list[AnyEvent] = [self._hello()]
+        stats = self._journal.latest_stats
+        if stats is not None:
+            notice = copy.copy(stats)
+            notice.seq = 0
+            where.append(notice)
+        return where
+
     def _hello(self) -> Hello:
         info = self.info
         return Hello(
@@ -243,6 +257,7 @@ class EventServer:
         # too old); later, it is the client's own when it was behind, the journal's when a
         # burst larger than the journal arrived while the client was keeping up.
         lost_reason: LostReason = "journal"
+        said_where = 0.0
         while True:
             final = self._final_seq
             if final is not None and cursor >= final:
@@ -252,8 +267,14 @@ class EventServer:
             if not events:
                 await signal.wait()
                 continue
-            await connection.send(encode_batch(events))
             cursor = events[-1].seq
+            now = time.monotonic()
+            if cursor < journal.last_seq and now - said_where >= WHERE_INTERVAL:
+                # A client that is behind learns now, not once it has caught up, how far the
+                # journal is ahead and what the capture lost: seq 0, out of the journal.
+                events = [*events, *self._where_capture_is()]
+                said_where = now
+            await connection.send(encode_batch(events))
             lost_reason = "journal" if cursor >= journal.last_seq else "slow-client"
             _log_loss(connection, events)
 

@@ -15,6 +15,19 @@ from tui.sources.session import Session
 from tui.targets import KubeTarget, LocalTarget, parse_port, parse_target
 
 
+def parse_mebibytes(text: str) -> int:
+    """A whole number of MiB above 0, in bytes."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of MiB above 0, not {text!r}")
+    return int(text) << 20
+
+
+def store_options(args: argparse.Namespace) -> dict[str, int]:
+    """The Store arguments the command line chose (none: the store's defaults)."""
+    budget = getattr(args, "body_budget", None)
+    return {} if budget is None else {"body_budget": budget}
+
+
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
@@ -25,6 +38,11 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
         help="TCP port the service listens on (repeatable; Kubernetes default: containerPorts)",
+    )
+    parser.add_argument(
+        "--body-budget", type=parse_mebibytes, default=None, metavar="MIB",
+        help="memory for the bodies of decoded requests and responses, in MiB; past it the "
+        "oldest are let go, their sizes kept (default: 256)",
     )
     kube = parser.add_argument_group("Kubernetes")
     kube.add_argument("-n", "--namespace", help="namespace of the target (default: context's)")

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from tui.model.content import decode_body
 from tui.model.flows import Connection, Exchange, Message, StreamMessage
 from tui.model.grpc import STATUS_NAMES, call_status
+from tui.model.http1_framing import AMBIGUOUS_FRAMING
 from tui.model.linear_regex import BODY_LIMIT, MESSAGES_LIMIT, LinearRegex, RegexError
 from tui.model.routes import route_template
 
@@ -328,7 +329,9 @@ def _protocol(*protocols: str) -> Callable[[], Predicate]:
 
 
 def _failed() -> Predicate:
-    return lambda _conn, ex: ex is not None and (ex.error is not None or ex.incomplete)
+    return lambda _conn, ex: ex is not None and (
+        ex.error is not None or ex.incomplete or any(AMBIGUOUS_FRAMING in n for n in ex.notes)
+    )
 
 
 @dataclass(frozen=True)

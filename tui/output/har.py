@@ -306,12 +306,23 @@ def har_document(entries: Sequence[Json], version: str, comment: str = "") -> by
             + b",\n".join(_encoder.encode(entry) for entry in entries) + _CLOSING)
 
 
+def _closing(comment: str) -> bytes:
+    """The end of the document, with ``log.comment`` after the entries (JSON objects have no
+    order): a comment that changes while the file is written (what was lost) is rewritten
+    with the pending entries, never in the part already final."""
+    if not comment:
+        return _CLOSING
+    return b"\n]," + _encoder.encode({"comment": comment})[1:-1] + b"}}\n"
+
+
 class HarFileWriter:
-    """A HAR file that is a complete document after every :meth:`flush`."""
+    """A HAR file that is a complete document after every :meth:`flush`; ``comment`` (the
+    ``log.comment``) may change until the last flush."""
 
     def __init__(self, stream: BinaryIO, version: str, comment: str = "") -> None:
         self._stream = stream
-        start = har_document_start(version, comment)
+        self.comment = comment
+        start = har_document_start(version)
         stream.write(start)
         self._final_end = len(start)
         self._file_end = len(start)
@@ -336,7 +347,7 @@ class HarFileWriter:
         tail = b""
         if pending_encoded:
             tail = (b",\n" if self._final_count else b"") + b",\n".join(pending_encoded)
-        body = final_bytes + tail + _CLOSING
+        body = final_bytes + tail + _closing(self.comment)
         stream = self._stream
         stream.seek(self._final_end)
         new_end = self._final_end + len(body)

@@ -148,6 +148,10 @@ class TextFormatter:
             side = " (response)" if event.direction == "out" else ""
             return f"{mark}Connection ID {event.conn}: {event.length} bytes missing{side}\n"
         if isinstance(event, EventsLost):
+            # Any of this agent's connections may have lost bytes here: no character is
+            # completed across the hole.
+            for key in [key for key in self._partial if key[0] == source]:
+                del self._partial[key]
             why = _LOST_REASONS.get(event.reason, event.reason)
             return f"{mark}{event.count} events lost ({why})\n"
         return ""
