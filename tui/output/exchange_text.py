@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from tui.model.flows import Connection, ConnectionKey, Exchange, Response, StreamMessage
 from tui.model.protobuf_raw import render as render_protobuf
-from tui.model.secrets import mask_text, mask_url, masked_headers
+from tui.model.secrets import mask_message_text, mask_text, mask_url, masked_headers
 from tui.model.store import Store, StoreChange
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.model.updates import Update
@@ -54,7 +54,7 @@ class ExchangeTextFormatter:
     def __init__(self, *, show_source: bool = False, reveal: bool = False) -> None:
         self.show_source = show_source
         self.reveal = reveal
-        """Print secret header values (Authorization, Cookie, ...) as sent, not masked."""
+        """Print secrets (headers, URL parameters, messages' JSON keys, ...) as sent."""
         # Per exchange: how much of it was printed. Oldest forgotten past the cap.
         self._printed: dict[tuple[ConnectionKey, int], _Printed] = {}
 
@@ -144,7 +144,9 @@ class ExchangeTextFormatter:
             mark = self._mark(exchange)
             head = one_line(f"{mark}gRPC {_ident(exchange)} {side} message ({about})")
             # Schema-less, as protoc --decode_raw shows it; strings may hold any character.
-            return f"{head}\n{terminal_safe(render_protobuf(message.data))}\n\n"
+            strings = None if self.reveal else mask_message_text
+            fields = render_protobuf(message.data, shown_string=strings)
+            return f"{head}\n{terminal_safe(fields)}\n\n"
         head = one_line(
             f"{self._mark(exchange)}WebSocket {_ident(exchange)} {side} {message.kind} ({about})"
         )
@@ -153,9 +155,11 @@ class ExchangeTextFormatter:
         if message.kind == "binary":
             return f"{head}\n{hex_block(message.data)}"
         try:
-            return f"{head}\n{text_block(terminal_safe(message.data.decode('utf-8')))}"
+            text = message.data.decode("utf-8")
         except UnicodeDecodeError:
             return f"{head}\n{hex_block(message.data)}"
+        shown = text if self.reveal else mask_message_text(text)
+        return f"{head}\n{text_block(terminal_safe(shown))}"
 
     def _mark(self, exchange: Exchange) -> str:
         return f"## [{exchange.key[0]}] " if self.show_source else "## "

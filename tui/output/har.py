@@ -36,7 +36,7 @@ from tui.model.flows import (
     StreamMessage,
 )
 from tui.model.protobuf_raw import render as render_protobuf
-from tui.model.secrets import MASK, mask, mask_body, mask_text, mask_url
+from tui.model.secrets import MASK, mask, mask_body, mask_message_text, mask_text, mask_url
 from tui.model.websocket import OPCODES
 
 HAR_VERSION = "1.2"
@@ -116,13 +116,16 @@ def _content(message: Message, reveal: bool) -> tuple[Json, list[str]]:
     return content, comments
 
 
-def _websocket_messages(messages: Iterable[StreamMessage]) -> list[Json]:
+def _websocket_messages(messages: Iterable[StreamMessage], reveal: bool) -> list[Json]:
     """The convention of browsers' HAR exports: ``type`` send (client to server) or receive,
-    ``time`` in seconds since the epoch, ``opcode``, ``data`` (text, or base64 for binary)."""
+    ``time`` in seconds since the epoch, ``opcode``, ``data`` (text, its secrets masked unless
+    ``reveal``, or base64 for binary)."""
     out: list[Json] = []
     for message in messages:
         if message.kind == "text":
             data = message.data.decode("utf-8", "replace")
+            if not reveal:
+                data = mask_message_text(data)
         elif message.kind == "close":
             data = message.note
         else:
@@ -141,16 +144,18 @@ def _websocket_messages(messages: Iterable[StreamMessage]) -> list[Json]:
     return out
 
 
-def _grpc_messages(messages: Iterable[StreamMessage]) -> list[Json]:
+def _grpc_messages(messages: Iterable[StreamMessage], reveal: bool) -> list[Json]:
     """A call's messages: ``type`` send (client to server) or receive, ``time`` in seconds
-    since the epoch, ``data`` read without a schema as ``protoc --decode_raw`` does, ``raw``
-    the payload (inflated, as far as kept) in base64, for tools that have the schema."""
+    since the epoch, ``data`` read without a schema as ``protoc --decode_raw`` does (its secrets
+    masked unless ``reveal``), ``raw`` the payload (inflated, as far as kept) in base64, for
+    tools that have the schema: binary, so kept as sent, like a binary body."""
     out: list[Json] = []
+    strings = None if reveal else mask_message_text
     for message in messages:
         entry: Json = {
             "type": "send" if message.direction == "in" else "receive",
             "time": message.time,
-            "data": render_protobuf(message.data),
+            "data": render_protobuf(message.data, shown_string=strings),
             "raw": base64.b64encode(message.data).decode("ascii"),
         }
         if message.length > len(message.data):
@@ -264,10 +269,10 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
     if exchange.messages:
         grpc = [message for message in exchange.messages if message.kind == GRPC]
         if grpc:
-            entry["_grpcMessages"] = _grpc_messages(grpc)
+            entry["_grpcMessages"] = _grpc_messages(grpc, reveal)
         if len(grpc) < len(exchange.messages):
             entry["_webSocketMessages"] = _websocket_messages(
-                message for message in exchange.messages if message.kind != GRPC
+                (message for message in exchange.messages if message.kind != GRPC), reveal
             )
     notes = list(exchange.notes)
     if not exchange.request.method:
