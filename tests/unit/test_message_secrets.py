@@ -74,7 +74,7 @@ def grpc_chunks() -> list[tuple[Direction, bytes]]:
         relay.thread.join(10)
     finally:
         server.stop(None)
-    return list(relay.chunks)
+    return [("in" if side == "in" else "out", data) for side, data in relay.chunks]
 
 
 def decoded(chunks: list[tuple[Direction, bytes]]) -> tuple[Store, StoreChange]:
