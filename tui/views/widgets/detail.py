@@ -130,6 +130,8 @@ def exchange_view(
         parts.append(Text(f"malformed: {one_line(error)}", style="bold red"))
     if exchange.incomplete:
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
+    # How it was seen: why it is incomplete, ambiguous framing...
+    parts += [Text(note, style="yellow") for note in exchange.notes]
     if exchange.upgraded and connection.protocol == "ws":
         parts.append(Text("switched to WebSocket: its messages follow the response",
                           style="cyan"))
@@ -153,7 +155,7 @@ def exchange_view(
     parts = trailers_view("response trailers", response, reveal)
     if exchange.messages:
         parts += [section(f"messages ({len(exchange.messages):,})"),
-                  messages_view(exchange.messages)]
+                  messages_view(exchange.messages, reveal)]
     for note in exchange.notes:
         parts.append(Text(one_line(note), style="yellow"))
     return [*blocks, Group(*parts)] if parts else blocks
