@@ -163,13 +163,15 @@ async def test_e_shows_endpoints_sorts_and_enter_filters_requests() -> None:
         orders = next(row for row in rows if row.route == "/api/orders")
         assert (orders.server_errors, orders.protocol) == (1, "http")
         # Sort by p50, largest first: the slow order comes first.
-        await pilot.press(*["greater_than_sign"] * 4)
+        await pilot.press(*["greater_than_sign"] * 5)
         await pilot.pause()
         assert screen.sort_by == "p50"
         assert screen.rows_table.rows[0].route == "/api/orders"
         await pilot.press("exclamation_mark")
         await pilot.pause()
         assert screen.rows_table.rows[-1].route == "/api/orders"
+        await pilot.press("less_than_sign")
+        assert screen.sort_by == "grpc err"
         await pilot.press("less_than_sign")
         assert screen.sort_by == "5xx"
         # enter: the requests view, filtered to the endpoint under the cursor.
