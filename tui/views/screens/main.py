@@ -17,7 +17,7 @@ from tui.model.bodies import BODY_MODES, BodyMode
 from tui.model.curl import as_curl
 from tui.model.endpoints import EndpointKey, EndpointTable
 from tui.model.filters import Filter, parse_filter, quote, regex_escape
-from tui.model.find import Needle, ScanAround
+from tui.model.find import FindTexts, Needle, ScanAround
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.secrets import mask
 from tui.model.store import Store
@@ -122,6 +122,7 @@ class MainScreen(RequestsViewKeys, FindKeys):
         self._requests_drawn = 0.0
         self._wanted_exchange: tuple[ConnectionKey, int] | None = None
         self._scan: ScanAround | None = None
+        self.find_texts = FindTexts()
         self.mode: ViewMode = "following"
         self.raw_mode = False
         self.reveal_secrets = False
@@ -488,6 +489,7 @@ class MainScreen(RequestsViewKeys, FindKeys):
     def action_clear(self) -> None:
         self.store.clear()
         self.endpoints.clear()
+        self.find_texts.clear()
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
