@@ -2,8 +2,9 @@
 #
 #   docker build -t podtap-agent:0.1.0 .
 #
-# podtap starts it as a Job next to each tapped pod (see docs/kubernetes.md). The agent builds
-# its packet filter itself, so the image needs no libpcap.
+# With --agent-from-image, podtap runs it as the agent Job of each node (see docs/kubernetes.md);
+# by default it needs no image of its own. The agent builds its packet filter itself, so the
+# image needs no libpcap.
 
 FROM python:3.11-slim AS build
 WORKDIR /src
@@ -20,4 +21,6 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
  && pip install --no-cache-dir "msgspec>=0.18" "websockets>=13" \
  && podtap agent --help > /dev/null
 ENV PYTHONUNBUFFERED=1
+# Only what the agent needs to write is in memory: the Job's root filesystem is read-only.
+ENV PYTHONDONTWRITEBYTECODE=1
 ENTRYPOINT ["podtap", "agent"]

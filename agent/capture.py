@@ -25,13 +25,13 @@ import os
 import select
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from agent import bpf
 from agent.errors import UserError
 from agent.netns import NamespaceRef, check_capabilities, is_own_namespace, run_in_namespace
-from agent.packet import PROTO_TCP, Buffer, Segment, parse_ip
+from agent.packet import PROTO_TCP, Frame, Segment, frame_of, parse_ip, segment_of
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
@@ -61,11 +61,10 @@ _FPROG = struct.Struct("@HP")  # struct sock_fprog (native alignment): length, p
 # struct sockaddr_ll: family, protocol (network order), ifindex, and fields bind ignores.
 _SOCKADDR_LL = struct.Struct("=HHi12x")
 # An IPv4 header without options followed by the fixed part of a TCP header: nearly every
-# frame, read in one call (see parse_frame).
-_IPV4_TCP = struct.Struct("!BxHxxHxBxx4s4sHHIIBB")
+# frame, read in one call, the addresses and ports as one flow key (see frames_of_block).
+# Flags and fragment offset, time-to-live and protocol come as one number.
+_IPV4_TCP = struct.Struct("!BxHxxIxx12sIIBB")
 _IPV4_NO_OPTIONS = 0x45
-_unpack_ipv4_tcp = _IPV4_TCP.unpack_from
-_new_tuple = tuple.__new__
 _libc = ctypes.CDLL(None, use_errno=True)
 
 Captured = tuple[float, str, Segment]
@@ -145,48 +144,39 @@ class Capture:
     def fileno(self) -> int:
         return self._socket.fileno()
 
-    def read_batch(self, timeout: float, max_blocks: int = 8) -> list[Captured]:
+    def read_frames(self, timeout: float, max_blocks: int = 8) -> list[Frame]:
         """The segments of the ring's ready blocks (at most ``max_blocks``, so that the caller
         gets control back regularly), waiting up to ``timeout`` seconds for one to be ready."""
         ring = self._ring
         if not _BLOCK.unpack_from(ring, self._block * self._block_size)[0] & TP_STATUS_USER:
             self._poll.poll(max(0, int(timeout * 1000)))
-        captured: list[Captured] = []
+        frames: list[Frame] = []
         for _ in range(max_blocks):
             base = self._block * self._block_size
             status, count, first = _BLOCK.unpack_from(ring, base)
             if not status & TP_STATUS_USER:
                 break
-            self._read_block(base + first, count, captured)
+            self.frames += count
+            self.truncated += frames_of_block(
+                ring, base + first, count, self._interface_name, self._loopbacks, frames
+            )
             struct.pack_into("=I", ring, base + _BLOCK_STATUS_OFFSET, 0)  # back to the kernel
             self._block = (self._block + 1) % self._block_count
-        return captured
+        return frames
 
-    def _read_block(self, offset: int, count: int, captured: list[Captured]) -> None:
-        ring = self._ring
-        unpack_frame = _FRAME.unpack_from
-        names = self._names
-        loopbacks = self._loopbacks
-        append = captured.append
-        self.frames += count
-        for _ in range(count):
-            following, seconds, nanos, snaplen, length, network, ifindex, pkttype = unpack_frame(
-                ring, offset
-            )
-            # The filter already drops loopback's outgoing copies; this keeps them out should
-            # an interface be renamed or a filter-less socket be used.
-            if not (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
-                if snaplen < length:
-                    self.truncated += 1
-                start = offset + network
-                segment = parse_frame(ring, start, start + snaplen)
-                if segment is not None:
-                    name = names.get(ifindex) or self._interface_name(ifindex)
-                    append((seconds + nanos * 1e-9, name, segment))
-            offset += following
+    def read_batch(self, timeout: float, max_blocks: int = 8) -> list[Captured]:
+        """What :meth:`read_frames` reads, as Segments: slower, for readers that want them."""
+        return [
+            (ts, name, segment_of(key, seq, ack, flags, payload))
+            for ts, name, key, seq, ack, flags, payload in self.read_frames(timeout, max_blocks)
+        ]
 
     def _interface_name(self, ifindex: int) -> str:
-        """Names of interfaces created after the capture started, looked up once each."""
+        """The name of interface ``ifindex``; those created after the capture started are
+        looked up once each."""
+        name = self._names.get(ifindex)
+        if name is not None:
+            return name
         try:
             for index, name in run_in_namespace(self.namespace, socket.if_nameindex):
                 self._names.setdefault(index, name)
@@ -222,25 +212,62 @@ class Capture:
         self.close()
 
 
-def parse_frame(buffer: Buffer, start: int, end: int) -> Segment | None:
-    """What agent.packet.parse_ip returns for ``buffer[start:end]``, sooner for the common
-    frame (IPv4 without options): one unpack for both headers, and the Segment built without
-    its Python-level constructor. Anything else goes to parse_ip."""
-    if end - start < 40 or buffer[start] != _IPV4_NO_OPTIONS:
-        return parse_ip(buffer, start, end)
-    _, total, fragment, proto, src, dst, sport, dport, seq, ack, offset, flags = _unpack_ipv4_tcp(
-        buffer, start
-    )
-    # The same refusals as parse_ip: not TCP, a fragment, a length past the captured bytes
-    # (zero: an offloaded super-packet, the captured length counts), a short TCP header.
-    ip_end = start + total if total else end
-    data = start + 20 + (offset >> 4) * 4
-    if proto != PROTO_TCP or fragment & 0x3FFF or ip_end > end or start + 40 > ip_end:
-        return None
-    if offset < 0x50 or data > ip_end:
-        return None
-    payload = bytes(buffer[data:ip_end])
-    return _new_tuple(Segment, (src, sport, dst, dport, seq, ack, flags, payload))
+def frames_of_block(
+    ring: mmap.mmap | bytes,
+    offset: int,
+    count: int,
+    interface_name: Callable[[int], str],
+    loopbacks: frozenset[int],
+    out: list[Frame],
+) -> int:
+    """Append to ``out`` the segments of the ``count`` frames of a ring block, the first at
+    ``offset``; return how many the ring cut short (lost as whole segments). ``ring`` is the
+    ring itself or bytes, whose slices are bytes (a payload is a copy, never a view).
+
+    The common frame, IPv4 without options, is read here in one unpack that also yields its
+    flow key; anything else goes to agent.packet.parse_ip, and both refuse the same frames.
+    Loopback's outgoing copies are skipped: the filter already drops them, this keeps them out
+    should an interface be renamed or a filter-less socket be used."""
+    unpack_frame = _FRAME.unpack_from
+    unpack_ipv4_tcp = _IPV4_TCP.unpack_from
+    append = out.append
+    truncated = 0
+    last_ifindex = -1
+    name = ""
+    for _ in range(count):
+        following, seconds, nanos, snaplen, length, network, ifindex, pkttype = unpack_frame(
+            ring, offset
+        )
+        start = offset + network
+        offset += following
+        if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
+            continue
+        if snaplen < length:
+            truncated += 1
+        if ifindex != last_ifindex:
+            name = interface_name(ifindex)
+            last_ifindex = ifindex
+        if snaplen >= 40:
+            version_ihl, total, fragment_proto, key, seq, ack, data_offset, flags = unpack_ipv4_tcp(
+                ring, start
+            )
+            if version_ihl == _IPV4_NO_OPTIONS:
+                # The same refusals as parse_ip, in as few tests as they fit: not TCP or a
+                # fragment (the time-to-live masked out), a TCP header under 20 bytes, a
+                # length past the captured bytes (zero: an offloaded super-packet, the
+                # captured length counts) or too short for the headers.
+                if not total:
+                    total = snaplen
+                header = (data_offset >> 2) & 0x3C
+                tcp_ok = 20 <= header <= total - 20 and total <= snaplen
+                if tcp_ok and fragment_proto & 0x3FFF00FF == PROTO_TCP:
+                    payload = ring[start + 20 + header : start + total]
+                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, payload))
+                continue
+        segment = parse_ip(ring, start, start + snaplen)
+        if segment is not None:
+            append(frame_of(seconds + nanos * 1e-9, name, segment))
+    return truncated
 
 
 def _open_socket(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import logging
 import os
@@ -17,11 +18,12 @@ import secrets
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn, Protocol
 
 from agent import __version__
-from agent.capture import DEFAULT_BLOCK_COUNT, NEW_FANOUT_GROUP, Capture
+from agent.budget import Buffers, buffers_for, cgroup_memory_limit
+from agent.capture import NEW_FANOUT_GROUP, Capture
 from agent.errors import UserError
 from agent.journal import DEFAULT_MAX_BYTES, DEFAULT_MAX_EVENTS, Journal
 from agent.lifecycle import Timeouts, wait_until_unwanted
@@ -32,7 +34,9 @@ from agent.netns import (
     named_namespace,
     pid_namespace,
 )
-from agent.server import AgentInfo, EventServer
+from agent.node import NodeSniffer
+from agent.requests import AnyRequest
+from agent.server import AgentInfo, EventServer, RequestHandler
 from agent.sniffer import Sniffer
 from agent.tcp import Reassembler
 from agent.wire import TOKEN_ENV
@@ -66,6 +70,10 @@ def build_parser() -> _Parser:
     target.add_argument("--netns", metavar="NAME_OR_PATH", help="an `ip netns` name or a path")
     target.add_argument("--container-id", metavar="ID", help="a container running on this host")
     target.add_argument("--host", action="store_true", help="the agent's own namespace")
+    target.add_argument(
+        "--node", metavar="NAME",
+        help="a node agent named NAME: taps the pods its client asks for (protocol 2)",
+    )  # fmt: skip
     parser.add_argument(
         "-p", "--port", type=int, action="append", required=True, dest="ports", metavar="PORT",
         help="a server port to watch (repeat for more)",
@@ -90,8 +98,9 @@ def build_parser() -> _Parser:
         help=f"events kept for clients that fall behind or reconnect ({DEFAULT_MAX_EVENTS})",
     )  # fmt: skip
     parser.add_argument(
-        "--journal-bytes", type=int, default=DEFAULT_MAX_BYTES, metavar="N",
-        help=f"bytes of captured data kept likewise ({DEFAULT_MAX_BYTES})",
+        "--journal-bytes", type=int, default=None, metavar="N",
+        help="bytes of captured data kept likewise (default: a quarter of the cgroup's memory "
+        f"limit, at most {DEFAULT_MAX_BYTES})",
     )  # fmt: skip
     parser.add_argument(
         "--workers", metavar="N", default=os.environ.get(WORKERS_ENV, "auto"),
@@ -116,6 +125,8 @@ class AgentOptions:
     journal_events: int
     journal_bytes: int
     workers: int = 1
+    buffers: Buffers = field(default_factory=lambda: buffers_for(None, node=False))
+    node: bool = False
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -137,27 +148,47 @@ def check_options(args: argparse.Namespace) -> AgentOptions:
             raise UserError(f"Port {port} is out of range; give ports between 1 and 65535.")
     limits = {"--journal-events": args.journal_events, "--journal-bytes": args.journal_bytes}
     for flag, value in limits.items():
-        if value < 1:
+        if value is not None and value < 1:
             raise UserError(f"{flag} must be at least 1.")
     workers = parse_workers(args.workers)
     host, port = parse_listen(args.listen)
+    token = (args.token if args.token is not None else os.environ.get(TOKEN_ENV)) or None
+    if token is None and not is_loopback(host):
+        raise UserError(
+            f"--listen {args.listen} lets other machines connect, and without a token anyone "
+            f"could read the traffic: give --token (or ${TOKEN_ENV}), or listen on 127.0.0.1."
+        )
     namespace, target = resolve_target(args)
-    token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
+    node = args.node is not None
+    buffers = buffers_for(cgroup_memory_limit(), node=node)
     return AgentOptions(
         namespace=namespace,
         target=target,
         ports=tuple(sorted(set(args.ports))),
         listen_host=host,
         listen_port=port,
-        token=token or None,
+        token=token,
         timeouts=Timeouts(
             first_client=args.first_client_timeout or None,
             idle=args.idle_timeout or None,
         ),
         journal_events=args.journal_events,
-        journal_bytes=args.journal_bytes,
-        workers=workers,
+        journal_bytes=args.journal_bytes or buffers.journal_bytes,
+        # A node agent follows every pod in one thread: workers would split one pod's traffic.
+        workers=1 if node else workers,
+        buffers=buffers,
+        node=node,
     )
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach ``host``: a loopback address or ``localhost``."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_workers(text: str) -> int:
@@ -180,6 +211,9 @@ def resolve_target(args: argparse.Namespace) -> tuple[NamespaceRef, str]:
         return named_namespace(args.netns), f"netns/{args.netns}"
     if args.container_id is not None:
         return container_namespace(args.container_id), f"container/{args.container_id}"
+    if args.node is not None:
+        # Each tapped pod has its own namespace; the agent's own serves only as a placeholder.
+        return host_namespace(), f"node/{args.node}"
     return host_namespace(), "host"
 
 
@@ -215,8 +249,15 @@ StartCapture = Callable[[Journal, FailureCallback], CaptureRunner]
 
 
 def run(options: AgentOptions) -> int:
+    if options.node:
+        return asyncio.run(serve(options, _on_node(options), []))
     if options.workers == 1:
-        capture = Capture(options.namespace, options.ports)
+        capture = Capture(
+            options.namespace,
+            options.ports,
+            block_size=options.buffers.block_size,
+            block_count=options.buffers.block_count,
+        )
         with capture:
             return asyncio.run(
                 serve(options, _in_process(capture, options.ports), list(capture.interfaces))
@@ -225,12 +266,16 @@ def run(options: AgentOptions) -> int:
     group: int | None = NEW_FANOUT_GROUP
     # Each worker gets about 1/N of the traffic, so 1/N of the ring rides out as long a stall:
     # the agent holds as much kernel memory as with one process.
-    blocks = max(16, DEFAULT_BLOCK_COUNT // options.workers)
+    blocks = max(4, options.buffers.block_count // options.workers)
     captures: list[Capture] = []
     try:
         for _ in range(options.workers):
             capture = Capture(
-                options.namespace, options.ports, block_count=blocks, fanout_group=group
+                options.namespace,
+                options.ports,
+                block_size=options.buffers.block_size,
+                block_count=blocks,
+                fanout_group=group,
             )
             captures.append(capture)
             group = capture.fanout_group
@@ -249,6 +294,17 @@ def run(options: AgentOptions) -> int:
 def _in_process(capture: Capture, ports: Sequence[int]) -> StartCapture:
     def start(journal: Journal, on_failure: FailureCallback) -> CaptureRunner:
         sniffer = Sniffer(capture, Reassembler(frozenset(ports)), journal, on_failure=on_failure)
+        sniffer.start()
+        return sniffer
+
+    return start
+
+
+def _on_node(options: AgentOptions) -> StartCapture:
+    def start(journal: Journal, on_failure: FailureCallback) -> CaptureRunner:
+        sniffer = NodeSniffer(
+            journal, frozenset(options.ports), options.buffers, on_failure=on_failure
+        )
         sniffer.start()
         return sniffer
 
@@ -285,7 +341,17 @@ async def serve(options: AgentOptions, start_capture: StartCapture, interfaces: 
         ports=options.ports,
         interfaces=tuple(interfaces),
     )
-    server = EventServer(journal, info, options.token)
+    runner: list[CaptureRunner] = []
+    capturing = asyncio.Event()
+
+    async def on_request(request: AnyRequest) -> None:
+        await capturing.wait()  # a client may ask before the capture thread runs
+        node = runner[0]
+        if isinstance(node, NodeSniffer):
+            await asyncio.to_thread(node.handle, request)
+
+    handler: RequestHandler | None = on_request if options.node else None
+    server = EventServer(journal, info, options.token, on_request=handler)
     try:
         host, port = await server.start(options.listen_host, options.listen_port)
     except OSError as error:
@@ -298,6 +364,8 @@ async def serve(options: AgentOptions, start_capture: StartCapture, interfaces: 
         loop.call_soon_threadsafe(stop, f"capture failed: {error}")
 
     sniffer = start_capture(journal, capture_failed)
+    runner.append(sniffer)
+    capturing.set()
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     announcement = {"listening": address, "agent_id": info.agent_id, "interfaces": interfaces}
     sys.stdout.write(json.dumps(announcement) + "\n")

@@ -5,6 +5,10 @@ event is appended; 0 for per-client events such as ``Hello`` that are not journa
 (the capture time, seconds since the epoch). Connection ids (``conn``) are assigned by the agent,
 start at 0 and are never reused within one agent process (``Hello.agent_id``).
 
+A node agent (protocol 2) taps several pods at once: ``ConnectionOpened.pod`` names the pod a
+connection belongs to, and ``PodTapped``/``PodUntapped``/``PodTapFailed`` say when a pod joins or
+leaves the agent's set (at a client's request, see agent/requests.py).
+
 Direction is relative to the tapped service: ``"in"`` flows from the client to the server port
 being watched (requests), ``"out"`` from that server back to the client (responses).
 """
@@ -13,9 +17,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
+from agent.codec import msgspec
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+OLDEST_PROTOCOL = 1
+"""Clients read agents from this version on: protocol 2 only added events and a field."""
 
 Direction = Literal["in", "out"]
 CloseReason = Literal["fin", "rst", "idle", "evicted", "shutdown"]
@@ -51,6 +57,8 @@ class ConnectionOpened(Event, tag="open"):
     server_port: int
     interface: str = ""
     mid_stream: bool = False
+    pod: str = ""
+    """The tapped pod (``NAMESPACE/NAME``) of a node agent; empty for a single-target agent."""
 
 
 class DataReceived(Event, tag="data"):
@@ -93,4 +101,36 @@ class EventsLost(Event, tag="lost"):
     reason: LostReason
 
 
-AnyEvent = Hello | ConnectionOpened | DataReceived | Gap | ConnectionClosed | Stats | EventsLost
+class PodTapped(Event, tag="tapped"):
+    """A node agent captures ``pod`` from now on; its connections carry its name."""
+
+    pod: str
+    interfaces: list[str]
+
+
+class PodUntapped(Event, tag="untapped"):
+    """A node agent stopped capturing ``pod`` (its open connections were closed first)."""
+
+    pod: str
+    reason: str
+
+
+class PodTapFailed(Event, tag="tap-failed"):
+    """A node agent could not tap ``pod``; ``reason`` is one sentence."""
+
+    pod: str
+    reason: str
+
+
+AnyEvent = (
+    Hello
+    | ConnectionOpened
+    | DataReceived
+    | Gap
+    | ConnectionClosed
+    | Stats
+    | EventsLost
+    | PodTapped
+    | PodUntapped
+    | PodTapFailed
+)

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 
-from agent.events import AnyEvent, DataReceived, EventsLost, LostReason
+from agent.events import AnyEvent, DataReceived, EventsLost, LostReason, Stats
 
 DEFAULT_MAX_EVENTS = 200_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -46,6 +48,8 @@ class Journal:
         self._next_seq = 1
         self._bytes = 0
         self._listener: Callable[[], None] | None = None
+        self.latest_stats: Stats | None = None
+        """The newest ``Stats`` appended (capture threads append them last in a batch)."""
 
     @property
     def oldest_seq(self) -> int:
@@ -79,15 +83,14 @@ class Journal:
         if not events:
             return
         with self._lock:
-            seq = self._next_seq
-            added = 0
-            for event in events:
-                event.seq = seq
-                seq += 1
-                added += data_size(event)
+            seq = self._next_seq + len(events)
+            # Stamped by a loop in C: under a flood this is once per captured segment.
+            deque(map(setattr, events, repeat("seq"), range(self._next_seq, seq)), maxlen=0)
             self._events.extend(events)
             self._next_seq = seq
-            self._bytes += added
+            if type(events[-1]) is Stats:
+                self.latest_stats = events[-1]
+            self._bytes += _data_bytes(events)
             self._drop_oldest()
         listener = self._listener
         if listener is not None:
@@ -96,9 +99,12 @@ class Journal:
     def _drop_oldest(self) -> None:
         events = self._events
         head = self._head
-        while len(events) - head > self.max_events or (
-            self._bytes > self.max_bytes and head < len(events)
-        ):
+        # A full journal drops as many events as it gains: in one go, not one by one.
+        excess = len(events) - head - self.max_events
+        if excess > 0:
+            self._bytes -= _data_bytes(events[head : head + excess])
+            head += excess
+        while self._bytes > self.max_bytes and head < len(events):
             self._bytes -= data_size(events[head])
             head += 1
         if head >= _COMPACT_AT and head * 2 >= len(events):
@@ -142,7 +148,13 @@ class Journal:
         return chunk
 
 
+def _data_bytes(events: Sequence[AnyEvent]) -> int:
+    return sum([len(event.data) for event in events if type(event) is DataReceived])
+
+
 def _cut_to_bytes(chunk: list[AnyEvent], max_bytes: int) -> list[AnyEvent]:
+    if _data_bytes(chunk) <= max_bytes:
+        return chunk  # the common case, counted in one pass
     total = 0
     for index, event in enumerate(chunk):
         total += data_size(event)

@@ -42,6 +42,17 @@ class Segment(NamedTuple):
     payload: bytes
 
 
+FlowKey: TypeAlias = bytes
+"""One direction of a connection: source address, destination address, then both ports (two
+bytes each, network order). It is what an IPv4 frame without options holds at bytes 12-24, so
+the capture's fast path takes it from the frame in one piece: one small bytes object to hash
+instead of a tuple of four."""
+
+Frame: TypeAlias = tuple[float, str, FlowKey, int, int, int, bytes]
+"""A captured segment as capture hands it to reassembly: capture time, interface, flow key,
+seq, ack, flags, payload. A plain tuple, because building a Segment (a NamedTuple) costs more
+than parsing the frame did."""
+
 PROTO_TCP = 6
 # IPv6 extension headers that share the generic (next header, length in 8-octet units) layout
 # and can be stepped over; a Fragment header (44) or anything else ends the walk.
@@ -57,6 +68,10 @@ Buffer: TypeAlias = "bytes | bytearray | memoryview | mmap"
 _unpack_ipv4 = _IPV4.unpack_from
 _unpack_ipv6 = _IPV6.unpack_from
 _unpack_tcp = _TCP.unpack_from
+_PORTS = struct.Struct("!HH")
+_pack_ports = _PORTS.pack
+_unpack_ports = _PORTS.unpack_from
+_new_tuple = tuple.__new__
 
 
 def parse_ip(buffer: Buffer, start: int = 0, end: int = -1) -> Segment | None:
@@ -116,3 +131,20 @@ def parse_ip(buffer: Buffer, start: int = 0, end: int = -1) -> Segment | None:
     if header_length < 20 or data > ip_end:
         return None
     return Segment(src, sport, dst, dport, seq, ack, flags, bytes(buffer[data:ip_end]))
+
+
+def flow_key(src: bytes, sport: int, dst: bytes, dport: int) -> FlowKey:
+    return src + dst + _pack_ports(sport, dport)
+
+
+def frame_of(ts: float, interface: str, segment: Segment) -> Frame:
+    src, sport, dst, dport, seq, ack, flags, payload = segment
+    return (ts, interface, src + dst + _pack_ports(sport, dport), seq, ack, flags, payload)
+
+
+def segment_of(key: FlowKey, seq: int, ack: int, flags: int, payload: bytes) -> Segment:
+    """The Segment a flow key and the rest of a Frame stand for."""
+    size = (len(key) - 4) >> 1
+    sport, dport = _unpack_ports(key, size << 1)
+    # tuple.__new__ spares the NamedTuple's Python-level constructor, a third of the cost.
+    return _new_tuple(Segment, (key[:size], sport, key[size:-4], dport, seq, ack, flags, payload))

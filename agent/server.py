@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hmac
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -26,9 +27,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 
+from agent.codec import msgspec
 from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello, LostReason
 from agent.journal import AppendSignal, Journal
 from agent.lifecycle import ClientPresence
+from agent.requests import MAX_REQUEST_BYTES, AnyRequest, decode_request
 from agent.wire import EVENTS_PATH, encode_batch
 
 log = logging.getLogger("agent.server")
@@ -42,6 +45,10 @@ BATCH_BYTES = 896 * 1024
 # stalled client costs little.
 WRITE_LIMIT = 1024 * 1024
 SHUTDOWN_REASON = "podtap agent is shutting down"
+WHERE_INTERVAL = 1.0
+"""Seconds between two notices to a client that is behind of where the capture is."""
+
+RequestHandler = Callable[[AnyRequest], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class EventServer:
         batch_bytes: int = BATCH_BYTES,
         write_limit: int = WRITE_LIMIT,
         close_timeout: float = 2.0,
+        on_request: RequestHandler | None = None,
     ) -> None:
         self._journal = journal
         self.info = info
@@ -113,6 +121,7 @@ class EventServer:
         self._signal: AppendSignal | None = None
         self._final_seq: int | None = None  # set on shutdown: send up to here, then close
         self._handlers: set[asyncio.Task[None]] = set()
+        self._on_request = on_request
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port`` (port 0: any free port); returns the address bound."""
@@ -124,7 +133,7 @@ class EventServer:
             port,
             process_request=self._check_request,
             compression=None,  # captured bytes are often compressed already; save the CPU
-            max_size=64 * 1024,  # clients have nothing to say
+            max_size=MAX_REQUEST_BYTES,  # clients only ever send small requests
             write_limit=self._write_limit,
             close_timeout=self._close_timeout,
             ping_interval=20,
@@ -192,7 +201,7 @@ class EventServer:
         try:
             await connection.send(encode_batch([self._hello()]))
             await _until_first_done(
-                self._send_events(connection, cursor), _discard_incoming(connection)
+                self._send_events(connection, cursor), self._read_requests(connection)
             )
         except ConnectionClosed:
             pass
@@ -200,6 +209,17 @@ class EventServer:
             self._handlers.discard(task)
             self.presence.left(asyncio.get_running_loop().time())
             log.info("client %s left (code %s)", _peer(connection), connection.close_code)
+
+    def _where_capture_is(self) -> list[AnyEvent]:
+        """A ``Hello`` (the journal's ``next_seq`` now) and a copy of the newest ``Stats``,
+        both with seq 0: per-client notices, never journaled."""
+        where: list[AnyEvent] = [self._hello()]
+        stats = self._journal.latest_stats
+        if stats is not None:
+            notice = copy.copy(stats)
+            notice.seq = 0
+            where.append(notice)
+        return where
 
     def _hello(self) -> Hello:
         info = self.info
@@ -215,6 +235,21 @@ class EventServer:
             next_seq=self._journal.next_seq,
         )
 
+    async def _read_requests(self, connection: ServerConnection) -> None:
+        """Read what the client sends (so that its close frame and pongs are seen) and hand
+        its requests to ``on_request``, one at a time; returns when the connection closes.
+        A message that is not a request is logged and ignored: the stream goes on."""
+        with contextlib.suppress(ConnectionClosed):
+            async for message in connection:
+                if self._on_request is None or isinstance(message, str):
+                    continue
+                try:
+                    request = decode_request(message)
+                except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                    log.warning("ignored a malformed request from %s: %s", _peer(connection), error)
+                    continue
+                await self._on_request(request)
+
     async def _send_events(self, connection: ServerConnection, cursor: int) -> None:
         journal, signal = self._journal, self._signal
         assert signal is not None
@@ -222,6 +257,7 @@ class EventServer:
         # too old); later, it is the client's own when it was behind, the journal's when a
         # burst larger than the journal arrived while the client was keeping up.
         lost_reason: LostReason = "journal"
+        said_where = 0.0
         while True:
             final = self._final_seq
             if final is not None and cursor >= final:
@@ -231,18 +267,16 @@ class EventServer:
             if not events:
                 await signal.wait()
                 continue
-            await connection.send(encode_batch(events))
             cursor = events[-1].seq
+            now = time.monotonic()
+            if cursor < journal.last_seq and now - said_where >= WHERE_INTERVAL:
+                # A client that is behind learns now, not once it has caught up, how far the
+                # journal is ahead and what the capture lost: seq 0, out of the journal.
+                events = [*events, *self._where_capture_is()]
+                said_where = now
+            await connection.send(encode_batch(events))
             lost_reason = "journal" if cursor >= journal.last_seq else "slow-client"
             _log_loss(connection, events)
-
-
-async def _discard_incoming(connection: ServerConnection) -> None:
-    """Read (and ignore) what the client sends, so that its close frame and pongs are seen;
-    returns when the connection is closed."""
-    with contextlib.suppress(ConnectionClosed):
-        async for _ in connection:
-            pass
 
 
 async def _until_first_done(*coroutines: Coroutine[Any, Any, None]) -> None:

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from agent.errors import UserError
 from agent.events import AnyEvent, Stats
-from agent.packet import Segment
+from agent.packet import Frame
 
 log = logging.getLogger("agent.sniffer")
 
@@ -28,7 +28,7 @@ READ_TIMEOUT = 0.1
 class SegmentSource(Protocol):
     """What the sniffer needs from a capture (agent.capture.Capture)."""
 
-    def read_batch(self, timeout: float) -> list[tuple[float, str, Segment]]: ...
+    def read_frames(self, timeout: float) -> list[Frame]: ...
 
     def kernel_counters(self) -> tuple[int, int]: ...
 
@@ -45,7 +45,7 @@ class StreamReassembler(Protocol):
     @property
     def open_connections(self) -> int: ...
 
-    def feed_batch(self, batch: list[tuple[float, str, Segment]]) -> list[AnyEvent]: ...
+    def feed_frames(self, frames: list[Frame]) -> list[AnyEvent]: ...
 
     def expire(self, now: float) -> list[AnyEvent]: ...
 
@@ -115,13 +115,13 @@ class Sniffer:
 
     def _capture_until_stopped(self) -> None:
         source, reassembler, journal = self._source, self._reassembler, self._journal
-        feed_batch = reassembler.feed_batch
+        read_frames, feed_frames = source.read_frames, reassembler.feed_frames
         next_tick = self._clock() + self._stats_interval
         while not self._stopping.is_set():
-            batch = source.read_batch(READ_TIMEOUT)
-            events = feed_batch(batch)
-            self.packets += len(batch)
-            self.bytes += sum([len(captured[2].payload) for captured in batch])
+            frames = read_frames(READ_TIMEOUT)
+            events = feed_frames(frames)
+            self.packets += len(frames)
+            self.bytes += sum([len(frame[6]) for frame in frames])
             now = self._clock()
             if now >= next_tick:
                 events += reassembler.expire(now)

@@ -45,7 +45,7 @@ from agent.events import (
     Gap,
     GapReason,
 )
-from agent.packet import ACK, FIN, RST, SYN, Segment
+from agent.packet import ACK, FIN, RST, SYN, FlowKey, Frame, Segment, flow_key, frame_of, segment_of
 
 _MASK = 0xFFFF_FFFF
 _HALF = 0x8000_0000
@@ -54,8 +54,8 @@ _UNSYNCED = -1
 # Consecutive in-order segments of one direction in a batch are delivered as one DataReceived
 # until it holds this many bytes.
 _JOIN_UP_TO = 64 * 1024
-
-FourTuple = tuple[bytes, int, bytes, int]
+# A placeholder for "no run yet", so that the hot loop's variable never needs a None check.
+_NO_EVENT = DataReceived(ts=0.0, conn=-1, direction="in", data=b"")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ class _Direction:
         "starts",
     )
 
-    def __init__(self, conn: _Connection, direction: Direction, key: FourTuple) -> None:
+    def __init__(self, conn: _Connection, direction: Direction, key: FlowKey) -> None:
         self.conn = conn
         self.direction: Direction = direction
         self.key = key
@@ -142,7 +142,7 @@ class Reassembler:
         self.gaps = 0
         self.gap_bytes = 0
         self._next_id = 0
-        self._directions: dict[FourTuple, _Direction] = {}
+        self._directions: dict[FlowKey, _Direction] = {}
         # Open connections, least recently active first (moved to the end on every segment).
         self._live: OrderedDict[int, _Connection] = OrderedDict()
         # Closed connections still remembered, oldest first, with the time they closed.
@@ -159,52 +159,75 @@ class Reassembler:
         return self._buffered_total
 
     def feed(self, segment: Segment, ts: float, interface: str = "") -> list[AnyEvent]:
-        return self.feed_batch(((ts, interface, segment),))
+        return self.feed_frames([frame_of(ts, interface, segment)])
 
     def feed_batch(self, batch: Iterable[tuple[float, str, Segment]]) -> list[AnyEvent]:
-        """Feed captured ``(ts, interface, segment)`` in order; the events of them all.
+        """Feed captured ``(ts, interface, segment)`` in order; the events of them all."""
+        # Made one at a time, as the loop takes them: a list of them all would outlive
+        # young collections, and make older ones walk it.
+        return self.feed_frames(
+            frame_of(ts, interface, segment) for ts, interface, segment in batch
+        )
+
+    def feed_frames(self, frames: Iterable[Frame]) -> list[AnyEvent]:
+        """Feed captured frames (agent.packet.Frame) in order; the events of them all.
 
         The common case, in-order data of a connection already followed, is handled right in
-        this loop: under a flood it is nearly every segment, and a call and a list per segment
-        were a sizeable share of the capture's time."""
+        this loop: under a flood it is nearly every frame, and a call, a Segment and a list
+        per frame were most of the capture's time. A run of such frames of one direction
+        (a bulk transfer) becomes one DataReceived, up to ``_JOIN_UP_TO`` bytes, which spares
+        every later stage an event per segment; its pieces are joined once, when it ends."""
         out: list[AnyEvent] = []
-        directions = self._directions
+        append = out.append
+        get = self._directions.get
         move_to_end = self._live.move_to_end
-        for ts, interface, segment in batch:
-            src, sport, dst, dport, seq, ack, flags, payload = segment
-            half = directions.get((src, sport, dst, dport))
+        run_half: _Direction | None = None  # the direction whose run ``run`` is
+        run = _NO_EVENT
+        run_pieces: list[bytes] | None = None  # the run's payloads, once it has two
+        run_size = 0
+        for ts, interface, key, seq, ack, flags, payload in frames:
+            half = get(key)
             if half is None or flags & _CONTROL or half.conn.closed:
-                out += self._feed_slow(segment, half, ts, interface)
+                out += self._feed_slow(
+                    segment_of(key, seq, ack, flags, payload), half, ts, interface
+                )
+                run_half = None
                 continue
             conn = half.conn
             conn.last_seen = ts
             move_to_end(conn.id)
-            if flags & ACK and ack != half.peer.next_seq:
-                self._peer_acked(half.peer, ack, ts, out)
-            if payload:
-                if seq == half.next_seq and not half.starts and half.fin_at is None:
-                    size = len(payload)
-                    half.next_seq = (seq + size) & _MASK
-                    half.pos += size
-                    # A bulk transfer arrives as runs of segments of one direction: one event
-                    # per run (up to a bound, so that joining stays cheap) spares every later
-                    # stage an event per segment.
-                    last = out[-1] if out else None
-                    if (
-                        type(last) is DataReceived
-                        and last.conn == conn.id
-                        and last.direction == half.direction
-                        and len(last.data) < _JOIN_UP_TO
-                    ):
-                        last.data += payload
-                    else:
-                        out.append(
-                            DataReceived(
-                                ts=ts, conn=conn.id, direction=half.direction, data=payload
-                            )
-                        )
+            peer = half.peer
+            if flags & ACK and ack != peer.next_seq and peer.next_seq != _UNSYNCED:
+                count = len(out)
+                self._peer_acked(peer, ack, ts, out)
+                if len(out) != count:
+                    run_half = None
+            if not payload:
+                continue
+            if seq != half.next_seq or half.starts or half.fin_at is not None:
+                count = len(out)
+                self._receive(half, seq, payload, ts, out)
+                if len(out) != count:
+                    run_half = None
+                continue
+            size = len(payload)
+            half.next_seq = (seq + size) & _MASK
+            half.pos += size
+            if half is run_half and run_size < _JOIN_UP_TO:
+                if run_pieces is None:
+                    run_pieces = [run.data, payload]
                 else:
-                    self._receive(half, seq, payload, ts, out)
+                    run_pieces.append(payload)
+                run_size += size
+                continue
+            if run_pieces is not None:
+                run.data = b"".join(run_pieces)
+                run_pieces = None
+            run = DataReceived(ts=ts, conn=conn.id, direction=half.direction, data=payload)
+            append(run)
+            run_half, run_size = half, size
+        if run_pieces is not None:
+            run.data = b"".join(run_pieces)
         return out
 
     def expire(self, now: float) -> list[AnyEvent]:
@@ -338,8 +361,8 @@ class Reassembler:
             self._close(idlest, "evicted", ts, out, linger=False)
         conn = _Connection(self._next_id, ts)
         self._next_id += 1
-        inbound = _Direction(conn, "in", (client, client_port, server, server_port))
-        outbound = _Direction(conn, "out", (server, server_port, client, client_port))
+        inbound = _Direction(conn, "in", flow_key(client, client_port, server, server_port))
+        outbound = _Direction(conn, "out", flow_key(server, server_port, client, client_port))
         inbound.peer, outbound.peer = outbound, inbound
         conn.client, conn.server = inbound, outbound
         for direction in (inbound, outbound):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
+from agent.codec import msgspec
 from agent.events import AnyEvent
 
 _batch_encoder = msgspec.msgpack.Encoder()
@@ -22,6 +21,10 @@ EVENTS_PATH = "/v1/events"
 """The websocket path; query ``after=SEQ&agent=AGENT_ID`` resumes a stream."""
 
 TOKEN_ENV = "PODTAP_TOKEN"
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The largest message a client accepts: a batch is cut near 1 MiB and one event holds at most
+64 KiB of data, so anything far larger is not an agent talking (and must not fill memory)."""
 
 
 def encode_batch(events: Sequence[AnyEvent]) -> bytes:

@@ -127,7 +127,7 @@ def drain_ring(lab: Lab, namespace: NamespaceRef) -> tuple[float, int, int]:
         time.sleep(0.1)  # let the ring retire its last, partly filled block
         frames = 0
         started = time.thread_time()
-        while batch := capture.read_batch(0, max_blocks=16):
+        while batch := capture.read_frames(0, max_blocks=16):
             frames += len(batch)
         elapsed = time.thread_time() - started
         _, drops = capture.kernel_counters()
@@ -188,8 +188,8 @@ def live(lab: Lab, namespace: NamespaceRef, seconds: float) -> dict[str, float]:
             frames = 0
             cpu = resource.getrusage(resource.RUSAGE_THREAD)
             while not stop.is_set():
-                frames += len(capture.read_batch(0.05))
-            while batch := capture.read_batch(0.05):
+                frames += len(capture.read_frames(0.05))
+            while batch := capture.read_frames(0.05):
                 frames += len(batch)
             after = resource.getrusage(resource.RUSAGE_THREAD)
             result["podtap_frames"] = frames

@@ -9,13 +9,18 @@ host while ``podtap dump netns/LAB -p 8080 --format jsonl`` captures. Scenarios:
 
 For each: requests served (lines of nginx's access log), requests podtap saw complete (request
 lines in the captured client->server bytes), packets/s, kernel drops and gaps (from the agent's
-Stats), events lost, and CPU seconds of the agent (with its capture workers, if any) and of the
-dump client. Medians of --runs
-runs. Needs root, nginx and wrk (scripts/setup.sh installs them). The agent's CPU includes its
-capture workers' (``--workers``: the agent's own option, passed as PODTAP_AGENT_WORKERS).
+Stats), events lost, CPU seconds of the agent (with its capture workers, if any) and of the
+dump client from the start of the load to the end of the drain (start-up excluded), and the
+agent's CPU per request it saw (us/req; for tcpdump, its CPU per request it captured). The
+scenarios run interleaved, --runs times; each row is the run with the median share seen, its
+CPU columns medians. Last, the flood's cost per captured request as a multiple of tcpdump's,
+run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx and wrk
+(scripts/setup.sh installs them). The agent's CPU includes its capture workers' (``--workers``:
+the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall time, and ratios
+within one run: the machine may be shared.
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
-        [--format jsonl|text] [--workers auto|N]
+        [--format jsonl|text] [--workers auto|N] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -43,7 +49,8 @@ from tests.netlab import Lab, network_lab  # noqa: E402
 from tui.output.jsonl import decode_header, decode_line  # noqa: E402
 
 PORT = 8080
-TICKS = os.sysconf("SC_CLK_TCK")
+# py-spy (pip install py-spy) for --profile: beside this Python, or on the PATH.
+PY_SPY = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
 
 NGINX_CONF = """
 worker_processes 1;
@@ -83,9 +90,13 @@ class Result:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process (all its threads) so far."""
-    fields_ = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields_[11]) + int(fields_[12])) / TICKS
+    """CPU time of a process's running threads so far, in nanoseconds from the scheduler
+    (schedstat), not in the 10 ms ticks of /proc/PID/stat: tcpdump spends a few ticks a run."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -145,7 +156,13 @@ REQUEST = re.compile(rb"GET / HTTP/1\.1\r\n(?:[^\r\n]+\r\n)*\r\n")
 
 
 def with_podtap(
-    lab: Lab, workdir: Path, connections: int, seconds: int, paced: bool, output_format: str
+    lab: Lab,
+    workdir: Path,
+    connections: int,
+    seconds: int,
+    paced: bool,
+    output_format: str,
+    profile: Path | None = None,
 ) -> Result:
     output = workdir / f"dump.{output_format}"
     errors = workdir / "dump.err"
@@ -158,10 +175,16 @@ def with_podtap(
         try:
             wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
             (agent,) = children(dump.pid)
+            # From here on: start-up (imports, namespace, ring) is not what a request costs.
+            agent_start, client_start = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
+            spy = start_profile(agent, seconds, profile) if profile else None
             run_wrk(lab, workdir, connections, seconds, paced)
+            if spy is not None:
+                spy.wait(timeout=30)
             # Let the agent and client drain what they still hold before measuring.
-            time.sleep(3)
-            agent_cpu, client_cpu = tree_cpu_seconds(agent), cpu_seconds(dump.pid)
+            wait_for_drain(output)
+            agent_cpu = tree_cpu_seconds(agent) - agent_start
+            client_cpu = cpu_seconds(dump.pid) - client_start
         finally:
             dump.send_signal(signal.SIGTERM)
             dump.wait(timeout=30)
@@ -171,6 +194,30 @@ def with_podtap(
     else:
         read_text(output, errors, result)
     return result
+
+
+def wait_for_drain(output: Path, settle: float = 1.0, longest: float = 30.0) -> None:
+    """Wait until dump's output grows by less than a few Stats lines in ``settle`` seconds:
+    on a busy machine the agent may still be reading its ring seconds after the load."""
+    time.sleep(settle)
+    deadline = time.monotonic() + longest
+    size = output.stat().st_size
+    while time.monotonic() < deadline:
+        time.sleep(settle)
+        grown, size = output.stat().st_size - size, output.stat().st_size
+        if grown < 4096:
+            return
+
+
+def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the agent (and its capture workers) while the load runs: collapsed
+    stacks, one line per stack with its sample count, for grep and sort."""
+    return subprocess.Popen(
+        [PY_SPY or "py-spy", "record", "--pid", str(agent), "--subprocesses", "--threads",
+         "--nonblocking", "--format", "raw", "--rate", "200", "--duration", str(seconds),
+         "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def read_jsonl(output: Path, seconds: int, result: Result) -> None:
@@ -212,7 +259,11 @@ def read_text(output: Path, errors: Path, result: Result) -> None:
     result.kernel_drops = int(drops[-1]) if drops else 0
 
 
-def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tuple[float, str]:
+def with_tcpdump(
+    lab: Lab, workdir: Path, connections: int, seconds: int
+) -> tuple[Result, float]:
+    """tcpdump's CPU, drops and packet rate on the same flood, and the share of packets it
+    captured (its own count, on stderr): the caller scales the requests served by it."""
     tcpdump = subprocess.Popen(
         lab.command(["tcpdump", "-i", "any", "-n", "-B", "16384", "-w", "/dev/null",
                      f"tcp port {PORT}"]),
@@ -220,14 +271,23 @@ def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tup
     )
     try:
         time.sleep(1.5)
+        start = cpu_seconds(tcpdump.pid)
         run_wrk(lab, workdir, connections, seconds, paced=False)
         time.sleep(0.5)
-        cpu = cpu_seconds(tcpdump.pid)
+        cpu = cpu_seconds(tcpdump.pid) - start
     finally:
         tcpdump.send_signal(signal.SIGINT)
         _, err = tcpdump.communicate(timeout=10)
-    said = [line for line in err.decode().splitlines() if "packets" in line]
-    return cpu, ", ".join(said) or "?"
+    said = err.decode()
+    captured = re.search(r"(\d+) packets? captured", said)
+    dropped = re.search(r"(\d+) packets? dropped by kernel", said)
+    result, share = Result(agent_cpu_s=cpu), 1.0
+    if captured and dropped and int(captured[1]):
+        kept, lost = int(captured[1]), int(dropped[1])
+        share = kept / (kept + lost)
+        result.kernel_drops = lost
+        result.packets_per_s = kept / seconds
+    return result, share
 
 
 SCENARIOS = {
@@ -247,12 +307,16 @@ def main() -> int:
         help="dump's output format (text has no packet rate: it carries no Stats)",
     )
     parser.add_argument("--workers", default="auto", help="the agent's --workers")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="sample the agent with py-spy during each run, into DIR/SCENARIO-RUN.txt",
+    )
     args = parser.parse_args()
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
-    wanted = args.only.split(",")
-    rows: list[tuple[str, Result]] = []
+    wanted = [name for name in (*SCENARIOS, "tcpdump") if name in args.only.split(",")]
+    runs: dict[str, list[Result]] = {name: [] for name in wanted}
     with network_lab("pb") as lab, tempfile.TemporaryDirectory(prefix="podtap-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "nginx.conf").write_text(
@@ -261,46 +325,58 @@ def main() -> int:
         nginx = lab.popen(["nginx", "-c", str(workdir / "nginx.conf"), "-p", str(workdir)])
         try:
             wait_for(lambda: (workdir / "nginx.pid").exists(), "nginx")
-            for name, (connections, paced) in SCENARIOS.items():
-                if name not in wanted:
-                    continue
-                runs = []
-                for _ in range(args.runs):
+            # Interleaved (every scenario once, then again): a machine whose load drifts
+            # weighs on every scenario alike, and each flood has its tcpdump flood beside it.
+            for run in range(args.runs):
+                for name in wanted:
                     reset_access_log(workdir, nginx)
-                    result = with_podtap(
-                        lab, workdir, connections, args.seconds, paced, args.format
-                    )
+                    share = 1.0
+                    if name == "tcpdump":
+                        result, share = with_tcpdump(lab, workdir, 64, args.seconds)
+                    else:
+                        connections, paced = SCENARIOS[name]
+                        profile = args.profile / f"{name}-{run}.txt" if args.profile else None
+                        result = with_podtap(
+                            lab, workdir, connections, args.seconds, paced, args.format, profile
+                        )
                     result.served = count_access_log(workdir)
-                    runs.append(result)
+                    if name == "tcpdump":  # it counts packets: its share of them, of requests
+                        result.seen = round(result.served * share)
+                    runs[name].append(result)
                     print(f"  {name}: {summary(result)}", file=sys.stderr, flush=True)
-                rows.append((name, median_result(runs)))
-            if "tcpdump" in wanted:
-                cpus = []
-                for _ in range(args.runs):
-                    reset_access_log(workdir, nginx)
-                    cpu, dropped = with_tcpdump(lab, workdir, 64, args.seconds)
-                    served = count_access_log(workdir)
-                    cpus.append(cpu)
-                    print(f"  tcpdump flood: {served} served, cpu {cpu:.2f} s, {dropped}",
-                          file=sys.stderr, flush=True)
-                rows.append(("tcpdump", Result(agent_cpu_s=statistics.median(cpus))))
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
     print(f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
-          f"{args.seconds} s per run, the run with the median share seen of {args.runs} "
-          "(CPU: medians)")
+          f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "
+          "share seen (CPU columns: medians)")
     print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
-          f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'dumpCPU':>8}")
-    for name, r in rows:
-        if name == "tcpdump":
-            print(f"{'tcpdump':<9} {'(flood)':>8} {'':>8} {'':>7} {'':>8} {'':>7} {'':>6} "
-                  f"{'':>7} {r.agent_cpu_s:>8.2f}s {'':>8}")
-            continue
+          f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'us/req':>7} {'dumpCPU':>8}")
+    for name, results in runs.items():
+        r = median_result(results)
         print(f"{name:<9} {r.served:>8} {r.seen:>8} {r.seen_pct:>6.1f}% {r.packets_per_s:>8.0f} "
               f"{r.kernel_drops:>7} {r.gaps:>6} {r.events_lost:>7} {r.agent_cpu_s:>8.2f}s "
-              f"{r.client_cpu_s:>7.2f}s")
+              f"{median_cost(results):>7.2f} {r.client_cpu_s:>7.2f}s")
+    if "flood" in runs and "tcpdump" in runs:
+        ratios = [
+            cost_per_request(podtap) / cost_per_request(tcpdump)
+            for podtap, tcpdump in zip(runs["flood"], runs["tcpdump"], strict=True)
+            if cost_per_request(tcpdump) > 0
+        ]
+        if ratios:
+            print(f"flood: podtap's agent spends {statistics.median(ratios):.1f}x tcpdump's CPU "
+                  f"per captured request (median of {len(ratios)} runs side by side: "
+                  f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)})")
     return 0
+
+
+def cost_per_request(r: Result) -> float:
+    """Microseconds of capture CPU (the agent's, or tcpdump's) per request it captured."""
+    return r.agent_cpu_s / r.seen * 1e6 if r.seen else float("inf")
+
+
+def median_cost(results: list[Result]) -> float:
+    return statistics.median(cost_per_request(r) for r in results)
 
 
 def summary(r: Result) -> str:

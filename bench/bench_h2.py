@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tui.model.flows import Connection, Exchange
 from tui.model.http2 import Http2Decoder
 from tui.model.http2_frames import PREFACE
+from tui.model.http2_headers import Http2HeaderCache
 
 SEGMENT = 1448
 PER_CONNECTION = 100
@@ -187,12 +188,13 @@ def run_podtap(events: list[Event]) -> int:
     decoders: dict[int, Http2Decoder] = {}
     connections: list[Connection] = []
     sink = Sink()
+    cache = Http2HeaderCache()  # one per store, as the store keeps it
     for conn, direction, data in events:
         decoder = decoders.get(conn)
         if decoder is None:
             connection = _connection(conn)
             connections.append(connection)
-            decoder = decoders[conn] = Http2Decoder(connection)
+            decoder = decoders[conn] = Http2Decoder(connection, cache=cache)
         decoder.feed(direction, data, 1.0, sink)
     return sum(len(c.exchanges) for c in connections)
 
@@ -266,8 +268,9 @@ def memory_per_connection(count: int = 2000) -> float:
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     kept = []
+    cache = Http2HeaderCache()
     for conn in range(count):
-        decoder = Http2Decoder(_connection(conn))
+        decoder = Http2Decoder(_connection(conn), cache=cache)
         decoder.feed("in", opening + request, 1.0, sink)
         decoder.feed("out", settings, 1.0, sink)
         kept.append(decoder)

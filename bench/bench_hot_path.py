@@ -8,6 +8,12 @@ that is read and discarded), from a Capture whose ring is that copy. The figure 
 of the Sniffer's thread per frame; the fastest run is the one least disturbed by whatever else
 the machine runs (the median is printed too).
 
+While the ring fills, tcpdump captures the same flood with a filter that passes the same
+segments; its CPU per frame (scheduler time, nanoseconds) is the reference: the path's cost is
+printed as a multiple of it, and both per request (frames per request counted in the
+recording). tcpdump does no reassembly and no encoding: the ratio is what podtap's pure-Python
+path costs over a C capture loop that only copies frames out.
+
     .venv/bin/python bench/bench_hot_path.py [--runs 7] [--fill 1] [--save F | --load F]
 
 --save keeps the recorded blocks in a file and --load replays them instead of recording, so
@@ -17,28 +23,36 @@ that two versions of the code can be compared on the very same frames.
 from __future__ import annotations
 
 import argparse
+import mmap
 import os
 import pickle
+import re
 import select
+import signal
 import statistics
 import struct
+import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from multiprocessing import Pipe
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.capture import TP_STATUS_USER, Capture
+from agent.capture import TP_STATUS_USER, Capture, frames_of_block
 from agent.netns import named_namespace
+from agent.packet import Frame
 from agent.sniffer import Sniffer
 from agent.tcp import Reassembler
 from agent.workers import PipeSink
-from bench.bench_capture import PORT, nginx, wrk
+from bench.bench_capture import PORT, TCPDUMP_FILTER, nginx, wrk
+from bench.bench_dump import cpu_seconds
 from tests.netlab import network_lab
 
 _STATUS = struct.Struct("=8xI")
+_BLOCK = struct.Struct("=8xIII")  # block status, frames, offset of the first
 BLOCK_SIZE = 1 << 20
 
 
@@ -46,8 +60,9 @@ class ReplayedCapture(Capture):
     """A Capture reading a copy of ready ring blocks instead of a live ring."""
 
     def __init__(self, blocks: list[bytes], names: dict[int, str]) -> None:  # no super(): no socket
-        # A bytearray reads like the mmap (struct and slices); an empty block ends the ring.
-        self._ring = bytearray(b"".join(blocks) + bytes(BLOCK_SIZE))  # type: ignore[assignment]
+        # Anonymous memory reads like the ring (slices are bytes); an empty block ends it.
+        self._ring = mmap.mmap(-1, (len(blocks) + 1) * BLOCK_SIZE)
+        self._ring.write(b"".join(blocks))
         self._block_size = BLOCK_SIZE
         self._block_count = len(blocks) + 1
         self._block = 0
@@ -64,20 +79,53 @@ class ReplayedCapture(Capture):
         pass
 
 
-def record(fill: float) -> tuple[list[bytes], dict[int, str]]:
-    """Ready blocks of a ring that captured ``fill`` seconds of flood."""
+@dataclass
+class Recording:
+    """Ring blocks that captured a flood, and what tcpdump spent on the same flood."""
+
+    blocks: list[bytes]
+    names: dict[int, str]
+    tcpdump_us_per_frame: float
+
+
+def record(fill: float) -> Recording:
+    """Ready blocks of a ring that captured ``fill`` seconds of flood, while tcpdump (with a
+    filter that passes the same segments as podtap's) captured it too."""
     with network_lab("ph") as lab, nginx(lab):
         capture = Capture(named_namespace(lab.name), [PORT], block_count=128)
+        tcpdump = lab.popen(
+            ["tcpdump", "-i", "any", "-n", "-B", "16384", "-w", "/dev/null", TCPDUMP_FILTER],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         with capture:
+            time.sleep(1.5)  # tcpdump is listening
+            start = cpu_seconds(tcpdump.pid)
             wrk(lab, fill)
             time.sleep(0.1)  # let the ring retire its last, partly filled block
+            tcpdump_cpu = cpu_seconds(tcpdump.pid) - start
+            tcpdump.send_signal(signal.SIGINT)
+            _, said = tcpdump.communicate(timeout=10)
+            captured = re.search(rb"(\d+) packets? captured", said)
             blocks = []
             for index in range(128):
                 block = bytes(capture._ring[index * BLOCK_SIZE : (index + 1) * BLOCK_SIZE])
                 if not _STATUS.unpack_from(block)[0] & TP_STATUS_USER:
                     break
                 blocks.append(block)
-            return blocks, dict(capture._names)
+            frames = int(captured[1]) if captured else 0
+            per_frame = tcpdump_cpu / frames * 1e6 if frames else float("nan")
+            return Recording(blocks, dict(capture._names), per_frame)
+
+
+def frames_per_request(recording: Recording) -> float:
+    """Frames in the recording per request in it (a segment that starts one)."""
+    frames: list[Frame] = []
+    for block in recording.blocks:
+        _, count, first = _BLOCK.unpack_from(block)
+        frames_of_block(block, first, count, lambda ifindex: "", frozenset(), frames)
+    requests = sum(1 for frame in frames if frame[6].startswith(b"GET "))
+    return len(frames) / requests if requests else float("nan")
 
 
 def replay(blocks: list[bytes], names: dict[int, str]) -> tuple[float, int]:
@@ -117,23 +165,32 @@ def main() -> int:
     parser.add_argument("--load", type=Path, help="replay blocks saved earlier")
     args = parser.parse_args()
     if args.load:
-        blocks, names = pickle.loads(args.load.read_bytes())
+        recording = Recording(*pickle.loads(args.load.read_bytes()))
     else:
         if os.geteuid() != 0:
             raise SystemExit("bench: needs root (network namespaces and packet capture)")
-        blocks, names = record(args.fill)
+        recording = record(args.fill)
         if args.save:
-            args.save.write_bytes(pickle.dumps((blocks, names)))
+            saved = (recording.blocks, recording.names, recording.tcpdump_us_per_frame)
+            args.save.write_bytes(pickle.dumps(saved))
     costs = []
     for _ in range(args.runs):
-        cost, frames = replay(blocks, names)
+        cost, frames = replay(recording.blocks, recording.names)
         costs.append(cost)
         print(f"  {frames} frames: {cost:.2f} us/frame", file=sys.stderr, flush=True)
     best, median = min(costs), statistics.median(costs)
+    tcpdump = recording.tcpdump_us_per_frame
+    per_request = frames_per_request(recording)
     print(
         f"capture worker path (read, parse, reassemble, encode): {best:.2f} us of CPU per "
         f"frame at best, {median:.2f} median of {args.runs}; {1e6 / best:,.0f} frames per "
         "CPU second"
+    )
+    print(
+        f"tcpdump on the same flood, same segments: {tcpdump:.3f} us per frame; podtap's path "
+        f"costs {median / tcpdump:.1f}x that (median run); per request ({per_request:.2f} "
+        f"frames each): podtap {median * per_request:.2f} us, tcpdump "
+        f"{tcpdump * per_request:.2f} us"
     )
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from agent.events import Hello
+from agent.events import PROTOCOL_VERSION, Hello
 from tests.integration.agent_process import agent_command, receive, running_agent
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(30)]
@@ -55,7 +56,7 @@ async def test_hello_describes_the_agent() -> None:
     assert isinstance(hello, Hello)
     assert (hello.agent_id, hello.target, hello.ports) == (agent.agent_id, "host", [9, 80])
     assert hello.interfaces == agent.interfaces
-    assert hello.protocol == 1
+    assert hello.protocol == PROTOCOL_VERSION == 2
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -145,3 +146,32 @@ def test_the_json_line_is_valid_json_for_ipv6_too() -> None:
     with running_agent([*HOST, "--listen", "[::1]:0"]) as agent:
         assert agent.listening.startswith("[::1]:")
         json.dumps(agent.listening)
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:0", "[::]:0"])
+def test_refuses_to_listen_beyond_loopback_without_a_token(listen: str) -> None:
+    result = subprocess.run(
+        agent_command([*HOST, "--listen", listen]),
+        capture_output=True, text=True, timeout=20,
+        env={k: v for k, v in os.environ.items() if k != "PODTAP_TOKEN"},
+    )  # fmt: skip
+    assert_one_sentence(result, listen, "--token")
+
+
+def test_listens_beyond_loopback_with_a_token() -> None:
+    with running_agent([*HOST, "--listen", "0.0.0.0:0", "--token", "s3cret"]) as agent:
+        assert agent.listening.startswith("0.0.0.0:")
+        agent.process.terminate()
+        assert agent.wait(10) == 0
+
+
+def test_captures_without_net_admin() -> None:
+    """NET_RAW, SYS_ADMIN and SYS_PTRACE are all the agent Job grants (agent_spec.py)."""
+    caps = "-all,+net_raw,+sys_admin,+sys_ptrace"
+    prefix = ["setpriv", f"--inh-caps={caps}", f"--ambient-caps={caps}", f"--bounding-set={caps}"]
+    probe = [*prefix, "grep", "CapEff", "/proc/self/status"]
+    effective = int(subprocess.run(probe, capture_output=True, text=True).stdout.split()[1], 16)
+    assert effective == (1 << 13) | (1 << 19) | (1 << 21)  # NET_RAW, SYS_PTRACE, SYS_ADMIN
+    result = run_agent([*HOST, "--first-client-timeout", "1"], prefix=prefix)
+    assert result.returncode == 0, result.stderr
+    assert "lo" in json.loads(result.stdout)["interfaces"]

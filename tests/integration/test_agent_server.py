@@ -12,7 +12,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
-from agent.events import AnyEvent, DataReceived, EventsLost, Hello
+from agent.events import AnyEvent, DataReceived, EventsLost, Hello, Stats
 from agent.journal import Journal
 from agent.server import AgentInfo, EventServer
 from agent.wire import decode_batch
@@ -206,3 +206,24 @@ async def test_stop_does_not_hang_on_a_client_that_reads_nothing() -> None:
     await server.stop(flush_timeout=0.5)
     assert time.monotonic() - began < 1.5  # the flush time, not the close timeout
     await stalled.close()
+
+
+async def test_a_client_behind_is_told_where_the_capture_is_out_of_the_journal() -> None:
+    """A client that is behind hears, with the batches it reads, how far the journal is ahead
+    and the newest Stats (what the capture lost): seq 0 notices it can count on at once."""
+    journal = Journal()
+    server = await started(journal, batch_events=100)
+    stats = Stats(ts=time.time(), packets=9, bytes=900, kernel_packets=12, kernel_drops=3,
+                  open_connections=1, gaps=0, gap_bytes=0)
+    journal.append([*[chunk(i) for i in range(1000)], stats])
+    async with connect(url(server)) as client:
+        (hello,) = await receive(client)
+        assert isinstance(hello, Hello)
+        *events, where, latest = await receive(client)
+        assert [e.seq for e in events] == list(range(1, 101))
+        assert isinstance(where, Hello)
+        assert (where.seq, where.next_seq) == (0, 1002)
+        assert isinstance(latest, Stats)
+        assert (latest.seq, latest.kernel_drops) == (0, 3)
+        assert stats.seq == 1001  # the journaled one keeps its place
+    await server.stop()

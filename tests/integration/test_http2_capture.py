@@ -6,6 +6,7 @@ what the peers say they sent and received."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import signal
@@ -23,6 +24,7 @@ from tests.grpc_peers import NOT_FOUND_MESSAGE, greeting
 from tests.integration.test_record import recording
 from tests.netlab import Lab
 from tui.model.curl import as_curl
+from tui.model.filters import parse_filter
 from tui.model.flows import Connection, Exchange
 from tui.model.grpc import call_message, call_status
 from tui.model.http2 import JOINED_MID_STREAM
@@ -31,6 +33,7 @@ from tui.model.store import Store, StoreChange
 from tui.output.har import har_entry
 from tui.output.text import ExchangeTextFormatter
 from tui.sources.recording import RecordingSession
+from tui.views.widgets.tables import exchange_cells
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
@@ -325,6 +328,19 @@ async def test_grpc_calls_of_every_kind_and_gzip(lab: Lab, tmp_path: Path) -> No
     (reply,) = [m.data for m in zipped.messages if m.direction == "out"]
     assert struct_pb2.Struct.FromString(reply) == greeting("zipped " * 30)
     assert all(ex.messages and not ex.incomplete for _, ex in exchanges_of(store, "grpc"))
+    # HAR keeps each message twice: as protoc --decode_raw reads it, and its bytes, which the
+    # schema parses back to what the client and server sent.
+    conn = next(c for c, ex in exchanges_of(store, "grpc") if ex is count)
+    replies = [m for m in har_entry(count, conn)["_grpcMessages"] if m["type"] == "receive"]
+    assert [m["data"] for m in replies] == proto(*numbers)
+    assert [wrappers_pb2.Int64Value.FromString(base64.b64decode(m["raw"])) for m in replies] == (
+        numbers
+    )
+    # ~b finds a word inside the gzip-compressed message, and the status column says NOT_FOUND.
+    zipped_conn = next(c for c, ex in exchanges_of(store, "grpc") if ex is zipped)
+    assert parse_filter('~b "zipped zipped"').evaluate(zipped_conn, zipped)
+    assert not parse_filter('~b "zipped zipped"').evaluate(conn, count)
+    assert exchange_cells(failed)[3] == ("NOT_FOUND", "bold red")
 
 
 async def test_an_http2_connection_joined_mid_stream(lab: Lab, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def kubesim(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[KubeSim]
 def kube_client(kubesim: KubeSim) -> Iterator[client.ApiClient]:
     """An official-client ApiClient configured from the simulator's kubeconfig."""
     api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(kubesim.kubeconfig))
+        config_file=str(kubesim.kubeconfig)
+    )
     yield api_client
     api_client.close()  # type: ignore[no-untyped-call]

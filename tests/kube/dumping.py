@@ -19,14 +19,19 @@ class DumpProcess:
     def __init__(self, *args: str, kubeconfig: str) -> None:
         self.command = [sys.executable, "-m", "tui", "dump", *args, "--kubeconfig", kubeconfig]
         self.process = subprocess.Popen(
-            self.command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            self.command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         self._stdout: list[str] = []
         self._stderr: list[str] = []
         self._changed = threading.Condition()
-        for stream, sink in ((self.process.stdout, self._stdout),
-                             (self.process.stderr, self._stderr)):
+        for stream, sink in (
+            (self.process.stdout, self._stdout),
+            (self.process.stderr, self._stderr),
+        ):
             threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
 
     def _pump(self, stream: object, sink: list[str]) -> None:
@@ -62,13 +67,17 @@ class DumpProcess:
 
     def wait_for_stderr(self, pattern: str, timeout: float = 60, count: int = 1) -> None:
         regex = re.compile(pattern)
-        self.wait_until(f"{count} x /{pattern}/ on stderr",
-                        lambda: len(regex.findall("".join(self._stderr))) >= count, timeout)
+        self.wait_until(
+            f"{count} x /{pattern}/ on stderr",
+            lambda: len(regex.findall("".join(self._stderr))) >= count,
+            timeout,
+        )
 
     def wait_for_stdout(self, pattern: str, timeout: float = 20) -> None:
         regex = re.compile(pattern)
-        self.wait_until(f"/{pattern}/ on stdout",
-                        lambda: bool(regex.search("".join(self._stdout))), timeout)
+        self.wait_until(
+            f"/{pattern}/ on stdout", lambda: bool(regex.search("".join(self._stdout))), timeout
+        )
 
     def stop(self, sig: signal.Signals = signal.SIGINT, timeout: float = 30) -> int:
         if self.process.poll() is None:
@@ -91,6 +100,6 @@ def blocks_by_source(text: str) -> dict[str, list[str]]:
             current = header.group(1)
             continue
         if current and line.startswith("Data: "):
-            seen.setdefault(current, []).append(line[len("Data: "):])
+            seen.setdefault(current, []).append(line[len("Data: ") :])
             current = None
     return seen

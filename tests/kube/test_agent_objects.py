@@ -1,83 +1,50 @@
-"""The agent Job, its pod and the ephemeral container, as podtap sends them to the API."""
+"""The node agent's Job, its Secret and pod, and the ephemeral container, as podtap sends
+them to the API."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from tui.sources.kube.agent_spec import (
     AgentSettings,
-    agent_job,
-    dry_run_pod,
+    dry_run_node_pod,
     ephemeral_patch,
-    job_name,
     label_value,
+    node_agent_job,
+    token_secret,
 )
 
 TARGET: dict[str, Any] = {
     "metadata": {"name": "web-5d8f7c9b6-abcde", "namespace": "shop"},
     "spec": {"nodeName": "node-2", "containers": [{"name": "web"}]},
 }
-SETTINGS = AgentSettings(session="0a1b2c3d", token="s3cret", image="podtap-agent:test",
-                         namespace=None, ports=(8080, 9090))
-
-
-def test_the_job_runs_the_agent_on_the_pods_node_with_what_it_needs() -> None:
-    job = agent_job(SETTINGS, TARGET, "containerd://" + "ab" * 32)
-    assert job["metadata"]["namespace"] == "shop"
-    spec = job["spec"]
-    assert spec["backoffLimit"] == 0
-    assert spec["ttlSecondsAfterFinished"] > 0
-    assert spec["activeDeadlineSeconds"] > 0
-    template = spec["template"]
-    assert template["metadata"]["labels"] == {
-        "app.kubernetes.io/name": "podtap-agent",
-        "podtap.dev/session": "0a1b2c3d",
-        "podtap.dev/target-pod": "web-5d8f7c9b6-abcde",
-    }
-    assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
-    assert template["metadata"]["annotations"]["linkerd.io/inject"] == "disabled"
-    pod = template["spec"]
-    assert pod["nodeName"] == "node-2"
-    assert pod["hostPID"] is True
-    assert pod["restartPolicy"] == "Never"
-    assert pod["tolerations"] == [{"operator": "Exists"}]
-    (agent,) = pod["containers"]
-    assert agent["name"] == "agent"
-    assert agent["image"] == "podtap-agent:test"
-    assert agent["command"] == ["podtap", "agent"]
-    assert agent["args"] == [
-        "--container-id", "containerd://" + "ab" * 32,
-        "--port", "8080", "--port", "9090",
-        "--listen", "127.0.0.1:47000",
-        "--first-client-timeout", "60", "--idle-timeout", "30",
-    ]
-    assert agent["env"] == [{"name": "PODTAP_TOKEN", "value": "s3cret"}]
-    assert agent["securityContext"] == {
-        "capabilities": {"add": ["NET_RAW", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}
-    }
-    assert set(agent["resources"]) == {"requests", "limits"}
+HARDENED = {
+    "capabilities": {"drop": ["ALL"], "add": ["NET_RAW", "SYS_ADMIN", "SYS_PTRACE"]},
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+SETTINGS = AgentSettings(
+    session="0a1b2c3d",
+    token="s3cret",
+    image="podtap-agent:test",
+    namespace=None,
+    ports=(8080, 9090),
+)
 
 
 def test_privileged_replaces_the_capabilities() -> None:
     settings = AgentSettings(session="0a1b2c3d", token="t", image="i", namespace="podtap",
-                             ports=(80,), privileged=True)
-    job = agent_job(settings, TARGET, "containerd://x")
+                             ports=(80,), privileged=True)  # fmt: skip
+    job = node_agent_job(settings, "node-1", "podtap")
     assert job["metadata"]["namespace"] == "podtap"
     assert job["spec"]["template"]["spec"]["containers"][0]["securityContext"] == {
         "privileged": True
     }
 
 
-def test_the_dry_run_pod_is_the_jobs_pod() -> None:
-    pod = dry_run_pod(SETTINGS, TARGET, "containerd://x")
-    job = agent_job(SETTINGS, TARGET, "containerd://x")
-    assert pod["kind"] == "Pod"
-    assert pod["spec"] == job["spec"]["template"]["spec"]
-
-
-def test_names_and_labels_fit_kubernetes_limits() -> None:
-    long_target = {"metadata": {"name": "x" * 250, "namespace": "ns"}, "spec": {}}
-    assert len(job_name(SETTINGS, long_target)) <= 63
+def test_label_values_fit_kubernetes_limits() -> None:
     assert len(label_value("y" * 250)) <= 63
     assert label_value("y" * 250) != label_value("y" * 249)
 
@@ -91,4 +58,33 @@ def test_the_ephemeral_agent_shares_the_pods_namespace_and_keeps_existing_ones()
     assert added["args"][0] == "--host"
     port = int(added["args"][added["args"].index("--listen") + 1].rpartition(":")[2])
     assert port != 47000
-    assert added["securityContext"]["capabilities"]["add"] == ["NET_RAW", "NET_ADMIN"]
+    assert added["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW"]}
+
+
+def test_a_node_agent_reads_its_token_from_a_secret_its_job_owns() -> None:
+    job = node_agent_job(SETTINGS, "node-7", "shop")
+    name = job["metadata"]["name"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeName"] == "node-7"
+    assert pod["hostPID"] is True
+    assert pod["automountServiceAccountToken"] is False
+    (agent,) = pod["containers"]
+    assert agent["args"][:2] == ["--node", "node-7"]
+    assert agent["securityContext"] == HARDENED
+    assert {
+        "name": "PODTAP_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": name, "key": "token"}},
+    } in agent["env"]
+    assert not any(item.get("value") == "s3cret" for item in agent["env"])
+    assert agent["resources"]["limits"]["memory"]
+    secret = token_secret(SETTINGS, job, "uid-1")
+    assert secret["metadata"]["name"] == name
+    assert secret["metadata"]["namespace"] == "shop"
+    assert secret["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": "uid-1"}
+    ]
+    assert base64.b64decode(secret["data"]["token"]) == b"s3cret"
+    assert secret["metadata"]["labels"] == job["metadata"]["labels"]
+    assert dry_run_node_pod(SETTINGS, "node-7", "shop")["spec"] == pod
+    assert len(name) <= 63
+    assert len(node_agent_job(SETTINGS, "n" * 200, "shop", attempt=2)["metadata"]["name"]) <= 63

@@ -1,16 +1,16 @@
-"""The app on a Kubernetes target, driven by Textual's pilot: two replicas, each tapped by its
-own agent pod, their requests listed under their pod names, filtered by pod."""
+"""The app on a Kubernetes target, driven by Textual's pilot: two replicas, each tapped by the
+agent of its node, their requests listed under their pod names, filtered by pod."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import urllib.request
 
 import pytest
 
 from tests.kubesim import KubeSim
-from tui.sources.kube.session import KubeSession
+from tui.sources.kube.node_session import NodeSession
+from tui.sources.kube.options import KubeOptions
 from tui.targets import KubeTarget
 from tui.views.app import PodtapApp
 
@@ -19,12 +19,8 @@ pytestmark = [pytest.mark.root]
 SIZE = (180, 50)
 
 
-def session_args(kubeconfig: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        kubeconfig=kubeconfig, context=None, namespace=None, ports=[], max_pods=None,
-        agent_namespace=None, agent_image=None, privileged=False, ephemeral=False,
-        agent_timeout=60.0, agent_idle_timeout=30,
-    )
+def session_options(kubeconfig: str) -> KubeOptions:
+    return KubeOptions(kubeconfig=kubeconfig)
 
 
 def get(ip: str, path: str) -> None:
@@ -41,7 +37,7 @@ def screen_text(app: PodtapApp) -> str:
 @pytest.mark.timeout(90)
 async def test_the_app_shows_every_replica_of_a_deployment(kubesim: KubeSim) -> None:
     pods = sorted(kubesim.pods("default", "app=web"), key=lambda p: p.name)
-    session = KubeSession(KubeTarget("deployment", "web"), session_args(str(kubesim.kubeconfig)))
+    session = NodeSession(KubeTarget("deployment", "web"), session_options(str(kubesim.kubeconfig)))
     async with session:
         app = PodtapApp(session)
         async with app.run_test(size=SIZE) as pilot:
@@ -54,32 +50,51 @@ async def test_the_app_shows_every_replica_of_a_deployment(kubesim: KubeSim) -> 
                     await pilot.pause(0.1)
                 raise AssertionError(f"gave up waiting for {what}:\n{screen_text(app)}")
 
-            await until("both agents live", lambda: sum(
-                info.state == "live" for info in store.sources.values()) == 2)
+            await until(
+                "both pods live",
+                lambda: (
+                    sum(
+                        info.state == "live"
+                        for source, info in store.sources.items()
+                        if source.startswith("default/")
+                    )
+                    == 2
+                ),
+            )
             for pod in pods:
                 await asyncio.to_thread(get, pod.ip, f"/hello/{pod.name}")
-            await until("a request from each pod", lambda: {
-                c.source for c in store.visible_connections() if c.exchanges
-            } == {f"default/{p.name}" for p in pods})
+            await until(
+                "a request from each pod",
+                lambda: (
+                    {c.source for c in store.visible_connections() if c.exchanges}
+                    == {f"default/{p.name}" for p in pods}
+                ),
+            )
 
             def drawn() -> bool:
                 text = screen_text(app)
                 selected = app.main_screen.selected_connection
                 return (
-                    "agents 2/2" in text
+                    # Each pod and each node agent is a source: 2 pods on 2 nodes.
+                    f"agents {len(store.sources)}/{len(store.sources)}" in text
                     and text.count(" default/web-") == 2  # the pod column of each row
                     and selected is not None
                     and f"GET /hello/{selected.source.partition('/')[2]} HTTP/1.1" in text
                 )
 
             await until("both rows, the status and the selected request drawn", drawn)
-            paths = {c.source: [e.request.path for e in c.exchanges]
-                     for c in store.visible_connections()}
+            paths = {
+                c.source: [e.request.path for e in c.exchanges] for c in store.visible_connections()
+            }
             for pod in pods:
                 assert paths[f"default/{pod.name}"] == [f"/hello/{pod.name}"]
 
             await pilot.press("slash", *f"~pod {pods[0].name}", "enter")
-            await until("the pod filter", lambda: [
-                c.source for c in store.visible_connections()] == [f"default/{pods[0].name}"])
+            await until(
+                "the pod filter",
+                lambda: (
+                    [c.source for c in store.visible_connections()] == [f"default/{pods[0].name}"]
+                ),
+            )
             await pilot.press("q")
     await asyncio.to_thread(kubesim.wait_for, lambda: not kubesim.agent_processes(), 15)

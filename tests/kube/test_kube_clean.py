@@ -29,14 +29,19 @@ def agent_pods(kube_client: client.ApiClient) -> list[tuple[str, str]]:
 def clean(sim: KubeSim, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tui", "clean", "--kubeconfig", str(sim.kubeconfig), *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
 def leave_agents_behind(sim: KubeSim, *args: str) -> None:
     """A dump killed with SIGKILL: its agents stay (for their idle timeout, here long)."""
-    dump = DumpProcess("deployment/web", "--agent-idle-timeout", "600", *args,
-                       kubeconfig=str(sim.kubeconfig))
+    dump = DumpProcess(
+        "deployment/web", "--agent-idle-timeout", "600", *args, kubeconfig=str(sim.kubeconfig)
+    )
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
     finally:
@@ -70,8 +75,18 @@ def test_clean_deletes_leftover_agents_by_namespace_then_everywhere(
     assert done.returncode == 0, done.stderr
     assert f"deleting job default/{jobs[0][1]}" in done.stdout
     assert agent_jobs(kube_client) == []
-    kubesim.wait_for(lambda: not agent_pods(kube_client) and not kubesim.agent_processes(),
-                     timeout=30)
+    kubesim.wait_for(
+        lambda: not agent_pods(kube_client) and not kubesim.agent_processes(), timeout=30
+    )
+    # The sessions' token Secrets and code ConfigMaps went with their Jobs.
+    kubesim.wait_for(lambda: not session_data(kube_client), timeout=30)
+
+
+def session_data(kube_client: client.ApiClient) -> list[str]:
+    core = client.CoreV1Api(kube_client)
+    secrets = core.list_secret_for_all_namespaces(label_selector=AGENTS).items
+    configmaps = core.list_config_map_for_all_namespaces(label_selector=AGENTS).items
+    return [s.metadata.name for s in secrets] + [c.metadata.name for c in configmaps]
 
 
 @pytest.mark.kubesim("--deployment", "default/web=1:8080")
@@ -82,3 +97,19 @@ def test_clean_without_permission_is_one_sentence(kubesim: KubeSim) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("podtap: Could not clean all namespaces: ")
     assert len(result.stderr.splitlines()) == 1
+
+
+@pytest.mark.kubesim("--deployment", "default/web=1:8080")
+@pytest.mark.timeout(60)
+def test_clean_deletes_a_code_configmap_no_job_owns(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    # What a podtap killed between making its ConfigMap and its first Job leaves.
+    labels = {"app.kubernetes.io/name": "podtap-agent", "podtap.dev/session": "dead0000"}
+    client.CoreV1Api(kube_client).create_namespaced_config_map(
+        "default", {"metadata": {"name": "podtap-dead0000-agent", "labels": labels}}
+    )
+    done = clean(kubesim)
+    assert done.returncode == 0, done.stderr
+    assert "deleting configmap default/podtap-dead0000-agent" in done.stdout
+    assert session_data(kube_client) == []

@@ -15,8 +15,14 @@ pytestmark = [pytest.mark.timeout(60)]
 
 
 def podtap(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=50, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
 
 
 @pytest.fixture
@@ -44,12 +50,11 @@ def test_an_unreachable_api_server_is_one_sentence(
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert result.stderr.startswith("podtap: Cannot reach the Kubernetes API at http://127.0.0.1:")
     assert result.stderr.rstrip().endswith(
-        "check the cluster is up and the kubeconfig points at it.")
+        "check the cluster is up and the kubeconfig points at it."
+    )
 
 
-def test_a_missing_kubeconfig_and_an_unknown_context(
-    dead_kubeconfig: str, tmp_path: Path
-) -> None:
+def test_a_missing_kubeconfig_and_an_unknown_context(dead_kubeconfig: str, tmp_path: Path) -> None:
     missing = podtap("dump", "pod/x", "--kubeconfig", str(tmp_path / "nope"))
     assert missing.returncode == 1
     assert missing.stderr == f"podtap: The kubeconfig file {tmp_path / 'nope'} does not exist.\n"

@@ -3,7 +3,6 @@ nothing lost and nothing repeated."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import re
 import time
@@ -16,7 +15,8 @@ import pytest
 from agent.events import ConnectionOpened, DataReceived
 from tests.kubesim import KubeSim
 from tui.model.updates import AgentEvent, SourceStatus
-from tui.sources.kube.session import KubeSession
+from tui.sources.kube.node_session import NodeSession
+from tui.sources.kube.options import KubeOptions
 from tui.targets import KubeTarget
 
 pytestmark = [pytest.mark.root]
@@ -25,12 +25,8 @@ REQUESTS = 300
 CUT_EVERY = 60
 
 
-def session_args(kubeconfig: str) -> argparse.Namespace:
-    return argparse.Namespace(
-        kubeconfig=kubeconfig, context=None, namespace=None, ports=[], max_pods=None,
-        agent_namespace=None, agent_image=None, privileged=False, ephemeral=False,
-        agent_timeout=60.0, agent_idle_timeout=30,
-    )
+def session_options(kubeconfig: str) -> KubeOptions:
+    return KubeOptions(kubeconfig=kubeconfig)
 
 
 def send_requests(ip: str, cut: Callable[[], int]) -> int:
@@ -50,25 +46,25 @@ def send_requests(ip: str, cut: Callable[[], int]) -> int:
 async def test_a_cut_port_forward_resumes_with_nothing_lost_or_repeated(kubesim: KubeSim) -> None:
     (pod,) = kubesim.pods("default", "app=web")
     source = f"default/{pod.name}"
-    session = KubeSession(KubeTarget("deployment", "web"), session_args(str(kubesim.kubeconfig)))
+    session = NodeSession(KubeTarget("deployment", "web"), session_options(str(kubesim.kubeconfig)))
     requests: dict[int, bytearray] = defaultdict(bytearray)
     opened: list[int] = []
     states: list[str] = []
     async with session:
-        connector = session.connectors[source]
+        connector = session.connectors[f"node/{pod.node}"]
         loop = asyncio.get_running_loop()
         updates = aiter(session.updates())
         while "live" not in states:  # the agent captures from its greeting on
             for update in await anext(updates):
-                if isinstance(update, SourceStatus):
+                if isinstance(update, SourceStatus) and update.source == source:
                     states.append(update.state)
         sending = loop.run_in_executor(None, send_requests, pod.ip, connector.cut)
         deadline = loop.time() + 60
         async for batch in updates:
             for update in batch:
-                if isinstance(update, SourceStatus):
+                if isinstance(update, SourceStatus) and update.source.startswith("node/"):
                     states.append(update.state)
-                elif isinstance(update, AgentEvent):
+                elif isinstance(update, AgentEvent) and not update.source.startswith("node/"):
                     assert update.source == source
                     event = update.event
                     if isinstance(event, ConnectionOpened):

@@ -3,6 +3,8 @@ default ports as the agent receives them."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kubernetes import client
 
@@ -16,20 +18,30 @@ from tui.targets import KubeTarget, parse_target
 pytestmark = [pytest.mark.root]
 
 EVERY_KIND = (
-    "--nodes", "2",
-    "--deployment", "default/web=2:8080",
-    "--statefulset", "default/db=2:5432",
-    "--daemonset", "default/proxy:9000",
-    "--job", "default/migrate:7000",
-    "--cronjob", "default/report=2:7100",
-    "--service", "default/web",
-    "--pod", "default/solo:8000",
-    "--pod", "other/far:8000",
+    "--nodes",
+    "2",
+    "--deployment",
+    "default/web=2:8080",
+    "--statefulset",
+    "default/db=2:5432",
+    "--daemonset",
+    "default/proxy:9000",
+    "--job",
+    "default/migrate:7000",
+    "--cronjob",
+    "default/report=2:7100",
+    "--service",
+    "default/web",
+    "--pod",
+    "default/solo:8000",
+    "--pod",
+    "other/far:8000",
 )
 
 
-def resolve(sim: KubeSim, target: str, namespace: str | None = None,
-            context: str | None = None) -> list[str]:
+def resolve(
+    sim: KubeSim, target: str, namespace: str | None = None, context: str | None = None
+) -> list[str]:
     cluster = connect(str(sim.kubeconfig), context)
     try:
         parsed = parse_target(target)
@@ -56,8 +68,11 @@ def test_every_kind_of_target_resolves_to_its_pods(
     assert resolve(kubesim, "deploy/web") == web
     assert resolve(kubesim, "service/web") == web
     assert resolve(kubesim, "label/app=web") == web
-    (replicaset,) = client.AppsV1Api(kube_client).list_namespaced_replica_set(
-        "default", label_selector="app=web").items
+    (replicaset,) = (
+        client.AppsV1Api(kube_client)
+        .list_namespaced_replica_set("default", label_selector="app=web")
+        .items
+    )
     assert resolve(kubesim, f"replicaset/{replicaset.metadata.name}") == web
 
     db = names(kubesim, "default", "app=db")
@@ -71,12 +86,16 @@ def test_every_kind_of_target_resolves_to_its_pods(
     assert resolve(kubesim, "job/migrate") == names(kubesim, "default", "app=migrate")
 
     # A CronJob means the pods of its newest Job, not those of the older ones.
-    jobs = client.BatchV1Api(kube_client).list_namespaced_job(
-        "default", label_selector="app=report").items
+    jobs = (
+        client.BatchV1Api(kube_client)
+        .list_namespaced_job("default", label_selector="app=report")
+        .items
+    )
     assert len(jobs) == 2
     newest = max(jobs, key=lambda j: (j.metadata.creation_timestamp, j.metadata.name))
-    newest_pods = names(kubesim, "default",
-                        f"batch.kubernetes.io/controller-uid={newest.metadata.uid}")
+    newest_pods = names(
+        kubesim, "default", f"batch.kubernetes.io/controller-uid={newest.metadata.uid}"
+    )
     assert len(newest_pods) == 1
     assert resolve(kubesim, "cronjob/report") == newest_pods
 
@@ -116,9 +135,22 @@ def agent_argv(sim: KubeSim) -> list[str]:
     return agent.argv
 
 
+def tapped_container(kube_client: client.ApiClient, argv: list[str]) -> str:
+    """The container id the node agent says it tapped (its log), once."""
+    core = client.CoreV1Api(kube_client)
+    (agent,) = core.list_namespaced_pod(
+        "default", label_selector="app.kubernetes.io/name=podtap-agent"
+    ).items
+    log = core.read_namespaced_pod_log(agent.metadata.name, "default", container="agent")
+    (tapped,) = re.findall(r"tapping default/\S+ \(container (\S+)\)", log)
+    assert argv[argv.index("--node") + 1] == agent.spec.node_name
+    return str(tapped)
+
+
 def container_id_of(sim: KubeSim, kube_client: client.ApiClient, container: str) -> str:
-    (pod,) = client.CoreV1Api(kube_client).list_namespaced_pod(
-        "default", label_selector="app=web").items
+    (pod,) = (
+        client.CoreV1Api(kube_client).list_namespaced_pod("default", label_selector="app=web").items
+    )
     (status,) = [s for s in pod.status.container_statuses if s.name == container]
     return str(status.container_id)
 
@@ -131,14 +163,17 @@ def test_the_sidecar_is_skipped_with_a_note_and_ports_come_from_the_container(
     dump = DumpProcess("deployment/web", kubeconfig=str(kubesim.kubeconfig))
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
+        dump.wait_for_stderr(r"pods 1/1", 30)
         argv = agent_argv(kubesim)
+        tapped = tapped_container(kube_client, argv)
     finally:
         dump.stop()
         dump.kill()
     assert "podtap: Tapping container 'web' of web-" in dump.stderr
-    assert "(the first that is not a known sidecar); name another with /container/NAME." \
-        in dump.stderr
-    assert argv[argv.index("--container-id") + 1] == container_id_of(kubesim, kube_client, "web")
+    assert (
+        "(the first that is not a known sidecar); name another with /container/NAME." in dump.stderr
+    )
+    assert tapped == container_id_of(kubesim, kube_client, "web")
     ports = [argv[i + 1] for i, arg in enumerate(argv) if arg in ("-p", "--port")]
     assert ports == ["8080"]
 
@@ -148,17 +183,19 @@ def test_the_sidecar_is_skipped_with_a_note_and_ports_come_from_the_container(
 def test_a_named_container_is_tapped_without_a_note(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
-    dump = DumpProcess("deployment/web/container/istio-proxy", "-p", "15001",
-                       kubeconfig=str(kubesim.kubeconfig))
+    dump = DumpProcess(
+        "deployment/web/container/istio-proxy", "-p", "15001", kubeconfig=str(kubesim.kubeconfig)
+    )
     try:
         dump.wait_for_stderr(r"Listening for traffic", 60)
+        dump.wait_for_stderr(r"pods 1/1", 30)
         argv = agent_argv(kubesim)
+        tapped = tapped_container(kube_client, argv)
     finally:
         dump.stop()
         dump.kill()
     assert "Tapping container" not in dump.stderr
-    assert argv[argv.index("--container-id") + 1] == container_id_of(
-        kubesim, kube_client, "istio-proxy")
+    assert tapped == container_id_of(kubesim, kube_client, "istio-proxy")
 
 
 @pytest.mark.kubesim("--deployment", "default/web=1:8080", "--sidecar", "istio-proxy")
@@ -168,5 +205,6 @@ def test_a_container_without_ports_needs_dash_p(kubesim: KubeSim) -> None:
     assert dump.process.wait(30) == 1
     assert dump.stderr.startswith("podtap: Container 'istio-proxy' of pod web-")
     assert dump.stderr.strip().endswith(
-        "declares no containerPorts; say which port to watch with -p PORT.")
+        "declares no containerPorts; say which port to watch with -p PORT."
+    )
     assert not kubesim.agent_processes()

@@ -75,9 +75,15 @@ def test_list_honours_label_and_field_selectors(
     # A quiet watch that allows bookmarks ends with one carrying the current version.
     listed = core.list_namespaced_pod("default")
     stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
-    events = list(stream.stream(core.list_namespaced_pod, "default", allow_watch_bookmarks=True,
-                                resource_version=listed.metadata.resource_version,
-                                timeout_seconds=1))
+    events = list(
+        stream.stream(
+            core.list_namespaced_pod,
+            "default",
+            allow_watch_bookmarks=True,
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=1,
+        )
+    )
     assert [e["type"] for e in events] == ["BOOKMARK"]
     assert int(stream.resource_version) >= int(listed.metadata.resource_version)
     with pytest.raises(client.ApiException) as missing:
@@ -86,18 +92,20 @@ def test_list_honours_label_and_field_selectors(
     assert '"message": "pods \\"nope\\" not found"' in str(missing.value.body)
 
 
-def test_watch_follows_scaling_up_and_down(
-    kubesim: KubeSim, kube_client: client.ApiClient
-) -> None:
+def test_watch_follows_scaling_up_and_down(kubesim: KubeSim, kube_client: client.ApiClient) -> None:
     core, apps = core_api(kube_client), apps_api(kube_client)
     listed = core.list_namespaced_pod("default", label_selector="app=web")
     apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
     seen_ready: set[str] = set()
     known = {p.metadata.name for p in listed.items}
     stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
-    for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
-                               resource_version=listed.metadata.resource_version,
-                               timeout_seconds=20):
+    for event in stream.stream(
+        core.list_namespaced_pod,
+        "default",
+        label_selector="app=web",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=20,
+    ):
         pod = event["object"]
         if event["type"] in ("ADDED", "MODIFIED") and is_ready(pod):
             seen_ready.add(pod.metadata.name)
@@ -110,9 +118,13 @@ def test_watch_follows_scaling_up_and_down(
     listed = core.list_namespaced_pod("default", label_selector="app=web")
     apps.patch_namespaced_deployment("web", "default", {"spec": {"replicas": 2}})
     deleted = []
-    for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
-                               resource_version=listed.metadata.resource_version,
-                               timeout_seconds=20):
+    for event in stream.stream(
+        core.list_namespaced_pod,
+        "default",
+        label_selector="app=web",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=20,
+    ):
         if event["type"] == "DELETED":
             deleted.append(event["object"].metadata.name)
             if len(deleted) == 2:
@@ -123,18 +135,26 @@ def test_watch_follows_scaling_up_and_down(
     # After compaction, resuming from an old resourceVersion is 410 Gone (an ERROR event).
     kubesim.compact()
     with pytest.raises(client.ApiException) as gone:
-        for _ in stream.stream(core.list_namespaced_pod, "default",
-                               resource_version=listed.metadata.resource_version,
-                               timeout_seconds=5):
+        for _ in stream.stream(
+            core.list_namespaced_pod,
+            "default",
+            resource_version=listed.metadata.resource_version,
+            timeout_seconds=5,
+        ):
             pass
     assert gone.value.status == 410
 
 
 def _pod_with_command(name: str, command: list[str], **spec: Any) -> dict[str, Any]:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"containers": [{"name": "main", "image": "busybox", "command": command}],
-                 "restartPolicy": "Never", **spec},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "containers": [{"name": "main", "image": "busybox", "command": command}],
+            "restartPolicy": "Never",
+            **spec,
+        },
     }
 
 
@@ -142,17 +162,32 @@ def test_job_pod_runs_its_command_in_a_new_netns_with_host_pids(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
     batch, core = batch_api(kube_client), core_api(kube_client)
-    script = (f"import os; print(os.readlink('/proc/self/ns/net')); "
-              f"print(os.path.exists('/proc/{os.getpid()}'))")
-    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "probe"},
-           "spec": {"backoffLimit": 0, "ttlSecondsAfterFinished": 60,
-                    "template": {"spec": {
-                        "hostPID": True, "restartPolicy": "Never",
-                        "containers": [{"name": "probe", "image": "python",
-                                        "command": ["python3", "-c", script]}]}}}}
+    script = (
+        f"import os; print(os.readlink('/proc/self/ns/net')); "
+        f"print(os.path.exists('/proc/{os.getpid()}'))"
+    )
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 60,
+            "template": {
+                "spec": {
+                    "hostPID": True,
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "probe", "image": "python", "command": ["python3", "-c", script]}
+                    ],
+                }
+            },
+        },
+    }
     batch.create_namespaced_job("default", job)
-    done = eventually(lambda: (batch.read_namespaced_job("probe", "default").status.succeeded
-                               or 0) >= 1)
+    done = eventually(
+        lambda: (batch.read_namespaced_job("probe", "default").status.succeeded or 0) >= 1
+    )
     assert done
     pod = core.list_namespaced_pod("default", label_selector="job-name=probe").items[0]
     assert pod.status.phase == "Succeeded"
@@ -166,36 +201,51 @@ def test_job_pod_runs_its_command_in_a_new_netns_with_host_pids(
     assert "Complete" in {c.type for c in conditions}
 
     # Without hostPID, a container is pid 1 of its own PID namespace and sees only itself.
-    core.create_namespaced_pod("default", _pod_with_command("private", [
-        "python3", "-c", script + "; print(os.getpid())"]))
-    eventually(lambda: core.read_namespaced_pod("private", "default").status.phase
-               == "Succeeded")
+    core.create_namespaced_pod(
+        "default", _pod_with_command("private", ["python3", "-c", script + "; print(os.getpid())"])
+    )
+    eventually(lambda: core.read_namespaced_pod("private", "default").status.phase == "Succeeded")
     _, sees_host_pid, own_pid = core.read_namespaced_pod_log("private", "default").split()
     assert (sees_host_pid, own_pid) == ("False", "1")
 
     batch.delete_namespaced_job("probe", "default", propagation_policy="Background")
-    eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=probe")
-               .items)
+    eventually(
+        lambda: not core.list_namespaced_pod("default", label_selector="job-name=probe").items
+    )
 
 
 def test_jobs_orphan_their_pods_by_default_like_the_real_api(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
     batch, core = batch_api(kube_client), core_api(kube_client)
-    job = {"metadata": {"name": "sleeper"}, "spec": {"backoffLimit": 0, "template": {"spec": {
-        "restartPolicy": "Never",
-        "containers": [{"name": "s", "image": "busybox", "command": ["sleep", "30"]}]}}}}
+    job = {
+        "metadata": {"name": "sleeper"},
+        "spec": {
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "s", "image": "busybox", "command": ["sleep", "30"]}],
+                }
+            },
+        },
+    }
     batch.create_namespaced_job("default", job)
-    eventually(lambda: any(p.status.phase == "Running" for p in core.list_namespaced_pod(
-        "default", label_selector="job-name=sleeper").items))
+    eventually(
+        lambda: any(
+            p.status.phase == "Running"
+            for p in core.list_namespaced_pod("default", label_selector="job-name=sleeper").items
+        )
+    )
     batch.delete_namespaced_job("sleeper", "default")
     time.sleep(1)
     orphan = core.list_namespaced_pod("default", label_selector="job-name=sleeper").items
     assert len(orphan) == 1
     assert orphan[0].metadata.owner_references is None
     core.delete_namespaced_pod(orphan[0].metadata.name, "default", grace_period_seconds=0)
-    eventually(lambda: not core.list_namespaced_pod("default", label_selector="job-name=sleeper")
-               .items)
+    eventually(
+        lambda: not core.list_namespaced_pod("default", label_selector="job-name=sleeper").items
+    )
 
 
 ECHO_SERVER = (
@@ -224,8 +274,7 @@ def test_port_forward_reaches_a_loopback_listener_inside_the_pod(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
     core = core_api(kube_client)
-    core.create_namespaced_pod("default", _pod_with_command(
-        "echo", ["python3", "-c", ECHO_SERVER]))
+    core.create_namespaced_pod("default", _pod_with_command("echo", ["python3", "-c", ECHO_SERVER]))
     eventually(lambda: core.read_namespaced_pod("echo", "default").status.phase == "Running")
     payload = os.urandom(300_000)
     for _ in range(2):  # a new port-forward per connection, as podtap makes them
@@ -244,8 +293,9 @@ def test_port_forward_reaches_a_loopback_listener_inside_the_pod(
     assert eventually(lambda: _connected_forward(core, "echo"))
 
     # Nothing listens on 47001: the error channel says so and the socket closes.
-    forward = portforward(core.connect_get_namespaced_pod_portforward, "echo", "default",
-                          ports="47001")
+    forward = portforward(
+        core.connect_get_namespaced_pod_portforward, "echo", "default", ports="47001"
+    )
     sock = forward.socket(47001)
     sock.settimeout(10)
     assert sock.recv(10) == b""
@@ -254,8 +304,9 @@ def test_port_forward_reaches_a_loopback_listener_inside_the_pod(
 
 def _connected_forward(core: client.CoreV1Api, name: str) -> Any:
     """A port-forward whose listener answered (the pod's server may still be binding)."""
-    forward = portforward(core.connect_get_namespaced_pod_portforward, name, "default",
-                          ports="47000")
+    forward = portforward(
+        core.connect_get_namespaced_pod_portforward, name, "default", ports="47000"
+    )
     sock = forward.socket(47000)
     sock.settimeout(5)
     try:
@@ -274,18 +325,34 @@ def test_a_rollout_replaces_every_pod_without_dropping_below_the_replica_count(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
     core, apps = core_api(kube_client), apps_api(kube_client)
-    before = {p.metadata.name for p in core.list_namespaced_pod(
-        "default", label_selector="app=web").items}
+    before = {
+        p.metadata.name for p in core.list_namespaced_pod("default", label_selector="app=web").items
+    }
     listed = core.list_namespaced_pod("default", label_selector="app=web")
     # What `kubectl rollout restart` does: a new annotation in the pod template.
-    apps.patch_namespaced_deployment("web", "default", {"spec": {"template": {"metadata": {
-        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}}}}})
+    apps.patch_namespaced_deployment(
+        "web",
+        "default",
+        {
+            "spec": {
+                "template": {
+                    "metadata": {
+                        "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z"}
+                    }
+                }
+            }
+        },
+    )
     ready = dict.fromkeys(before, True)
     lowest = 3
     stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
-    for event in stream.stream(core.list_namespaced_pod, "default", label_selector="app=web",
-                               resource_version=listed.metadata.resource_version,
-                               timeout_seconds=90):
+    for event in stream.stream(
+        core.list_namespaced_pod,
+        "default",
+        label_selector="app=web",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=90,
+    ):
         pod = event["object"]
         if event["type"] == "DELETED":
             ready.pop(pod.metadata.name, None)

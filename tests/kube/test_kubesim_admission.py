@@ -32,11 +32,17 @@ def eventually(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 def agent_pod_spec(**security: Any) -> dict[str, Any]:
     return {
-        "hostPID": True, "restartPolicy": "Never", "tolerations": [{"operator": "Exists"}],
-        "containers": [{"name": "agent", "image": "ghcr.io/podtap/agent:0.1.0",
-                        "command": ["sleep", "30"],
-                        "securityContext": security or {
-                            "capabilities": {"add": AGENT_CAPABILITIES}}}],
+        "hostPID": True,
+        "restartPolicy": "Never",
+        "tolerations": [{"operator": "Exists"}],
+        "containers": [
+            {
+                "name": "agent",
+                "image": "ghcr.io/podtap/agent:0.1.0",
+                "command": ["sleep", "30"],
+                "securityContext": security or {"capabilities": {"add": AGENT_CAPABILITIES}},
+            }
+        ],
     }
 
 
@@ -45,11 +51,20 @@ def status_of(error: client.ApiException) -> dict[str, Any]:
     return body
 
 
-def access(api: Any, verb: str, resource: str, group: str = "",
-           subresource: str = "") -> bool:
-    review = api.create_self_subject_access_review({"spec": {"resourceAttributes": {
-        "namespace": "default", "verb": verb, "group": group, "resource": resource,
-        "subresource": subresource}}})
+def access(api: Any, verb: str, resource: str, group: str = "", subresource: str = "") -> bool:
+    review = api.create_self_subject_access_review(
+        {
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": "default",
+                    "verb": verb,
+                    "group": group,
+                    "resource": resource,
+                    "subresource": subresource,
+                }
+            }
+        }
+    )
     return bool(review.status.allowed)
 
 
@@ -59,14 +74,16 @@ def test_rbac_denial_is_a_403_status_and_access_reviews_agree(
 ) -> None:
     batch, auth = batch_api(kube_client), authorization_api(kube_client)
     with pytest.raises(client.ApiException) as denied:
-        batch.create_namespaced_job("default", {"metadata": {"name": "x"}, "spec": {
-            "template": {"spec": agent_pod_spec()}}})
+        batch.create_namespaced_job(
+            "default", {"metadata": {"name": "x"}, "spec": {"template": {"spec": agent_pod_spec()}}}
+        )
     assert denied.value.status == 403
     status = status_of(denied.value)
     assert status["reason"] == "Forbidden"
     assert status["message"] == (
         'jobs.batch is forbidden: User "podtap-test" cannot create resource "jobs" in API '
-        'group "batch" in the namespace "default"')
+        'group "batch" in the namespace "default"'
+    )
     assert status["details"] == {"group": "batch", "kind": "jobs"}
     assert not access(auth, "create", "jobs", "batch")
     assert access(auth, "list", "pods")
@@ -76,15 +93,15 @@ def test_rbac_denial_is_a_403_status_and_access_reviews_agree(
     assert not access(auth, "create", "pods", subresource="portforward")
     core = core_api(kube_client)
     with pytest.raises(client.ApiException) as no_forward:
-        portforward(core.connect_get_namespaced_pod_portforward, "web", "default",
-                    ports="8080")
+        portforward(core.connect_get_namespaced_pod_portforward, "web", "default", ports="8080")
     assert "403" in str(no_forward.value)
     kubesim.allow("create:jobs")
     assert access(auth, "create", "jobs", "batch")
 
 
-@pytest.mark.kubesim("--pod", "locked/web:8080", "--pod-security", "locked=baseline",
-                     "--nodes", "1")
+@pytest.mark.kubesim(
+    "--pod", "locked/web:8080", "--pod-security", "locked=baseline", "--nodes", "1"
+)
 def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
@@ -97,12 +114,15 @@ def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
         'pods "agent-check" is forbidden: violates PodSecurity "baseline:latest": host '
         'namespaces (hostPID=true), non-default capabilities (container "agent" must not '
         'include "NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_PTRACE" in '
-        'securityContext.capabilities.add)')
+        "securityContext.capabilities.add)"
+    )
     privileged = {"metadata": {"name": "p"}, "spec": agent_pod_spec(privileged=True)}
     with pytest.raises(client.ApiException) as refused_privileged:
         core.create_namespaced_pod("locked", privileged)
-    assert 'privileged (container "agent" must not set securityContext.privileged=true)' in (
-        status_of(refused_privileged.value)["message"])
+    assert (
+        'privileged (container "agent" must not set securityContext.privileged=true)'
+        in (status_of(refused_privileged.value)["message"])
+    )
 
     # The same pod passes in a namespace without enforcement; a dry run stores nothing.
     checked = core.create_namespaced_pod("default", pod, dry_run="All")
@@ -111,33 +131,48 @@ def test_pod_security_rejects_the_agent_pod_and_dry_run_creates_nothing(
 
     # A Job is admitted, its pod is not: the Job controller reports it as an Event.
     batch = batch_api(kube_client)
-    batch.create_namespaced_job("locked", {"metadata": {"name": "agent"}, "spec": {
-        "backoffLimit": 0, "template": {"spec": agent_pod_spec()}}})
-    events = eventually(lambda: core.list_namespaced_event(
-        "locked", field_selector="involvedObject.name=agent").items)
+    batch.create_namespaced_job(
+        "locked",
+        {
+            "metadata": {"name": "agent"},
+            "spec": {"backoffLimit": 0, "template": {"spec": agent_pod_spec()}},
+        },
+    )
+    events = eventually(
+        lambda: (
+            core.list_namespaced_event("locked", field_selector="involvedObject.name=agent").items
+        )
+    )
     assert events[0].reason == "FailedCreate"
     assert events[0].type == "Warning"
     assert events[0].involved_object.kind == "Job"
     assert events[0].message.startswith('Error creating: pods "agent-')
     assert 'violates PodSecurity "baseline:latest": host namespaces (hostPID=true)' in (
-        events[0].message)
+        events[0].message
+    )
     assert core.list_namespaced_pod("locked", label_selector="job-name=agent").items == []
 
     # Ephemeral containers go through the same admission as pods.
-    ephemeral = {"name": "podtap-s1", "image": "agent",
-                 "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}}
+    ephemeral = {
+        "name": "podtap-s1",
+        "image": "agent",
+        "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}},
+    }
     with pytest.raises(client.ApiException) as no_ephemeral:
         core.patch_namespaced_pod_ephemeralcontainers(
-            "web", "locked", {"spec": {"ephemeralContainers": [ephemeral]}})
+            "web", "locked", {"spec": {"ephemeralContainers": [ephemeral]}}
+        )
     assert no_ephemeral.value.status == 403
     assert status_of(no_ephemeral.value)["message"] == (
         'pods "web" is forbidden: violates PodSecurity "baseline:latest": non-default '
         'capabilities (container "podtap-s1" must not include "NET_ADMIN" in '
-        'securityContext.capabilities.add)')
+        "securityContext.capabilities.add)"
+    )
 
     # Relabelling the namespace privileged lets the Job's pod through.
-    core.patch_namespace("locked", {"metadata": {"labels": {
-        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    core.patch_namespace(
+        "locked", {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "privileged"}}}
+    )
     eventually(lambda: core.list_namespaced_pod("locked", label_selector="job-name=agent").items)
 
 
@@ -147,8 +182,13 @@ def test_image_pull_failure_keeps_the_pod_pending_with_backoff(
 ) -> None:
     core = core_api(kube_client)
     image = "ghcr.io/podtap/broken:0.1.0"
-    core.create_namespaced_pod("default", {"metadata": {"name": "puller"}, "spec": {
-        "containers": [{"name": "agent", "image": image, "command": ["sleep", "30"]}]}})
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "puller"},
+            "spec": {"containers": [{"name": "agent", "image": image, "command": ["sleep", "30"]}]},
+        },
+    )
 
     def waiting(reason: str) -> Any:
         pod = core.read_namespaced_pod("puller", "default")
@@ -161,7 +201,8 @@ def test_image_pull_failure_keeps_the_pod_pending_with_backoff(
     assert pulled.status.phase == "Pending"
     backing_off = eventually(lambda: waiting("ImagePullBackOff"))
     assert backing_off.status.container_statuses[0].state.waiting.message == (
-        f'Back-off pulling image "{image}"')
+        f'Back-off pulling image "{image}"'
+    )
     assert backing_off.status.phase == "Pending"
     assert not kubesim.processes()
 
@@ -174,8 +215,13 @@ def test_a_pod_bound_to_a_missing_node_is_unschedulable(
     kubesim: KubeSim, kube_client: client.ApiClient
 ) -> None:
     core = core_api(kube_client)
-    core.create_namespaced_pod("default", {"metadata": {"name": "lost"}, "spec": {
-        "nodeName": "node-9", "containers": [{"name": "c", "image": "x"}]}})
+    core.create_namespaced_pod(
+        "default",
+        {
+            "metadata": {"name": "lost"},
+            "spec": {"nodeName": "node-9", "containers": [{"name": "c", "image": "x"}]},
+        },
+    )
 
     def unschedulable() -> bool:
         conditions = core.read_namespaced_pod("lost", "default").status.conditions or []

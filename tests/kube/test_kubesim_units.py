@@ -18,17 +18,20 @@ from tests.kubesim.store import HISTORY_LENGTH, Store
 pytestmark = pytest.mark.timeout(10)
 
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    ("", {}, True),
-    ("app=web", {"app": "web"}, True),
-    ("app==web", {"app": "api"}, False),
-    ("app!=web", {}, True),
-    ("app in (web, api),tier", {"app": "api", "tier": "x"}, True),
-    ("app in (web, api),tier", {"app": "api"}, False),
-    ("app notin (web)", {"app": "web"}, False),
-    ("!canary", {"canary": "1"}, False),
-    ("app=web,pod-template-hash=abc", {"app": "web", "pod-template-hash": "abc"}, True),
-])
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("", {}, True),
+        ("app=web", {"app": "web"}, True),
+        ("app==web", {"app": "api"}, False),
+        ("app!=web", {}, True),
+        ("app in (web, api),tier", {"app": "api", "tier": "x"}, True),
+        ("app in (web, api),tier", {"app": "api"}, False),
+        ("app notin (web)", {"app": "web"}, False),
+        ("!canary", {"canary": "1"}, False),
+        ("app=web,pod-template-hash=abc", {"app": "web", "pod-template-hash": "abc"}, True),
+    ],
+)
 def test_label_selectors(selector: str, labels: dict[str, str], expected: bool) -> None:
     assert label_selector(selector)(labels) is expected
 
@@ -47,18 +50,26 @@ def test_field_selectors_follow_dotted_paths() -> None:
 
 
 def test_scale_selector_string() -> None:
-    selector = {"matchLabels": {"b": "2", "a": "1"},
-                "matchExpressions": [{"key": "t", "operator": "In", "values": ["y", "x"]}]}
+    selector = {
+        "matchLabels": {"b": "2", "a": "1"},
+        "matchExpressions": [{"key": "t", "operator": "In", "values": ["y", "x"]}],
+    }
     assert selector_to_string(selector) == "a=1,b=2,t in (x,y)"
 
 
 def test_strategic_merge_merges_containers_by_name_and_merge_patch_replaces_lists() -> None:
-    pod = {"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}],
-                    "tolerations": [{"key": "x"}]}}
+    pod = {
+        "spec": {
+            "containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "1"}],
+            "tolerations": [{"key": "x"}],
+        }
+    }
     patch = {"spec": {"containers": [{"name": "b", "image": "2"}], "tolerations": []}}
     merged = apply_patch(pod, "application/strategic-merge-patch+json", patch)
-    assert merged["spec"]["containers"] == [{"name": "a", "image": "1"},
-                                            {"name": "b", "image": "2"}]
+    assert merged["spec"]["containers"] == [
+        {"name": "a", "image": "1"},
+        {"name": "b", "image": "2"},
+    ]
     assert merged["spec"]["tolerations"] == []
     replaced = apply_patch(pod, "application/merge-patch+json", patch)
     assert replaced["spec"]["containers"] == [{"name": "b", "image": "2"}]
@@ -68,17 +79,26 @@ def test_strategic_merge_merges_containers_by_name_and_merge_patch_replaces_list
 
 def test_json_patch_operations() -> None:
     doc = {"metadata": {"labels": {"a": "1"}}, "spec": {"replicas": 1, "items": [1, 2]}}
-    patched = apply_patch(doc, "application/json-patch+json", [
-        {"op": "replace", "path": "/spec/replicas", "value": 4},
-        {"op": "add", "path": "/metadata/labels/b~1c", "value": "2"},
-        {"op": "add", "path": "/spec/items/-", "value": 3},
-        {"op": "remove", "path": "/metadata/labels/a"},
-    ])
-    assert patched == {"metadata": {"labels": {"b/c": "2"}},
-                       "spec": {"replicas": 4, "items": [1, 2, 3]}}
+    patched = apply_patch(
+        doc,
+        "application/json-patch+json",
+        [
+            {"op": "replace", "path": "/spec/replicas", "value": 4},
+            {"op": "add", "path": "/metadata/labels/b~1c", "value": "2"},
+            {"op": "add", "path": "/spec/items/-", "value": 3},
+            {"op": "remove", "path": "/metadata/labels/a"},
+        ],
+    )
+    assert patched == {
+        "metadata": {"labels": {"b/c": "2"}},
+        "spec": {"replicas": 4, "items": [1, 2, 3]},
+    }
     with pytest.raises(ApiError) as failed:
-        apply_patch(doc, "application/json-patch+json",
-                    [{"op": "test", "path": "/spec/replicas", "value": 9}])
+        apply_patch(
+            doc,
+            "application/json-patch+json",
+            [{"op": "test", "path": "/spec/replicas", "value": 9}],
+        )
     assert failed.value.code == 422
     with pytest.raises(ApiError) as unsupported:
         apply_patch(doc, "application/apply-patch+yaml", {})
@@ -86,9 +106,18 @@ def test_json_patch_operations() -> None:
 
 
 def _agent_pod(**spec: object) -> dict[str, object]:
-    return {"metadata": {"name": "a"}, "spec": {"containers": [{
-        "name": "agent", "securityContext": {"capabilities": {"add": ["NET_RAW", "CHOWN"]}}}],
-        **spec}}
+    return {
+        "metadata": {"name": "a"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "agent",
+                    "securityContext": {"capabilities": {"add": ["NET_RAW", "CHOWN"]}},
+                }
+            ],
+            **spec,
+        },
+    }
 
 
 def test_pod_security_levels() -> None:
@@ -97,16 +126,23 @@ def test_pod_security_levels() -> None:
     assert pod_security_violation(baseline, _agent_pod(hostPID=True, hostNetwork=True)) == (
         'violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true, '
         'hostPID=true), non-default capabilities (container "agent" must not include '
-        '"NET_RAW" in securityContext.capabilities.add)')
+        '"NET_RAW" in securityContext.capabilities.add)'
+    )
     harmless = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}
     assert pod_security_violation(baseline, harmless) is None
     restricted = pod_security_violation(
-        {"pod-security.kubernetes.io/enforce": "restricted",
-         "pod-security.kubernetes.io/enforce-version": "v1.30"}, harmless)
+        {
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/enforce-version": "v1.30",
+        },
+        harmless,
+    )
     assert restricted is not None
-    assert restricted.startswith('violates PodSecurity "restricted:v1.30": '
-                                 'allowPrivilegeEscalation != false (container "c" must set '
-                                 'securityContext.allowPrivilegeEscalation=false)')
+    assert restricted.startswith(
+        'violates PodSecurity "restricted:v1.30": '
+        'allowPrivilegeEscalation != false (container "c" must set '
+        "securityContext.allowPrivilegeEscalation=false)"
+    )
     assert 'must set securityContext.capabilities.drop=["ALL"]' in restricted
 
 
@@ -116,13 +152,16 @@ def test_rbac_wording_for_namespaced_cluster_and_named_requests() -> None:
         rbac.deny(rule)
     with pytest.raises(ApiError) as nodes:
         rbac.check(Request("list", "", "nodes"))
-    assert nodes.value.message == ('nodes is forbidden: User "me" cannot list resource "nodes" '
-                                   'in API group "" at the cluster scope')
+    assert nodes.value.message == (
+        'nodes is forbidden: User "me" cannot list resource "nodes" '
+        'in API group "" at the cluster scope'
+    )
     with pytest.raises(ApiError) as forward:
         rbac.check(Request("create", "", "pods", "portforward", "ns", "web-1"))
     assert forward.value.message == (
         'pods "web-1" is forbidden: User "me" cannot create resource "pods/portforward" in '
-        'API group "" in the namespace "ns"')
+        'API group "" in the namespace "ns"'
+    )
     assert rbac.allows(Request("create", "", "pods", "", "ns"))
     assert not rbac.allows(Request("delete", "batch", "jobs", "", "ns", "j"))
     rbac.allow("delete:jobs")
@@ -130,8 +169,7 @@ def test_rbac_wording_for_namespaced_cluster_and_named_requests() -> None:
 
 
 def _pod(name: str, labels: dict[str, str] | None = None) -> dict[str, object]:
-    return {"metadata": {"name": name, "namespace": "default", "labels": labels or {}},
-            "spec": {}}
+    return {"metadata": {"name": name, "namespace": "default", "labels": labels or {}}, "spec": {}}
 
 
 async def test_store_versions_and_watch_replay() -> None:
@@ -152,7 +190,10 @@ async def test_store_versions_and_watch_replay() -> None:
     replay = store.watch(POD, "default", lambda o: True, since=version)
     seen = [replay.queue.get_nowait() for _ in range(replay.queue.qsize())]
     assert [(c.type, c.object["metadata"]["name"]) for c in seen if c is not None] == [
-        ("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
+        ("ADDED", "b"),
+        ("MODIFIED", "a"),
+        ("DELETED", "b"),
+    ]
     fresh = store.watch(POD, None, lambda o: o["metadata"]["labels"].get("app") == "web", None)
     opening = fresh.queue.get_nowait()
     assert opening is not None
@@ -185,15 +226,18 @@ def test_a_filtered_watch_sees_objects_enter_and_leave_its_filter() -> None:
         pod["metadata"]["labels"] = labels
         store.update(POD, pod)
     seen = [watch.queue.get_nowait() for _ in range(watch.queue.qsize())]
-    assert [change.type if change else None for change in seen] == [
-        "ADDED", "MODIFIED", "DELETED"]
+    assert [change.type if change else None for change in seen] == ["ADDED", "MODIFIED", "DELETED"]
 
 
 def _rs(name: str, revision: int, replicas: int, ready: int) -> dict[str, object]:
-    return {"metadata": {"name": name,
-                         "annotations": {"deployment.kubernetes.io/revision": str(revision)}},
-            "spec": {"replicas": replicas}, "status": {"replicas": replicas,
-                                                       "readyReplicas": ready}}
+    return {
+        "metadata": {
+            "name": name,
+            "annotations": {"deployment.kubernetes.io/revision": str(revision)},
+        },
+        "spec": {"replicas": replicas},
+        "status": {"replicas": replicas, "readyReplicas": ready},
+    }
 
 
 def test_a_rolling_update_surges_first_and_drains_old_replicas_as_new_ones_get_ready() -> None:
@@ -205,10 +249,13 @@ def test_a_rolling_update_surges_first_and_drains_old_replicas_as_new_ones_get_r
     assert step == {"old": 2, "new": 2}
     done = rollout_targets(spec, [_rs("old", 1, 0, 0), _rs("new", 2, 4, 4)], "new")
     assert done == {"old": 0, "new": 4}
-    strict = {"replicas": 3, "strategy": {"rollingUpdate": {"maxSurge": 1,
-                                                            "maxUnavailable": 0}}}
+    strict = {"replicas": 3, "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}}
     assert rollout_targets(strict, [_rs("old", 1, 3, 3), _rs("new", 2, 1, 0)], "new") == {
-        "old": 3, "new": 1}
+        "old": 3,
+        "new": 1,
+    }
     recreate = {"replicas": 2, "strategy": {"type": "Recreate"}}
     assert rollout_targets(recreate, [_rs("old", 1, 2, 2), _rs("new", 2, 0, 0)], "new") == {
-        "old": 0, "new": 0}
+        "old": 0,
+        "new": 0,
+    }

@@ -16,10 +16,13 @@ from tui.sources.kube.pods import (
 )
 
 
-def pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None,
-        ready: bool = True, deleting: bool = False) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": "web-1", "namespace": "shop",
-                            "annotations": annotations or {}}
+def pod(
+    *containers: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    ready: bool = True,
+    deleting: bool = False,
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": "web-1", "namespace": "shop", "annotations": annotations or {}}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {
@@ -37,8 +40,10 @@ def pod(*containers: dict[str, Any], annotations: dict[str, str] | None = None,
 
 
 def container(name: str, *ports: int, udp: int | None = None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"name": name,
-                            "ports": [{"containerPort": p, "protocol": "TCP"} for p in ports]}
+    spec: dict[str, Any] = {
+        "name": name,
+        "ports": [{"containerPort": p, "protocol": "TCP"} for p in ports],
+    }
     if udp is not None:
         spec["ports"].append({"containerPort": udp, "protocol": "UDP"})
     return spec
@@ -46,8 +51,12 @@ def container(name: str, *ports: int, udp: int | None = None) -> dict[str, Any]:
 
 def test_named_container_wins_over_everything() -> None:
     chosen = choose_container(
-        pod(container("istio-proxy"), container("app"), container("side"),
-            annotations={"kubectl.kubernetes.io/default-container": "app"}),
+        pod(
+            container("istio-proxy"),
+            container("app"),
+            container("side"),
+            annotations={"kubectl.kubernetes.io/default-container": "app"},
+        ),
         "side",
     )
     assert (chosen.name, chosen.guessed) == ("side", False)
@@ -60,8 +69,11 @@ def test_a_missing_named_container_is_one_sentence_listing_the_real_ones() -> No
 
 def test_default_container_annotation_is_followed() -> None:
     chosen = choose_container(
-        pod(container("app"), container("worker"),
-            annotations={"kubectl.kubernetes.io/default-container": "worker"}),
+        pod(
+            container("app"),
+            container("worker"),
+            annotations={"kubectl.kubernetes.io/default-container": "worker"},
+        ),
         None,
     )
     assert (chosen.name, chosen.guessed) == ("worker", False)

@@ -24,11 +24,19 @@ def test_match_labels_and_expressions_become_a_query_string() -> None:
 
 def test_the_newest_owned_job_is_chosen() -> None:
     def job(name: str, created: str, owner: str) -> dict[str, object]:
-        return {"metadata": {"name": name, "creationTimestamp": created,
-                             "ownerReferences": [{"uid": owner}]}}
+        return {
+            "metadata": {
+                "name": name,
+                "creationTimestamp": created,
+                "ownerReferences": [{"uid": owner}],
+            }
+        }
 
-    jobs = [job("a", "2026-01-01T10:00:00Z", "cj"), job("b", "2026-01-01T11:00:00Z", "cj"),
-            job("c", "2026-01-01T12:00:00Z", "other")]
+    jobs = [
+        job("a", "2026-01-01T10:00:00Z", "cj"),
+        job("b", "2026-01-01T11:00:00Z", "cj"),
+        job("c", "2026-01-01T12:00:00Z", "other"),
+    ]
     chosen = newest_owned(jobs, "cj")
     assert chosen is not None
     assert chosen["metadata"]["name"] == "b"

@@ -1,7 +1,7 @@
 """kubesim: a Kubernetes cluster simulator for podtap's tests (root only).
 
 The unpatched official ``kubernetes`` client talks to it like to a real cluster; every pod is a
-real network namespace on a 198.19.N.0/24 bridge, running real processes in cgroups named after
+real network namespace on a 198.19.N.0/23 bridge, running real processes in cgroups named after
 their container ids. Workload containers without a command run ``tests.kubesim.podserver``
 (HTTP/1.1, answers ``x-pod: <pod name>``); a command starting with ``podtap`` runs
 ``<sys.executable> -m tui ...`` from this checkout, in the pod's own network namespace with host

@@ -1,5 +1,5 @@
-"""A container as the kubelet runs it: the command an image stands for, the ids containerd
-would report, and the state the kubelet tracks for it."""
+"""A container as the kubelet runs it: the command an image stands for, its volumes, the ids
+containerd would report, and the state the kubelet tracks for it."""
 
 from __future__ import annotations
 
@@ -23,11 +23,51 @@ def container_command(pod: Object, spec: dict[str, Any]) -> list[str]:
     args = [str(arg) for arg in spec.get("args") or []]
     if not command:
         ports = [str(p["containerPort"]) for p in spec.get("ports") or []]
-        return [sys.executable, "-m", "tests.kubesim.podserver", pod["metadata"]["name"],
-                *ports, *args]
+        return [
+            sys.executable,
+            "-m",
+            "tests.kubesim.podserver",
+            pod["metadata"]["name"],
+            *ports,
+            *args,
+        ]
     if command[0] == "podtap":
         return [sys.executable, "-m", "tui", *command[1:], *args]
+    if command[0] in ("python", "python3") and is_stock_python(spec.get("image", "")):
+        # A stock Python image has the standard library and nothing else: no site-packages.
+        return [sys.executable, "-S", *command[1:], *args]
     return [*command, *args]
+
+
+def is_stock_python(image: str) -> bool:
+    """``python:3.12-slim``, ``docker.io/library/python:3.12``...: Python alone."""
+    return image.split("@")[0].rsplit("/", 1)[-1].split(":")[0] == "python"
+
+
+def with_mounts(command: list[str], mounts: list[tuple[str, str]]) -> list[str]:
+    """Run ``command`` in a mount namespace of its own where each host directory is bound at
+    its mount path (a read-only volume of the container)."""
+    if not mounts:
+        return command
+    script = (
+        'while [ "$1" != -- ]; do mount --bind "$2" "$1" && '
+        'mount -o remount,bind,ro "$1" || exit 1; shift 2; done; shift; exec "$@"'
+    )
+    pairs = [part for target, source in mounts for part in (target, source)]
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        *pairs,
+        "--",
+        *command,
+    ]
 
 
 def in_own_pid_namespace(command: list[str]) -> list[str]:
@@ -72,7 +112,8 @@ class ContainerRun:
     cgroup_dirs: list[Path] = field(default_factory=list)
     process: asyncio.subprocess.Process | None = None
     state: dict[str, Any] = field(
-        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
+        default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}}
+    )
     last_state: dict[str, Any] = field(default_factory=dict)
     restart_count: int = 0
     ran: bool = False  # has started at least once (a pod stays Running through back-off)
@@ -86,9 +127,14 @@ class ContainerRun:
     def status(self) -> dict[str, Any]:
         image = self.spec.get("image", "")
         status: dict[str, Any] = {
-            "name": self.name, "image": image, "imageID": "", "ready": self.ready,
-            "restartCount": self.restart_count, "state": self.state,
-            "lastState": self.last_state, "started": "running" in self.state,
+            "name": self.name,
+            "image": image,
+            "imageID": "",
+            "ready": self.ready,
+            "restartCount": self.restart_count,
+            "state": self.state,
+            "lastState": self.last_state,
+            "started": "running" in self.state,
         }
         if "waiting" not in self.state or self.restart_count:
             status["containerID"] = f"containerd://{self.container_id}"

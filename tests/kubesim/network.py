@@ -1,5 +1,6 @@
-"""Pod networking: one bridge per simulator with a /24 in 198.19.0.0/16, and per pod a network
-namespace joined to the bridge by a veth pair, so every pod IP is reachable from the host."""
+"""Pod networking: one bridge per simulator with a /23 in 198.19.0.0/16 (508 pods: 300 replicas
+and their node agents fit), and per pod a network namespace joined to the bridge by a veth
+pair, so every pod IP is reachable from the host."""
 
 from __future__ import annotations
 
@@ -36,14 +37,13 @@ class PodNetns:
 
 
 class PodNetwork:
-    """The simulator's pod network. The /24 is chosen by holding a lock file, so simulators
-    running side by side never share addresses."""
+    """The simulator's pod network. Its /23 is chosen by holding the lock files of both its
+    /24 halves, so simulators running side by side never share addresses."""
 
     def __init__(self) -> None:
-        self._slot, self._lock = self._claim_slot()
+        self._slot, self._locks = self._claim_slots()
         self.bridge = f"ksb{self._slot}"
-        self.prefix = f"198.19.{self._slot}"
-        self.gateway = f"{self.prefix}.1"
+        self.gateway = f"198.19.{self._slot}.1"
         self._hosts = itertools.count(2)
         self._free: list[int] = []
         self._counter = itertools.count(1)
@@ -51,17 +51,28 @@ class PodNetwork:
         self._mutex = threading.Lock()
 
     @staticmethod
-    def _claim_slot() -> tuple[int, IO[str]]:
+    def _claim_slots() -> tuple[int, list[IO[str]]]:
+        """An even /24 slot and the next one, both locked."""
         _SLOT_DIR.mkdir(parents=True, exist_ok=True)
-        for slot in range(256):
-            handle = open(_SLOT_DIR / f"slot-{slot}.lock", "w")  # noqa: SIM115 - held for life
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        for slot in range(0, 256, 2):
+            held: list[IO[str]] = []
+            for half in (slot, slot + 1):
+                handle = open(_SLOT_DIR / f"slot-{half}.lock", "w")  # noqa: SIM115 - held for life
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    break
+                held.append(handle)
+            if len(held) == 2:
+                return slot, held
+            for handle in held:
                 handle.close()
-                continue
-            return slot, handle
-        raise RuntimeError("no free 198.19.x.0/24 pod network: 256 simulators are running")
+        raise RuntimeError("no free 198.19.x.0/23 pod network: 128 simulators are running")
+
+    def _address(self, host: int) -> str:
+        """Host number 2..509 of the /23 as an address."""
+        return f"198.19.{self._slot + host // 256}.{host % 256}"
 
     def start(self) -> None:
         sweep_abandoned_netns()
@@ -69,18 +80,18 @@ class PodNetwork:
         # A bridge left by a simulator that was killed hard would hold our addresses.
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
         _ip("link", "add", self.bridge, "type", "bridge")
-        _ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
+        _ip("addr", "add", f"{self.gateway}/23", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
 
     def attach(self, label: str) -> PodNetns:
         """A new network namespace with an address on the pod network (blocking)."""
         with self._mutex:
             host = self._free.pop(0) if self._free else next(self._hosts)
-            if host > 254:
+            if host > 509:
                 raise ApiError(500, "InternalError", "the simulated pod network is full")
             index = next(self._counter)
         name = f"kubesim{os.getpid()}-{index}-{label}"[:60]
-        netns = PodNetns(name, f"{self.prefix}.{host}", f"ks{self._slot}v{index}",
+        netns = PodNetns(name, self._address(host), f"ks{self._slot}v{index}",
                          f"/run/netns/{name}")
         _ip("netns", "add", netns.name)
         try:
@@ -88,7 +99,7 @@ class PodNetwork:
                 "netns", netns.name)
             _ip("link", "set", netns.host_interface, "master", self.bridge, "up")
             _ip("-n", netns.name, "-batch", "-", stdin="\n".join([
-                f"addr add {netns.ip}/24 dev eth0",
+                f"addr add {netns.ip}/23 dev eth0",
                 "link set eth0 up",
                 "link set lo up",
                 f"route add default via {self.gateway}",
@@ -110,7 +121,8 @@ class PodNetwork:
         self._remove(netns)
         with self._mutex:
             if self._netns.pop(netns.name, None) is not None:
-                self._free.append(int(netns.ip.rsplit(".", 1)[1]))
+                third, fourth = netns.ip.split(".")[2:]
+                self._free.append((int(third) - self._slot) * 256 + int(fourth))
 
     @staticmethod
     def _remove(netns: PodNetns) -> None:
@@ -121,7 +133,8 @@ class PodNetwork:
         for netns in list(self._netns.values()):
             self.detach(netns)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-        self._lock.close()
+        for lock in self._locks:
+            lock.close()
 
 
 _libc = ctypes.CDLL(None, use_errno=True)

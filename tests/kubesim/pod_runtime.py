@@ -4,6 +4,7 @@ restarts and readiness, and the pod status it reports."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -17,22 +18,30 @@ from tests.kubesim.containers import (
     container_command,
     in_own_pid_namespace,
     main_pid,
+    with_mounts,
 )
 from tests.kubesim.network import PodNetns
-from tests.kubesim.resources import POD
+from tests.kubesim.resources import CONFIGMAP, POD, SECRET
 from tests.kubesim.store import Object, now_rfc3339
 
 if TYPE_CHECKING:
     from tests.kubesim.kubelet import Kubelet
 
 # Join the container's cgroups, then become the container's command (same pid throughout).
-_LAUNCH = ('for d in $KUBESIM_CGROUPS; do echo $$ > "$d/cgroup.procs"; done; '
-           'unset KUBESIM_CGROUPS; exec "$@"')
+_LAUNCH = (
+    'for d in $KUBESIM_CGROUPS; do echo $$ > "$d/cgroup.procs"; done; '
+    'unset KUBESIM_CGROUPS; exec "$@"'
+)
 # Graceful shutdown waits at most this long, whatever terminationGracePeriodSeconds says,
 # so that tests stay fast; SIGKILL follows.
 MAX_GRACE_SECONDS = 5.0
 RESTART_BACKOFF_SECONDS = 1.0
 IMAGE_PULL_RETRY_SECONDS = 1.0
+SECRET_RETRY_SECONDS = 0.2
+
+
+class MissingSecret(Exception):
+    """A Secret or ConfigMap the container needs is not there yet."""
 
 
 class PodRuntime:
@@ -80,14 +89,18 @@ class PodRuntime:
                 return
             restart = not run.ephemeral and (
                 self.restart_policy == "Always"
-                or (self.restart_policy == "OnFailure" and exit_code != 0))
+                or (self.restart_policy == "OnFailure" and exit_code != 0)
+            )
             if not restart:
                 return
             run.last_state = {"terminated": run.state["terminated"]}
-            run.state = {"waiting": {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off {RESTART_BACKOFF_SECONDS:g}s restarting failed "
-                           f"container={run.name} pod={self.name}_{self.namespace}({self.uid})"}}
+            run.state = {
+                "waiting": {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off {RESTART_BACKOFF_SECONDS:g}s restarting failed "
+                    f"container={run.name} pod={self.name}_{self.namespace}({self.uid})",
+                }
+            }
             self.publish()
             await asyncio.sleep(RESTART_BACKOFF_SECONDS)
             run.restart_count += 1
@@ -100,11 +113,14 @@ class PodRuntime:
         reason = "ErrImagePull"
         while not self.stopping:
             if reason == "ErrImagePull":
-                message = (f'failed to pull and unpack image "{image}": failed to resolve '
-                           f'reference "{image}": pull access denied, repository does not exist '
-                           f'or may require authorization')
-                self.kubelet.event(self, "Warning", "Failed",
-                                   f'Failed to pull image "{image}": {message}')
+                message = (
+                    f'failed to pull and unpack image "{image}": failed to resolve '
+                    f'reference "{image}": pull access denied, repository does not exist '
+                    f"or may require authorization"
+                )
+                self.kubelet.event(
+                    self, "Warning", "Failed", f'Failed to pull image "{image}": {message}'
+                )
             else:
                 message = f'Back-off pulling image "{image}"'
                 self.kubelet.event(self, "Normal", "BackOff", message)
@@ -120,19 +136,48 @@ class PodRuntime:
         assert self.netns is not None
         pod = self.kubelet.store.get(POD, self.namespace, self.name) or {}
         run.cgroup_dirs = await asyncio.to_thread(
-            cgroups.create_container_cgroups, self.qos_class, self.uid, run.container_id)
-        env = self._environment(pod, run)
+            cgroups.create_container_cgroups, self.qos_class, self.uid, run.container_id
+        )
+        while True:
+            try:
+                env = self._environment(pod, run)
+                mounts = await asyncio.to_thread(self._volumes, pod, run)
+                break
+            except MissingSecret as missing:
+                run.state = {
+                    "waiting": {"reason": "CreateContainerConfigError", "message": str(missing)}
+                }
+                self.publish()
+                await asyncio.sleep(SECRET_RETRY_SECONDS)
+                if self.stopping:
+                    return 0
         command = container_command(pod, run.spec)
         if not pod.get("spec", {}).get("hostPID"):
             command = in_own_pid_namespace(command)
-        log = await asyncio.to_thread(os.open, self.kubelet.log_path(self, run.name),
-                                      os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        command = with_mounts(command, mounts)
+        log = await asyncio.to_thread(
+            os.open,
+            self.kubelet.log_path(self, run.name),
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+            0o644,
+        )
         try:
             run.process = await asyncio.create_subprocess_exec(
-                "nsenter", f"--net={self.netns.path}", "--", "sh", "-c", _LAUNCH, "sh",
+                "nsenter",
+                f"--net={self.netns.path}",
+                "--",
+                "sh",
+                "-c",
+                _LAUNCH,
+                "sh",
                 *command,
-                env=env, cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                stderr=log, start_new_session=True)
+                env=env,
+                cwd=REPO_ROOT,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         finally:
             os.close(log)
         run.state = {"running": {"startedAt": now_rfc3339()}}
@@ -145,11 +190,15 @@ class PodRuntime:
         signal_number = -exit_code if exit_code < 0 else 0
         exit_code = 128 + signal_number if signal_number else exit_code
         run.ready = False
-        run.state = {"terminated": {
-            "exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-            "startedAt": run.state.get("running", {}).get("startedAt"),
-            "finishedAt": now_rfc3339(), "containerID": f"containerd://{run.container_id}",
-        }}
+        run.state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": "Completed" if exit_code == 0 else "Error",
+                "startedAt": run.state.get("running", {}).get("startedAt"),
+                "finishedAt": now_rfc3339(),
+                "containerID": f"containerd://{run.container_id}",
+            }
+        }
         if signal_number:
             run.state["terminated"]["signal"] = signal_number
         await asyncio.to_thread(cgroups.kill_and_remove, run.cgroup_dirs)
@@ -166,30 +215,71 @@ class PodRuntime:
             "KUBESIM_CGROUPS": " ".join(str(d) for d in run.cgroup_dirs),
         }
         fields = {
-            "metadata.name": self.name, "metadata.namespace": self.namespace,
-            "metadata.uid": self.uid, "spec.nodeName": pod.get("spec", {}).get("nodeName", ""),
+            "metadata.name": self.name,
+            "metadata.namespace": self.namespace,
+            "metadata.uid": self.uid,
+            "spec.nodeName": pod.get("spec", {}).get("nodeName", ""),
             "status.podIP": self.netns.ip if self.netns else "",
             "spec.serviceAccountName": pod.get("spec", {}).get("serviceAccountName", "default"),
         }
         for item in run.spec.get("env") or []:
+            source = item.get("valueFrom") or {}
             if "value" in item:
                 env[item["name"]] = str(item["value"])
-            elif "fieldRef" in (item.get("valueFrom") or {}):
-                env[item["name"]] = fields.get(item["valueFrom"]["fieldRef"]["fieldPath"], "")
+            elif "fieldRef" in source:
+                env[item["name"]] = fields.get(source["fieldRef"]["fieldPath"], "")
+            elif "secretKeyRef" in source:
+                env[item["name"]] = self._secret_value(source["secretKeyRef"])
         return env
+
+    def _volumes(self, pod: Object, run: ContainerRun) -> list[tuple[str, str]]:
+        """(mount path, host directory) of each ConfigMap volume the container mounts, its
+        keys written as files; the mount path is made on the host if missing (left there,
+        empty: other pods of other simulators may be using it)."""
+        volumes = {v["name"]: v for v in pod.get("spec", {}).get("volumes") or []}
+        mounts = []
+        for mount in run.spec.get("volumeMounts") or []:
+            source = (volumes.get(mount["name"]) or {}).get("configMap")
+            if source is None:
+                continue
+            configmap = self.kubelet.store.get(CONFIGMAP, self.namespace, source["name"])
+            if configmap is None:
+                raise MissingSecret(f'configmap "{source["name"]}" not found')
+            directory = self.kubelet.log_dir / "volumes" / self.uid / mount["name"]
+            directory.mkdir(parents=True, exist_ok=True)
+            for key, text in (configmap.get("data") or {}).items():
+                (directory / key).write_text(text)
+            for key, data in (configmap.get("binaryData") or {}).items():
+                (directory / key).write_bytes(base64.b64decode(data))
+            os.makedirs(mount["mountPath"], exist_ok=True)
+            mounts.append((mount["mountPath"], str(directory)))
+        return mounts
+
+    def _secret_value(self, ref: dict[str, Any]) -> str:
+        """A Secret's key, as the kubelet resolves it; missing, the container cannot start
+        yet (CreateContainerConfigError) and the kubelet tries again."""
+        secret = self.kubelet.store.get(SECRET, self.namespace, ref["name"])
+        data = (secret or {}).get("data") or {}
+        if ref["key"] not in data:
+            raise MissingSecret(f'secret "{ref["name"]}" not found')
+        return base64.b64decode(data[ref["key"]]).decode()
 
     async def _probe_ready(self, run: ContainerRun) -> None:
         """Ready once every declared port (or the readiness probe's port) accepts."""
         assert self.netns is not None
         probe = run.spec.get("readinessProbe") or {}
         probe_port = (probe.get("tcpSocket") or probe.get("httpGet") or {}).get("port")
-        ports = [probe_port] if isinstance(probe_port, int) else [
-            p["containerPort"] for p in run.spec.get("ports") or []]
+        ports = (
+            [probe_port]
+            if isinstance(probe_port, int)
+            else [p["containerPort"] for p in run.spec.get("ports") or []]
+        )
         for port in ports:
             while True:
                 try:
                     _, writer = await asyncio.wait_for(
-                        asyncio.open_connection(self.netns.ip, port), 1.0)
+                        asyncio.open_connection(self.netns.ip, port), 1.0
+                    )
                     writer.close()
                     break
                 except (OSError, TimeoutError):
@@ -222,8 +312,13 @@ class PodRuntime:
         ready = all(run.ready for run in regular) and phase == "Running"
         stamp = now_rfc3339()
         if start:
-            status.update({"hostIP": self.kubelet.node_ip, "startTime": stamp,
-                           "hostIPs": [{"ip": self.kubelet.node_ip}]})
+            status.update(
+                {
+                    "hostIP": self.kubelet.node_ip,
+                    "startTime": stamp,
+                    "hostIPs": [{"ip": self.kubelet.node_ip}],
+                }
+            )
             if self.netns is not None:
                 status.update({"podIP": self.netns.ip, "podIPs": [{"ip": self.netns.ip}]})
         previous = {c["type"]: c for c in status.get("conditions") or []}
@@ -233,21 +328,29 @@ class PodRuntime:
             old = previous.get(kind)
             changed = old is None or old.get("status") != text
             entry: dict[str, Any] = {
-                "type": kind, "status": text, "lastProbeTime": None,
-                "lastTransitionTime": stamp if changed or old is None
-                else old.get("lastTransitionTime")}
+                "type": kind,
+                "status": text,
+                "lastProbeTime": None,
+                "lastTransitionTime": stamp
+                if changed or old is None
+                else old.get("lastTransitionTime"),
+            }
             if not value and kind in ("Ready", "ContainersReady"):
                 waiting = [r.name for r in regular if not r.ready]
-                entry["reason"] = ("PodCompleted" if phase in ("Succeeded", "Failed")
-                                   else "ContainersNotReady")
+                entry["reason"] = (
+                    "PodCompleted" if phase in ("Succeeded", "Failed") else "ContainersNotReady"
+                )
                 entry["message"] = f"containers with unready status: [{' '.join(waiting)}]"
             return entry
 
         status["phase"] = phase
         status["conditions"] = [
-            condition("PodReadyToStartContainers", True), condition("Initialized", True),
-            condition("Ready", ready), condition("ContainersReady", ready),
-            condition("PodScheduled", True)]
+            condition("PodReadyToStartContainers", True),
+            condition("Initialized", True),
+            condition("Ready", ready),
+            condition("ContainersReady", ready),
+            condition("PodScheduled", True),
+        ]
         status["containerStatuses"] = [run.status() for run in regular]
         ephemeral = [run.status() for run in self.containers.values() if run.ephemeral]
         if ephemeral:
@@ -258,14 +361,19 @@ class PodRuntime:
         self.stopping = True
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        processes = [run.process for run in self.containers.values()
-                     if run.process is not None and run.process.returncode is None]
+        processes = [
+            run.process
+            for run in self.containers.values()
+            if run.process is not None and run.process.returncode is None
+        ]
         # Like a container runtime: SIGTERM to the container's main process, SIGKILL to it once
         # the grace period is over. Signalling the main process rather than the whole group
         # lets the unshare shim reap it; a group kill is the last resort.
         waiters = [asyncio.create_task(p.wait()) for p in processes]
-        for signal_number, patience in ((signal.SIGTERM, min(grace_seconds, MAX_GRACE_SECONDS)),
-                                        (signal.SIGKILL, 2.0)):
+        for signal_number, patience in (
+            (signal.SIGTERM, min(grace_seconds, MAX_GRACE_SECONDS)),
+            (signal.SIGKILL, 2.0),
+        ):
             running = [p for p in processes if p.returncode is None]
             for process in running:
                 with contextlib.suppress(ProcessLookupError):

@@ -41,6 +41,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  subresources=("status", "ephemeralcontainers", "portforward", "log")),
     ResourceType("", "v1", "Service", "services", True, ("svc",), subresources=("status",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",)),
+    ResourceType("", "v1", "Secret", "secrets", True),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",),
                  subresources=("status", "scale")),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
@@ -77,6 +79,8 @@ STATEFULSET = resource_of_kind("StatefulSet")
 DAEMONSET = resource_of_kind("DaemonSet")
 JOB = resource_of_kind("Job")
 CRONJOB = resource_of_kind("CronJob")
+SECRET = resource_of_kind("Secret")
+CONFIGMAP = resource_of_kind("ConfigMap")
 
 
 def _groups() -> dict[str, list[str]]:

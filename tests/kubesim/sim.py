@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -61,14 +62,20 @@ class ContainerProcess:
 
 def write_kubeconfig(path: Path, server: str, user: str, token: str) -> None:
     config = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
         "clusters": [{"name": "kubesim", "cluster": {"server": server}}],
         "users": [{"name": user, "user": {"token": token}}],
         "contexts": [
-            {"name": "kubesim", "context": {"cluster": "kubesim", "user": user,
-                                            "namespace": "default"}},
-            {"name": "kubesim-other", "context": {"cluster": "kubesim", "user": user,
-                                                  "namespace": "other"}},
+            {
+                "name": "kubesim",
+                "context": {"cluster": "kubesim", "user": user, "namespace": "default"},
+            },
+            {
+                "name": "kubesim-other",
+                "context": {"cluster": "kubesim", "user": user, "namespace": "other"},
+            },
         ],
         "current-context": "kubesim",
     }
@@ -76,8 +83,10 @@ def write_kubeconfig(path: Path, server: str, user: str, token: str) -> None:
 
 
 def _is_ready(pod: Object) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod.get("status", {}).get("conditions") or [])
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
 
 
 class KubeSim:
@@ -88,15 +97,23 @@ class KubeSim:
         self.config = config
         self._workdir = Path(tempfile.mkdtemp(prefix=f"kubesim{os.getpid()}-"))
         self.kubeconfig = kubeconfig or self._workdir / "kubeconfig"
-        self.cluster = Cluster(nodes=node_names(config.nodes), log_dir=self._workdir,
-                               user=config.user, failing_images=list(config.fail_images))
+        self.cluster = Cluster(
+            nodes=node_names(config.nodes),
+            log_dir=self._workdir,
+            user=config.user,
+            failing_images=list(config.fail_images),
+        )
         for rule in config.deny:
             self.cluster.rbac.deny(rule)
         self.api = ApiServer(self.cluster)
         self.server_url = ""
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kubesim",
-                                        daemon=True)
+        # Starting a pod makes blocking calls (ip, cgroup files) in threads: with asyncio's
+        # default of a few threads, 20 agent pods started at once waited on each other.
+        self._loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="kubesim")
+        )
+        self._thread = threading.Thread(target=self._loop.run_forever, name="kubesim", daemon=True)
         self._runner: web.AppRunner | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -105,17 +122,22 @@ class KubeSim:
         self.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.stop()
 
-    def start(self, ready_timeout: float = 60.0) -> None:
+    def start(self, ready_timeout: float | None = None) -> None:
+        """``ready_timeout``: by default a minute, and a second more per seeded pod (each is
+        a namespace and a process to start, on a machine that may be busy)."""
         self._thread.start()
         try:
             self._run(self._start())
-            write_kubeconfig(self.kubeconfig, self.server_url, self.config.user,
-                             self.cluster.token)
-            self.wait_ready(ready_timeout)
+            write_kubeconfig(self.kubeconfig, self.server_url, self.config.user, self.cluster.token)
+            self.wait_ready(ready_timeout or 60.0 + expected_pods(self.config))
         except BaseException:
             self.stop()
             raise
@@ -142,9 +164,7 @@ class KubeSim:
         self._thread.join(10)
         if not self._thread.is_alive():
             self._loop.close()
-        for leftover in self._workdir.iterdir():
-            leftover.unlink()
-        self._workdir.rmdir()
+        shutil.rmtree(self._workdir, ignore_errors=True)
 
     async def _stop(self) -> None:
         self.cluster.store.close_watches()
@@ -170,8 +190,9 @@ class KubeSim:
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout)
 
-    def wait_for(self, predicate: Callable[[], bool], timeout: float = 30.0,
-                 what: str = "condition") -> None:
+    def wait_for(
+        self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+    ) -> None:
         deadline = time.monotonic() + timeout
         while not predicate():
             if time.monotonic() > deadline:
@@ -184,12 +205,15 @@ class KubeSim:
 
         def settled() -> bool:
             pods = self.call(lambda: self.cluster.store.list(POD))
-            healthy = [p for p in pods if not any(
-                kubelet.image_fails(c["image"]) for c in p["spec"]["containers"])]
+            healthy = [
+                p
+                for p in pods
+                if not any(kubelet.image_fails(c["image"]) for c in p["spec"]["containers"])
+            ]
             failing = len(pods) - len(healthy)
-            return (len(pods) >= expected_pods(self.config)
-                    and sum(1 for p in healthy if _is_ready(p)) + failing >= expected_pods(
-                        self.config))
+            return len(pods) >= expected_pods(self.config) and sum(
+                1 for p in healthy if _is_ready(p)
+            ) + failing >= expected_pods(self.config)
 
         self.wait_for(settled, timeout, "every seeded pod to be ready")
 
@@ -206,9 +230,18 @@ class KubeSim:
                     continue
                 runtime = self.cluster.kubelet.runtimes.get(meta["uid"])
                 netns = runtime.netns.path if runtime and runtime.netns else ""
-                found.append(PodInfo(meta["namespace"], meta["name"], status.get("podIP", ""),
-                                     pod["spec"].get("nodeName", ""), status.get("phase", ""),
-                                     _is_ready(pod), dict(meta.get("labels") or {}), netns))
+                found.append(
+                    PodInfo(
+                        meta["namespace"],
+                        meta["name"],
+                        status.get("podIP", ""),
+                        pod["spec"].get("nodeName", ""),
+                        status.get("phase", ""),
+                        _is_ready(pod),
+                        dict(meta.get("labels") or {}),
+                        netns,
+                    )
+                )
             return found
 
         return self.call(collect)
@@ -227,16 +260,24 @@ class KubeSim:
                 except OSError:
                     continue
                 argv = [part.decode() for part in raw.split(b"\0") if part]
-                found.append(ContainerProcess(pod["metadata"]["namespace"],
-                                              pod["metadata"]["name"], container, pid, argv))
+                found.append(
+                    ContainerProcess(
+                        pod["metadata"]["namespace"], pod["metadata"]["name"], container, pid, argv
+                    )
+                )
             return found
 
         return self.call(collect)
 
     def agent_processes(self) -> list[ContainerProcess]:
-        """Container processes started from a ``podtap agent`` command."""
-        return [p for p in self.processes()
-                if len(p.argv) >= 4 and p.argv[1:3] == ["-m", "tui"] and p.argv[3] == "agent"]
+        """Container processes of podtap's agent: ``podtap agent`` from an image with podtap,
+        or the zipapp a ConfigMap delivers to a stock Python image."""
+        return [
+            p
+            for p in self.processes()
+            if (len(p.argv) >= 4 and p.argv[1:3] == ["-m", "tui"] and p.argv[3] == "agent")
+            or any(part.endswith("/agent.pyz") for part in p.argv[1:3])
+        ]
 
     # -- steering ----------------------------------------------------------------------------
 

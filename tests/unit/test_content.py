@@ -83,6 +83,35 @@ def test_a_body_kept_only_in_part_decodes_as_far_as_it_goes() -> None:
     assert decoded.data == (bytes(range(256)) * 400)[: len(decoded.data)]
 
 
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "br", "zstd"])
+def test_a_whole_body_whose_coding_stops_short_says_decoding_ended_early(coding: str) -> None:
+    plain = bytes(range(256)) * 400
+    coded = CODERS[coding](plain)
+    # The message claims to be complete (its framing said so), yet the coded stream is cut.
+    decoded = decode_body(response(coded[: len(coded) * 2 // 3], coding))
+    assert decoded.ended_early
+    assert not decoded.partial
+    assert decoded.error is None
+    assert decoded.data == plain[: len(decoded.data)]
+    assert "decoding ended early" in decoded.describe()
+    whole = decode_body(response(coded, coding))
+    assert (whole.data, whole.ended_early, whole.describe()) == (
+        plain,
+        False,
+        f"decoded from {coding}",
+    )
+
+
+def test_under_a_stacked_coding_that_ended_early_the_inner_one_decodes_as_far_as_it_goes() -> None:
+    plain = bytes(range(256)) * 400
+    body = brotli.compress(gzip.compress(plain, compresslevel=1))
+    decoded = decode_body(response(body[: len(body) // 2], "gzip, br"))
+    assert decoded.ended_early
+    assert decoded.codings == ("gzip", "br")
+    assert 0 < len(decoded.data) < len(plain)
+    assert decoded.data == plain[: len(decoded.data)]
+
+
 def test_a_body_that_does_not_decode_is_shown_as_sent_with_the_reason() -> None:
     decoded = decode_body(response(b"not gzip at all", "gzip"))
     assert decoded.data == b"not gzip at all"

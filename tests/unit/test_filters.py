@@ -7,16 +7,24 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.http_streams import BY_NAME, replay
+from tests.unit.h2_streams import recording
+from tests.unit.h2_streams import replay as h2_replay
+from tests.unit.http_streams import BY_NAME, Stream, c2s, replay, s2c
+from tests.unit.ws_streams import chat
 from tui.model.filters import (
     FILTER_HELP,
     FilterError,
     header_value_expression,
     parse_filter,
 )
-from tui.model.flows import Connection, Exchange, Request, Response
+from tui.model.flows import Connection, Exchange, Request, Response, StreamMessage
+from tui.model.linear_regex import MESSAGES_LIMIT
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "filters.md"
+WS_HANDSHAKE = (
+    b"GET /room HTTP/1.1\r\nHost: chat.local\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
 
 
 def exchange(
@@ -135,6 +143,54 @@ def test_body_searches_both_directions() -> None:
     assert matches('~b "out of stock"', ex)
     assert not matches('~b "Out of Stock"', ex)
     assert not matches("~b bob", ex)
+
+
+def websocket_chat() -> Connection:
+    """The ``websockets`` library's chat, compressed, after its handshake, decoded by podtap."""
+    conversation = chat(deflate=True)
+    accept = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in conversation.response_headers
+    )
+    steps = [c2s(WS_HANDSHAKE), s2c(accept.encode() + b"\r\n")]
+    steps += [c2s(data) if side == "in" else s2c(data) for side, data in conversation.chunks]
+    conn, _ = replay(Stream("ws", tuple(steps)))
+    return conn
+
+
+def test_ws_selects_websocket_connections_and_b_searches_their_messages() -> None:
+    ws = websocket_chat()
+    (upgrade,) = ws.exchanges
+    plain = exchange()
+    assert parse_filter("~ws").evaluate(ws, upgrade)
+    assert not parse_filter("~ws").evaluate(connection(), plain)
+    assert parse_filter("!~ws").evaluate(connection(), plain)
+    # Message payloads travel deflated: ~b searches them as sent by the peer, inflated.
+    assert parse_filter("~b welcome").evaluate(ws, upgrade)
+    assert parse_filter('~b "fragmented message"').evaluate(ws, upgrade)
+    assert parse_filter("~b ünïcödé").evaluate(ws, upgrade)
+    assert not parse_filter("~b goodbye").evaluate(ws, upgrade)
+    # One message at a time: a match never spans two messages.
+    assert not parse_filter('~b "room.*again"').evaluate(ws, upgrade)
+
+
+def test_b_searches_grpc_messages_inflated_from_their_grpc_encoding() -> None:
+    conn, _, _ = h2_replay(recording("grpc-gzip"))
+    (call,) = conn.exchanges
+    assert b"gzip gzip" not in call.request.body  # the body holds them compressed
+    assert parse_filter('~b "gzip gzip"').evaluate(conn, call)
+    assert parse_filter("~b count").evaluate(conn, call)
+    assert not parse_filter("~b zipper").evaluate(conn, call)
+
+
+def test_b_looks_at_a_bounded_part_of_a_long_conversation() -> None:
+    ws = websocket_chat()
+    (upgrade,) = ws.exchanges
+    filler = StreamMessage("in", 0.0, "binary", bytes(MESSAGES_LIMIT), MESSAGES_LIMIT)
+    late = StreamMessage("out", 1.0, "text", b"needle", 6)
+    upgrade.messages[:] = [filler, late]
+    assert not parse_filter("~b needle").evaluate(ws, upgrade)
+    upgrade.messages[:] = [late, filler]
+    assert parse_filter("~b needle").evaluate(ws, upgrade)
 
 
 def test_ipv6_endpoints() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import zstandard
 
 from tests.unit.http_streams import Stream, c2s, replay, s2c
 from tests.unit.ws_streams import chat, decode
@@ -72,6 +73,19 @@ def test_a_body_that_is_not_what_its_coding_says_is_kept_as_sent_with_a_comment(
     content = entry_of(connection_of(c2s(GET), s2c(reply)))["response"]["content"]
     assert content["text"] == "plain"
     assert content["comment"].startswith("shown as sent: not valid gzip")
+
+
+def test_a_zstd_body_cut_short_is_recorded_as_far_as_it_decoded_with_a_comment() -> None:
+    plain = b"zstd text " * 2000
+    coded = zstandard.ZstdCompressor().compress(plain)[:-8]  # its last block lost by the sender
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nContent-Length: %d\r\n\r\n" % len(coded)
+        + coded
+    )
+    content = entry_of(connection_of(c2s(GET), s2c(reply)))["response"]["content"]
+    assert "decoding ended early" in content["comment"]
+    assert "compression" not in content
+    assert content["size"] == len(coded)
 
 
 def test_trailers_follow_the_response_headers_marked_as_trailers() -> None:

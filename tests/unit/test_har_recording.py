@@ -71,7 +71,7 @@ def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(
         assert entries[0]["response"]["content"]["text"] == "at last"
         assert entries[0]["timings"]["wait"] > 500
     # Closing rewrites nothing that was final; the document still ends properly.
-    assert path.read_bytes().endswith(b"\n]}}\n")
+    assert path.read_bytes().endswith(b'\n],"comment":"podtap record netns/shop on ports 8080"}}\n')
     assert len(har_entries(path)) == 2
 
 

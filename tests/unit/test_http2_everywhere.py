@@ -4,6 +4,7 @@ the connection decoder), in filters, the header inventory, copy as curl, ``dump 
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -16,10 +17,11 @@ from tui.model.flows import Connection, Exchange
 from tui.model.http2 import JOINED_MID_STREAM
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent
-from tui.output.har import har_document, har_entry, read_har
+from tui.output.har import har_document, har_entry, har_of_view, read_har
 from tui.output.jsonl import encode_line, read_lines
 from tui.output.text import ExchangeTextFormatter
 from tui.views.widgets.stream_messages import message_payload
+from tui.views.widgets.tables import EXCHANGE_COLUMNS, exchange_cells
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -185,3 +187,65 @@ def test_http2_bodies_are_kept_up_to_the_stores_cap() -> None:
     big = next(ex for _, ex in all_exchanges(store) if ex.request.target == "/big.bin")
     assert big.response is not None
     assert (len(big.response.body), big.response.body_length) == (1000, 102_400)
+
+
+def test_decoded_header_fields_are_shared_within_a_store_and_not_beyond_it() -> None:
+    def value(exchange: Exchange, name: str) -> str:
+        return next(v for n, v in exchange.request.headers if n == name)
+
+    first = stored("grpc-calls", "grpc-calls")
+    calls = [ex for _, ex in all_exchanges(first) if ex.request.path.endswith("/SayHello")]
+    one, other = calls[0], calls[-1]
+    assert one.key != other.key  # two connections of one store
+    # A field decoded on two connections is decoded once: the store's cache shares its text.
+    shared = value(one, "user-agent")
+    assert shared.startswith("grpc-python")
+    assert value(other, "user-agent") is shared
+    # Another store decodes for itself: its cache is its own, and goes with it.
+    second = stored("grpc-calls")
+    again = next(ex for _, ex in all_exchanges(second) if ex.request.path.endswith("/SayHello"))
+    assert value(again, "user-agent") == shared
+    assert value(again, "user-agent") is not shared
+
+
+def test_the_status_column_shows_a_grpc_calls_own_status() -> None:
+    store = stored("grpc-calls", "curl-prior-knowledge")
+    exchanges = [ex for _, ex in all_exchanges(store)]
+    calls = [exchange_cells(ex)[3] for ex in exchanges if ex.request.path.startswith("/podtap")]
+    # Unary, server-streaming, client-streaming, bidi, then a call that failed: all HTTP 200.
+    assert calls == [("OK", "green")] * 4 + [("NOT_FOUND", "bold red")]
+    # Plain HTTP/2 keeps its HTTP status.
+    plain = [exchange_cells(ex)[3] for ex in exchanges if not ex.request.path.startswith("/podtap")]
+    assert plain
+    assert set(plain) == {("200", "green")}
+    assert EXCHANGE_COLUMNS[3].width >= len("NOT_FOUND")
+
+
+def test_har_entries_carry_grpc_messages_which_come_back_with_their_times() -> None:
+    store = stored("grpc-calls", "grpc-gzip")
+    pairs = [(conn, conn.exchanges) for conn in store.connections.values()]
+    data, _ = har_of_view(pairs, "0.1.0", reveal=False)
+    entries = json.loads(data)["log"]["entries"]
+    unary = entries[0]
+    assert "_webSocketMessages" not in unary
+    assert unary["_grpcMessages"][0] == {
+        "type": "send",
+        "time": 6.0,
+        "data": '1: "alice"',
+        "raw": base64.b64encode(b"\n\x05alice").decode(),
+    }
+    assert unary["_grpcMessages"][1]["type"] == "receive"
+    assert '3: "hello alice"' in unary["_grpcMessages"][1]["data"]
+    zipped = next(e for e in entries if e["_grpcMessages"][0].get("_note"))
+    assert zipped["_grpcMessages"][0]["_note"].startswith("compressed (gzip")
+    reopened = Store()
+    reopened.apply([AgentEvent(s, e) for s, e in read_har(data, "calls.har")])
+
+    def messages(of: Store) -> list[list[tuple[str, float, bytes, str]]]:
+        return [
+            [(m.direction, m.time, m.data, m.note) for m in ex.messages]
+            for _, ex in all_exchanges(of)
+        ]
+
+    # Streaming calls' messages each at its own time, as captured, not all at the body's end.
+    assert messages(reopened) == messages(store)

@@ -12,7 +12,7 @@ import pytest
 from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived, Stats
 from agent.journal import Journal
-from agent.packet import ACK, SYN, Segment
+from agent.packet import ACK, SYN, Frame, Segment, frame_of
 from agent.sniffer import Sniffer
 from agent.tcp import Reassembler
 
@@ -29,12 +29,12 @@ class ScriptedSource:
         self.reads = 0
         self.fail_with: BaseException | None = None
 
-    def read_batch(self, timeout: float) -> list[tuple[float, str, Segment]]:
+    def read_frames(self, timeout: float) -> list[Frame]:
         self.reads += 1
         if self.fail_with is not None:
             raise self.fail_with
         if self._batches:
-            return self._batches.pop(0)
+            return [frame_of(*captured) for captured in self._batches.pop(0)]
         time.sleep(min(timeout, 0.01))
         return []
 

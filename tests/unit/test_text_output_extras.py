@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 
+import hpack
 import pytest
+from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
 
 from agent.events import ConnectionOpened, DataReceived
+from tui.model.http2_frames import PREFACE
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
 from tui.output.text import ExchangeTextFormatter, ExchangeWriter
@@ -96,3 +99,54 @@ def test_unannounced_trailers_follow_in_a_block_of_their_own() -> None:
         "X-Checked: yes",
         "",
     ]
+
+
+CHUNKED_UPLOAD = b"POST /sum HTTP/1.1\r\nHost: files\r\nTransfer-Encoding: chunked\r\n"
+
+
+def test_announced_request_trailers_come_with_the_request_once_it_is_complete() -> None:
+    dump = Dump()
+    dump.send("in", CHUNKED_UPLOAD + b"Trailer: X-Sum\r\n\r\n5\r\nhello\r\n", 1.0)
+    assert "## Request" not in dump.stream.getvalue().decode()
+    dump.send("in", b"0\r\nX-Sum: 99\r\n\r\n", 1.01)
+    dump.send("out", b"HTTP/1.1 204 No Content\r\n\r\n", 1.02)
+    assert dump.lines[:8] == [
+        "## Request [2:0] from 10.0.0.1:40000 to 10.0.0.2:80",
+        "POST /sum HTTP/1.1",
+        "Host: files",
+        "Transfer-Encoding: chunked",
+        "Trailer: X-Sum",
+        "Trailers:",
+        "X-Sum: 99",
+        "",
+    ]
+    assert dump.lines[8] == "## Response [2:0] 204 No Content (10.0 ms)"
+
+
+def test_unannounced_request_trailers_follow_the_request_in_a_block_of_their_own() -> None:
+    dump = Dump()
+    dump.send("in", CHUNKED_UPLOAD + b"\r\n5\r\nhello\r\n", 1.0)
+    dump.send("in", b"0\r\nX-Sum: 99\r\n\r\n", 1.01)
+    assert dump.lines[4:] == ["", "## Request [2:0] trailers", "Trailers:", "X-Sum: 99", ""]
+
+
+def test_http2_request_trailers_are_printed_after_the_request() -> None:
+    client, server = hpack.Encoder(), hpack.Encoder()
+    request = [(":method", "POST"), (":path", "/upload"), (":authority", "files"),
+               (":scheme", "http")]
+    opening = [SettingsFrame(0), HeadersFrame(1, client.encode(request), flags=["END_HEADERS"])]
+    trailers = HeadersFrame(1, client.encode([("x-checksum", "5d41402a")]),
+                            flags=["END_HEADERS", "END_STREAM"])
+    answer = HeadersFrame(1, server.encode([(":status", "200")]),
+                          flags=["END_HEADERS", "END_STREAM"])
+    dump = Dump()
+    dump.send("in", PREFACE + b"".join(frame.serialize() for frame in opening), 1.0)
+    dump.send("in", DataFrame(1, b"hello").serialize() + trailers.serialize(), 1.01)
+    dump.send("out", SettingsFrame(0).serialize() + answer.serialize(), 1.02)
+    assert dump.lines[:4] == [
+        "## Request [2:0] stream 1 from 10.0.0.1:40000 to 10.0.0.2:80",
+        "POST /upload HTTP/2",
+        "",
+        "## Request [2:0] trailers",
+    ]
+    assert dump.lines[4:7] == ["Trailers:", "x-checksum: 5d41402a", ""]

@@ -19,7 +19,7 @@ from typing import BinaryIO, Protocol, TextIO
 from agent import __version__
 from agent.errors import UserError
 from tui.commands.live_capture import StatusReporter, StopOnSignals
-from tui.commands.targeting import add_target_arguments, open_session
+from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.updates import Update
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.stats import EndpointStatsWriter
@@ -99,7 +99,7 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
         from tui.model.store import Store
 
         formatter = ExchangeTextFormatter(show_source=several_pods, reveal=args.reveal)
-        return ExchangeWriter(stdout, formatter, Store())
+        return ExchangeWriter(stdout, formatter, Store(**store_options(args)))
     # On a terminal, bytes from the network could drive it (clipboard, title, hidden text).
     escape = stdout.isatty()
     text = TextFormatter(responses=args.responses, show_source=several_pods, escape=escape)
@@ -135,6 +135,7 @@ async def dump(args: argparse.Namespace, stdout: BinaryIO, stderr: TextIO) -> in
     if stats is not None:
         with contextlib.suppress(BrokenPipeError):
             stats.print_table()
+    say_losses(reporter)
     return status
 
 
@@ -159,6 +160,15 @@ async def _printing_every(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+
+
+def say_losses(reporter: StatusReporter) -> None:
+    """At exit, the totals of what was lost, if anything was: a loss is never silent."""
+    reporter.finish()
+    losses = reporter.losses
+    # An agent gone was said as it happened, and is the last word when it is the only loss.
+    if losses.events or losses.kernel_drops or losses.gaps:
+        reporter.say(f"podtap: in all, {losses.summary()}.")
 
 
 def _silence_stdout() -> None:

@@ -21,8 +21,9 @@ from typing import TextIO, cast
 from agent import __version__
 from agent.errors import UserError
 from agent.events import Hello
+from tui.commands.catch_up import DRAIN_IDLE, DRAIN_LIMIT, CatchUp
 from tui.commands.live_capture import StatusReporter, StopOnSignals
-from tui.commands.targeting import add_target_arguments, open_session
+from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.updates import AgentEvent
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Progress, Recording, format_of
@@ -129,10 +130,10 @@ class ProgressLine:
             self._stderr.write("\r\x1b[K")
             self._dirty = False
 
-    def end(self, progress: Progress, size: int) -> None:
+    def end(self, progress: Progress, size: int, losses: str) -> None:
         self.make_room()
         self._stderr.write(f"podtap: wrote {self._path} ({_size(size)}): "
-                           f"{self.text(progress)}\n")
+                           f"{self.text(progress)}; {losses}\n")
         self._stderr.flush()
 
 
@@ -155,12 +156,35 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     # StatusReporter only writes and flushes: the wrapper is all the TextIO it needs.
     reporter = StatusReporter(cast(TextIO, _MessagesAboveProgress(stderr, progress_line)))
     loop = asyncio.get_running_loop()
-    deadline: asyncio.TimerHandle | None = None
+    catch_up = CatchUp()
+    timers: list[asyncio.TimerHandle] = []
+    last_batch = [loop.time()]  # when the newest batch was written
+
+    def begin_drain(reason: str) -> None:
+        # Stopping starts with writing what the agents already captured.
+        catch_up.ask(time.time())
+        reporter.say("podtap: stopping: writing what the agents still hold "
+                     f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
+        timers.append(loop.call_later(DRAIN_LIMIT, stopping.stop, "limit"))
+        last_batch[0] = loop.time()
+        timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
+
+    def stop_when_idle() -> None:
+        # Measured from the end of the newest batch: writing a large one is not idleness.
+        quiet_for = loop.time() - last_batch[0]
+        if quiet_for >= DRAIN_IDLE:
+            stopping.stop("idle")
+        else:
+            timers.append(loop.call_later(DRAIN_IDLE - quiet_for, stop_when_idle))
+
     listening = False
     # The signals are let go before the file is finalised: a late Ctrl+C cannot cut that short.
     with (
-        Recording(args.output, header, reveal=args.reveal, replace=args.force) as recording,
-        StopOnSignals() as stopping,
+        Recording(
+            args.output, header, reveal=args.reveal, replace=args.force,
+            store_options=store_options(args),
+        ) as recording,
+        StopOnSignals(first=begin_drain) as stopping,
     ):
         flusher = asyncio.create_task(_flush_every(recording, progress_line))
         session = open_session(args)
@@ -169,6 +193,10 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 async for batch in session.updates():
                     reporter.report(batch)
                     recording.write(batch)
+                    catch_up.saw(batch, recording.progress.exchanges)
+                    last_batch[0] = loop.time()
+                    if catch_up.asked_at is not None and catch_up.caught_up():
+                        break
                     if not listening and any(
                         isinstance(u, AgentEvent) and isinstance(u.event, Hello) for u in batch
                     ):
@@ -176,22 +204,30 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                         listening = True
                         progress_line.start()
                         if args.duration is not None:
-                            deadline = loop.call_later(args.duration, stopping.stop, "duration")
+                            timers.append(
+                                loop.call_later(args.duration, stopping.stop, "duration")
+                            )
                     if args.count is not None and recording.progress.counted >= args.count:
                         break
         except asyncio.CancelledError:
             if not stopping.requested:
                 raise
             stopping.absorb()
+            catch_up.stopped_by = stopping.cancelled_by
         except UserError:
             if not listening:
                 recording.discard()  # nothing was ever captured: leave no empty file behind
             raise
         finally:
             flusher.cancel()
-            if deadline is not None:
-                deadline.cancel()
-    progress_line.end(recording.progress, recording.size)
+            for timer in timers:
+                timer.cancel()
+        unwritten = catch_up.unwritten()
+        if unwritten:
+            reporter.say(f"podtap: {unwritten}")
+            recording.note_unwritten(unwritten)
+        reporter.finish()
+    progress_line.end(recording.progress, recording.size, reporter.losses.summary())
     return 1 if reporter.failure else 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from tui.commands.targeting import add_target_arguments, open_session
+from tui.commands.targeting import add_target_arguments, open_session, store_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `podtap dump` and friends never pay for loading Textual.
+    from tui.model.store import Store
     from tui.views.app import run_app
 
     session = open_session(args)
-    run_app(session, title=f"podtap {args.target}")
+    run_app(session, title=f"podtap {args.target}", store=Store(**store_options(args)))
     return 0

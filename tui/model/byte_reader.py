@@ -15,6 +15,7 @@ from collections import deque
 import h11
 
 from tui.model.flows import Exchange
+from tui.model.http1_framing import MAX_HEAD
 
 _PIECE = 8192
 """How much is handed to h11 at once: bounds the copy h11 makes of its leftover per message."""
@@ -45,6 +46,7 @@ class ByteReader:
         "h11",
         "head_done",
         "pos",
+        "scanned",
         "skipped",
         "store_body",
     )
@@ -61,6 +63,8 @@ class ByteReader:
         self.eof = False
         self.eof_sent = False
         self.skipped = 0
+        # How far a scan for the next message got: the bytes before were looked at already.
+        self.scanned = 0
         self.body_seen = 0
         self.store_body = True
 
@@ -126,21 +130,35 @@ class ByteReader:
         elif pos > _KEEP_BEHIND:
             self._forget_before(pos)
 
-    def abandon_message(self) -> None:
-        """Malformed input: the scan for the next message starts just after where the bad one
-        began.
+    def abandon_message(self, start_line: re.Pattern[bytes]) -> None:
+        """Malformed input: the scan for the next message starts just after the bad one.
 
-        A bad head is rescanned from its second byte; inside a body, from what h11 had not
-        consumed yet. Either way the rescan position does not depend on how the bytes were
-        split into chunks, so the decoding does not either.
+        A head whose first line is a ``start_line`` is skipped whole: up to its blank line, or
+        ``MAX_HEAD`` bytes when none is in reach (too large, or cut by the end of the stream).
+        Its lines are never scanned again, so that a head full of lines that look like
+        request lines costs one failure, not one per line. A head whose first line is not one
+        (junk before a message) is skipped by that line only: a message may start further on
+        it, or on the next. Inside a body, the scan starts from what h11 had not consumed.
+        Either way the position does not depend on how the bytes were split into chunks, so
+        the decoding does not either.
         """
         if self.h11 is not None and self.head_done:
             leftover = len(self.h11.trailing_data[0])
             self.pos = self.fed - leftover
+        elif start_line.match(self.buf, self.pos):
+            self.pos = self._head_end()
         else:
             self.pos = min(self.pos + 1, len(self.buf))
         self.h11 = None
         self.exchange = None
+        self.scanned = 0
+
+    def _head_end(self) -> int:
+        buf, pos = self.buf, self.pos
+        reach = min(len(buf), pos + MAX_HEAD + 4)
+        ends = [end + len(blank) for blank in (b"\n\r\n", b"\n\n")
+                if (end := buf.find(blank, pos, reach)) >= 0]
+        return min(ends) if ends else min(len(buf), pos + MAX_HEAD)
 
     def unparsed(self) -> tuple[bytes, float]:
         """The bytes no message has claimed yet (after a protocol switch, the new protocol's),
@@ -153,6 +171,7 @@ class ByteReader:
         self.base += len(self.buf) - 1
         self.buf = bytearray(b"\n")
         self.pos = self.fed = 1
+        self.scanned = 0
         self.h11 = None
         self.exchange = None
 
@@ -165,6 +184,12 @@ class ByteReader:
         self.base += cut
         self.pos = max(1, self.pos - cut)
         self.fed = max(1, self.fed - cut)
+        self.scanned = max(0, self.scanned - cut)
+        # The capture times of bytes let go are not asked for any more (a stream scanned a
+        # byte at a time would otherwise keep one per byte).
+        chunks, parsed = self.chunks, self.base + self.pos
+        while len(chunks) > 1 and chunks[0][0] <= parsed:
+            chunks.popleft()
 
     def _compact(self) -> None:
         if self.pos >= len(self.buf):
@@ -173,14 +198,25 @@ class ByteReader:
             self._forget_before(self.pos)
 
     def resync(self, start: re.Pattern[bytes]) -> bool:
-        """Find where the next message may start; True (and ``pos`` there) when found."""
-        buf = self.buf
-        found = start.search(buf, self.pos)
-        if found is not None:
-            self._skip_to(found.start())
-            return True
-        # A start line fits on one line: only the unfinished last line can still hold one.
-        keep = max(buf.rfind(b"\n", self.pos), self.pos, len(buf) - _MAX_SCAN_LINE)
+        """Find where the next message may start; True (and ``pos`` there) when found.
+
+        A start line lies within one line and ends it, so only the lines completed since the
+        last scan can hold one: each byte is scanned about once, however the stream is cut
+        (a line arriving a byte at a time is not rescanned at every byte)."""
+        buf, pos = self.buf, self.pos
+        since = max(pos, self.scanned)
+        last_newline = buf.rfind(b"\n", since)
+        if last_newline >= 0:
+            # From the start of the line that was unfinished at the last scan.
+            begin = max(pos, buf.rfind(b"\n", pos, since) + 1)
+            found = start.search(buf, begin, last_newline + 1)
+            if found is not None:
+                self.scanned = 0
+                self._skip_to(found.start())
+                return True
+        self.scanned = len(buf)
+        # Only the unfinished last line can still hold one, and it is not waited for forever.
+        keep = max(buf.rfind(b"\n", pos), pos, len(buf) - _MAX_SCAN_LINE)
         self._skip_to(keep)
         return False
 

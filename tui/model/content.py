@@ -33,13 +33,16 @@ class DecodedBody:
     ``data`` is the decoded body (or the stored bytes when nothing was decoded). ``codings`` are
     the codings undone, in the order they were applied. ``capped`` says decoding stopped at the
     limit; ``partial`` that the encoded bytes at hand were not all of the body (capped by the
-    store or cut by a loss), so ``data`` is its beginning; ``error`` why decoding failed.
+    store or cut by a loss), so ``data`` is its beginning; ``ended_early`` that the body was
+    said to be whole yet its coding stopped before its end marker (a sender that cut it, or
+    framing that lied), so ``data`` is as far as it went; ``error`` why decoding failed.
     """
 
     data: bytes
     codings: tuple[str, ...] = ()
     capped: bool = False
     partial: bool = False
+    ended_early: bool = False
     error: str | None = None
 
     @property
@@ -57,11 +60,25 @@ class DecodedBody:
             text += f", stopped at {len(self.data):,} bytes (the rest is not decoded)"
         elif self.partial:
             text += ", from the part of the body at hand (cut, or still arriving)"
+        elif self.ended_early:
+            text += (
+                f", decoding ended early at {len(self.data):,} bytes (the body ends before"
+                " its coding's end marker)"
+            )
         return text
 
 
 class _TooLarge(Exception):
     """Decoding reached the limit: what was decoded so far is kept."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+
+class _EndedEarly(Exception):
+    """A body said to be whole ran out before its coding's end marker: what was decoded so far
+    is kept, and the body is marked as ending early."""
 
     def __init__(self, data: bytes) -> None:
         super().__init__()
@@ -93,17 +110,24 @@ def _decode(body: bytes, codings: tuple[str, ...], partial: bool, limit: int) ->
     # Views redraw and filters rerun on the same bodies: decode each once. Bytes objects cache
     # their hash, so a hit costs an identity check.
     data = body
+    ended_early = False
     for coding in reversed(codings):
         decoder = _DECODERS.get(coding)
         if decoder is None:
             return DecodedBody(body, partial=partial, error=f"unknown content coding {coding!r}")
         try:
-            data = decoder(data, limit, partial)
+            # Past a coding that ended early, the codings under it get only a beginning.
+            data = decoder(data, limit, partial or ended_early)
         except _TooLarge as large:
-            return DecodedBody(large.data, codings, capped=True, partial=partial)
+            return DecodedBody(
+                large.data, codings, capped=True, partial=partial, ended_early=ended_early
+            )
+        except _EndedEarly as early:
+            data = early.data
+            ended_early = True
         except (zlib.error, brotli.error, zstandard.ZstdError, EOFError) as error:
             return DecodedBody(body, partial=partial, error=f"not valid {coding}: {error}")
-    return DecodedBody(data, codings, partial=partial)
+    return DecodedBody(data, codings, partial=partial, ended_early=ended_early)
 
 
 def _gzip(data: bytes, limit: int, partial: bool) -> bytes:
@@ -132,7 +156,7 @@ def _inflate(data: bytes, wbits: int, limit: int, partial: bool) -> bytes:
         if not inflater.eof:
             if partial:
                 return bytes(out)
-            raise zlib.error("the stream ends before its end marker")
+            raise _EndedEarly(bytes(out))
         pending = inflater.unused_data if wbits & 16 else b""
     return bytes(out)
 
@@ -140,14 +164,19 @@ def _inflate(data: bytes, wbits: int, limit: int, partial: bool) -> bytes:
 def _brotli(data: bytes, limit: int, partial: bool) -> bytes:
     decompressor = brotli.Decompressor()
     out = bytearray(decompressor.process(data, output_buffer_limit=_STEP))
-    while not decompressor.can_accept_more_data():
+    # Output is drained until none comes: the decompressor may hold some back while saying it
+    # can take more input.
+    while not decompressor.is_finished():
         if len(out) > limit:
             raise _TooLarge(bytes(out[:limit]))
-        out += decompressor.process(b"", output_buffer_limit=_STEP)
+        piece = decompressor.process(b"", output_buffer_limit=_STEP)
+        if not piece:
+            break
+        out += piece
     if len(out) > limit:
         raise _TooLarge(bytes(out[:limit]))
     if not decompressor.is_finished() and not partial:
-        raise brotli.error("the stream ends before its end marker")
+        raise _EndedEarly(bytes(out))
     return bytes(out)
 
 
@@ -158,7 +187,7 @@ def _zstd(data: bytes, limit: int, partial: bool) -> bytes:
         while True:
             piece = reader.read(_STEP)
             if not piece:
-                return bytes(out)
+                break
             out += piece
             if len(out) > limit:
                 raise _TooLarge(bytes(out[:limit]))
@@ -166,6 +195,22 @@ def _zstd(data: bytes, limit: int, partial: bool) -> bytes:
         if partial and out:
             return bytes(out)
         raise
+    # The reader stops quietly where the bytes stop, even inside a frame: each frame is walked
+    # again to see whether it reached its end (its output is within the limit, as just seen).
+    if not partial and not _zstd_frames_end(data):
+        raise _EndedEarly(bytes(out))
+    return bytes(out)
+
+
+def _zstd_frames_end(data: bytes) -> bool:
+    rest = data
+    while rest:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        frame.decompress(rest)
+        if not frame.eof:
+            return False
+        rest = frame.unused_data
+    return True
 
 
 _DECODERS: dict[str, Callable[[bytes, int, bool], bytes]] = {

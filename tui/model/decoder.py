@@ -9,12 +9,12 @@ capture time, updates the connection's exchanges in place and tells the sink wha
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from agent.events import Direction
 from tui.model.flows import Exchange
 
-__all__ = ["Direction", "ExchangeSink", "ProtocolDecoder", "Switch"]
+__all__ = ["Direction", "ExchangeSink", "LossAwareDecoder", "ProtocolDecoder", "Switch"]
 
 
 class ExchangeSink(Protocol):
@@ -38,6 +38,16 @@ class ProtocolDecoder(Protocol):
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
         """The connection ended: what is still open will not get more bytes."""
+        ...
+
+
+@runtime_checkable
+class LossAwareDecoder(ProtocolDecoder, Protocol):
+    """A decoder that can be told of a loss of unknown size in both directions."""
+
+    def lost(self, note: str, ts: float, sink: ExchangeSink) -> None:
+        """Bytes of both directions, how many unknown, will never arrive: what is in
+        progress ends incomplete (``note`` says why), nothing is joined across the hole."""
         ...
 
 

@@ -16,8 +16,8 @@ Regexes are RE2's (:mod:`tui.model.linear_regex`): linear in the text, which is 
 pattern can stall the app; nesting deeper than :data:`MAX_DEPTH` is refused with its position.
 
 Exchange terms (``~m ~p ~h ~hs ~c ~gs ~b ~d ~err``) are false for a connection that has no
-exchanges yet; connection terms (``~src ~dst ~pod ~http ~h2 ~grpc ~tcp ~tls``) hold for all its
-exchanges.
+exchanges yet; connection terms (``~src ~dst ~pod ~http ~h2 ~grpc ~ws ~tcp ~tls``) hold for
+all its exchanges.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui.model.content import decode_body
-from tui.model.flows import Connection, Exchange, Message
+from tui.model.flows import Connection, Exchange, Message, StreamMessage
 from tui.model.grpc import STATUS_NAMES, call_status
-from tui.model.linear_regex import BODY_LIMIT, LinearRegex, RegexError
+from tui.model.http1_framing import AMBIGUOUS_FRAMING
+from tui.model.linear_regex import BODY_LIMIT, MESSAGES_LIMIT, LinearRegex, RegexError
 from tui.model.routes import route_template
 
 Predicate = Callable[[Connection, Exchange | None], bool]
@@ -238,9 +239,28 @@ def _body(arg: str, position: int) -> Predicate:
         # Bodies are searched decoded: a gzip body for its text.
         if pattern.search(decode_body(ex.request).data):
             return True
-        return ex.response is not None and pattern.search(decode_body(ex.response).data)
+        if ex.response is not None and pattern.search(decode_body(ex.response).data):
+            return True
+        return bool(ex.messages) and _in_messages(pattern, ex.messages)
 
     return test
+
+
+def _in_messages(pattern: LinearRegex, messages: list[StreamMessage]) -> bool:
+    """Whether a WebSocket or gRPC message matches, each searched on its own (a match never
+    spans two), the first :data:`MESSAGES_LIMIT` bytes of them in all: a conversation of
+    thousands of messages costs no more than a few bodies."""
+    budget = MESSAGES_LIMIT
+    for message in messages:
+        data = message.data
+        if len(data) > budget:
+            data = data[:budget]
+        if pattern.search(data):
+            return True
+        budget -= len(data)
+        if budget <= 0:
+            return False
+    return False
 
 
 def _endpoint_test(arg: str, position: int) -> Callable[[str, int], bool]:
@@ -309,7 +329,9 @@ def _protocol(*protocols: str) -> Callable[[], Predicate]:
 
 
 def _failed() -> Predicate:
-    return lambda _conn, ex: ex is not None and (ex.error is not None or ex.incomplete)
+    return lambda _conn, ex: ex is not None and (
+        ex.error is not None or ex.incomplete or any(AMBIGUOUS_FRAMING in n for n in ex.notes)
+    )
 
 
 @dataclass(frozen=True)
@@ -332,7 +354,8 @@ OPERATORS: list[Operator] = [
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
     Operator("~gs", "CODE", "gRPC status: 5 or NOT_FOUND (from the call's trailers)",
              _grpc_status),
-    Operator("~b", "REGEX", "request or response body (as far as it is kept)", _body),
+    Operator("~b", "REGEX", "request or response body, WebSocket or gRPC messages (as kept)",
+             _body),
     Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
              build=_failed),
     Operator("~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000",
@@ -342,6 +365,8 @@ OPERATORS: list[Operator] = [
     Operator("~http", None, "HTTP connections", build=_protocol("http")),
     Operator("~h2", None, "HTTP/2 connections (gRPC included)", build=_protocol("h2", "grpc")),
     Operator("~grpc", None, "gRPC connections", build=_protocol("grpc")),
+    Operator("~ws", None, "WebSocket connections (after a 101 Switching Protocols)",
+             build=_protocol("ws")),
     Operator("~tls", None, "TLS connections (not decoded)", build=_protocol("tls")),
     Operator("~tcp", None, "other TCP connections (raw bytes)", build=_protocol("tcp", "unknown")),
 ]

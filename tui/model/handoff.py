@@ -13,13 +13,13 @@ A decoder for a new protocol plugs in by adding its hook to ``handoffs_for``.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui.model import http2_handoff, websocket
 from tui.model.decoder import ProtocolDecoder
 from tui.model.flows import Connection, Exchange
+from tui.model.http2_headers import Http2HeaderCache
 
 PRIOR_KNOWLEDGE_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -68,11 +68,10 @@ class Handoffs:
         return None
 
 
-@functools.cache
-def handoffs_for(body_cap: int) -> Handoffs:
-    """The hooks the store's decoders use, making decoders that keep bodies up to ``body_cap``
-    (one set per cap: stores share them)."""
-    http2 = http2_handoff.Http2Hooks(body_cap)
+def handoffs_for(body_cap: int, http2_cache: Http2HeaderCache | None = None) -> Handoffs:
+    """The hooks a store's decoders use, making decoders that keep bodies up to ``body_cap``
+    and share the store's ``http2_cache`` (a new one when none is given)."""
+    http2 = http2_handoff.Http2Hooks(body_cap, http2_cache or Http2HeaderCache())
     return Handoffs(
         after_preface=(http2.after_preface,),
         after_upgrade=(websocket.after_upgrade, http2.after_upgrade),

@@ -16,7 +16,10 @@ they are as such a key:
   values look like (content-length, date, tracing ids, conditional-request validators).
 
 Distinct values are tracked up to ``max_values`` per header (1,000 by default); past that the
-count is shown as "1000+" and further new values are only counted as "other".
+count is shown as "1000+" and further new values are only counted as "other". Memory is bounded
+whatever the traffic: at most ``max_names`` header names are tracked (later names are tallied
+together as :data:`OTHER_HEADERS`), at most ``max_tracked_values`` values over all names, and a
+value longer than ``MAX_VALUE_LENGTH`` is counted but not kept (it is no filter key anyway).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ PER_REQUEST_HEADERS = frozenset(
 )
 
 
+OTHER_HEADERS = "(other headers)"
+"""The inventory's stand-in name for every header name seen after ``max_names`` were tracked
+(parentheses cannot occur in a real header name)."""
+MAX_VALUE_LENGTH = 1024
+
+
 @dataclass(slots=True)
 class HeaderStats:
     name: str
@@ -86,11 +95,21 @@ class _HeaderTally:
 
 
 class HeaderInventory:
-    def __init__(self, max_values: int = 1000, top: int = 10) -> None:
+    def __init__(
+        self,
+        max_values: int = 1000,
+        top: int = 10,
+        *,
+        max_names: int = 500,
+        max_tracked_values: int = 50_000,
+    ) -> None:
         self.max_values = max_values
         self.top = top
+        self.max_names = max_names
+        self.max_tracked_values = max_tracked_values
         self.requests = 0
         self._tallies: dict[str, _HeaderTally] = {}
+        self._tracked_values = 0
 
     def record(self, request: Request) -> None:
         self.requests += 1
@@ -98,19 +117,31 @@ class HeaderInventory:
         tallies = self._tallies
         for name, value in request.headers:
             key = name.lower()
+            tally = tallies.get(key)
+            if tally is None:
+                if len(tallies) >= self.max_names + (OTHER_HEADERS in tallies):
+                    key = OTHER_HEADERS
+                    tally = tallies.get(key)
+                if tally is None:
+                    tally = tallies[key] = _HeaderTally(display_name=name)
             if key in seen:
                 continue
             seen.add(key)
-            tally = tallies.get(key)
-            if tally is None:
-                tally = tallies[key] = _HeaderTally(display_name=name)
             tally.requests_with += 1
+            if key == OTHER_HEADERS:
+                tally.display_name = OTHER_HEADERS
+                continue
             values = tally.values
             count = values.get(value)
             if count is not None:
                 values[value] = count + 1
-            elif len(values) < self.max_values:
+            elif (
+                len(values) < self.max_values
+                and self._tracked_values < self.max_tracked_values
+                and len(value) <= MAX_VALUE_LENGTH
+            ):
                 values[value] = 1
+                self._tracked_values += 1
             else:
                 tally.untracked += 1
 
@@ -168,6 +199,7 @@ class HeaderInventory:
     def clear(self) -> None:
         self.requests = 0
         self._tallies.clear()
+        self._tracked_values = 0
 
     @staticmethod
     def mirrord_filter(name: str, value: str) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from tui.model.decoder import Direction, ExchangeSink, ProtocolDecoder
+from tui.model.decoder import Direction, ExchangeSink, LossAwareDecoder, ProtocolDecoder
 from tui.model.flows import Connection, Exchange
 from tui.model.handoff import PRIOR_KNOWLEDGE_PREFACE, Handoffs, handoffs_for
 from tui.model.http1 import Http1Decoder
@@ -105,6 +105,20 @@ class ConnectionDecoder:
             self._detect_late(direction, ts, sink, force=True)
         if self._decoder is not None:
             self._decoder.gap(direction, length, ts, sink)
+
+    def lost(self, note: str, ts: float, sink: ExchangeSink) -> None:
+        """Bytes of both directions, how many unknown, will never arrive (events the agent
+        could not deliver, an agent gone); ``note`` says why on every exchange it touches."""
+        if self._decoder is None and self._detecting:
+            # The start of the stream may be lost: decode it as if joined mid-stream.
+            self._decode_http1(joined_late=True)
+        decoder = self._decoder
+        if isinstance(decoder, LossAwareDecoder):
+            decoder.lost(note, ts, sink)
+        elif decoder is not None:
+            # A decoder that cannot be told of a loss of unknown size is told of a gap.
+            decoder.gap("in", 0, ts, sink)
+            decoder.gap("out", 0, ts, sink)
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
         if self._decoder is None and self._detecting and self._late:

@@ -28,10 +28,15 @@ from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.model.handoff import Handoffs
 from tui.model.http1_cache import Http1Cache
 from tui.model.http1_framing import (
+    MAX_HEAD,
+    MAX_INFORMATIONAL,
     METHOD_PREFIX,
+    REQUEST_LINE,
     REQUEST_START,
     STATUS_START,
     declared_length,
+    failure_reason,
+    framing_ambiguity,
     is_chunked,
     path_of,
     proposes_upgrade,
@@ -44,6 +49,9 @@ _MAX_FILLED_GAP = 1 << 20
 _MAX_ERRORS = 20
 
 _SWITCHED = h11.SWITCHED_PROTOCOL
+_TOO_MANY_INFORMATIONAL = (
+    f"more than {MAX_INFORMATIONAL} informational (1xx) responses: only the first are kept"
+)
 
 
 class Http1Decoder:
@@ -111,11 +119,12 @@ class Http1Decoder:
             # The bytes before the gap switched protocols: the gap is the next decoder's.
             self._handed_to.gap(direction, length, ts, sink)
             return
+        part = "request" if direction == "in" else "response"
+        note = f"{length:,} bytes of the {part} were not captured (a gap in the TCP stream)"
         if self._mode(reader) == "message" and reader.h11 is not None:
             exchange = reader.exchange
             if exchange is not None:
-                exchange.incomplete = True
-                sink.exchange_changed(exchange)
+                mark_incomplete(exchange, note, sink)
                 message = exchange.request if reader is self._in else exchange.response
                 if message is not None and self._skip_gap_in_body(reader, message, length):
                     self.decode(ts, sink)
@@ -124,10 +133,40 @@ class Http1Decoder:
                     self._answered(exchange)
         elif reader is self._out and self._awaiting:
             # A whole response may be in the gap: the one waited for is at least in doubt.
-            self._awaiting[0].incomplete = True
-            sink.exchange_changed(self._awaiting[0])
+            mark_incomplete(self._awaiting[0], f"a response may be lost: {note}", sink)
         reader.lose()
         self._event(reader, "bytes_lost")
+        self.decode(ts, sink)
+
+    def lost(self, note: str, ts: float, sink: ExchangeSink) -> None:
+        """Bytes of both directions, how many unknown, will never arrive.
+
+        What was in progress is incomplete, nothing buffered is joined with what comes next,
+        and the requests still waiting stop waiting: their responses may be among the lost
+        bytes, and pairing a later response with them would shift every pairing after it.
+        A response that comes later without its request gets a stand-in request instead."""
+        self.decode(ts, sink)
+        if self._handed_to is not None:
+            # The bytes before the loss switched protocols: the loss is the next decoder's.
+            for direction in ("in", "out"):
+                self._handed_to.gap(direction, 0, ts, sink)
+            return
+        for reader in (self._in, self._out):
+            if self._mode(reader) == "raw":
+                continue
+            if reader.exchange is not None and reader.h11 is not None:
+                mark_incomplete(reader.exchange, note, sink)
+            reader.lose()
+            self._event(reader, "bytes_lost")
+        for exchange in self._awaiting:
+            if exchange.finished is None:
+                mark_incomplete(exchange, note, sink)
+        self._awaiting.clear()
+        self._upgrades.clear()
+        if self._switch_pending is not None:
+            # Whether the server declined is lost too: the client's side is scanned.
+            self._switch_pending = None
+            self._state.client_event("switch_declined")
         self.decode(ts, sink)
 
     def close(self, ts: float, sink: ExchangeSink) -> None:
@@ -208,12 +247,12 @@ class Http1Decoder:
             if parser is None:
                 if not reader.has_unparsed():
                     return
-                parser = h11.Connection(h11.SERVER)
+                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
                 reader.start_message(parser)
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self._request_failed(reader, str(exc), ts, sink)
+                self._request_failed(reader, failure_reason(str(exc)), ts, sink)
                 continue
             if event is h11.NEED_DATA:
                 # A request cut short by the close stays incomplete: h11 is not told of the end.
@@ -253,6 +292,9 @@ class Http1Decoder:
             elif size == 7 and name.lower() == "upgrade":
                 upgrade = True
         exchange = self._new_exchange(request, reader.ts_at(reader.pos))
+        ambiguity = framing_ambiguity(headers)
+        if ambiguity is not None:
+            exchange.notes.append(f"request: {ambiguity}")
         if upgrade and proposes_upgrade(request):
             self._upgrades.add(exchange)
         reader.exchange = exchange
@@ -297,7 +339,7 @@ class Http1Decoder:
             sink.exchange_started(exchange)
         else:
             self._note_junk("client", reason)
-        reader.abandon_message()
+        reader.abandon_message(REQUEST_LINE)
         self._event(reader, "message_malformed")
 
     def _note_junk(self, side: str, reason: str) -> None:
@@ -338,7 +380,7 @@ class Http1Decoder:
             try:
                 event = parser.next_event()
             except h11.RemoteProtocolError as exc:
-                self._response_failed(reader, str(exc), sink)
+                self._response_failed(reader, failure_reason(str(exc)), sink)
                 continue
             if event is h11.NEED_DATA:
                 if not reader.feed_more(send_eof=True):
@@ -397,8 +439,14 @@ class Http1Decoder:
         )
         if event.status_code < 200 and event.status_code != 101:
             response.complete = True
-            exchange.informational = (*exchange.informational, response)
+            if len(exchange.informational) < MAX_INFORMATIONAL:
+                exchange.informational = (*exchange.informational, response)
+            elif _TOO_MANY_INFORMATIONAL not in exchange.notes:
+                exchange.notes.append(_TOO_MANY_INFORMATIONAL)
         else:
+            ambiguity = framing_ambiguity(response.headers)
+            if ambiguity is not None:
+                exchange.notes.append(f"response: {ambiguity}")
             reader.head_done = True
             exchange.response = response
             exchange.response_started = (
@@ -441,7 +489,7 @@ class Http1Decoder:
         if exchange is not None:
             self._answered(exchange)
             sink.exchange_changed(exchange)
-        reader.abandon_message()
+        reader.abandon_message(STATUS_START)
         self._event(reader, "message_malformed")
 
     def _answered(self, exchange: Exchange) -> None:
@@ -507,3 +555,15 @@ class Http1Decoder:
             message.body_length += length
             return True
         return False
+
+
+_MAX_NOTES = 5
+
+
+def mark_incomplete(exchange: Exchange, note: str, sink: ExchangeSink) -> None:
+    """Bytes of ``exchange`` were lost; ``note`` says how (a few notes say it: a flood of gaps
+    on one exchange would not say more)."""
+    exchange.incomplete = True
+    if note not in exchange.notes and len(exchange.notes) < _MAX_NOTES:
+        exchange.notes.append(note)
+    sink.exchange_changed(exchange)

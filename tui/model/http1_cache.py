@@ -14,6 +14,8 @@ from typing import Protocol
 
 import h11
 
+from tui.model.http1_framing import MAX_HEAD
+
 _HEADER_LINES_MAX = 20_000
 _HEADER_LINE_MAX = 256
 """Longer values (cookies, tokens) are rarely repeated verbatim: not worth keeping."""
@@ -79,7 +81,7 @@ class Http1Cache:
             stand_in = h11.Request(method=method, target="/", headers=headers)
             if len(self._stand_ins) < _STAND_INS_MAX:
                 self._stand_ins[(method, upgrade)] = stand_in
-        parser = h11.Connection(h11.CLIENT)
+        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
         parser.send(stand_in)
         parser.send(_END)
         return parser

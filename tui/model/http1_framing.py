@@ -14,9 +14,49 @@ REQUEST_START = re.compile(
     rb"(?:(?<=\n)[A-Z][A-Z0-9_-]{0,19}|(?:GET|HEAD|POST|PUT|DELETE|PATCH|OPTIONS|CONNECT|TRACE))"
     rb" [^\x00-\x20\x7f]{1,8000} HTTP/1\.[01]\r?\n"
 )
+REQUEST_LINE = re.compile(rb"[A-Z][A-Z0-9_-]{0,19} [^\x00-\x20\x7f]{1,8000} HTTP/1\.[01]\r?\n")
+"""A request line, from its first byte."""
 STATUS_START = re.compile(rb"HTTP/1\.[01] [1-5][0-9]{2}(?: [^\r\n]{0,1000})?\r?\n")
 METHOD_PREFIX = re.compile(rb"[A-Z][A-Z0-9_-]{0,19}(?: |\Z)")
 """What a request's first bytes look like: a method token, then a space (or not yet)."""
+
+
+MAX_HEAD = 64 * 1024
+"""The largest head (start line and header fields) decoded; a larger one is "head too large"
+(servers refuse far smaller ones: nginx 8 KiB a line, Node 16 KiB a head)."""
+MAX_INFORMATIONAL = 5
+"""1xx responses kept per exchange; a server sending thousands gains nothing more."""
+AMBIGUOUS_FRAMING = "ambiguous framing"
+"""How notes and errors about a body length two ways begin (``~err`` finds them)."""
+
+
+def framing_ambiguity(headers: list[tuple[str, str]]) -> str | None:
+    """Why a message's body length can be read two ways, when it can; None otherwise.
+
+    Both ``Content-Length`` and ``Transfer-Encoding``: HTTP/1.1 says the transfer coding
+    decides (RFC 9112, 6.3), which is how it is decoded, but a server or proxy that reads the
+    length instead sees other messages (request smuggling)."""
+    length = coding = False
+    for name, _ in headers:
+        size = len(name)
+        if size == 14 and name.lower() == "content-length":
+            length = True
+        elif size == 17 and name.lower() == "transfer-encoding":
+            coding = True
+    if length and coding:
+        return (f"{AMBIGUOUS_FRAMING}: both Content-Length and Transfer-Encoding; decoded by "
+                "Transfer-Encoding, as HTTP/1.1 says (RFC 9112, 6.3)")
+    return None
+
+
+def failure_reason(h11_reason: str) -> str:
+    """h11's words for a message it refused, in the words of what a person sees."""
+    if h11_reason == "Receive buffer too long":
+        return f"head too large (over {MAX_HEAD // 1024} KiB)"
+    if h11_reason == "conflicting Content-Length headers":
+        return (f"{AMBIGUOUS_FRAMING}: two different Content-Lengths; HTTP/1.1 makes such a "
+                "message invalid (RFC 9112, 6.3)")
+    return h11_reason
 
 
 def proposes_upgrade(request: Request) -> bool:

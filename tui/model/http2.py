@@ -42,6 +42,7 @@ from tui.model.http2_headers import (
     MAX_HEADER_BLOCK,
     HeaderBlockDecoder,
     Headers,
+    Http2HeaderCache,
     request_from,
     response_from,
 )
@@ -81,10 +82,12 @@ class _Side:
 
     __slots__ = ("block", "direction", "headers", "reader")
 
-    def __init__(self, direction: Direction, joined_late: bool, preface: bool) -> None:
+    def __init__(
+        self, direction: Direction, joined_late: bool, preface: bool, cache: Http2HeaderCache
+    ) -> None:
         self.direction: Direction = direction
         self.reader = FrameReader(synced=not joined_late, expect_preface=preface)
-        self.headers = HeaderBlockDecoder(joined_late)
+        self.headers = HeaderBlockDecoder(joined_late, cache)
         self.block: _Block | None = None
 
     @property
@@ -98,6 +101,8 @@ class Http2Decoder:
     ``upgraded``: the HTTP/1.1 exchange whose ``101`` switched to h2c; it is stream 1, whose
     request was that HTTP/1.1 request. New exchanges are told to the sink as soon as their
     request's headers are decoded (the store's header inventory takes them from there).
+    ``cache``: the decoded header fields this decoder shares with the others of its store (a
+    cache of its own when none is given).
     """
 
     def __init__(
@@ -106,11 +111,14 @@ class Http2Decoder:
         body_cap: int = 65_536,
         joined_late: bool = False,
         upgraded: Exchange | None = None,
+        cache: Http2HeaderCache | None = None,
     ) -> None:
         self.connection = connection
         self.body_cap = body_cap
-        self._in = _Side("in", joined_late, preface=not joined_late)
-        self._out = _Side("out", joined_late, preface=False)
+        if cache is None:
+            cache = Http2HeaderCache()
+        self._in = _Side("in", joined_late, preface=not joined_late, cache=cache)
+        self._out = _Side("out", joined_late, preface=False, cache=cache)
         self._streams: dict[int, _Stream] = {}
         self._highest_client_stream = 0
         if connection.protocol not in ("h2", "grpc"):

@@ -4,9 +4,15 @@ A direction's blocks share one HPACK dynamic table. Seen from the connection's s
 own decoder follows it exactly; joined late, after a loss or after a block that failed, the
 table is partly unknown and ``hpack_partial`` takes over: fields that refer to entries never
 seen are counted as unknown, never guessed.
+
+Decoded fields are shared through an :class:`Http2HeaderCache` that the store owns and hands to
+every HTTP/2 decoder it makes: the same fields repeat across streams and connections, and a
+cache per store (not per process) goes when its store goes.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import hpack
 
@@ -20,16 +26,47 @@ MAX_HEADER_BLOCK = 256 * 1024
 _MAX_TABLE_SIZE = 64 * 1024
 """What a peer may let the other's encoder use; a watcher believes SETTINGS up to this."""
 _HEADER_CACHE_MAX = 20_000
+_HEADER_VALUE_MAX = 256
+"""Longer values (cookies, tokens) are rarely repeated verbatim: not worth keeping."""
 
 Headers = list[tuple[str, str]]
 
 
+class Http2HeaderCache:
+    """Header fields decoded once and shared by the HTTP/2 decoders of one store: most fields
+    repeat from one request to the next. Bounded: when full it is emptied, so that the fields
+    that keep repeating come back and the one-offs (request ids) go."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self) -> None:
+        self._fields: dict[tuple[bytes, bytes], tuple[str, str]] = {}
+
+    def headers(self, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        fields = self._fields
+        return [fields.get(field) or self.header(*field) for field in raw]
+
+    def header(self, name: bytes, value: bytes) -> tuple[str, str]:
+        key = (name, value)
+        fields = self._fields
+        decoded = fields.get(key)
+        if decoded is None:
+            decoded = (name.decode("latin-1"), value.decode("utf-8", "replace"))
+            if len(value) <= _HEADER_VALUE_MAX:
+                if len(fields) >= _HEADER_CACHE_MAX:
+                    fields.clear()
+                fields[key] = decoded
+        return decoded
+
+
 class HeaderBlockDecoder:
-    """Decodes the header blocks of one direction, in order."""
+    """Decodes the header blocks of one direction, in order, sharing decoded fields through
+    ``cache``."""
 
-    __slots__ = ("_exact", "_partial", "why_partial")
+    __slots__ = ("_cache", "_exact", "_partial", "why_partial")
 
-    def __init__(self, joined_late: bool) -> None:
+    def __init__(self, joined_late: bool, cache: Http2HeaderCache) -> None:
+        self._cache = cache
         self._exact: hpack.Decoder | None = None
         self._partial: PartialDecoder | None = None
         self.why_partial = ""
@@ -63,8 +100,7 @@ class HeaderBlockDecoder:
             except hpack.HPACKError as exc:
                 self.lose_table(AFTER_A_LOSS)
                 return [], 0, f"malformed header block: {exc}"
-            cache = _HEADER_CACHE
-            return [cache.get(field) or _header(*field) for field in raw], 0, ""
+            return self._cache.headers(raw), 0, ""
         partial = self._partial
         assert partial is not None
         try:
@@ -72,24 +108,9 @@ class HeaderBlockDecoder:
         except MalformedHeaderBlock as exc:
             self._partial = PartialDecoder()
             return [], 0, f"malformed header block: {exc}"
-        headers = [_header(n, v) for n, v in fields if n is not None and v is not None]
+        header = self._cache.header
+        headers = [header(n, v) for n, v in fields if n is not None and v is not None]
         return headers, len(fields) - len(headers), ""
-
-
-_HEADER_CACHE: dict[tuple[bytes, bytes], tuple[str, str]] = {}
-
-
-def _header(name: bytes, value: bytes) -> tuple[str, str]:
-    """Decoded once and shared: most fields repeat from one request to the next."""
-    key = (name, value)
-    decoded = _HEADER_CACHE.get(key)
-    if decoded is None:
-        decoded = (name.decode("latin-1"), value.decode("utf-8", "replace"))
-        if len(value) <= 256:
-            if len(_HEADER_CACHE) >= _HEADER_CACHE_MAX:
-                _HEADER_CACHE.clear()
-            _HEADER_CACHE[key] = decoded
-    return decoded
 
 
 def request_from(headers: Headers) -> Request:

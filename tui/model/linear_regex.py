@@ -23,6 +23,9 @@ TEXT_LIMIT = 8_192
 BODY_LIMIT = 65_536
 """Bytes of a body ``~b`` looks at."""
 
+MESSAGES_LIMIT = 4 * BODY_LIMIT
+"""Bytes of an exchange's WebSocket or gRPC messages ``~b`` looks at, over all of them."""
+
 
 class RegexError(ValueError):
     """A pattern RE2 cannot compile; the message says why, in RE2's words."""

@@ -22,11 +22,15 @@ from agent.events import (
     Hello,
     Stats,
 )
+from tui.model.body_budget import DEFAULT_BODY_BUDGET, BodyBudget
 from tui.model.filters import Filter, Not
 from tui.model.flows import Connection, ConnectionKey, Exchange
+from tui.model.handoff import handoffs_for
 from tui.model.headers import HeaderInventory
 from tui.model.http import ConnectionDecoder
 from tui.model.http1_cache import Http1Cache
+from tui.model.http2_headers import Http2HeaderCache
+from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.model.noise import is_noise
 from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
 
@@ -85,6 +89,7 @@ class Store:
         body_cap: int = 65_536,
         raw_cap: int = 65_536,
         raw_budget: int = 48 << 20,
+        body_budget: int = DEFAULT_BODY_BUDGET,
     ) -> None:
         self.max_connections = max_connections
         self.max_exchanges = max_exchanges
@@ -94,16 +99,21 @@ class Store:
         """Bytes of raw_in/raw_out kept over all connections; past it the oldest are released."""
         self._raw_total = 0
         self._raw_holders: deque[Connection] = deque()
+        self.bodies = BodyBudget(body_budget)
+        """Bytes of bodies kept over all exchanges; past it the oldest finished are let go."""
         self.connections: dict[ConnectionKey, Connection] = {}
         self.sources: dict[str, SourceInfo] = {}
         self.stats = StoreStats()
         self.notes: list[str] = []
         self.header_inventory = HeaderInventory()
+        self.losses = LossTally()
+        """Every loss, by kind and unit, for the status bar and the outputs' summaries."""
         self.dropped_connections = 0
         self.dropped_exchanges = 0
         self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
         # Shared by every connection's decoder: header lines repeat across connections too.
         self._http1_cache = Http1Cache()
+        self._handoffs = handoffs_for(body_cap, Http2HeaderCache())
         # One entry per exchange created, oldest first: which connection holds it. Entries of
         # evicted connections are skipped when the exchange cap pops them.
         self._exchange_owners: deque[Connection] = deque()
@@ -138,6 +148,12 @@ class Store:
                 info.state = update.state
                 info.detail = update.detail
                 change.sources_changed = True
+                self.losses.observe_status(update)
+                if update.state in ("gone", "failed"):
+                    # Nothing more will come from it: what its connections had in progress
+                    # ends here, incomplete.
+                    self._source_lost(update.source, "the agent went away before it ended",
+                                      change, touched, close=True)
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
@@ -153,6 +169,10 @@ class Store:
             ]
         self._enforce_caps(change)
         self._refresh_view(change, touched)
+        # After the view: by then the change holds only exchanges still in the store.
+        change.changed_exchanges += self.bodies.account(
+            itertools.chain(change.new_exchanges, change.changed_exchanges)
+        )
         return change
 
     def _apply_event(
@@ -199,6 +219,7 @@ class Store:
             self._count_new_exchanges(conn, before)
             touched[key] = conn
         elif isinstance(event, Stats):
+            self.losses.observe_event(source, event)
             self._kernel_drops[source] = event.kernel_drops
             self._packets[source] = event.packets
             self.stats.kernel_drops = sum(self._kernel_drops.values())
@@ -206,15 +227,49 @@ class Store:
             change.stats_changed = True
         elif isinstance(event, EventsLost):
             self.stats.lost_events += event.count
+            self.losses.observe_event(source, event)
             change.stats_changed = True
+            why = LOST_REASON_WORDS.get(event.reason, event.reason)
+            self._source_lost(
+                source, f"bytes may be missing: {event.count:,} events were lost ({why})",
+                change, touched, close=False)
         elif isinstance(event, Hello):
+            self.losses.observe_event(source, event)
             info = self.sources.setdefault(source, SourceInfo())
             if info.agent_id and info.agent_id != event.agent_id:
+                # The old agent's connections end with it: the new one numbers its own.
+                self._source_lost(source, "the agent restarted before it ended",
+                                  change, touched, close=True)
                 self._id_offset[source] = self._highest_id.get(source, -1) + 1
             info.agent_id = event.agent_id
             info.target = event.target
             info.interfaces = list(event.interfaces)
             change.sources_changed = True
+
+    def _source_lost(
+        self,
+        source: str,
+        note: str,
+        change: StoreChange,
+        touched: dict[ConnectionKey, Connection],
+        *,
+        close: bool,
+    ) -> None:
+        """Tell the decoders of ``source``'s open connections that bytes were lost, in which
+        of them the agent cannot say; ``close`` ends them (no more events will come)."""
+        for key, conn in self.connections.items():
+            if conn.source != source or conn.closed is not None:
+                continue
+            ts = max(conn.last_seen, conn.opened)
+            before = len(conn.exchanges)
+            decoder = self._decoders[key]
+            decoder.lost(note, ts, change)
+            if close:
+                conn.closed = ts
+                conn.close_reason = "agent gone"
+                decoder.close(ts, change)
+            self._count_new_exchanges(conn, before)
+            touched[key] = conn
 
     def _key(self, source: str, conn_id: int) -> ConnectionKey:
         return (source, self._id_offset.get(source, 0) + conn_id)
@@ -279,6 +334,7 @@ class Store:
             raw_cap=self.raw_cap,
             on_request=self._on_request,
             cache=self._http1_cache,
+            handoffs=self._handoffs,
         )
         self._highest_id[conn.source] = max(self._highest_id.get(conn.source, -1), conn.key[1])
         change.new_connections.append(conn.key)
@@ -325,6 +381,7 @@ class Store:
             evicted: set[Exchange] = set()
             for conn, count in per_connection.values():
                 count = min(count, len(conn.exchanges))
+                self.bodies.forget(conn.exchanges[:count])
                 for exchange in conn.exchanges[:count]:
                     evicted.add(exchange)
                     if self._shown_exchange.pop(exchange, False):
@@ -345,6 +402,7 @@ class Store:
         self._decoders.pop(key, None)
         self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
+        self.bodies.forget(conn.exchanges)
         for exchange in conn.exchanges:
             self._shown_exchange.pop(exchange, None)
         self._shown_count.pop(key, None)
@@ -505,6 +563,7 @@ class Store:
         self._exchange_count = 0
         self._raw_holders.clear()
         self._raw_total = 0
+        self.bodies.clear()
         self.header_inventory = HeaderInventory()
         self.dropped_connections = 0
         self.dropped_exchanges = 0

@@ -7,6 +7,10 @@ its entry, with response status 0. Secrets (headers, URL parameters and userinfo
 JSON keys, JWT signatures: see :mod:`tui.model.secrets`) are masked as in the app unless
 ``reveal`` is set.
 
+Messages carried inside an exchange go in ``_webSocketMessages`` (the browsers' convention) and
+``_grpcMessages`` (a call's messages: ``type`` send or receive, ``time``, ``data`` as ``protoc
+--decode_raw`` shows it, ``raw`` the payload in base64).
+
 :class:`HarFileWriter` keeps the file a complete HAR document after every flush: entries that
 are final are appended once; entries still waiting for their response are rewritten after them,
 followed by the closing brackets, on every flush.
@@ -34,6 +38,7 @@ from tui.model.flows import (
     Response,
     StreamMessage,
 )
+from tui.model.protobuf_raw import render as render_protobuf
 from tui.model.secrets import MASK, mask, mask_body, mask_text, mask_url
 from tui.model.timestamps import plausible_duration, plausible_time
 from tui.model.websocket import OPCODES
@@ -46,6 +51,8 @@ UNSEEN_METHOD = "UNKNOWN"
 Json = dict[str, Any]
 TRAILER = "trailer"
 """The ``comment`` of a response header that was sent as a trailer, after the body."""
+GRPC = "grpc"
+"""The ``kind`` of a gRPC message among an exchange's messages."""
 
 _encoder = msgspec.json.Encoder()
 
@@ -106,7 +113,7 @@ def _content(message: Message, reveal: bool) -> tuple[Json, list[str]]:
     comments = []
     if message.body_truncated:
         comments.append(f"first {len(message.body)} of {message.body_length} bytes")
-    if decoded.decoded and not decoded.capped and not decoded.partial:
+    if decoded.decoded and not (decoded.capped or decoded.partial or decoded.ended_early):
         content["size"] = len(decoded.data)
         content["compression"] = len(decoded.data) - message.body_length
     elif decoded.describe():
@@ -134,6 +141,26 @@ def _websocket_messages(messages: Iterable[StreamMessage]) -> list[Json]:
         if message.length > len(message.data):
             entry["_length"] = message.length
         if message.note and message.kind != "close":
+            entry["_note"] = message.note
+        out.append(entry)
+    return out
+
+
+def _grpc_messages(messages: Iterable[StreamMessage]) -> list[Json]:
+    """A call's messages: ``type`` send (client to server) or receive, ``time`` in seconds
+    since the epoch, ``data`` read without a schema as ``protoc --decode_raw`` does, ``raw``
+    the payload (inflated, as far as kept) in base64, for tools that have the schema."""
+    out: list[Json] = []
+    for message in messages:
+        entry: Json = {
+            "type": "send" if message.direction == "in" else "receive",
+            "time": message.time,
+            "data": render_protobuf(message.data),
+            "raw": base64.b64encode(message.data).decode("ascii"),
+        }
+        if message.length > len(message.data):
+            entry["_length"] = message.length
+        if message.note:
             entry["_note"] = message.note
         out.append(entry)
     return out
@@ -240,7 +267,13 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
         "_serverPort": connection.server_port,
     }
     if exchange.messages:
-        entry["_webSocketMessages"] = _websocket_messages(exchange.messages)
+        grpc = [message for message in exchange.messages if message.kind == GRPC]
+        if grpc:
+            entry["_grpcMessages"] = _grpc_messages(grpc)
+        if len(grpc) < len(exchange.messages):
+            entry["_webSocketMessages"] = _websocket_messages(
+                message for message in exchange.messages if message.kind != GRPC
+            )
     notes = list(exchange.notes)
     if not exchange.request.method:
         notes.append("the request was not captured")
@@ -273,12 +306,23 @@ def har_document(entries: Sequence[Json], version: str, comment: str = "") -> by
             + b",\n".join(_encoder.encode(entry) for entry in entries) + _CLOSING)
 
 
+def _closing(comment: str) -> bytes:
+    """The end of the document, with ``log.comment`` after the entries (JSON objects have no
+    order): a comment that changes while the file is written (what was lost) is rewritten
+    with the pending entries, never in the part already final."""
+    if not comment:
+        return _CLOSING
+    return b"\n]," + _encoder.encode({"comment": comment})[1:-1] + b"}}\n"
+
+
 class HarFileWriter:
-    """A HAR file that is a complete document after every :meth:`flush`."""
+    """A HAR file that is a complete document after every :meth:`flush`; ``comment`` (the
+    ``log.comment``) may change until the last flush."""
 
     def __init__(self, stream: BinaryIO, version: str, comment: str = "") -> None:
         self._stream = stream
-        start = har_document_start(version, comment)
+        self.comment = comment
+        start = har_document_start(version)
         stream.write(start)
         self._final_end = len(start)
         self._file_end = len(start)
@@ -303,7 +347,7 @@ class HarFileWriter:
         tail = b""
         if pending_encoded:
             tail = (b",\n" if self._final_count else b"") + b",\n".join(pending_encoded)
-        body = final_bytes + tail + _CLOSING
+        body = final_bytes + tail + _closing(self.comment)
         stream = self._stream
         stream.seek(self._final_end)
         new_end = self._final_end + len(body)
@@ -459,6 +503,9 @@ def _entry_exchange(entry: Json, connection: Connection, index: int) -> Exchange
         exchange.finished = exchange.response_started + receive
         if response.status == 101:
             exchange.messages = _messages_of(entry.get("_webSocketMessages"))
+    if request.http_version == "2":
+        # Their bytes are in the bodies; their times put each back on the wire when it was sent.
+        exchange.messages = _grpc_messages_of(entry.get("_grpcMessages"))
     return exchange
 
 
@@ -488,6 +535,24 @@ def _messages_of(part: object) -> list[StreamMessage]:
             data = _text_of({"text": text, "encoding": "base64"})
         direction: Direction = "in" if item.get("type") == "send" else "out"
         messages.append(StreamMessage(direction, float(moment), kind, data, len(data), note))
+    return messages
+
+
+def _grpc_messages_of(part: object) -> list[StreamMessage]:
+    """A gRPC call's messages from its entry's ``_grpcMessages`` (direction, time and the raw
+    bytes); what does not read as one is left out."""
+    messages: list[StreamMessage] = []
+    for item in part if isinstance(part, list) else []:
+        if not isinstance(item, dict):
+            continue
+        moment = item.get("time")
+        raw = item.get("raw")
+        if not isinstance(moment, (int, float)) or not isinstance(raw, str):
+            continue
+        data = _text_of({"text": raw, "encoding": "base64"})
+        direction: Direction = "in" if item.get("type") == "send" else "out"
+        messages.append(StreamMessage(direction, plausible_time(float(moment)), GRPC, data,
+                                      len(data)))
     return messages
 
 

@@ -10,10 +10,10 @@ until then it is rewritten at every flush, so a HAR on disk always lists every r
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
@@ -97,8 +97,10 @@ class _HarSink:
     def __init__(self, stream: BinaryIO, store: Store, header: RecordingHeader,
                  reveal: bool) -> None:
         ports = ", ".join(str(port) for port in header.ports)
-        comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
-        self._writer = HarFileWriter(stream, header.podtap, comment)
+        self._comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
+        self._writer = HarFileWriter(stream, header.podtap, self._comment)
+        self.unwritten = ""
+        """What the capture saw but the recording could not write (said when it ends)."""
         self._store = store
         self._reveal = reveal
         # Exchanges not yet final, oldest first, with their connection (which the store may
@@ -112,6 +114,7 @@ class _HarSink:
                 self._pending[exchange] = connection
 
     def flush(self) -> None:
+        self._writer.comment = self._log_comment()
         still: dict[Exchange, Connection] = {}
         for exchange, connection in self._pending.items():
             if is_final(exchange, connection):
@@ -124,23 +127,51 @@ class _HarSink:
             else:
                 still[exchange] = connection
         self._pending = still
-        self._writer.flush(har_entry(exchange, connection, reveal=self._reveal)
+        self._writer.flush(_in_progress(har_entry(exchange, connection, reveal=self._reveal))
                            for exchange, connection in still.items())
 
     def finish(self) -> None:
-        """The capture is over: whatever is still waiting is as final as it will get."""
+        """The capture is over: whatever is still waiting is as final as it will get, and
+        says so (incomplete, with a comment)."""
         for exchange, connection in self._pending.items():
+            exchange.incomplete = True
+            exchange.notes.append("the recording ended before this exchange did")
             self._writer.add_final(har_entry(exchange, connection, reveal=self._reveal))
         self._pending = {}
+        self._writer.comment = self._log_comment()
         self._writer.flush()
+
+    def _log_comment(self) -> str:
+        losses = self._store.losses
+        said = [self._comment]
+        if losses.anything:
+            said.append(losses.summary())
+        if self.unwritten:
+            said.append(self.unwritten)
+        return "; ".join(said)
+
+
+IN_PROGRESS = "still in progress when the file was written"
+
+
+def _in_progress(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry rewritten until its exchange is final says so: should podtap be killed before
+    it is, the file still does not pass it off as whole."""
+    said = entry.get("comment")
+    entry["comment"] = f"{said}; {IN_PROGRESS}" if said else IN_PROGRESS
+    return entry
 
 
 def is_final(exchange: Exchange, connection: Connection) -> bool:
+    """Whether an exchange will not change any more. A response may end before its request
+    does (a server that answers an upload early): the request's bytes still count."""
     if connection.closed is not None or exchange.error is not None:
         return True
     if exchange.upgraded and connection.protocol == "ws":
         return False  # its WebSocket messages keep coming until the connection ends
-    return exchange.finished is not None
+    return exchange.finished is not None and (
+        exchange.request.complete or not exchange.request.method
+    )
 
 
 class Recording:
@@ -149,8 +180,13 @@ class Recording:
     an existing file (it is refused otherwise)."""
 
     def __init__(
-        self, path: str | Path, header: RecordingHeader, *, reveal: bool = False,
+        self,
+        path: str | Path,
+        header: RecordingHeader,
+        *,
+        reveal: bool = False,
         replace: bool = False,
+        store_options: Mapping[str, int] | None = None,
     ) -> None:
         self.path = Path(path)
         self.format = format_of(path)
@@ -158,7 +194,7 @@ class Recording:
         body_cap = HAR_BODY_CAP if self.format == "har" else 1024
         # Caps well below the app's: a recording only needs the exchanges not yet written.
         self.store = Store(max_connections=5_000, max_exchanges=5_000, body_cap=body_cap,
-                           raw_cap=1024)
+                           raw_cap=1024, **(store_options or {}))
         self._stream: BinaryIO = open_private(
             self.path, replace=replace, hint=": add --force to replace it"
         )
@@ -235,6 +271,12 @@ class Recording:
             os.fsync(self._stream.fileno())
         finally:
             self._stream.close()
+
+    def note_unwritten(self, sentence: str) -> None:
+        """Say in the file, where the format has room for it (HAR's ``log.comment``), what
+        the capture saw that the recording could not write."""
+        if self._har is not None:
+            self._har.unwritten = sentence
 
     def discard(self) -> None:
         """Close and remove the file (a recording that never started)."""

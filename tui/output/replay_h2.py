@@ -4,21 +4,31 @@ Each exchange becomes one stream (its own stream id if it had one): the request'
 DATA at the request's time, the response's at the response's time, trailers last, encoded with
 an hpack Encoder per direction after the client preface and a SETTINGS frame each way. Body
 bytes that were not kept become a ``Gap`` inside their DATA frame, so the decoder marks the
-stream incomplete instead of reading made-up bytes.
+stream incomplete instead of reading made-up bytes. A gRPC call whose messages are known with
+their times (read from a HAR's ``_grpcMessages``) sends each message's bytes at its own time,
+both directions in time order, so that the call decodes to the messages it had.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import heapq
+from collections.abc import Callable, Iterator, Sequence
 
 import hpack
 from hyperframe.frame import DataFrame, HeadersFrame, SettingsFrame
 
 from agent.events import AnyEvent, DataReceived, Direction, Gap
 from tui.model.flows import Exchange, Message, Request
+from tui.model.grpc import split_exactly
 from tui.model.http2_frames import PREFACE
 
 _MAX_DATA_FRAME = 16384
+_GRPC_PREFIX = 5
+"""A gRPC message's compressed flag and length, before its payload."""
+
+
+def _time(event: AnyEvent) -> float:
+    return event.ts
 
 
 class Http2Replay:
@@ -39,6 +49,11 @@ class Http2Replay:
 
     def exchange(self, exchange: Exchange) -> Iterator[AnyEvent]:
         stream_id = self._stream_id(exchange)
+        times: dict[Direction, list[float]] = {"in": [], "out": []}
+        for message in exchange.messages:
+            if message.kind == "grpc":
+                times[message.direction].append(message.time)
+        sent: list[AnyEvent] = []
         request = exchange.request
         if request.method:
             head = [(":method", request.method), (":path", request.target or "/")]
@@ -46,14 +61,33 @@ class Http2Replay:
                 head.append((":authority", request.host))
                 # The authority is the host header's HTTP/2 form: not sent twice.
                 request = _without_host(request)
-            yield from self._message(
-                "in", stream_id, head, request, exchange.started, exchange.request_finished
+            sent += self._message(
+                "in",
+                stream_id,
+                head,
+                request,
+                exchange.started,
+                exchange.request_finished,
+                times["in"],
             )
+        answered: list[AnyEvent] = []
         response = exchange.response
         if response is not None:
             when = exchange.response_started or exchange.started
             head = [(":status", str(response.status))]
-            yield from self._message("out", stream_id, head, response, when, exchange.finished)
+            answered += self._message(
+                "out", stream_id, head, response, when, exchange.finished, times["out"]
+            )
+        if not (times["in"] or times["out"]):
+            yield from sent
+            yield from answered
+            return
+        # A streaming call's two directions interleave: each side's order kept, the events
+        # renumbered in the order they are now sent.
+        numbers = sorted(event.seq for event in (*sent, *answered))
+        for event, seq in zip(heapq.merge(sent, answered, key=_time), numbers, strict=True):
+            event.seq = seq
+            yield event
 
     def _stream_id(self, exchange: Exchange) -> int:
         wanted = exchange.stream_id
@@ -71,9 +105,11 @@ class Http2Replay:
         message: Message,
         start: float,
         end: float | None,
+        grpc_times: Sequence[float] = (),
     ) -> Iterator[AnyEvent]:
         """HEADERS at ``start``; the frame that ends the stream at ``end`` (the decoder takes
-        the message's end from it, so latencies come out as they were)."""
+        the message's end from it, so latencies come out as they were); each gRPC message at
+        its time in ``grpc_times`` when the body holds exactly those messages."""
         encoder = self._client if direction == "in" else self._server
         headers = [(name.lower(), value) for name, value in message.headers]
         when = end if end is not None and end > start else start
@@ -83,7 +119,14 @@ class Http2Replay:
         yield self._data(direction, HeadersFrame(stream_id, block, flags=flags).serialize(), start)
         if ends_here:
             return
-        yield from self._body(direction, stream_id, message, (start, when))
+        frames = self._grpc_frames(direction, stream_id, message, grpc_times, start)
+        if frames is None:
+            yield from self._body(direction, stream_id, message, (start, when))
+        else:
+            yield from frames
+            if not message.trailers:
+                end_frame = DataFrame(stream_id, flags=["END_STREAM"])
+                yield self._data(direction, end_frame.serialize(), when)
         if message.trailers:
             trailers = encoder.encode([(n.lower(), v) for n, v in message.trailers])
             frame = HeadersFrame(stream_id, trailers, flags=["END_HEADERS", "END_STREAM"])
@@ -114,6 +157,34 @@ class Http2Replay:
                 yield Gap(
                     seq=self._seq(), ts=ts, conn=self._conn, direction=direction, length=missing
                 )
+
+    def _grpc_frames(
+        self,
+        direction: Direction,
+        stream_id: int,
+        message: Message,
+        times: Sequence[float],
+        start: float,
+    ) -> list[AnyEvent] | None:
+        """DATA frames carrying one gRPC message each at its time, if the whole body was kept
+        and is exactly as many messages as there are times (else None: sent as one body)."""
+        body = message.body
+        if not times or message.body_truncated:
+            return None
+        splits = split_exactly(body, 0)
+        if len(splits) != len(times):
+            return None
+        frames: list[AnyEvent] = []
+        at = 0
+        for split, ts in zip(splits, times, strict=True):
+            size = _GRPC_PREFIX + split.length
+            for offset in range(at, at + size, _MAX_DATA_FRAME):
+                piece = body[offset : min(offset + _MAX_DATA_FRAME, at + size)]
+                frames.append(
+                    self._data(direction, DataFrame(stream_id, piece).serialize(), max(ts, start))
+                )
+            at += size
+        return frames
 
     def _data(self, direction: Direction, data: bytes, ts: float) -> DataReceived:
         return DataReceived(seq=self._seq(), ts=ts, conn=self._conn, direction=direction, data=data)

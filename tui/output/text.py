@@ -148,6 +148,10 @@ class TextFormatter:
             side = " (response)" if event.direction == "out" else ""
             return f"{mark}Connection ID {event.conn}: {event.length} bytes missing{side}\n"
         if isinstance(event, EventsLost):
+            # Any of this agent's connections may have lost bytes here: no character is
+            # completed across the hole.
+            for key in [key for key in self._partial if key[0] == source]:
+                del self._partial[key]
             why = _LOST_REASONS.get(event.reason, event.reason)
             return f"{mark}{event.count} events lost ({why})\n"
         return ""
@@ -201,9 +205,10 @@ class ExchangeTextFormatter:
     lost bytes to a gap and ``could not be decoded`` one that is not valid HTTP. Every line is
     shown terminal-safe (control characters escaped), whatever the output is.
 
-    A ``1xx`` response gets a block of its own before the final one. Trailers follow the
-    response's headers under a ``Trailers:`` line: a response that announces them (``Trailer:``)
-    is printed once complete; trailers nobody announced come in a block of their own. After a
+    A ``1xx`` response gets a block of its own before the final one. Trailers follow a request's
+    or a response's headers under a ``Trailers:`` line: a message that announces them
+    (``Trailer:``) is printed once complete; trailers nobody announced come in a block of their
+    own (``## Request [C:R] trailers``). After a
     switch to WebSocket, each message is a block, ``## WebSocket [C:R] client → server text
     (5 bytes)``, followed by its text (or ``Data (hex):``).
 
@@ -229,16 +234,26 @@ class ExchangeTextFormatter:
             ident = (exchange.key, exchange.index)
             printed = self._printed.get(ident)
             if printed is None:
+                if _request_awaits_trailers(exchange):
+                    continue
                 parts.append(self._request(exchange, connection_of(exchange.key)))
                 self._printed[ident] = printed = _Printed()
                 if len(self._printed) > self._REMEMBERED:
                     del self._printed[next(iter(self._printed))]
+                if exchange.request.trailers:
+                    parts[-1] = parts[-1][:-1] + self._trailers(exchange.request.trailers)
+                    printed.request_trailers = True
             self._rest(exchange, printed, parts)
         return "".join(parts)
 
     def _rest(self, exchange: Exchange, printed: _Printed, parts: list[str]) -> None:
         """What of ``exchange`` came since it was last printed: 1xx responses, the response,
         its trailers, WebSocket messages and notes."""
+        trailers = exchange.request.trailers
+        if trailers and not printed.request_trailers:
+            head = f"{self._mark(exchange)}Request {_ident(exchange)} trailers\n"
+            parts.append(head + self._trailers(trailers))
+            printed.request_trailers = True
         for early in exchange.informational[printed.informational :]:
             parts.append(self._informational(exchange, early))
         printed.informational = len(exchange.informational)
@@ -360,6 +375,7 @@ class _Printed:
     """How much of one exchange ``dump --http`` has printed."""
 
     informational: int = 0
+    request_trailers: bool = False
     response: bool = False
     trailers: bool = False
     notes: int = 0
@@ -368,6 +384,15 @@ class _Printed:
 
 def _ident(exchange: Exchange) -> str:
     return f"[{exchange.key[1]}:{exchange.index}]"
+
+
+def _request_awaits_trailers(exchange: Exchange) -> bool:
+    """The request announced trailers and is still arriving, unanswered: print it whole, once
+    complete (or once its answer starts, which a streaming upload does not wait for)."""
+    request = exchange.request
+    if request.complete or exchange.response is not None or exchange.error:
+        return False
+    return not exchange.incomplete and request.header("trailer") is not None
 
 
 def _awaits_trailers(exchange: Exchange, response: Response) -> bool:

@@ -25,7 +25,7 @@ from typing import Self
 from websockets.asyncio.client import ClientConnection, connect
 
 from agent.errors import UserError
-from agent.wire import TOKEN_ENV
+from agent.wire import MAX_MESSAGE_BYTES, TOKEN_ENV
 from tui.model.updates import SourceStatus, Update
 from tui.sources.stream import AgentStream, Backoff, StreamEnded, UpdateFanIn, bearer_headers
 from tui.targets import LocalTarget
@@ -254,7 +254,7 @@ class LocalSession:
                 f"ws://{agent.address}{path}",
                 additional_headers=bearer_headers(self.token),
                 open_timeout=5,
-                max_size=None,
+                max_size=MAX_MESSAGE_BYTES,
                 # Over loopback, deflating every batch would only cost CPU on both ends.
                 compression=None,
             )

@@ -32,7 +32,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from agent.errors import UserError
-from agent.events import PROTOCOL_VERSION, AnyEvent, EventsLost, Hello
+from agent.events import OLDEST_PROTOCOL, PROTOCOL_VERSION, AnyEvent, EventsLost, Hello
 from agent.wire import EVENTS_PATH, decode_batch
 from tui.model.updates import AgentEvent, SourceStatus, Update
 
@@ -245,7 +245,7 @@ class AgentStream:
                             "The agent did not greet podtap first: is the port-forward "
                             "reaching a podtap agent?",
                         )
-                    if first.protocol != PROTOCOL_VERSION:
+                    if not OLDEST_PROTOCOL <= first.protocol <= PROTOCOL_VERSION:
                         raise _Fatal(
                             "failed",
                             f"The agent speaks protocol {first.protocol} and this podtap "
@@ -254,8 +254,13 @@ class AgentStream:
                     greeted = True
                     resumed_after = self.cursor.last_seq
                     restarted = self.cursor.greet(first)
-                    yield [SourceStatus(source, "live", _live_sentence(
-                        first, reconnected, restarted, resumed_after))]
+                    yield [
+                        SourceStatus(
+                            source,
+                            "live",
+                            _live_sentence(first, reconnected, restarted, resumed_after),
+                        )
+                    ]
                 fresh = self.cursor.admit(events)
                 if fresh:
                     yield [AgentEvent(source, event) for event in fresh]
@@ -287,11 +292,11 @@ async def _close(websocket: ClientConnection) -> None:
 
 def _live_sentence(hello: Hello, reconnected: bool, restarted: bool, resumed_after: int) -> str:
     if restarted:
-        return (
-            f"The agent restarted (now {hello.agent_id}): its connections start over."
-        )
+        return f"The agent restarted (now {hello.agent_id}): its connections start over."
     if reconnected:
         return f"Reconnected to the agent; resumed after event {resumed_after}."
+    if hello.target.startswith("node/"):  # a node agent: each pod says where it captures
+        return f"Connected to agent {hello.agent_id} on {hello.target.removeprefix('node/')}."
     interfaces = ", ".join(hello.interfaces) or "no interfaces yet"
     return f"Connected to agent {hello.agent_id} (capturing on {interfaces})."
 
@@ -350,10 +355,10 @@ class UpdateFanIn:
         self._end_if_done()
 
     async def aclose(self) -> None:
-        """Stop every source and end reading."""
+        """Stop every source and end reading. Sources stop together: each may take a moment
+        to close its connection, and a session can have dozens."""
         self._closed = True
-        for name in list(self._pumps):
-            await self.remove(name)
+        await asyncio.gather(*(self.remove(name) for name in list(self._pumps)))
         self._queue.put_nowait(_Item("end"))
 
     def __aiter__(self) -> AsyncIterator[list[Update]]:

@@ -164,11 +164,15 @@ class PodtapApp(App[None]):
 
 
 async def run_app_async(
-    session: Session, *, title: str | None = None, clock: Clock = time.time
+    session: Session,
+    *,
+    title: str | None = None,
+    clock: Clock = time.time,
+    store: Store | None = None,
 ) -> None:
     """Open ``session`` (its agents start), run the app until the user quits, close it."""
     async with session:
-        app = PodtapApp(session, title=title, clock=clock)
+        app = PodtapApp(session, title=title, clock=clock, store=store)
         loop = asyncio.get_running_loop()
         # A SIGTERM (systemd, kubectl, a parent shell) must still stop the agents.
         loop.add_signal_handler(signal.SIGTERM, app.exit)
@@ -178,5 +182,11 @@ async def run_app_async(
             loop.remove_signal_handler(signal.SIGTERM)
 
 
-def run_app(session: Session, *, title: str | None = None, clock: Clock = time.time) -> None:
-    asyncio.run(run_app_async(session, title=title, clock=clock))
+def run_app(
+    session: Session,
+    *,
+    title: str | None = None,
+    clock: Clock = time.time,
+    store: Store | None = None,
+) -> None:
+    asyncio.run(run_app_async(session, title=title, clock=clock, store=store))

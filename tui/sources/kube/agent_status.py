@@ -12,10 +12,12 @@ from tui.sources.kube.pods import Pod, pod_name
 
 Phase = Literal["starting", "running", "failed"]
 
-_PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
-                            "ErrImageNeverPull"})
-_CONFIG_FAILURES = frozenset({"CreateContainerConfigError", "CreateContainerError",
-                              "RunContainerError"})
+_PULL_FAILURES = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}
+)
+_CONFIG_FAILURES = frozenset(
+    {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,9 +29,7 @@ class AgentPodState:
     """The agent ran and stopped: its own last log line says best why."""
 
 
-def agent_container_state(
-    pod: Pod, container: str, *, ephemeral: bool = False
-) -> AgentPodState:
+def agent_container_state(pod: Pod, container: str, *, ephemeral: bool = False) -> AgentPodState:
     status = pod.get("status") or {}
     key = "ephemeralContainerStatuses" if ephemeral else "containerStatuses"
     statuses = [s for s in status.get(key) or [] if s.get("name") == container]
@@ -42,8 +42,9 @@ def agent_container_state(
         phase = status.get("phase")
         if phase in ("Failed", "Succeeded"):
             reason = status.get("reason") or status.get("message") or phase.lower()
-            return AgentPodState("failed", f"the agent pod {pod_name(pod)} stopped ({reason})",
-                                 wants_log=True)
+            return AgentPodState(
+                "failed", f"the agent pod {pod_name(pod)} stopped ({reason})", wants_log=True
+            )
         for condition in status.get("conditions") or []:
             if (
                 condition.get("type") == "PodScheduled"
@@ -58,9 +59,7 @@ def agent_container_state(
     return AgentPodState("starting", f"phase {status.get('phase') or 'Pending'}")
 
 
-def _from_container_status(
-    container: dict[str, Any], image: str, pod: Pod
-) -> AgentPodState | None:
+def _from_container_status(container: dict[str, Any], image: str, pod: Pod) -> AgentPodState | None:
     state = container.get("state") or {}
     if "running" in state and state["running"] is not None:
         return AgentPodState("running")
@@ -75,9 +74,14 @@ def _from_container_status(
                 + (f": {message}" if message else "")
                 + "); build and load it as docs/kubernetes.md shows, or pass --agent-image",
             )
+        if reason == "CreateContainerConfigError" and "not found" in message:
+            # The token Secret is created right after the Job: the kubelet retries.
+            return AgentPodState("starting", f"{reason}: {message}")
         if reason in _CONFIG_FAILURES:
-            return AgentPodState("failed", f"the agent container cannot start ({reason}: "
-                                           f"{message or 'no detail given'})")
+            return AgentPodState(
+                "failed",
+                f"the agent container cannot start ({reason}: {message or 'no detail given'})",
+            )
         if reason == "CrashLoopBackOff":
             return AgentPodState("failed", "the agent keeps crashing", wants_log=True)
         return AgentPodState("starting", reason or "waiting")

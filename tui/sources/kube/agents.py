@@ -1,6 +1,7 @@
-"""Agent pods on the cluster: create one next to a target pod, wait until it runs, delete them.
+"""Agents on the cluster: start an ephemeral one in a target pod and wait until it runs, say
+why an agent fails, find and delete what sessions left.
 
-Blocking calls (the client is synchronous); the session runs them in threads.
+Blocking calls (the client is synchronous); the sessions run them in threads.
 """
 
 from __future__ import annotations
@@ -12,12 +13,9 @@ from typing import Any
 
 from tui.sources.kube.agent_spec import (
     AGENT_CONTAINER,
-    AGENT_PORT,
     APP_LABEL,
     APP_VALUE,
     AgentSettings,
-    agent_job,
-    agent_selector,
     ephemeral_patch,
     session_selector,
 )
@@ -44,70 +42,18 @@ class AgentFailed(Exception):
     """The agent for one target pod could not start; the message is one sentence."""
 
 
-def start_job_agent(
-    cluster: Cluster, settings: AgentSettings, target: Pod, container_id: str,
-    timeout: float, cancelled: threading.Event,
-) -> RunningAgent:
-    namespace = settings.agent_namespace(target)
-    job = agent_job(settings, target, container_id)
-    if cancelled.is_set():
-        raise AgentFailed("cancelled")
-    try:
-        call(cluster.batch.create_namespaced_job, namespace, job)
-    except ApiException as error:
-        raise AgentFailed(_refusal(error, namespace, "create the agent Job")) from None
-    name = str(job["metadata"]["name"])
-    agent_pod = _wait_for_job_pod(cluster, settings, target, name, timeout, cancelled)
-    return RunningAgent(source_name(target), namespace, agent_pod, AGENT_PORT, name)
-
-
-def _wait_for_job_pod(
-    cluster: Cluster, settings: AgentSettings, target: Pod, job: str,
-    timeout: float, cancelled: threading.Event,
-) -> str:
-    namespace = settings.agent_namespace(target)
-    selector = agent_selector(settings.session, pod_name(target))
-    deadline = time.monotonic() + timeout
-    last = "no agent pod yet"
-    while not cancelled.is_set():
-        pods = call(cluster.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
-        if pods:
-            pod = pods[0]
-            state = agent_container_state(pod, AGENT_CONTAINER)
-            if state.phase == "running":
-                return pod_name(pod)
-            if state.phase == "failed":
-                raise AgentFailed(_failure_sentence(cluster, target, pod, AGENT_CONTAINER,
-                                                    state.detail, state.wants_log))
-            last = state.detail
-        else:
-            refused = _job_create_failure(cluster, namespace, job)
-            if refused:
-                if "PodSecurity" in refused:
-                    raise AgentFailed(pod_security_sentence(namespace, refused))
-                raise AgentFailed(
-                    f"Kubernetes would not create the agent pod for {source_name(target)}: "
-                    f"{refused}."
-                )
-        if time.monotonic() > deadline:
-            raise AgentFailed(
-                f"The agent for {source_name(target)} was not running after {timeout:g} s "
-                f"({last}); raise --agent-timeout or look at: kubectl -n {namespace} "
-                f"describe job {job}."
-            )
-        cancelled.wait(POLL_INTERVAL)
-    raise AgentFailed("cancelled")
-
-
-def _job_create_failure(cluster: Cluster, namespace: str, job: str) -> str | None:
+def job_create_failure(cluster: Cluster, namespace: str, job: str) -> str | None:
     """Why the Job controller could not create the pod (admission refused it), if it said so."""
     body = call(cluster.batch.read_namespaced_job, job, namespace)
     for condition in (body.get("status") or {}).get("conditions") or []:
         if condition.get("reason") == "FailedCreate" or condition.get("type") == "FailedCreate":
             return str(condition.get("message") or condition.get("reason"))
     try:
-        events = call(cluster.core.list_namespaced_event, namespace,
-                      field_selector=f"involvedObject.name={job}")["items"]
+        events = call(
+            cluster.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.name={job}",
+        )["items"]
     except ApiException:
         return None
     for event in events:
@@ -118,29 +64,36 @@ def _job_create_failure(cluster: Cluster, namespace: str, job: str) -> str | Non
 
 
 def start_ephemeral_agent(
-    cluster: Cluster, settings: AgentSettings, target: Pod,
-    timeout: float, cancelled: threading.Event,
+    cluster: Cluster,
+    settings: AgentSettings,
+    target: Pod,
+    timeout: float,
+    cancelled: threading.Event,
 ) -> RunningAgent:
     namespace, name = pod_namespace(target), pod_name(target)
     try:
         call(
-            cluster.core.patch_namespaced_pod_ephemeralcontainers, name, namespace,
+            cluster.core.patch_namespaced_pod_ephemeralcontainers,
+            name,
+            namespace,
             ephemeral_patch(settings, target),
             _content_type="application/strategic-merge-patch+json",
         )
     except ApiException as error:
-        raise AgentFailed(_refusal(error, namespace, "add the agent container")) from None
+        raise AgentFailed(refusal(error, namespace, "add the agent container")) from None
     deadline = time.monotonic() + timeout
     last = "not started yet"
     while not cancelled.is_set():
         pod = call(cluster.core.read_namespaced_pod, name, namespace)
         state = agent_container_state(pod, settings.ephemeral_name, ephemeral=True)
         if state.phase == "running":
-            return RunningAgent(source_name(target), namespace, name,
-                                settings.ephemeral_port, None)
+            return RunningAgent(source_name(target), namespace, name, settings.ephemeral_port, None)
         if state.phase == "failed":
-            raise AgentFailed(_failure_sentence(cluster, target, pod, settings.ephemeral_name,
-                                                state.detail, state.wants_log))
+            raise AgentFailed(
+                _failure_sentence(
+                    cluster, target, pod, settings.ephemeral_name, state.detail, state.wants_log
+                )
+            )
         last = state.detail
         if time.monotonic() > deadline:
             raise AgentFailed(
@@ -166,11 +119,12 @@ def agent_failure(
     state = agent_container_state(pod, container, ephemeral=agent.job is None)
     if state.phase != "failed":
         return None
-    return "failed", _failure_sentence(cluster, target, pod, container, state.detail,
-                                       state.wants_log)
+    return "failed", _failure_sentence(
+        cluster, target, pod, container, state.detail, state.wants_log
+    )
 
 
-def _refusal(error: ApiException, namespace: str, action: str) -> str:
+def refusal(error: ApiException, namespace: str, action: str) -> str:
     message = status_message(error)
     if error.status == 403 and "PodSecurity" in message:
         return pod_security_sentence(namespace, message)
@@ -184,8 +138,12 @@ def _failure_sentence(
 ) -> str:
     sentence = f"The agent for {source_name(target)} failed: {detail}"
     if wants_log:
-        said = last_log_line(cluster, pod_namespace(agent_pod) or pod_namespace(target),
-                             pod_name(agent_pod), container)
+        said = last_log_line(
+            cluster,
+            pod_namespace(agent_pod) or pod_namespace(target),
+            pod_name(agent_pod),
+            container,
+        )
         if said:
             sentence += f"; it said: {said}"
     return sentence.rstrip(".") + "."
@@ -199,18 +157,6 @@ def last_log_line(cluster: Cluster, namespace: str, pod: str, container: str) ->
         return last_meaningful_line(response.data.decode("utf-8", "replace"))
     except (ApiException, OSError, ValueError):
         return ""
-
-
-def delete_agent_job(cluster: Cluster, namespace: str, job: str, session: str, target: str) -> None:
-    """Delete one agent: its Job (pods follow in the background) and its pod right away."""
-    try:
-        cluster.batch.delete_namespaced_job(
-            job, namespace, propagation_policy="Background", _preload_content=False
-        )
-    except ApiException as error:
-        if error.status != 404:
-            raise
-    _delete_pods(cluster, namespace, agent_selector(session, target))
 
 
 def delete_session_agents(cluster: Cluster, namespaces: set[str], session: str) -> int:
@@ -228,15 +174,19 @@ LEFTOVER_SELECTOR = f"{APP_LABEL}={APP_VALUE}"
 def find_leftovers(cluster: Cluster, namespace: str | None) -> tuple[list[Json], list[Json]]:
     """Every podtap Job and agent pod, in one namespace or (None) in all of them."""
     if namespace is None:
-        jobs = call(cluster.batch.list_job_for_all_namespaces,
-                    label_selector=LEFTOVER_SELECTOR)["items"]
-        pods = call(cluster.core.list_pod_for_all_namespaces,
-                    label_selector=LEFTOVER_SELECTOR)["items"]
+        jobs = call(cluster.batch.list_job_for_all_namespaces, label_selector=LEFTOVER_SELECTOR)[
+            "items"
+        ]
+        pods = call(cluster.core.list_pod_for_all_namespaces, label_selector=LEFTOVER_SELECTOR)[
+            "items"
+        ]
     else:
-        jobs = call(cluster.batch.list_namespaced_job, namespace,
-                    label_selector=LEFTOVER_SELECTOR)["items"]
-        pods = call(cluster.core.list_namespaced_pod, namespace,
-                    label_selector=LEFTOVER_SELECTOR)["items"]
+        jobs = call(cluster.batch.list_namespaced_job, namespace, label_selector=LEFTOVER_SELECTOR)[
+            "items"
+        ]
+        pods = call(cluster.core.list_namespaced_pod, namespace, label_selector=LEFTOVER_SELECTOR)[
+            "items"
+        ]
     return jobs, pods
 
 
@@ -245,7 +195,9 @@ def delete_objects(cluster: Cluster, jobs: list[Json], pods: list[Json]) -> None
         meta = job["metadata"]
         try:
             cluster.batch.delete_namespaced_job(
-                meta["name"], meta["namespace"], propagation_policy="Background",
+                meta["name"],
+                meta["namespace"],
+                propagation_policy="Background",
                 _preload_content=False,
             )
         except ApiException as error:

@@ -1,4 +1,5 @@
-"""What ``podtap clean`` does: find podtap's agents by label and delete them."""
+"""What ``podtap clean`` does: find podtap's agents by label and delete them, with the token
+Secrets and code ConfigMaps of their sessions."""
 
 from __future__ import annotations
 
@@ -13,11 +14,16 @@ from tui.sources.kube.cluster import (
     status_message,
     unreachable_sentence,
 )
+from tui.sources.kube.node_jobs import delete_session_data, find_session_data
 
 
 def clean_leftovers(
-    *, kubeconfig: str | None, context: str | None, namespace: str | None,
-    all_namespaces: bool, dry_run: bool,
+    *,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+    all_namespaces: bool,
+    dry_run: bool,
 ) -> int:
     cluster = connect(kubeconfig, context)
     scope = None if all_namespaces else (namespace or cluster.namespace)
@@ -27,19 +33,26 @@ def clean_leftovers(
         # Pods of a listed Job go with it; list only the ones that stand alone.
         owned_by_jobs = {(j["metadata"].get("namespace"), j["metadata"]["name"]) for j in jobs}
         loose = [
-            pod for pod in pods
+            pod
+            for pod in pods
             if (pod["metadata"].get("namespace"), _job_of(pod)) not in owned_by_jobs
         ]
         for obj, kind in [(j, "job") for j in jobs] + [(p, "pod") for p in pods]:
             meta = obj["metadata"]
             verb = "would delete" if dry_run else "deleting"
             print(f"{verb} {kind} {meta.get('namespace', scope)}/{meta['name']}")
+        # Secrets and ConfigMaps go with their Jobs; one left without a Job is also deleted.
+        data = find_session_data(cluster, scope)
+        for obj, kind in data:
+            meta = obj["metadata"]
+            if not any(ref.get("kind") == "Job" for ref in meta.get("ownerReferences") or []):
+                verb = "would delete" if dry_run else "deleting"
+                print(f"{verb} {kind.lower()} {meta.get('namespace', scope)}/{meta['name']}")
         if not dry_run:
             delete_objects(cluster, jobs, pods)
+            delete_session_data(cluster, data)
     except ApiException as error:
-        raise UserError(
-            f"Could not clean {where}: {status_message(error)}."
-        ) from None
+        raise UserError(f"Could not clean {where}: {status_message(error)}.") from None
     except Unreachable as error:
         raise UserError(unreachable_sentence(cluster, error)) from None
     finally:
@@ -48,8 +61,11 @@ def clean_leftovers(
         print(f"No podtap agents in {where}.", file=sys.stderr)
     else:
         done = "Would delete" if dry_run else "Deleted"
-        print(f"{done} {len(jobs)} agent Job(s) and {len(pods)} agent pod(s) "
-              f"({len(loose)} without a Job) in {where}.", file=sys.stderr)
+        print(
+            f"{done} {len(jobs)} agent Job(s) and {len(pods)} agent pod(s) "
+            f"({len(loose)} without a Job) in {where}.",
+            file=sys.stderr,
+        )
     return 0
 
 

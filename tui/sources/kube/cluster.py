@@ -70,7 +70,9 @@ def connect(kubeconfig: str | None, context: str | None) -> Cluster:
         chosen = _find_context(contexts, context) if context else current
         configuration = client.Configuration()
         config.load_kube_config(
-            config_file=path, context=context, client_configuration=configuration,
+            config_file=path,
+            context=context,
+            client_configuration=configuration,
             persist_config=False,
         )
     except ConfigException as error:
@@ -120,6 +122,12 @@ def unreachable_sentence(cluster: Cluster, error: BaseException) -> str:
 
 
 __all__ = [
-    "ApiException", "Cluster", "Json", "Unreachable", "call", "connect", "status_message",
+    "ApiException",
+    "Cluster",
+    "Json",
+    "Unreachable",
+    "call",
+    "connect",
+    "status_message",
     "unreachable_sentence",
 ]

@@ -68,7 +68,8 @@ class PodWatch:
             self._watch = watch.Watch()
             try:
                 for event in self._watch.stream(
-                    self._cluster.core.list_namespaced_pod, query.namespace,
+                    self._cluster.core.list_namespaced_pod,
+                    query.namespace,
                     label_selector=query.label_selector or None,
                     field_selector=query.field_selector,
                     resource_version=self._resource_version,

@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
+from agent.wire import MAX_MESSAGE_BYTES
 from tui.sources.kube.agents import RunningAgent
 from tui.sources.kube.cluster import ApiException, Cluster, status_message
 from tui.sources.stream import StreamEnded, bearer_headers, events_path
@@ -42,7 +43,11 @@ class AgentConnector:
     """
 
     def __init__(
-        self, cluster: Cluster, agent: RunningAgent, token: str, first_answer_timeout: float,
+        self,
+        cluster: Cluster,
+        agent: RunningAgent,
+        token: str,
+        first_answer_timeout: float,
         diagnose: Diagnosis | None = None,
     ) -> None:
         self._cluster = cluster
@@ -107,7 +112,7 @@ class AgentConnector:
                 sock=raw,
                 additional_headers=bearer_headers(self._token),
                 open_timeout=10,
-                max_size=None,
+                max_size=MAX_MESSAGE_BYTES,
                 compression=None,
                 ping_interval=20,
                 ping_timeout=20,
@@ -133,7 +138,9 @@ class AgentConnector:
         try:
             forward = portforward(
                 client.CoreV1Api(api).connect_get_namespaced_pod_portforward,
-                agent.pod, agent.namespace, ports=str(agent.port),
+                agent.pod,
+                agent.namespace,
+                ports=str(agent.port),
             )
         except ApiException as error:
             message = status_message(error)

@@ -24,8 +24,9 @@ class Permission:
 
 
 def needed_permissions(
-    target_namespace: str, agent_namespaces: set[str], *, ephemeral: bool
+    target_namespace: str, agent_namespaces: set[str], *, ephemeral: bool, code: bool = False
 ) -> list[Permission]:
+    """``code``: the agent's code goes in a ConfigMap (a stock Python image)."""
     needed = [Permission(verb, "pods", target_namespace) for verb in ("get", "list", "watch")]
     if ephemeral:
         needed += [
@@ -37,6 +38,12 @@ def needed_permissions(
         needed += [
             Permission("create", "jobs", namespace, group="batch"),
             Permission("delete", "jobs", namespace, group="batch"),
+            Permission("create", "secrets", namespace),
+            *(
+                [Permission(verb, "configmaps", namespace) for verb in ("create", "patch")]
+                if code
+                else []
+            ),
             Permission("list", "pods", namespace),
             Permission("create", "pods", namespace, subresource="portforward"),
         ]

@@ -57,11 +57,13 @@ def selector_string(selector: Json | None) -> str:
 def newest_owned(items: list[Json], owner_uid: str) -> Json | None:
     """The most recently created object controlled by ``owner_uid`` (a CronJob's newest Job)."""
     owned = [
-        item for item in items
+        item
+        for item in items
         if any(ref.get("uid") == owner_uid for ref in item["metadata"].get("ownerReferences") or [])
     ]
-    owned.sort(key=lambda item: (item["metadata"].get("creationTimestamp") or "",
-                                 item["metadata"]["name"]))
+    owned.sort(
+        key=lambda item: (item["metadata"].get("creationTimestamp") or "", item["metadata"]["name"])
+    )
     return owned[-1] if owned else None
 
 
@@ -127,7 +129,8 @@ def list_pods(cluster: Cluster, query: PodQuery) -> tuple[list[Pod], str]:
     """Blocking: the pods the query matches now, and the resourceVersion to watch from."""
     try:
         result = call(
-            cluster.core.list_namespaced_pod, query.namespace,
+            cluster.core.list_namespaced_pod,
+            query.namespace,
             label_selector=query.label_selector or None,
             field_selector=query.field_selector,
         )

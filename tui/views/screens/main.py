@@ -236,6 +236,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
             gaps=store.stats.gaps,
             kernel_drops=store.stats.kernel_drops,
             lost_events=store.stats.lost_events,
+            losses=store.losses.short(),
             dropped_connections=store.dropped_connections,
             dropped_exchanges=store.dropped_exchanges,
             shown_connections=len(self.connections_table.rows),

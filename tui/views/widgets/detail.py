@@ -130,6 +130,8 @@ def exchange_view(
         parts.append(Text(f"malformed: {one_line(error)}", style="bold red"))
     if exchange.incomplete:
         parts.append(Text("incomplete: bytes of this exchange were lost", style="yellow"))
+    # How it was seen: why it is incomplete, ambiguous framing...
+    parts += [Text(note, style="yellow") for note in exchange.notes]
     if exchange.upgraded and connection.protocol == "ws":
         parts.append(Text("switched to WebSocket: its messages follow the response",
                           style="cyan"))

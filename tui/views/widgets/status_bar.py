@@ -26,6 +26,8 @@ class StatusLine:
     gaps: int = 0
     kernel_drops: int = 0
     lost_events: int = 0
+    losses: str = ""
+    """Every loss with its unit (tui.model.loss.LossTally.short), when there was any."""
     dropped_connections: int = 0
     dropped_exchanges: int = 0
     shown_connections: int = 0
@@ -56,11 +58,14 @@ class StatusLine:
             parts.append(Text("end of stream", style="cyan"))
         else:
             parts.append(Text(f"{self.events_per_second:,.0f} ev/s"))
-        losses = self.gaps + self.kernel_drops + self.lost_events
-        parts.append(Text(
-            f"gaps {self.gaps} drops {self.kernel_drops + self.lost_events}",
-            style="yellow" if losses else "dim",
-        ))
+        if self.losses:
+            parts.append(Text(self.losses, style="bold yellow"))
+        else:
+            losses = self.gaps + self.kernel_drops + self.lost_events
+            parts.append(Text(
+                f"gaps {self.gaps} drops {self.kernel_drops + self.lost_events}",
+                style="yellow" if losses else "dim",
+            ))
         if self.dropped_connections or self.dropped_exchanges:
             parts.append(Text(
                 f"evicted {self.dropped_connections} conns {self.dropped_exchanges} reqs",

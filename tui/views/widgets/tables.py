@@ -64,11 +64,14 @@ class ConnectionsTable(LiveTable[Connection, ConnectionKey]):
         )
 
 
+STATUS_COLUMN = Column("st", 9)
+"""Wide enough for a gRPC status name (``NOT_FOUND``); longer ones end in ``…``."""
+
 EXCHANGE_COLUMNS = (
     Column("#", 4, "right"),
     Column("method", 7),
     Column("path", 12, flexible=True),
-    Column("st", 3),
+    STATUS_COLUMN,
     Column("latency", 7, "right"),
     Column("size", 5, "right"),
 )
@@ -99,12 +102,12 @@ def exchange_cells(exchange: Exchange, reveal: bool = False) -> Sequence[Cell]:
 
 
 def _status(exchange: Exchange) -> Cell:
-    """The HTTP status; a gRPC call that failed says so in red whatever its HTTP 200."""
-    status = cells.status(exchange.status)
+    """The HTTP status; a gRPC call's own status instead (``OK``, ``NOT_FOUND``…), which says
+    more than the HTTP 200 it came in: green when OK, an error in red otherwise."""
     grpc = call_status(exchange)
-    if grpc is not None and grpc[1] != "OK":
-        return (status[0], "bold red")
-    return status
+    if grpc is None:
+        return cells.status(exchange.status)
+    return (grpc[1], cells.STATUS_STYLES[2] if grpc[1] == "OK" else cells.STATUS_STYLES[5])
 
 
 def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
@@ -129,7 +132,7 @@ REQUEST_COLUMNS = (
     Column("pod", 16),
     Column("method", 7),
     Column("path", 12, flexible=True),
-    Column("st", 3),
+    STATUS_COLUMN,
     Column("latency", 7, "right"),
     Column("size", 5, "right"),
     Column("proto", 5),

@@ -1,18 +1,17 @@
-"""A session on a Kubernetes target: one agent per ready pod, one stream per agent, all merged.
+"""A session with ``--ephemeral``: an agent inside each ready pod (an ephemeral container),
+for clusters that forbid the node agents' hostPID; one stream per agent, all merged.
 
 Entering it resolves the target, runs the pre-flight checks, starts the first agents and waits
 until they run; it then follows the target's pods (new ready pods are tapped, deleted ones are
-marked gone). Leaving it, however that happens, deletes every agent it created.
+marked gone). An ephemeral container cannot be removed: each agent exits by itself once podtap
+has been gone for its idle timeout.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import atexit
 import contextlib
 import secrets
-import signal
 import threading
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Self
 from agent.errors import UserError
 from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube import agents
-from tui.sources.kube.agent_spec import DEFAULT_AGENT_IMAGE, AgentSettings, dry_run_pod
+from tui.sources.kube.agent_spec import AGENT_PORT, AgentSettings
 from tui.sources.kube.cluster import (
     ApiException,
     Cluster,
@@ -32,23 +31,25 @@ from tui.sources.kube.cluster import (
     status_message,
     unreachable_sentence,
 )
+from tui.sources.kube.options import KubeOptions
 from tui.sources.kube.pod_watch import PodChange, PodWatch
 from tui.sources.kube.pods import (
     Pod,
     choose_container,
-    container_id,
     container_ports,
     is_ready,
     pod_name,
     source_name,
 )
 from tui.sources.kube.portforward import AgentConnector
-from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
+from tui.sources.kube.preflight import check_permissions, needed_permissions
 from tui.sources.kube.resolve import build_query, list_pods
+from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import AgentStream, UpdateFanIn
 from tui.targets import KubeTarget
 
 CLEANUP_TIMEOUT = 20.0
+EPHEMERAL_PORTS = 15000
 
 
 @dataclass
@@ -66,27 +67,24 @@ class TappedPod:
         return str(self.pod["metadata"].get("uid") or "")
 
 
-class KubeSession:
-    def __init__(self, target: KubeTarget, args: argparse.Namespace) -> None:
+class EphemeralSession:
+    def __init__(self, target: KubeTarget, options: KubeOptions) -> None:
         self.description = str(target)
         self._target = target
-        self._args = args
-        self._ports: list[int] = list(getattr(args, "ports", None) or [])
-        self._max_pods: int | None = getattr(args, "max_pods", None)
-        self._ephemeral = bool(getattr(args, "ephemeral", False))
-        self._timeout = float(getattr(args, "agent_timeout", None) or 60.0)
+        self._options = options
+        self._ports: list[int] = list(options.ports)
+        self._max_pods: int | None = options.max_pods
+        self._timeout = options.agent_timeout
         self._session = secrets.token_hex(4)
         self._token = secrets.token_urlsafe(24)
         self._cluster: Cluster | None = None
         self._settings: AgentSettings | None = None
         self._container = target.container
         self._tapped: dict[str, TappedPod] = {}
-        self._agent_namespaces: set[str] = set()
         self._fan_in = UpdateFanIn()
         self._watch: PodWatch | None = None
         self._follower: asyncio.Task[None] | None = None
-        self._signals: list[signal.Signals] = []
-        self._owner: asyncio.Task[object] | None = None
+        self._signals = TerminationSignals()
         self._closed = False
         self.connectors: dict[str, AgentConnector] = {}
         """Per source, how its agent is reached (tests cut port-forwards through it)."""
@@ -98,8 +96,8 @@ class KubeSession:
     # -- entering ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        args = self._args
-        cluster = await asyncio.to_thread(connect, args.kubeconfig, args.context)
+        options = self._options
+        cluster = await asyncio.to_thread(connect, options.kubeconfig, options.context)
         self._cluster = cluster
         try:
             return await self._enter(cluster)
@@ -111,7 +109,8 @@ class KubeSession:
             raise
 
     async def _enter(self, cluster: Cluster) -> Self:
-        namespace = self._args.namespace or cluster.namespace
+        options = self._options
+        namespace = self._options.namespace or cluster.namespace
         try:
             query = await asyncio.to_thread(build_query, cluster, self._target, namespace)
             pods, version = await asyncio.to_thread(list_pods, cluster, query)
@@ -128,10 +127,14 @@ class KubeSession:
         choice = choose_container(sample, self._container)
         self._container = choice.name
         if choice.guessed:
-            self._fan_in.put([SessionNote(
-                f"Tapping container {choice.name!r} of {pod_name(sample)} (the first that is "
-                "not a known sidecar); name another with /container/NAME."
-            )])
+            self._fan_in.put(
+                [
+                    SessionNote(
+                        f"Tapping container {choice.name!r} of {pod_name(sample)} (the first "
+                        "that is not a known sidecar); name another with /container/NAME."
+                    )
+                ]
+            )
         if not self._ports:
             self._ports = container_ports(sample, choice.name)
             if not self._ports:
@@ -142,26 +145,38 @@ class KubeSession:
         self._settings = AgentSettings(
             session=self._session,
             token=self._token,
-            image=getattr(self._args, "agent_image", None) or DEFAULT_AGENT_IMAGE,
-            namespace=getattr(self._args, "agent_namespace", None),
+            image=options.image,
+            namespace=options.agent_namespace,
             ports=tuple(self._ports),
-            privileged=bool(getattr(self._args, "privileged", False)),
-            idle_timeout=int(getattr(self._args, "agent_idle_timeout", None) or 30),
+            privileged=options.privileged,
+            idle_timeout=options.agent_idle_timeout,
+            # The agent shares the pod's network namespace with the service and with agents
+            # of other sessions: a fixed port could be taken.
+            ephemeral_port=AGENT_PORT + 1 + secrets.randbelow(EPHEMERAL_PORTS),
         )
         await asyncio.to_thread(self._preflight, cluster, namespace, sample)
-        self._install_signal_handlers()
-        atexit.register(self._cleanup_at_exit)
+        self._signals.install()
 
         ready = [pod for pod in pods if is_ready(pod)]
         chosen = ready[: self._max_pods] if self._max_pods else ready
         if len(chosen) < len(ready):
-            self._fan_in.put([SessionNote(
-                f"Tapping {len(chosen)} of {len(ready)} ready pods (--max-pods {self._max_pods})."
-            )])
+            self._fan_in.put(
+                [
+                    SessionNote(
+                        f"Tapping {len(chosen)} of {len(ready)} ready pods "
+                        f"(--max-pods {self._max_pods})."
+                    )
+                ]
+            )
         if not ready:
-            self._fan_in.put([SessionNote(
-                f"No pod of {self._target} is ready yet; podtap taps them as they become ready."
-            )])
+            self._fan_in.put(
+                [
+                    SessionNote(
+                        f"No pod of {self._target} is ready yet; podtap taps them as they "
+                        "become ready."
+                    )
+                ]
+            )
         for pod in chosen:
             self._tap(pod)
         starting = [t.starting for t in self._tapped.values() if t.starting is not None]
@@ -177,20 +192,7 @@ class KubeSession:
     _first_failure: str | None = None
 
     def _preflight(self, cluster: Cluster, namespace: str, sample: Pod) -> None:
-        settings = self._settings
-        assert settings is not None
-        agent_namespace = settings.namespace or namespace
-        check_permissions(
-            cluster,
-            needed_permissions(namespace, {agent_namespace}, ephemeral=self._ephemeral),
-        )
-        if self._ephemeral:
-            return
-        runtime_id = container_id(sample, self._container or "")
-        if runtime_id is not None:
-            check_pod_security(
-                cluster, agent_namespace, dry_run_pod(settings, sample, runtime_id)
-            )
+        check_permissions(cluster, needed_permissions(namespace, set(), ephemeral=True))
 
     # -- tapping pods ------------------------------------------------------------------------
 
@@ -207,22 +209,14 @@ class KubeSession:
         assert settings is not None
         pod, source = tapped.pod, source_name(tapped.pod)
         try:
-            if self._ephemeral:
-                agent = await asyncio.to_thread(
-                    agents.start_ephemeral_agent, cluster, settings, pod,
-                    self._timeout, tapped.cancelled,
-                )
-            else:
-                runtime_id = container_id(pod, self._container or "")
-                if runtime_id is None:
-                    raise agents.AgentFailed(
-                        f"Pod {source} reports no id for container {self._container!r} yet."
-                    )
-                self._agent_namespaces.add(settings.agent_namespace(pod))
-                agent = await asyncio.to_thread(
-                    agents.start_job_agent, cluster, settings, pod, runtime_id,
-                    self._timeout, tapped.cancelled,
-                )
+            agent = await asyncio.to_thread(
+                agents.start_ephemeral_agent,
+                cluster,
+                settings,
+                pod,
+                self._timeout,
+                tapped.cancelled,
+            )
         except (agents.AgentFailed, UserError) as failure:
             if tapped.cancelled.is_set():
                 return
@@ -239,7 +233,10 @@ class KubeSession:
         if tapped.cancelled.is_set():
             return
         connector = AgentConnector(
-            cluster, agent, self._token, self._timeout,
+            cluster,
+            agent,
+            self._token,
+            self._timeout,
             partial(agents.agent_failure, cluster, settings, agent, pod),
         )
         try:
@@ -247,8 +244,10 @@ class KubeSession:
         except Exception as error:
             if tapped.cancelled.is_set():
                 return
-            sentence = str(error) if isinstance(error, UserError) else (
-                f"The agent for {source} does not answer: {_describe(error)}."
+            sentence = (
+                str(error)
+                if isinstance(error, UserError)
+                else (f"The agent for {source} does not answer: {_describe(error)}.")
             )
             self._first_failure = self._first_failure or sentence
             self._fan_in.put([SourceStatus(source, "failed", sentence)])
@@ -268,13 +267,6 @@ class KubeSession:
         await self._fan_in.remove(source)
         self.connectors.pop(source, None)
         self._fan_in.put([SourceStatus(source, "gone", sentence)])
-        agent, cluster = tapped.agent, self._cluster
-        if agent is not None and agent.job is not None and cluster is not None:
-            with contextlib.suppress(ApiException, OSError):
-                await asyncio.to_thread(
-                    agents.delete_agent_job, cluster, agent.namespace, agent.job,
-                    self._session, pod_name(tapped.pod),
-                )
 
     async def _follow(self, pod_watch: PodWatch) -> None:
         while True:
@@ -344,7 +336,7 @@ class KubeSession:
         if self._closed:
             return
         self._closed = True
-        self._remove_signal_handlers()
+        self._signals.remove()
         if self._watch is not None:
             self._watch.stop()
         if self._follower is not None:
@@ -355,71 +347,27 @@ class KubeSession:
             tapped.cancelled.set()
         # Let agents being started reach a stopping point rather than abandoning their
         # threads: a Job created after the deletion below would be left behind.
-        starting = [t.starting for t in self._tapped.values()
-                    if t.starting is not None and not t.starting.done()]
+        starting = [
+            t.starting
+            for t in self._tapped.values()
+            if t.starting is not None and not t.starting.done()
+        ]
         if starting:
             await asyncio.wait(starting, timeout=CLEANUP_TIMEOUT)
-        await self._fan_in.aclose()
         for connector in self.connectors.values():
             connector.cut()
-        # Shielded: a second Ctrl+C while deleting must not leave agents behind.
-        deleting = asyncio.ensure_future(asyncio.to_thread(self._delete_agents))
-        try:
-            await asyncio.wait_for(asyncio.shield(deleting), CLEANUP_TIMEOUT)
-        except (asyncio.CancelledError, TimeoutError):
-            await asyncio.wait([deleting], timeout=CLEANUP_TIMEOUT)
-        atexit.unregister(self._cleanup_at_exit)
+        await self._fan_in.aclose()
+        # Nothing to delete: an ephemeral container cannot be removed from its pod; its agent
+        # exits once nobody has listened for its idle timeout.
         if self._cluster is not None:
             self._cluster.close()
-
-    def _delete_agents(self) -> None:
-        cluster = self._cluster
-        if cluster is None or self._ephemeral or not self._agent_namespaces:
-            return
-        with contextlib.suppress(ApiException, OSError):
-            agents.delete_session_agents(cluster, set(self._agent_namespaces), self._session)
-
-    def _cleanup_at_exit(self) -> None:
-        """Last resort when the process ends without leaving the session (e.g. sys.exit in a
-        signal handler elsewhere): agents must not outlive podtap."""
-        if not self._closed:
-            self._closed = True
-            with contextlib.suppress(Exception):
-                self._delete_agents()
-
-    def _install_signal_handlers(self) -> None:
-        """SIGTERM and SIGHUP end the session like Ctrl+C does. A command that handles SIGTERM
-        itself (``dump`` does) keeps doing so, and SIGHUP is routed to it; otherwise the task
-        that entered the session is cancelled, which runs the cleanup."""
-        loop = asyncio.get_running_loop()
-        self._owner = asyncio.current_task()
-        if threading.current_thread() is not threading.main_thread():
-            return
-        command_stops_on_term = signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            if signal.getsignal(sig) is not signal.SIG_DFL:
-                continue
-            if sig == signal.SIGHUP and command_stops_on_term:
-                loop.add_signal_handler(sig, signal.raise_signal, signal.SIGTERM)
-            else:
-                loop.add_signal_handler(sig, self._on_signal)
-            self._signals.append(sig)
-
-    def _on_signal(self) -> None:
-        if self._owner is not None:
-            self._owner.cancel()
-
-    def _remove_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._signals:
-            loop.remove_signal_handler(sig)
-        self._signals.clear()
 
 
 def _leaving(pod: Pod) -> bool:
     status = pod.get("status") or {}
     return bool(pod["metadata"].get("deletionTimestamp")) or status.get("phase") in (
-        "Failed", "Succeeded"
+        "Failed",
+        "Succeeded",
     )
 
 
