@@ -108,6 +108,8 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         self.needle: Needle | None = None
         self._requests_stale = False
         self._requests_drawn = 0.0
+        self._requests_outdated = True
+        """The store changed since the requests view's list was made (in either view)."""
         self._wanted_exchange: tuple[ConnectionKey, int] | None = None
         self._scan: ScanAround | None = None
         self.find_texts = FindTexts()
@@ -181,6 +183,8 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
 
     def show_changes(self, changes: PendingChanges) -> None:
         """Draw what changed since the last refresh (held back while paused)."""
+        if not changes.empty:
+            self._requests_outdated = True
         if self.mode == "paused":
             self._merge_held(changes)
             return
