@@ -14,10 +14,10 @@ from tui.model.curl import as_curl
 from tui.model.flows import Connection, Exchange
 from tui.model.secrets import MASK, is_secret, mask, mask_body, mask_text, mask_url
 from tui.model.store import Store
+from tui.output.exchange_text import ExchangeTextFormatter
 from tui.output.har import har_entry
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import write_view
-from tui.output.text import ExchangeTextFormatter
 
 pytestmark = pytest.mark.timeout(30)
 

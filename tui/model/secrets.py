@@ -1,6 +1,7 @@
 """What podtap treats as secret, and how it is shown until the user reveals it.
 
-One policy for every output (the app, its raw view, ``dump --http``, copy as curl, HAR, ``w``);
+One policy for every output (the app, its raw view, ``dump --http``, copy as curl, HAR, ``w``),
+for headers, URLs and bodies alike, and for the WebSocket and gRPC messages after them;
 docs/secrets.md lists the rules in prose. In short, a value is secret when
 
 - its name (a header, a query parameter, a form field, a JSON key) matches
@@ -201,6 +202,21 @@ def could_hold_secrets(body: bytes) -> bool:
         return True  # lower-casing beyond ASCII (the Kelvin sign is a k) is not checked
     names = body.lower().translate(None, _NAME_SEPARATORS)
     return any(hint in names for hint in _SECRET_HINTS)
+
+
+def mask_message_text(text: str) -> str:
+    """A WebSocket message's text, or a gRPC message's fields as text, as shown while secrets
+    are hidden: a JSON document like a JSON body, anything else like free text. Messages carry
+    no content type, so JSON is recognised by parsing."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            masked = mask_json(data)
+            return text if masked == data else json.dumps(masked, ensure_ascii=False)
+    return mask_text(text)
 
 
 def mask_text(text: str) -> str:
