@@ -246,9 +246,7 @@ class ScanAround:
         window = self._window(self._offset, stop - self._offset)
         found = self.needle.first_mentioning(window, self.texts)
         if found is not None:
-            self.found = (self._current + self._step * (self._offset + found)) % len(
-                self.exchanges
-            )
+            self.found = (self._current + self._step * (self._offset + found)) % len(self.exchanges)
             self.done = True
             return True
         self._offset = stop

@@ -37,8 +37,10 @@ class ExportKeys(Screen[None]):
             if sentence:
                 self.notify(one_line(sentence), title="Written", markup=False)
 
-        self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
-                                             now=self.clock()), written)
+        self.app.push_screen(
+            WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets, now=self.clock()),
+            written,
+        )
 
     def action_copy_curl(self) -> None:
         exchange, connection = self.selected_exchange, self.selected_connection
@@ -63,8 +65,10 @@ class ExportKeys(Screen[None]):
                     choice = (name, value)
                     break
         if choice is None:
-            self.notify("Select a request that carries a header to filter on (or press h).",
-                        severity="warning")
+            self.notify(
+                "Select a request that carries a header to filter on (or press h).",
+                severity="warning",
+            )
             return
         name, value = choice
         self.app.copy_to_clipboard(inventory.mirrord_config(name, value))

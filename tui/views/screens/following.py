@@ -75,8 +75,10 @@ class FollowingPanes(Screen[None]):
         """Apply a filter typed meanwhile, and redraw the right panes if following left them
         behind (``now``: whatever the pace)."""
         self.apply_typed_filter()
-        if self._requests_stale and self.mode != "paused" and (
-            now or time.monotonic() - self._requests_drawn >= FOLLOW_INTERVAL
+        if (
+            self._requests_stale
+            and self.mode != "paused"
+            and (now or time.monotonic() - self._requests_drawn >= FOLLOW_INTERVAL)
         ):
             self._load_requests()
         if self._right_panes_stale and self.mode == "following":
@@ -130,14 +132,18 @@ class FollowingPanes(Screen[None]):
         if connection is None:
             self.detail.show(NOTHING_SELECTED)
         elif self.raw_mode or (exchange is None and connection.protocol != "http"):
-            self.detail.show(raw_view(connection, reveal=self.reveal_secrets),
-                             keep_scroll=keep_scroll)
+            self.detail.show(
+                raw_view(connection, reveal=self.reveal_secrets), keep_scroll=keep_scroll
+            )
         elif exchange is None:
             self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
         else:
-            self.detail.show(exchange_view(exchange, connection, reveal=self.reveal_secrets,
-                                           mode=self.body_mode),
-                             keep_scroll=keep_scroll)
+            self.detail.show(
+                exchange_view(
+                    exchange, connection, reveal=self.reveal_secrets, mode=self.body_mode
+                ),
+                keep_scroll=keep_scroll,
+            )
         self._draw_detail_subtitle()
 
     def _draw_detail_subtitle(self) -> None:
