@@ -110,7 +110,10 @@ def connections(draw: st.DrawFn, conn: int) -> Connection:
     first = draw(st.sampled_from(DIRECTIONS))
     for direction in (first, peer_of(first)):
         size = len(streams[direction])
-        wire.append(Wired(conn, direction, size, size, len(streams[peer_of(direction)]), True))
+        # The FIN alone, or with the stream's last bytes again (as a sender that shuts down
+        # right after writing sends them), which the capture may see before the first copy.
+        start = size - draw(st.integers(0, min(size, 300)))
+        wire.append(Wired(conn, direction, start, size, len(streams[peer_of(direction)]), True))
     return Connection(flow, streams, draw(st.booleans()), wire)
 
 
@@ -295,7 +298,7 @@ def conn_ids(events: list[AnyEvent]) -> dict[int, int]:
     return {e.conn: e.client_port - 40000 for e in events if isinstance(e, ConnectionOpened)}
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     traffic(),
     st.lists(st.integers(1, 30), max_size=12),
