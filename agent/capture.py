@@ -243,7 +243,10 @@ def frames_of_block(
         if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
             continue
         if snaplen < length:
+            # Lost whole, whatever its IP header says: an offloaded super-packet's says 0, and
+            # its captured part would read as a shorter segment with no sign of what is missing.
             truncated += 1
+            continue
         if ifindex != last_ifindex:
             name = interface_name(ifindex)
             last_ifindex = ifindex
