@@ -10,7 +10,7 @@ so that the lines that keep repeating come back and the one-offs (request ids) g
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from collections.abc import Iterable
 
 import h11
 
@@ -25,10 +25,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}\Z")
 _END = h11.EndOfMessage()
 
 
-class RawHeaders(Protocol):
-    def raw_items(self) -> list[tuple[bytes, bytes]]: ...
-
-
 class Http1Cache:
     """Decoded header lines, words and stand-in requests, shared by many connections."""
 
@@ -39,11 +35,11 @@ class Http1Cache:
         self._words: dict[bytes, str] = {}
         self._stand_ins: dict[tuple[str, bool], h11.Request] = {}
 
-    def headers(self, headers: RawHeaders) -> list[tuple[str, str]]:
+    def headers(self, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         """Headers as sent: original case and order (h11's own view lowercases the names)."""
         lines = self._header_lines
         out = []
-        for line in headers.raw_items():
+        for line in raw:
             decoded = lines.get(line)
             if decoded is None:
                 name, value = line
