@@ -114,11 +114,18 @@ class ByteReader:
         return False
 
     def start_simple_message(self) -> None:
-        """The next message is read whole without h11 (``http1_fast``)."""
+        """The next message's head is read without h11 (``http1_fast``)."""
         self.head_done = False
         self.body_seen = 0
         self.store_body = True
         self.eof_sent = False
+
+    def read_body_with(self, connection: h11.Connection, start: int) -> None:
+        """The body from ``buf[start]`` on is ``connection``'s to read (it has read a head
+        framed as this one is)."""
+        self.h11 = connection
+        self.fed = start
+        self.feed_more(send_eof=False)
 
     def end_simple_message(self, end: int) -> None:
         """The message read whole ended at ``buf[end]``, where the next one starts."""

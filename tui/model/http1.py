@@ -288,10 +288,14 @@ class Http1Decoder:
     def _simple_request(
         self, reader: ByteReader, simple: SimpleRequest, ts: float, sink: ExchangeSink
     ) -> None:
-        """A whole plain request, read without h11: the same steps h11's events drive."""
+        """A plain request head, read without h11, and its body when it is all there: the
+        steps h11's events drive. A body still coming is h11's to read."""
         reader.start_simple_message()
         self._request_started(reader, simple, simple.headers, sink)
         exchange = reader.exchange
+        if simple.body is None:
+            reader.read_body_with(self._cache.request_body_parser(simple.framing), simple.end)
+            return
         if simple.body and exchange is not None:
             self._add_body(reader, exchange.request, simple.body)
         reader.end_simple_message(simple.end)
@@ -447,9 +451,14 @@ class Http1Decoder:
         ts: float,
         sink: ExchangeSink,
     ) -> None:
-        """A whole plain final response, read without h11: the steps h11's events drive."""
+        """A plain final response, read as a request is (``_simple_request``)."""
         reader.start_simple_message()
         self._response_head(reader, exchange, simple, simple.headers, ts, sink)
+        if simple.body is None:
+            parser = self._cache.response_body_parser(exchange.request.method, simple.framing)
+            reader.read_body_with(parser, simple.end)
+            reader.exchange = exchange
+            return
         response = exchange.response
         if simple.body and response is not None:
             self._add_body(reader, response, simple.body)

@@ -61,6 +61,21 @@ class Http1Cache:
                 words[raw] = text
         return text
 
+    def request_body_parser(self, framing: bytes) -> h11.Connection:
+        """A server-side h11 connection that has read a request head framed by ``framing``
+        (a header line) and waits for its body: the head itself was read without h11."""
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        parser.receive_data(b"POST / HTTP/1.1\r\nHost: podtap\r\n" + framing + b"\r\n")
+        parser.next_event()
+        return parser
+
+    def response_body_parser(self, method: str, framing: bytes) -> h11.Connection:
+        """The same for a response to a ``method`` request."""
+        parser = self.response_parser(method, upgrade=False)
+        parser.receive_data(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n")
+        parser.next_event()
+        return parser
+
     def response_parser(self, method: str, upgrade: bool) -> h11.Connection:
         """A client-side h11 connection that has "sent" a stand-in for the request.
 

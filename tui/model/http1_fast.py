@@ -66,9 +66,12 @@ class SimpleRequest(NamedTuple):
     target: bytes
     http_version: bytes
     headers: RawHeaders
-    body: bytes
+    body: bytes | None
+    """None when the body is not all buffered yet (h11 reads it, told only ``framing``)."""
     end: int
-    """Index just past the message in the buffer read."""
+    """Index just past the message in the buffer read (past the head when ``body`` is None)."""
+    framing: bytes
+    """The header line that frames the body as h11 reads it, if one does."""
 
 
 class SimpleResponse(NamedTuple):
@@ -76,8 +79,9 @@ class SimpleResponse(NamedTuple):
     reason: bytes
     http_version: bytes
     headers: RawHeaders
-    body: bytes
+    body: bytes | None
     end: int
+    framing: bytes
 
 
 class _Framing(NamedTuple):
@@ -85,6 +89,14 @@ class _Framing(NamedTuple):
     """The Content-Length, if one was sent."""
     chunked: bool
     hosts: int
+
+    @property
+    def line(self) -> bytes:
+        if self.chunked:
+            return b"Transfer-Encoding: chunked\r\n"
+        if self.length is not None:
+            return b"Content-Length: %d\r\n" % self.length
+        return b""
 
 
 def read_request(buf: bytearray, pos: int) -> SimpleRequest | None:
@@ -104,11 +116,8 @@ def read_request(buf: bytearray, pos: int) -> SimpleRequest | None:
     framing = _framing(headers)
     if framing is None or framing.hosts > 1 or (framing.hosts == 0 and version == b"1.1"):
         return None
-    found = _body(buf, blank + 4, framing, default=0)
-    if found is None:
-        return None
-    body, end = found
-    return SimpleRequest(method, target, version, headers, body, end)
+    body, end = _body(buf, blank + 4, framing, default=0)
+    return SimpleRequest(method, target, version, headers, body, end, framing.line)
 
 
 def read_response(buf: bytearray, pos: int, method: str) -> SimpleResponse | None:
@@ -132,15 +141,13 @@ def read_response(buf: bytearray, pos: int, method: str) -> SimpleResponse | Non
     framing = _framing(headers)
     if framing is None:
         return None
+    body: bytes | None
     if method == "HEAD" or status == 204 or status == 304:
         body, end = b"", blank + 4
     else:
         # No framing header: the body runs to the close, which only h11 waits for.
-        found = _body(buf, blank + 4, framing, default=None)
-        if found is None:
-            return None
-        body, end = found
-    return SimpleResponse(status, reason or b"", version, headers, body, end)
+        body, end = _body(buf, blank + 4, framing, default=None)
+    return SimpleResponse(status, reason or b"", version, headers, body, end, framing.line)
 
 
 def _header_lines(buf: bytearray, start: int, end: int) -> RawHeaders | None:
@@ -182,16 +189,17 @@ def _framing(headers: RawHeaders) -> _Framing | None:
 
 def _body(
     buf: bytearray, start: int, framing: _Framing, default: int | None
-) -> tuple[bytes, int] | None:
-    """The body starting at ``buf[start]`` and the index past it, if all of it is there."""
+) -> tuple[bytes | None, int]:
+    """The body starting at ``buf[start]`` and the index past it, if all of it is there and
+    plain; else None and ``start``, for h11 to read (and judge) as it comes."""
     if framing.chunked:
-        return _chunked_body(buf, start)
+        return _chunked_body(buf, start) or (None, start)
     length = framing.length if framing.length is not None else default
     if length is None:
-        return None
+        return None, start
     end = start + length
     if end > len(buf):
-        return None
+        return None, start
     return (bytes(buf[start:end]) if length else b""), end
 
 
