@@ -172,7 +172,7 @@ async def test_space_pauses_then_follows() -> None:
     session = shop_session(finite=False)
     app = shop_app(session)
     async with app.run_test(size=SIZE) as pilot:
-        while session.delivered < len(session.batches):
+        while session.delivered < len(session.batches) or app.backlog:
             await pilot.pause(0.01)
         app.draw()
         await pilot.press("space")
@@ -193,7 +193,7 @@ async def test_moving_the_cursor_stops_following() -> None:
     session = shop_session(finite=False)
     app = shop_app(session)
     async with app.run_test(size=SIZE) as pilot:
-        while session.delivered < len(session.batches):
+        while session.delivered < len(session.batches) or app.backlog:
             await pilot.pause(0.01)
         app.draw()
         await pilot.press("down", "down")

@@ -37,7 +37,7 @@ async def live_app(pilot_size: tuple[int, int] = SIZE) -> PodtapApp:
 
 async def drained(app: PodtapApp, pilot: object) -> None:
     session = app.session
-    while session.delivered < len(session.batches):  # type: ignore[attr-defined]
+    while session.delivered < len(session.batches) or app.backlog:  # type: ignore[attr-defined]
         await pilot.pause(0.01)  # type: ignore[attr-defined]
     app.draw()
     app.main_screen.catch_up(now=True)

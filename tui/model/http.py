@@ -131,6 +131,13 @@ class ConnectionDecoder:
         if self._decoder is not None:
             self._decoder.close(ts, sink)
 
+    def release(self) -> None:
+        """Let go of the protocol's decoder, for good: the store forgets the connection. (That
+        decoder holds a way back here to hand the connection over, a cycle that reference
+        counting alone would never free.)"""
+        self._decoder = None
+        self._detecting = False
+
     # --------------------------------------------------------------------------- detection
 
     def _detect(self, fed: Direction, ts: float, sink: ExchangeSink) -> None:

@@ -128,10 +128,13 @@ class Store:
         self._filter: Filter | None = None
         self._invert = False
         self._hide_noise = False
-        # The filtered view: per exchange whether it is shown, per connection how many of its
-        # exchanges are, and the set of visible connections.
-        self._shown_exchange: dict[Exchange, bool] = {}
-        self._shown_count: dict[ConnectionKey, int] = {}
+        # The filtered view: the exchanges it hides (few, usually), per connection how many,
+        # and the set of visible connections. The noise is kept whatever the view, so that
+        # hiding or showing it walks the noise alone, not every exchange kept.
+        self._hidden: set[Exchange] = set()
+        self._hidden_count: dict[ConnectionKey, int] = {}
+        self._noise: set[Exchange] = set()
+        self._noise_count: dict[ConnectionKey, int] = {}
         self._visible: set[ConnectionKey] = set()
         self._visible_cache: list[Connection] | None = None
 
@@ -384,8 +387,7 @@ class Store:
                 self.bodies.forget(conn.exchanges[:count])
                 for exchange in conn.exchanges[:count]:
                     evicted.add(exchange)
-                    if self._shown_exchange.pop(exchange, False):
-                        self._shown_count[conn.key] -= 1
+                    self._forget_exchange(exchange, conn.key)
                 del conn.exchanges[:count]
                 conn.exchanges_dropped += count
                 self.dropped_exchanges += count
@@ -399,13 +401,16 @@ class Store:
 
     def _evict_connection(self, key: ConnectionKey, change: StoreChange) -> None:
         conn = self.connections.pop(key)
-        self._decoders.pop(key, None)
+        decoder = self._decoders.pop(key, None)
+        if decoder is not None:
+            decoder.release()
         self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
         self.bodies.forget(conn.exchanges)
-        for exchange in conn.exchanges:
-            self._shown_exchange.pop(exchange, None)
-        self._shown_count.pop(key, None)
+        if self._hidden_count.pop(key, 0):
+            self._hidden.difference_update(conn.exchanges)
+        if self._noise_count.pop(key, 0):
+            self._noise.difference_update(conn.exchanges)
         if key in self._visible:
             self._visible.discard(key)
             self._visible_cache = None
@@ -441,17 +446,21 @@ class Store:
             change.changed_exchanges = [ex for ex in change.changed_exchanges if ex.key in live]
 
     def _evaluate_exchange(self, exchange: Exchange, conn: Connection) -> None:
-        shown = self._exchange_shown(exchange, conn)
-        was = self._shown_exchange.get(exchange)
-        if was is shown:
-            return
-        self._shown_exchange[exchange] = shown
-        delta = (1 if shown else 0) - (1 if was else 0)
-        if delta:
-            self._shown_count[conn.key] = self._shown_count.get(conn.key, 0) + delta
+        noise = is_noise(exchange)
+        if noise != (exchange in self._noise):
+            _toggle(self._noise, self._noise_count, exchange, conn.key, noise)
+        hidden = not self._exchange_shown(exchange, conn, noise)
+        if hidden != (exchange in self._hidden):
+            _toggle(self._hidden, self._hidden_count, exchange, conn.key, hidden)
 
-    def _exchange_shown(self, exchange: Exchange, conn: Connection) -> bool:
-        if self._hide_noise and is_noise(exchange):
+    def _forget_exchange(self, exchange: Exchange, key: ConnectionKey) -> None:
+        if exchange in self._hidden:
+            _toggle(self._hidden, self._hidden_count, exchange, key, False)
+        if exchange in self._noise:
+            _toggle(self._noise, self._noise_count, exchange, key, False)
+
+    def _exchange_shown(self, exchange: Exchange, conn: Connection, noise: bool) -> bool:
+        if self._hide_noise and noise:
             return False
         effective = self._effective_filter()
         return effective is None or effective.evaluate(conn, exchange)
@@ -463,7 +472,7 @@ class Store:
 
     def _connection_shown(self, conn: Connection) -> bool:
         if conn.exchanges:
-            return self._shown_count.get(conn.key, 0) > 0
+            return len(conn.exchanges) > self._hidden_count.get(conn.key, 0)
         effective = self._effective_filter()
         return effective is None or effective.evaluate(conn, None)
 
@@ -479,17 +488,25 @@ class Store:
         change.view_changed = True
 
     def _recompute_view(self) -> None:
-        self._shown_exchange.clear()
-        self._shown_count.clear()
+        self._hidden.clear()
+        self._hidden_count.clear()
         self._visible.clear()
         self._visible_cache = None
+        if self._effective_filter() is not None:
+            for conn in self.connections.values():
+                hidden = [
+                    exchange
+                    for exchange in conn.exchanges
+                    if not self._exchange_shown(exchange, conn, exchange in self._noise)
+                ]
+                if hidden:
+                    self._hidden.update(hidden)
+                    self._hidden_count[conn.key] = len(hidden)
+        elif self._hide_noise:
+            # No filter: what is hidden is the noise, known already.
+            self._hidden.update(self._noise)
+            self._hidden_count.update(self._noise_count)
         for conn in self.connections.values():
-            count = 0
-            for exchange in conn.exchanges:
-                shown = self._exchange_shown(exchange, conn)
-                self._shown_exchange[exchange] = shown
-                count += shown
-            self._shown_count[conn.key] = count
             if self._connection_shown(conn):
                 self._visible.add(conn.key)
 
@@ -529,17 +546,24 @@ class Store:
         conn = self.connections.get(key)
         if conn is None:
             return []
-        shown = self._shown_exchange
-        return [ex for ex in conn.exchanges if shown.get(ex, True)]
+        if not self._hidden_count.get(key):
+            return list(conn.exchanges)
+        hidden = self._hidden
+        return [ex for ex in conn.exchanges if ex not in hidden]
 
     def visible_exchanges_in_order(self) -> list[Exchange]:
         """Every exchange the filter lets through, across connections, oldest first.
 
-        Every exchange held has its entry in the filtered view's table (True when shown), and
-        one evicted has none: one pass over the creation order, no sort.
+        The creation order runs beside the owners' (the caps pop both): an exchange is held
+        while its owner is, and shown unless the view hides it. One pass, no sort.
         """
-        shown = self._shown_exchange
-        return [exchange for exchange in self._exchange_order if shown.get(exchange, False)]
+        live = self.connections
+        hidden = self._hidden
+        return [
+            exchange
+            for owner, exchange in zip(self._exchange_owners, self._exchange_order, strict=True)
+            if live.get(owner.key) is owner and exchange not in hidden
+        ]
 
     def matches(self, connection: Connection) -> bool:
         return connection.key in self._visible
@@ -557,6 +581,8 @@ class Store:
         A live connection that sends more afterwards comes back as a mid-stream one.
         """
         self.connections.clear()
+        for decoder in self._decoders.values():
+            decoder.release()
         self._decoders.clear()
         self._exchange_owners.clear()
         self._exchange_order.clear()
@@ -568,4 +594,26 @@ class Store:
         self.dropped_connections = 0
         self.dropped_exchanges = 0
         self.notes.clear()
+        self._noise.clear()
+        self._noise_count.clear()
         self._recompute_view()
+
+
+def _toggle(
+    members: set[Exchange],
+    counts: dict[ConnectionKey, int],
+    exchange: Exchange,
+    key: ConnectionKey,
+    member: bool,
+) -> None:
+    """Add ``exchange`` to ``members`` or take it out, and keep its connection's count."""
+    if member:
+        members.add(exchange)
+        counts[key] = counts.get(key, 0) + 1
+    else:
+        members.discard(exchange)
+        left = counts.get(key, 0) - 1
+        if left > 0:
+            counts[key] = left
+        else:
+            counts.pop(key, None)

@@ -1,5 +1,5 @@
-"""The podtap app: it drains a session's updates into the store and redraws, at most ten
-times a second, only what changed."""
+"""The podtap app: it hands a session's updates to the decoding thread, which applies them to
+the store while the loop is idle, and redraws, at most ten times a second, only what changed."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from textual.screen import Screen
 from agent.errors import UserError
 from tui.model.endpoints import EndpointTable
 from tui.model.flows import ConnectionKey
-from tui.model.store import Store
+from tui.model.store import Store, StoreChange
 from tui.model.terminal_text import terminal_safe
 from tui.model.updates import AgentEvent, Update
 from tui.sources.session import Session
+from tui.views.collector import FrozenSurvivors
+from tui.views.decoding import DecodingThread, IdleGate
 from tui.views.pending import PendingChanges, ShowsStoreChanges
 from tui.views.rate import RateMeter
 from tui.views.screens.help import HelpScreen, bindings_of
@@ -34,16 +36,18 @@ REFRESH_INTERVAL = 0.1
 """Seconds between redraws: bursts of updates in between are merged into one."""
 
 INGEST_CHUNK = 32
-"""Updates applied in one go (a few milliseconds of decoding) before the loop gets a turn."""
+"""Updates applied in one go when the loop itself must decode (it has no selector to gate)."""
+
+MAX_BACKLOG = 20_000
+"""Updates waiting for the decoding thread before the feed stops being read: past it, the
+agent's journal, not this process's memory, absorbs what the decoding has not caught up with."""
+
+BACKLOG_POLL = 0.02
+"""Seconds between two looks at the decoding backlog while it is full or being drained."""
 
 KEY_QUIET = 0.05
 """After a keystroke, decoding and data redraws step aside this long: its answer is drawn
 first."""
-
-INGEST_SHARE = 0.6
-"""At most this share of the time goes to decoding when traffic outruns it: the rest is kept
-for keys and drawing, so the screen answers at once even while the feed falls behind (the
-agent's journal, not the screen, absorbs the backlog)."""
 
 
 class PodtapApp(App[None]):
@@ -75,6 +79,11 @@ class PodtapApp(App[None]):
         self.pending = PendingChanges()
         self.rate = RateMeter()
         self.events_seen = 0
+        self.collector = FrozenSurvivors()
+        self.decoding: DecodingThread | None = None
+        """Decodes the feed off the loop; None until the app is ready (and on a loop that has
+        no selector to gate, where the loop decodes itself)."""
+        self._gate: IdleGate | None = None
         self.stream_ended = False
         self._last_input = 0.0
         self.stream_finished = asyncio.Event()
@@ -87,20 +96,31 @@ class PodtapApp(App[None]):
         # Ready: the main screen is composed, so the feed has somewhere to draw.
         self.set_interval(REFRESH_INTERVAL, self._tick)
         self.set_interval(1.0, self.main_screen.refresh_ages)
+        # What start-up made lives as long as the app: frozen now, never walked again.
+        self.collector.start()
+        self._gate = IdleGate.install(asyncio.get_running_loop())
+        if self._gate is not None:
+            self.decoding = DecodingThread(self.store, self._gate, self._applied,
+                                           tend=self._tend_collector)
+            self.decoding.start()
         self.ingest_updates()
+
+    def _tend_collector(self) -> None:
+        self.collector.tend(quiet_for=time.perf_counter() - self._last_input)
+
+    def on_unmount(self) -> None:
+        if self.decoding is not None:
+            self.decoding.stop()
+        if self._gate is not None:
+            self._gate.uninstall(asyncio.get_running_loop())
+        self.collector.stop()
 
     @work(exclusive=True, group="ingest")
     async def ingest_updates(self) -> None:
-        rest = (1 - INGEST_SHARE) / INGEST_SHARE
         try:
             async for batch in self.session.updates():
-                for start in range(0, len(batch), INGEST_CHUNK):
-                    quiet = KEY_QUIET - (time.perf_counter() - self._last_input)
-                    if quiet > 0:
-                        await asyncio.sleep(quiet)
-                    began = time.perf_counter()
-                    self.apply(batch[start:start + INGEST_CHUNK])
-                    await asyncio.sleep((time.perf_counter() - began) * rest)
+                await self._decode(batch)
+            await self._decoded()
         except UserError as error:
             self.notify(terminal_safe(str(error)), title="The stream stopped", severity="error",
                         timeout=60, markup=False)
@@ -109,14 +129,50 @@ class PodtapApp(App[None]):
         self.main_screen.catch_up(now=True)
         self.stream_finished.set()
 
+    async def _decode(self, batch: Sequence[Update]) -> None:
+        self._raise_decoding_failure()
+        decoding = self.decoding
+        if decoding is None:
+            for start in range(0, len(batch), INGEST_CHUNK):
+                self.apply(batch[start:start + INGEST_CHUNK])
+                self._tend_collector()
+                await asyncio.sleep(0)
+            return
+        decoding.put(batch)
+        while decoding.backlog > MAX_BACKLOG:
+            self._raise_decoding_failure()
+            await asyncio.sleep(BACKLOG_POLL)
+
+    async def _decoded(self) -> None:
+        """Wait until everything the session delivered is in the store."""
+        while self.decoding is not None and self.decoding.backlog:
+            self._raise_decoding_failure()
+            await asyncio.sleep(BACKLOG_POLL)
+        self._raise_decoding_failure()
+
+    @property
+    def backlog(self) -> int:
+        """Updates the session delivered that are not in the store yet."""
+        return 0 if self.decoding is None else self.decoding.backlog
+
+    def _raise_decoding_failure(self) -> None:
+        if self.decoding is not None and self.decoding.failure is not None:
+            raise self.decoding.failure
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
             self._last_input = time.perf_counter()
+            if self._gate is not None:
+                self._gate.shut_for(KEY_QUIET)
         await super().on_event(event)
 
     def apply(self, updates: Sequence[Update]) -> None:
-        self.events_seen += sum(1 for update in updates if isinstance(update, AgentEvent))
-        change = self.store.apply(updates)
+        """Apply ``updates`` to the store now (the loop's own decoding, and tests)."""
+        events = sum(1 for update in updates if isinstance(update, AgentEvent))
+        self._applied(self.store.apply(updates), events)
+
+    def _applied(self, change: StoreChange, events: int) -> None:
+        self.events_seen += events
         self.endpoints.observe(change.new_exchanges, change.changed_exchanges, self._protocol_of)
         self.pending.merge(change)
 
