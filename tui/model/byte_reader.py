@@ -113,13 +113,35 @@ class ByteReader:
             return True
         return False
 
+    def start_simple_message(self) -> None:
+        """The next message's head is read without h11 (``http1_fast``)."""
+        self.head_done = False
+        self.body_seen = 0
+        self.store_body = True
+        self.eof_sent = False
+
+    def read_body_with(self, connection: h11.Connection, start: int) -> None:
+        """The body from ``buf[start]`` on is ``connection``'s to read (it has read a head
+        framed as this one is)."""
+        self.h11 = connection
+        self.fed = start
+        self.feed_more(send_eof=False)
+
+    def end_simple_message(self, end: int) -> None:
+        """The message read whole ended at ``buf[end]``, where the next one starts."""
+        self.fed = end
+        self._message_ended_at(end)
+
     def end_message(self) -> None:
         """The message ended: what h11 did not consume starts the next one."""
         assert self.h11 is not None
         leftover = len(self.h11.trailing_data[0])
         self.h11 = None
+        self._message_ended_at(self.fed - leftover)
+
+    def _message_ended_at(self, pos: int) -> None:
         self.exchange = None
-        self.pos = pos = self.fed - leftover
+        self.pos = pos
         if pos >= len(self.buf):
             # Everything is consumed (the common case): keep just the last byte as context.
             cut = pos - 1

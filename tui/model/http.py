@@ -15,6 +15,7 @@ HTTP/1.x, which finds where its messages start.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -32,6 +33,8 @@ __all__ = ["ConnectionDecoder", "ExchangeSink"]
 _MAX_TLS_HELLO = 1 << 16
 _MAX_LATE_SCAN = 1 << 16
 """Joined mid-stream, bytes looked at before settling for HTTP/1.x's own resynchronising."""
+_MAX_START_LINE = 8100
+"""Longer than any line ``REQUEST_START`` or ``STATUS_START`` matches."""
 
 Chunk = tuple[Direction, bytes, float]
 
@@ -65,6 +68,8 @@ class ConnectionDecoder:
         # Joined mid-stream: no first bytes to go by, the protocol is told from what it says.
         self._late = connection.mid_stream
         self._late_asked = 0
+        # How far each side was scanned for a start line (client, server).
+        self._late_scanned = (0, 0)
 
     # --------------------------------------------------------------------------- input
 
@@ -175,21 +180,24 @@ class ConnectionDecoder:
         """Joined mid-stream: a decoder that recognises the bytes (HTTP/2 frames) takes them;
         else HTTP/1.x, once a start line shows (or enough was seen, or a gap or the close
         forces a decision), which resynchronises on its messages."""
-        client, server = bytes(self._client_head), bytes(self._server_head)
+        client, server = self._client_head, self._server_head
         seen = len(client) + len(server)
         decoder = None
         if force or seen >= 2 * self._late_asked:
             # Asked again each time the bytes double: a look at a few KiB is not repeated for
             # every segment of a connection that is neither.
             self._late_asked = seen
-            decoder = self._handoffs.for_mid_stream(self.connection, client, server)
+            decoder = self._handoffs.for_mid_stream(self.connection, bytes(client), bytes(server))
         if decoder is not None:
             self._hand_over(decoder, sink)
-        elif (
+            return
+        scanned = self._late_scanned
+        self._late_scanned = (len(client), len(server))
+        if (
             force
-            or looks_like_tls_record(client[:3])
-            or REQUEST_START.search(client) is not None
-            or STATUS_START.search(server) is not None
+            or looks_like_tls_record(bytes(client[:3]))
+            or _start_line_ends(REQUEST_START, client, scanned[0])
+            or _start_line_ends(STATUS_START, server, scanned[1])
             or seen >= _MAX_LATE_SCAN
         ):
             self._decode_http1(joined_late=True).decode(ts, sink, fed)
@@ -239,3 +247,17 @@ class ConnectionDecoder:
         self._client_head = bytearray()
         self._server_head = bytearray()
         return early
+
+
+def _start_line_ends(start: re.Pattern[bytes], data: bytearray, scanned: int) -> bool:
+    """Whether a ``start`` line ends in ``data`` past ``scanned`` (nothing before did).
+
+    Such a line ends with a newline, holds no other and is never longer than
+    ``_MAX_START_LINE``: with no newline past ``scanned`` there is none, and the search begins
+    at the later of the two bounds. Bytes arriving one at a time are each looked at a bounded
+    number of times, not once per byte after them."""
+    if data.find(b"\n", scanned) < 0:
+        return False
+    floor = max(scanned - _MAX_START_LINE, 0)
+    begin = max(data.rfind(b"\n", floor, scanned), floor)
+    return start.search(data, begin) is not None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import h11
 
@@ -27,6 +27,14 @@ from tui.model.decoder import Direction, ExchangeSink, ProtocolDecoder, Switch
 from tui.model.flows import Connection, Exchange, Message, Request, Response
 from tui.model.handoff import Handoffs
 from tui.model.http1_cache import Http1Cache
+from tui.model.http1_fast import (
+    RequestLine,
+    SimpleRequest,
+    SimpleResponse,
+    StatusLine,
+    read_request,
+    read_response,
+)
 from tui.model.http1_framing import (
     MAX_HEAD,
     MAX_INFORMATIONAL,
@@ -247,6 +255,10 @@ class Http1Decoder:
             if parser is None:
                 if not reader.has_unparsed():
                     return
+                simple = read_request(reader.buf, reader.pos)
+                if simple is not None:
+                    self._simple_request(reader, simple, ts, sink)
+                    continue
                 parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
                 reader.start_message(parser)
             try:
@@ -265,24 +277,46 @@ class Http1Decoder:
                     self._add_body(reader, exchange.request, event.data)
                     sink.exchange_changed(exchange)
             elif isinstance(event, h11.Request):
-                self._request_started(reader, event, ts, sink)
+                self._request_started(reader, event, event.headers.raw_items(), sink)
             elif isinstance(event, h11.EndOfMessage):
-                self._request_ended(reader, event, ts, sink)
+                exchange = reader.exchange
+                reader.end_message()
+                self._request_ended(exchange, event.headers.raw_items(), ts, sink)
             else:
                 return
 
+    def _simple_request(
+        self, reader: ByteReader, simple: SimpleRequest, ts: float, sink: ExchangeSink
+    ) -> None:
+        """A plain request head, read without h11, and its body when it is all there: the
+        steps h11's events drive. A body still coming is h11's to read."""
+        reader.start_simple_message()
+        self._request_started(reader, simple, simple.headers, sink)
+        exchange = reader.exchange
+        if simple.body is None:
+            reader.read_body_with(self._cache.request_body_parser(simple.framing), simple.end)
+            return
+        if simple.body and exchange is not None:
+            self._add_body(reader, exchange.request, simple.body)
+        reader.end_simple_message(simple.end)
+        self._request_ended(exchange, (), ts, sink)
+
     def _request_started(
-        self, reader: ByteReader, event: h11.Request, ts: float, sink: ExchangeSink
+        self,
+        reader: ByteReader,
+        line: RequestLine,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        sink: ExchangeSink,
     ) -> None:
         reader.head_done = True
-        target = event.target.decode("latin-1")
-        headers = self._cache.headers(event.headers)
+        target = line.target.decode("latin-1")
+        headers = self._cache.headers(raw_headers)
         request = Request(
             headers=headers,
-            method=self._cache.word(event.method),
+            method=self._cache.word(line.method),
             target=target,
-            path=path_of(target, event.method),
-            http_version=self._cache.word(event.http_version),
+            path=path_of(target, line.method),
+            http_version=self._cache.word(line.http_version),
         )
         upgrade = False
         for name, value in headers:
@@ -303,16 +337,18 @@ class Http1Decoder:
             self._on_request(exchange)
 
     def _request_ended(
-        self, reader: ByteReader, event: h11.EndOfMessage, ts: float, sink: ExchangeSink
+        self,
+        exchange: Exchange | None,
+        raw_trailers: Sequence[tuple[bytes, bytes]],
+        ts: float,
+        sink: ExchangeSink,
     ) -> None:
-        exchange = reader.exchange
-        reader.end_message()
         if exchange is None:
             return
         request = exchange.request
         request.complete = True
-        if event.headers:
-            request.trailers = self._cache.headers(event.headers)
+        if raw_trailers:
+            request.trailers = self._cache.headers(raw_trailers)
         exchange.request_finished = ts
         sink.exchange_changed(exchange)
         if request.method == "CONNECT" or exchange in self._upgrades:
@@ -372,9 +408,13 @@ class Http1Decoder:
                 exchange = self._exchange_to_answer(ts, sink)
                 if exchange is None:
                     return
-                parser = self._cache.response_parser(
-                    exchange.request.method, exchange in self._upgrades
-                )
+                upgrade = exchange in self._upgrades
+                method = exchange.request.method
+                simple = None if upgrade else read_response(reader.buf, reader.pos, method)
+                if simple is not None:
+                    self._simple_response(reader, exchange, simple, ts, sink)
+                    continue
+                parser = self._cache.response_parser(method, upgrade)
                 reader.start_message(parser)
                 reader.exchange = exchange
             try:
@@ -393,14 +433,37 @@ class Http1Decoder:
                     self._add_body(reader, exchange.response, event.data)
                 sink.exchange_changed(exchange)
             elif isinstance(event, (h11.Response, h11.InformationalResponse)):
-                self._response_head(reader, exchange, event, ts, sink)
+                self._response_head(reader, exchange, event, event.headers.raw_items(), ts, sink)
                 if parser.their_state is _SWITCHED:
                     self._switched(exchange, ts, sink)
                     return
             elif isinstance(event, h11.EndOfMessage):
-                self._response_ended(reader, exchange, event, ts, sink)
+                reader.end_message()
+                self._response_ended(exchange, event.headers.raw_items(), ts, sink)
             else:
                 return
+
+    def _simple_response(
+        self,
+        reader: ByteReader,
+        exchange: Exchange,
+        simple: SimpleResponse,
+        ts: float,
+        sink: ExchangeSink,
+    ) -> None:
+        """A plain final response, read as a request is (``_simple_request``)."""
+        reader.start_simple_message()
+        self._response_head(reader, exchange, simple, simple.headers, ts, sink)
+        if simple.body is None:
+            parser = self._cache.response_body_parser(exchange.request.method, simple.framing)
+            reader.read_body_with(parser, simple.end)
+            reader.exchange = exchange
+            return
+        response = exchange.response
+        if simple.body and response is not None:
+            self._add_body(reader, response, simple.body)
+        reader.end_simple_message(simple.end)
+        self._response_ended(exchange, (), ts, sink)
 
     def _exchange_to_answer(self, ts: float, sink: ExchangeSink) -> Exchange | None:
         """The exchange the next response belongs to; None to wait for its request."""
@@ -427,17 +490,19 @@ class Http1Decoder:
         self,
         reader: ByteReader,
         exchange: Exchange,
-        event: h11.Response | h11.InformationalResponse,
+        line: StatusLine,
+        raw_headers: Iterable[tuple[bytes, bytes]],
         ts: float,
         sink: ExchangeSink,
     ) -> None:
+        status = line.status_code
         response = Response(
-            headers=self._cache.headers(event.headers),
-            status=event.status_code,
-            reason=self._cache.word(event.reason),
-            http_version=self._cache.word(event.http_version),
+            headers=self._cache.headers(raw_headers),
+            status=status,
+            reason=self._cache.word(line.reason),
+            http_version=self._cache.word(line.http_version),
         )
-        if event.status_code < 200 and event.status_code != 101:
+        if status < 200 and status != 101:
             response.complete = True
             if len(exchange.informational) < MAX_INFORMATIONAL:
                 exchange.informational = (*exchange.informational, response)
@@ -452,23 +517,21 @@ class Http1Decoder:
             exchange.response_started = (
                 reader.ts_at(reader.pos) if not exchange.informational else ts
             )
-            self.connection.last_status = event.status_code
+            self.connection.last_status = status
         sink.exchange_changed(exchange)
 
     def _response_ended(
         self,
-        reader: ByteReader,
         exchange: Exchange,
-        event: h11.EndOfMessage,
+        raw_trailers: Sequence[tuple[bytes, bytes]],
         ts: float,
         sink: ExchangeSink,
     ) -> None:
-        reader.end_message()
         response = exchange.response
         if response is not None:
             response.complete = True
-            if event.headers:
-                response.trailers = self._cache.headers(event.headers)
+            if raw_trailers:
+                response.trailers = self._cache.headers(raw_trailers)
         exchange.finished = ts
         self._answered(exchange)
         sink.exchange_changed(exchange)

@@ -10,7 +10,7 @@ so that the lines that keep repeating come back and the one-offs (request ids) g
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from collections.abc import Iterable
 
 import h11
 
@@ -25,10 +25,6 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20}\Z")
 _END = h11.EndOfMessage()
 
 
-class RawHeaders(Protocol):
-    def raw_items(self) -> list[tuple[bytes, bytes]]: ...
-
-
 class Http1Cache:
     """Decoded header lines, words and stand-in requests, shared by many connections."""
 
@@ -39,11 +35,11 @@ class Http1Cache:
         self._words: dict[bytes, str] = {}
         self._stand_ins: dict[tuple[str, bool], h11.Request] = {}
 
-    def headers(self, headers: RawHeaders) -> list[tuple[str, str]]:
+    def headers(self, raw: Iterable[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
         """Headers as sent: original case and order (h11's own view lowercases the names)."""
         lines = self._header_lines
         out = []
-        for line in headers.raw_items():
+        for line in raw:
             decoded = lines.get(line)
             if decoded is None:
                 name, value = line
@@ -64,6 +60,21 @@ class Http1Cache:
             if len(words) < _WORDS_MAX:
                 words[raw] = text
         return text
+
+    def request_body_parser(self, framing: bytes) -> h11.Connection:
+        """A server-side h11 connection that has read a request head framed by ``framing``
+        (a header line) and waits for its body: the head itself was read without h11."""
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        parser.receive_data(b"POST / HTTP/1.1\r\nHost: podtap\r\n" + framing + b"\r\n")
+        parser.next_event()
+        return parser
+
+    def response_body_parser(self, method: str, framing: bytes) -> h11.Connection:
+        """The same for a response to a ``method`` request."""
+        parser = self.response_parser(method, upgrade=False)
+        parser.receive_data(b"HTTP/1.1 200 OK\r\n" + framing + b"\r\n")
+        parser.next_event()
+        return parser
 
     def response_parser(self, method: str, upgrade: bool) -> h11.Connection:
         """A client-side h11 connection that has "sent" a stand-in for the request.
