@@ -132,6 +132,8 @@ class NodeFleet:
         state.live = False
         state.pod_seen = False
         state.failed = None
+        starting = f"Starting the agent on node {state.node}."
+        self._fan_in.put([SourceStatus(node_source(state.node), "starting", starting)])
         state.deadline = loop.call_later(
             self._timeout, lambda: self._spawn(self._timed_out(state), "timeout")
         )

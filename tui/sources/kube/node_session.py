@@ -271,6 +271,8 @@ class NodeSession:
             return
         self._wanted[source] = node
         self._reported.discard(source)
+        waiting = f"Waiting for the agent on node {node}."
+        self._fan_in.put([SourceStatus(source, "starting", waiting, "pod")])
         await fleet.tap(source, node, runtime_id)
         self._progress()
 
@@ -280,7 +282,7 @@ class NodeSession:
         if node is None or self._fleet is None:
             return
         await self._fleet.untap(source, node)
-        self._fan_in.put([SourceStatus(source, "gone", sentence)])
+        self._fan_in.put([SourceStatus(source, "gone", sentence, "pod")])
         self._progress()
 
     async def _target_pod_changed(self, change: PodChange) -> None:
@@ -324,7 +326,7 @@ class NodeSession:
         if source in self._reported:
             return
         self._reported.add(source)
-        self._fan_in.put([SourceStatus(source, "failed", sentence)])
+        self._fan_in.put([SourceStatus(source, "failed", sentence, "pod")])
 
     def _progress(self) -> None:
         fleet = self._fleet
