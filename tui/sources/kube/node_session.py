@@ -59,6 +59,7 @@ from tui.targets import KubeTarget
 T = TypeVar("T")
 
 CLEANUP_TIMEOUT = 20.0
+TASKS_TIMEOUT = 2.0
 PROGRESS_INTERVAL = 1.0
 """Seconds between two progress notes, but for the last."""
 
@@ -379,7 +380,8 @@ class NodeSession:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=CLEANUP_TIMEOUT)
+            # Cancelled, they only unwind: a call they left in a thread is swept up below.
+            await asyncio.wait(tasks, timeout=TASKS_TIMEOUT)
         # Port-forwards cut first: a stream then closes at once instead of waiting on a close
         # handshake through a tunnel that is going away anyway.
         for connector in self.connectors.values():
@@ -399,11 +401,11 @@ class NodeSession:
         cluster = self._cluster
         if cluster is None or not self._made_something:
             return
-        # A Job still being created when the session was cancelled must exist before the
-        # deletion looks for it: wait for the calls in flight (each bounded by its timeout).
+        delete_node_agents(cluster, self._agent_namespace, self._session)
+        # A Job still being created when the session was cancelled may land after that sweep:
+        # once the calls in flight are done (each bounded by its timeout), sweep again.
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(ApiException, OSError):
-            delete_node_agents(cluster, self._agent_namespace, self._session)
+        delete_node_agents(cluster, self._agent_namespace, self._session)
 
     def _cleanup_at_exit(self) -> None:
         """Last resort when the process ends without leaving the session."""

@@ -1,0 +1,159 @@
+"""Does a node agent's small capture ring keep up? The same traffic read through two rings.
+
+A node agent gives each tapped pod a ring of agent.budget.NODE_RING_MAX (2 MiB) so that its
+idle RSS stays small; a single-target agent has 64 MiB. Here both sizes read one lab
+namespace at once, each in a process of its own running the agent's capture path (ring ->
+reassembly -> journal, agent.sniffer.Sniffer, 256 KiB blocks as a node agent uses), while wrk
+loads nginx in the namespace: paced at a few rates (wrk's per-connection delay), unpaced (as
+fast as this machine goes) and a burst of 256 connections. For each ring: the frames that
+passed the filter, the kernel's drops, and the share seen. Both rings see the same frames in
+the same run, so their figures compare even on a busy machine. Then the idle RSS of a node
+agent tapping 5 pods (the budget the small ring is for).
+
+Run as root: .venv/bin/python bench/bench_node_ring.py [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from agent.budget import MIB, NODE_BLOCK_SIZE, NODE_RING_MAX  # noqa: E402
+from bench.bench_capture import PORT, nginx  # noqa: E402
+from tests.netlab import Lab, network_lab  # noqa: E402
+
+RINGS = {"2 MiB": NODE_RING_MAX, "64 MiB": 64 * MIB}
+# Each connection waits this long before each request: connections x 1000 / delay = the rate.
+PACED_SCRIPT = "function delay() return {delay} end\n"
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    connections: int
+    delay_ms: int | None  # None: as fast as it goes
+    seconds: float
+
+
+def read_through_ring(netns: str, ring_bytes: int) -> None:
+    """The reading process: the agent's capture path until stdin closes; prints its figures."""
+    from agent.capture import Capture
+    from agent.journal import Journal
+    from agent.netns import named_namespace
+    from agent.sniffer import Sniffer
+    from agent.tcp import Reassembler
+
+    capture = Capture(
+        named_namespace(netns),
+        [PORT],
+        block_size=NODE_BLOCK_SIZE,
+        block_count=ring_bytes // NODE_BLOCK_SIZE,
+    )
+    with capture:
+        sniffer = Sniffer(capture, Reassembler(frozenset([PORT])), Journal())
+        sniffer.start()
+        print("ready", flush=True)
+        sys.stdin.read()
+        time.sleep(0.3)  # the last, partly filled block is handed over after its timeout
+        sniffer.stop()
+        packets, drops = capture.kernel_counters()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        figures = {"read": sniffer.packets, "packets": packets, "drops": drops,
+                   "cpu": usage.ru_utime + usage.ru_stime}  # fmt: skip
+        print(json.dumps(figures), flush=True)
+
+
+def wrk(lab: Lab, load: Load, script: Path) -> float:
+    command = ["wrk", "-t1", f"-c{load.connections}", f"-d{load.seconds:g}s"]
+    if load.delay_ms is not None:
+        script.write_text(PACED_SCRIPT.format(delay=load.delay_ms))
+        command += ["-s", str(script)]
+    command.append(f"http://{lab.ns_ip}:{PORT}/")
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    for line in output.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(output)
+
+
+def measure(lab: Lab, load: Load, script: Path) -> tuple[float, dict[str, dict[str, float]]]:
+    readers = {
+        name: subprocess.Popen(
+            [sys.executable, __file__, "--reader", lab.name, str(size)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, size in RINGS.items()
+    }
+    try:
+        for reader in readers.values():
+            assert reader.stdout is not None
+            if reader.stdout.readline().strip() != "ready":
+                raise RuntimeError("a reader did not start")
+        rate = wrk(lab, load, script)
+        figures = {}
+        for name, reader in readers.items():
+            out, _ = reader.communicate("", timeout=30)
+            figures[name] = json.loads(out)
+    finally:
+        for reader in readers.values():
+            reader.kill()
+            reader.wait()
+    return rate, figures
+
+
+def node_agent_idle_rss() -> float:
+    sys.path.insert(0, str(REPO / "bench"))
+    from bench_kube_scale import node_agent_idle_rss as idle_rss
+
+    return idle_rss()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--reader", nargs=2, metavar=("NETNS", "RING_BYTES"), help="internal")
+    args = parser.parse_args()
+    if args.reader:
+        read_through_ring(args.reader[0], int(args.reader[1]))
+        return
+    seconds = args.seconds
+    loads = [
+        Load("paced 5k/s", 10, 2, seconds),
+        Load("paced 10k/s", 20, 2, seconds),
+        Load("paced 20k/s", 40, 2, seconds),
+        Load("paced 38k/s", 38, 1, seconds),
+        Load("unpaced -c64", 64, None, seconds),
+        Load("burst -c256 2 s", 256, None, 2),
+    ]
+    print(f"{'load':>16} {'req/s':>8}" + "".join(
+        f" {name + ' ' + what:>18}" for name in RINGS for what in ("frames", "drops", "seen %")
+    ))  # fmt: skip
+    with network_lab("br") as lab, nginx(lab):
+        script = Path(f"/tmp/{lab.name}-paced.lua")
+        try:
+            for load in loads:
+                rate, figures = measure(lab, load, script)
+                row = f"{load.name:>16} {rate:>8,.0f}"
+                for name in RINGS:
+                    f = figures[name]
+                    seen = 100 * (f["packets"] - f["drops"]) / max(f["packets"], 1)
+                    row += f" {f['packets']:>18,.0f} {f['drops']:>18,.0f} {seen:>18.2f}"
+                print(row, flush=True)
+        finally:
+            script.unlink(missing_ok=True)
+    print(f"node agent tapping 5 pods, idle: {node_agent_idle_rss():.1f} MB RSS")
+
+
+if __name__ == "__main__":
+    main()
