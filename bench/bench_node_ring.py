@@ -1,16 +1,16 @@
 """Does a node agent's small capture ring keep up? The same traffic read through two rings.
 
-A node agent gives each tapped pod a ring of agent.budget.NODE_RING_MAX (2 MiB) so that its
-idle RSS stays small; a single-target agent has 64 MiB. Here both sizes read one lab
-namespace at once, each in a process of its own running the agent's capture path (ring ->
+A node agent gives each tapped pod a small ring (agent.budget) so that its idle RSS stays
+small; a single-target agent has 64 MiB. Here several sizes (--rings) read one lab namespace
+at once, each in a process of its own running the agent's capture path (ring ->
 reassembly -> journal, agent.sniffer.Sniffer, 256 KiB blocks as a node agent uses), while wrk
 loads nginx in the namespace: paced at a few rates (wrk's per-connection delay), unpaced (as
 fast as this machine goes) and a burst of 256 connections. For each ring: the frames that
-passed the filter, the kernel's drops, and the share seen. Both rings see the same frames in
-the same run, so their figures compare even on a busy machine. Then the idle RSS of a node
-agent tapping 5 pods (the budget the small ring is for).
+passed the filter, the kernel's drops, and the share seen. All rings see the same frames in
+the same run, so their figures compare even on a busy machine. With --idle-rss, also the idle
+RSS of a node agent tapping 5 pods (the budget the small ring is for).
 
-Run as root: .venv/bin/python bench/bench_node_ring.py [--seconds 5]
+Run as root: .venv/bin/python bench/bench_node_ring.py [--seconds 5] [--rings 2,4,8,64]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from agent.budget import MIB, NODE_BLOCK_SIZE, NODE_RING_MAX  # noqa: E402
 from bench.bench_capture import PORT, nginx  # noqa: E402
 from tests.netlab import Lab, network_lab  # noqa: E402
 
-RINGS = {"2 MiB": NODE_RING_MAX, "64 MiB": 64 * MIB}
+DEFAULT_RINGS = f"{NODE_RING_MAX // MIB},64"
 # Each connection waits this long before each request: connections x 1000 / delay = the rate.
 PACED_SCRIPT = "function delay() return {delay} end\n"
 
@@ -85,7 +85,9 @@ def wrk(lab: Lab, load: Load, script: Path) -> float:
     raise RuntimeError(output)
 
 
-def measure(lab: Lab, load: Load, script: Path) -> tuple[float, dict[str, dict[str, float]]]:
+def measure(
+    lab: Lab, load: Load, script: Path, rings: dict[str, int]
+) -> tuple[float, dict[str, dict[str, float]]]:
     readers = {
         name: subprocess.Popen(
             [sys.executable, __file__, "--reader", lab.name, str(size)],
@@ -93,7 +95,7 @@ def measure(lab: Lab, load: Load, script: Path) -> tuple[float, dict[str, dict[s
             stdout=subprocess.PIPE,
             text=True,
         )
-        for name, size in RINGS.items()
+        for name, size in rings.items()
     }
     try:
         for reader in readers.values():
@@ -122,37 +124,43 @@ def node_agent_idle_rss() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument(
+        "--rings", default=DEFAULT_RINGS, help="ring sizes in MiB, read at once (%(default)s)"
+    )
     parser.add_argument("--reader", nargs=2, metavar=("NETNS", "RING_BYTES"), help="internal")
+    parser.add_argument("--idle-rss", action="store_true", help="also a node agent's idle RSS")
     args = parser.parse_args()
     if args.reader:
         read_through_ring(args.reader[0], int(args.reader[1]))
         return
     seconds = args.seconds
+    rings = {f"{mib} MiB": int(mib) * MIB for mib in args.rings.split(",")}
     loads = [
         Load("paced 5k/s", 10, 2, seconds),
         Load("paced 10k/s", 20, 2, seconds),
         Load("paced 20k/s", 40, 2, seconds),
-        Load("paced 38k/s", 38, 1, seconds),
+        Load("paced 38k/s", 100, 2, seconds),
         Load("unpaced -c64", 64, None, seconds),
         Load("burst -c256 2 s", 256, None, 2),
     ]
     print(f"{'load':>16} {'req/s':>8}" + "".join(
-        f" {name + ' ' + what:>18}" for name in RINGS for what in ("frames", "drops", "seen %")
+        f" {name + ' ' + what:>18}" for name in rings for what in ("frames", "drops", "seen %")
     ))  # fmt: skip
     with network_lab("br") as lab, nginx(lab):
         script = Path(f"/tmp/{lab.name}-paced.lua")
         try:
             for load in loads:
-                rate, figures = measure(lab, load, script)
+                rate, figures = measure(lab, load, script, rings)
                 row = f"{load.name:>16} {rate:>8,.0f}"
-                for name in RINGS:
+                for name in rings:
                     f = figures[name]
                     seen = 100 * (f["packets"] - f["drops"]) / max(f["packets"], 1)
                     row += f" {f['packets']:>18,.0f} {f['drops']:>18,.0f} {seen:>18.2f}"
                 print(row, flush=True)
         finally:
             script.unlink(missing_ok=True)
-    print(f"node agent tapping 5 pods, idle: {node_agent_idle_rss():.1f} MB RSS")
+    if args.idle_rss:
+        print(f"node agent tapping 5 pods, idle: {node_agent_idle_rss():.1f} MB RSS")
 
 
 if __name__ == "__main__":
