@@ -9,7 +9,8 @@ one):
 - ``n`` for find across bodies: the text is in one old body only, so the key scans every
   exchange from the newest to it (a slice at a time: the first frame shows how far it got;
   the time until the match is shown is printed too);
-- a 10 MB body: opening it (``down`` onto it) and ``pagedown`` / ``end`` in it;
+- a 10 MB body: opening it (``up`` onto it: the first time, its text masked and laid out;
+  again, from the pane's cache) and ``pagedown`` / ``end`` in it (with the find's marks);
 - as the reference of the same run: ``down`` in the connections list.
 
     .venv/bin/python bench/bench_views.py [--exchanges 100000] [--repeat 7]
@@ -161,10 +162,14 @@ async def run(exchanges: int, repeat: int) -> None:
             assert target.response is not None
             assert NEEDLE.encode() in target.response.body
             await press(app, "home")
-        # The 10 MB body: the newest exchange's response.
+        # The 10 MB body: the newest exchange's response, opened for the first time (the
+        # pane's rendered bodies forgotten) and again.
         for _ in range(repeat):
             await press(app, "down")
-            note("up onto the 10 MB body", await press(app, "up"))
+            main.detail._bodies.clear()
+            note("up onto the 10 MB body, first time", await press(app, "up"))
+            await press(app, "down")
+            note("up onto the 10 MB body, again", await press(app, "up"))
             await press(app, "enter")
             note("pagedown in the 10 MB body", await press(app, "pagedown"))
             note("end of the 10 MB body", await press(app, "end"))

@@ -19,9 +19,9 @@ from tests.netlab import Lab
 from tui.model.flows import Connection, Exchange
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
+from tui.output.exchange_text import ExchangeTextFormatter, ExchangeWriter
 from tui.output.har import har_entry
 from tui.output.jsonl import decode_line
-from tui.output.text import ExchangeTextFormatter, ExchangeWriter
 
 
 @dataclass

@@ -30,8 +30,8 @@ from tui.model.grpc import call_message, call_status
 from tui.model.http2 import JOINED_MID_STREAM
 from tui.model.protobuf_raw import render
 from tui.model.store import Store, StoreChange
+from tui.output.exchange_text import ExchangeTextFormatter
 from tui.output.har import har_entry
-from tui.output.text import ExchangeTextFormatter
 from tui.sources.recording import RecordingSession
 from tui.views.widgets.tables import exchange_cells
 

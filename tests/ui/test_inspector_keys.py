@@ -127,6 +127,29 @@ async def test_requests_view_follows_and_keeps_a_browsed_row() -> None:
         assert main.selected_exchange is selected  # rows arrived above; the cursor stayed
 
 
+async def test_tab_keeps_the_list_unless_traffic_came_while_away() -> None:
+    app = await live_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await drained(app, pilot)
+        main = app.main_screen
+        await pilot.press("tab")
+        await pilot.pause()
+        listed = main.requests_table.rows
+        await pilot.press("tab", "tab")
+        await pilot.pause()
+        assert main.requests_table.rows is listed  # nothing came: the same list, not a walk
+        await pilot.press("tab")
+        await pilot.pause()
+        assert main.left_view == "connections"
+        app.apply(late_exchange(42, "/while-away").updates())
+        app.draw()
+        await pilot.pause()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert request_targets(app)[0] == "/while-away"
+        assert main.requests_table.rows is not listed
+
+
 async def test_space_pauses_the_requests_view() -> None:
     app = await live_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -163,13 +186,15 @@ async def test_e_shows_endpoints_sorts_and_enter_filters_requests() -> None:
         orders = next(row for row in rows if row.route == "/api/orders")
         assert (orders.server_errors, orders.protocol) == (1, "http")
         # Sort by p50, largest first: the slow order comes first.
-        await pilot.press(*["greater_than_sign"] * 4)
+        await pilot.press(*["greater_than_sign"] * 5)
         await pilot.pause()
         assert screen.sort_by == "p50"
         assert screen.rows_table.rows[0].route == "/api/orders"
         await pilot.press("exclamation_mark")
         await pilot.pause()
         assert screen.rows_table.rows[-1].route == "/api/orders"
+        await pilot.press("less_than_sign")
+        assert screen.sort_by == "grpc err"
         await pilot.press("less_than_sign")
         assert screen.sort_by == "5xx"
         # enter: the requests view, filtered to the endpoint under the cursor.

@@ -5,15 +5,18 @@ the schema, with its gRPC status, and the chat as a conversation."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Direction
+from tests.hostile_traffic import MARK
 from tests.ui.driving import frozen_clock, screen_text
 from tests.unit.h2_streams import recording
-from tests.unit.ws_streams import chat
+from tests.unit.ws_streams import Peers, chat
+from tui.model.secrets import MASK
 from tui.model.updates import AgentEvent
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.sources.recording import RecordingSession
@@ -151,3 +154,35 @@ async def test_open_shows_grpc_messages_decoded_and_a_websocket_conversation(
         assert "hello, is anyone there?" not in text
         assert "é ünïcödé ✓" in text
         assert "1000 normal closure: bye" in text
+
+
+async def test_secrets_in_messages_are_masked_on_screen_until_s(tmp_path: Path) -> None:
+    peers = Peers(deflate=True)
+    peers.text("in", json.dumps({"user": "alice", "access_token": f"{MARK}-json"}))
+    peers.text("out", f"welcome; session={MARK}-pair")
+    accept = "HTTP/1.1 101 Switching Protocols\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in peers.conversation.response_headers
+    )
+    ws: list[tuple[Direction, bytes]] = [("in", HANDSHAKE), ("out", accept.encode() + b"\r\n")]
+    path = tmp_path / "secret-chat.jsonl"
+    events = connection_events(WS_CONN, 8765, ws + peers.conversation.chunks)
+    with path.open("wb") as stream:
+        JsonLinesWriter(stream, RecordingHeader("0.1.0", "netns/demo", [8765])).write(events)
+    app = PodtapApp(RecordingSession(path, []), title=f"podtap {path.name}", clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        async with asyncio.timeout(20):
+            await app.stream_finished.wait()
+        app.draw()
+        await pilot.pause()
+        text = await show(pilot, WS_CONN, 0, "welcome; session=")
+        assert MARK not in text
+        assert f'"access_token": "{MASK}"' in text
+        assert f"session={MASK}" in text
+        await pilot.press("s")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            text = screen_text(app)
+            if f"session={MARK}-pair" in text:
+                break
+        assert f"{MARK}-json" in text
+        assert f"session={MARK}-pair" in text

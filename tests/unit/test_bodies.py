@@ -124,6 +124,25 @@ def test_a_10_mb_body_opens_at_once_and_finds_fast() -> None:
     assert len(hexed.lines) == -(-len(body) // 16)
 
 
+def test_a_literal_find_places_matches_as_the_pattern_does() -> None:
+    from tui.model.find import make_needle
+    from tui.model.text_lines import WrappedText
+
+    text = "Order 4711\r\n" + "x" * 95 + "order 4711 and ORDER 4711\n" + "none\n" * 3 + "order"
+    for width in (7, 40, 200):
+        lines = WrappedText(text, width)
+        for typed in ("order 4711", "ORDER", "4711", "ord", "nowhere"):
+            needle = make_needle(typed)
+            assert needle is not None
+            literal = lines.find_text(needle.key, needle.folded)
+            assert literal == lines.find(needle.pattern), (typed, width)
+        folded = make_needle("order")
+        assert folded is not None
+        assert len(lines.find_text(folded.key, folded.folded) or []) == 4
+    # Lower-casing "İ" makes two characters: positions would move, so the pattern is used.
+    assert WrappedText("İ order", 80).find_text("order", True) is None
+
+
 def test_long_lines_wrap_at_the_width() -> None:
     rendered = render_body(b"a" * 250 + b"\nb", "text/plain", "text", 100)
     assert [len(plain(line)) for line in rendered.lines] == [100, 100, 50, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.events import AnyEvent, ConnectionClosed, DataReceived
+from tests.unit.h2_streams import recording
 from tests.unit.test_store import batch, get, ok, opened
 from tui.model.endpoints import OTHER_ROUTE, EndpointTable
 from tui.model.store import Store
@@ -117,9 +118,31 @@ def test_the_stats_text() -> None:
     table = fed(*events)
     lines = endpoints_text(table.sorted("requests", 12.0), 12.0).splitlines()
     assert lines[0].split() == [
-        "METHOD", "ENDPOINT", "PROTO", "REQS", "RATE/S(10s)", "4XX", "5XX", "P50", "P95", "P99"
+        "METHOD", "ENDPOINT", "PROTO", "REQS", "RATE/S(10s)", "4XX", "5XX", "GRPC_ERR", "P50",
+        "P95", "P99",
     ]
-    assert lines[1].split()[:7] == ["GET", "/a/{id}", "http", "2", "0.2", "0", "1"]
+    assert lines[1].split()[:8] == ["GET", "/a/{id}", "http", "2", "0.2", "0", "1", "0"]
     assert [milliseconds(v) for v in (None, 0.4, 12.34, 250.0, 12_500.0)] == [
         "-", "400µs", "12.3ms", "250ms", "12.5s"
     ]
+
+
+def test_a_failed_grpc_call_counts_as_a_grpc_error_not_a_5xx() -> None:
+    # grpcio's calls as recorded: four that end OK, and SayHello("nobody") aborted with
+    # NOT_FOUND under an HTTP 200; each status comes in trailers after the response began.
+    chunks = recording("grpc-calls")
+    events: list[AnyEvent] = [opened(3, ts=1.0)]
+    events += [
+        DataReceived(ts=1.0 + index, conn=3, direction=direction, data=data)
+        for index, (direction, data) in enumerate(chunks)
+    ]
+    table = fed(*events)
+    hello = table.endpoints[("POST", "/podtap.demo.Greeter/SayHello")]
+    assert hello.protocol == "grpc"
+    assert (hello.requests, hello.responses) == (2, 2)
+    assert (hello.client_errors, hello.server_errors, hello.grpc_errors) == (0, 0, 1)
+    assert hello.errors == 1
+    others = [e for e in table.endpoints.values() if e is not hello]
+    assert len(others) == 3
+    assert all(e.grpc_errors == 0 and e.responses == e.requests == 1 for e in others)
+    assert table.sorted("grpc err", 10.0)[0] is hello

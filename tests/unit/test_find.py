@@ -104,3 +104,55 @@ def test_a_compressed_body_is_searched_decoded() -> None:
     needle = make_needle("invoice 4711")
     assert needle is not None
     assert needle.mentions(zipped)
+
+
+def test_slices_going_either_way_find_what_looking_one_by_one_finds() -> None:
+    from tui.model.find import FindTexts, ScanAround
+
+    exchanges = [exchange(f"body {n}".encode()) for n in range(23)]
+    for n in (2, 11, 19):
+        exchanges[n] = exchange(f"invoice {n}".encode())
+    exchanges[5] = exchange(header=("X-Invoice", "5"))
+    needle = make_needle("invoice")
+    assert needle is not None
+    texts = FindTexts()
+    for current in (None, 0, 2, 5, 11, 18, 19, 22):
+        for forward in (True, False):
+            step = 1 if forward else -1
+            start = (-1 if forward else 23) if current is None else current
+            order = [(start + step * offset) % 23 for offset in range(1, 24)]
+            if current is not None:
+                order.pop()  # the current one is not looked at again
+            expected = next((i for i in order if needle.mentions(exchanges[i])), None)
+            for size in (1, 3, 7, 40):
+                scan = ScanAround(exchanges, current, needle, forward, texts)
+                while not scan.step(size):
+                    pass
+                assert scan.found == expected, (current, forward, size)
+
+
+def test_heads_are_kept_once_final_and_within_the_budget() -> None:
+    from tui.model.find import FindTexts
+
+    texts = FindTexts(budget=200)
+    finished = exchange()
+    finished.request.complete = True
+    finished.finished = 2.0
+    waiting = exchange()
+    head = texts.head(finished)
+    assert head.startswith("POST /orders?id=1\nAccept: */*\n201 Created")
+    assert texts.head(finished) is head
+    assert texts.head(waiting) == texts.head(waiting)
+    assert (len(texts), texts.size) == (1, len(head))
+    # A response that replaced the one seen (h2c's upgrade) is looked at anew.
+    finished.response = Response(headers=[("X-Later", "yes")], status=200, reason="OK")
+    assert "X-Later: yes" in texts.head(finished)
+    assert texts.size == len(texts.head(finished))
+    others = [exchange() for _ in range(10)]
+    for other in others:
+        other.request.complete = True
+        other.finished = 3.0
+        texts.head(other)
+    assert texts.size <= 200
+    texts.keep_only(others[:1])
+    assert len(texts) <= 1

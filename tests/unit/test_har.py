@@ -23,7 +23,8 @@ from tests.ui.fakes import (
 from tui.model.content import decode_body
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
-from tui.output.har import HarFileWriter, har_entry, har_of_view, read_har
+from tui.output.har import HarFileWriter, har_entry, har_of_view
+from tui.output.har_reading import read_har
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -241,7 +242,7 @@ def test_a_file_that_is_not_har_is_one_sentence(data: bytes) -> None:
 
 
 def test_dump_http_masks_the_same_secrets_unless_revealed() -> None:
-    from tui.output.text import ExchangeTextFormatter
+    from tui.output.exchange_text import ExchangeTextFormatter
 
     store = Store()
     change = store.apply(shop_updates())

@@ -17,7 +17,8 @@ from tui.model.content import decode_body
 from tui.model.flows import Connection
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
-from tui.output.har import har_entry, har_of_view, read_har
+from tui.output.har import har_entry, har_of_view
+from tui.output.har_reading import read_har
 
 pytestmark = pytest.mark.timeout(30)
 

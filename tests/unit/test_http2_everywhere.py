@@ -17,9 +17,10 @@ from tui.model.flows import Connection, Exchange
 from tui.model.http2 import JOINED_MID_STREAM
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent
-from tui.output.har import har_document, har_entry, har_of_view, read_har
+from tui.output.exchange_text import ExchangeTextFormatter
+from tui.output.har import har_document, har_entry, har_of_view
+from tui.output.har_reading import read_har
 from tui.output.jsonl import encode_line, read_lines
-from tui.output.text import ExchangeTextFormatter
 from tui.views.widgets.stream_messages import message_payload
 from tui.views.widgets.tables import EXCHANGE_COLUMNS, exchange_cells
 

@@ -6,16 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.hostile_traffic import JWT, MARK, SECRET_KINDS, SecretKind, secret_script
 from tui.model.curl import as_curl
 from tui.model.flows import Connection, Exchange
 from tui.model.secrets import MASK, is_secret, mask, mask_body, mask_text, mask_url
 from tui.model.store import Store
+from tui.output.exchange_text import ExchangeTextFormatter
 from tui.output.har import har_entry
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import write_view
-from tui.output.text import ExchangeTextFormatter
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -124,3 +126,33 @@ def test_raw_text_masks_header_lines_urls_pairs_and_json_members() -> None:
     assert "Authorization: Basic " in shown
     assert '"user": "bob"' in shown
     assert shown.endswith("&u=bob")
+
+
+FRAGMENTS = [
+    "order 4711", "Pass_Word=hunter2", "x-api-key: k3y", '"Session.Id": "abc"', "a=1&b=2",
+    "https://u:pw@h/", "/cb?code=1&state=2", "Location: /cb?code=9", "eyJhbGciOi.eyJzdWIi.sig12345",
+    "/x?pass%77ord=1", "pass+word=1", '"pass\\u0077ord": "x"', "Author: Ann", "authorization",
+    "tok\x1fen=1", "c\u212aokie=1", "{", "}", ":", " ", "\n", "\r\n", "=", "&", '"', "?", "/",
+]
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12))
+def test_the_prefilter_never_lets_a_secret_through(parts: list[str]) -> None:
+    from tui.model.secrets import could_hold_secrets, mask_body
+
+    body = "".join(parts).encode()
+    for content_type in ("application/json", "text/plain", ""):
+        # Small bodies are masked without the prefilter: what it must agree with.
+        assert could_hold_secrets(body) or mask_body(body, content_type) == body
+
+
+def test_a_large_body_without_secrets_is_not_masked_and_one_with_them_is() -> None:
+    from tui.model.secrets import PREFILTER_FROM, could_hold_secrets, mask_body
+
+    plain = b'{"order": 1, "note": "' + b"x" * 60 + b'"}\n'
+    body = plain * (PREFILTER_FROM // len(plain) + 1)
+    assert not could_hold_secrets(body)
+    assert mask_body(body, "text/plain") is body
+    leaky = body + b'{"api_key": "k3y-value"}\n'
+    assert could_hold_secrets(leaky)
+    assert b"k3y-value" not in mask_body(leaky, "text/plain")

@@ -15,7 +15,8 @@ from tui.commands.dump import make_writer
 from tui.model.curl import as_curl
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
-from tui.output.text import ExchangeTextFormatter, TextFormatter, TextWriter
+from tui.output.exchange_text import ExchangeTextFormatter
+from tui.output.text import TextFormatter, TextWriter
 from tui.targets import parse_target
 
 pytestmark = pytest.mark.timeout(30)

@@ -19,15 +19,9 @@ from agent.events import (
 )
 from tui.model.store import Store
 from tui.model.updates import AgentEvent, SourceStatus
+from tui.output.exchange_text import ExchangeTextFormatter, ExchangeWriter
 from tui.output.jsonl import JsonLinesWriter, decode_line, encode_line
-from tui.output.text import (
-    ExchangeTextFormatter,
-    ExchangeWriter,
-    TextFormatter,
-    TextWriter,
-    address,
-    data_block,
-)
+from tui.output.text import TextFormatter, TextWriter, address, data_block
 
 pytestmark = pytest.mark.timeout(10)
 

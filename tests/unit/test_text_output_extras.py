@@ -12,7 +12,7 @@ from agent.events import ConnectionOpened, DataReceived
 from tui.model.http2_frames import PREFACE
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
-from tui.output.text import ExchangeTextFormatter, ExchangeWriter
+from tui.output.exchange_text import ExchangeTextFormatter, ExchangeWriter
 
 pytestmark = pytest.mark.timeout(10)
 

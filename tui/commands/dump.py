@@ -21,9 +21,10 @@ from agent.errors import UserError
 from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.updates import Update
+from tui.output.exchange_text import ExchangeTextFormatter, ExchangeWriter
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.stats import EndpointStatsWriter
-from tui.output.text import ExchangeTextFormatter, ExchangeWriter, TextFormatter, TextWriter
+from tui.output.text import TextFormatter, TextWriter
 from tui.targets import KubeTarget
 
 

@@ -2,7 +2,8 @@
 they come, how many failed, and latency quantiles, updated as exchanges arrive.
 
 Fed the exchanges a store change created or changed (each request is counted once, when it
-starts; its status and latency once, when its response starts), it keeps bounded memory: at
+starts; its status and latency once, when its response starts; a gRPC call's status once its
+trailers say it), it keeps bounded memory: at
 most ``max_endpoints`` rows (later endpoints share an ``(other)`` row), one quantile sketch
 each, and per-second counts for the last ``WINDOW`` seconds. Times are the exchanges' capture
 times; whoever asks for a rate says what "now" is.
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from tui.model.flows import ConnectionKey, Exchange
+from tui.model.grpc import call_status, is_grpc
 from tui.model.quantiles import QuantileSketch
 from tui.model.routes import RouteCache
 
@@ -41,6 +43,10 @@ class Endpoint:
     """Responses with a 4xx status."""
     server_errors: int = 0
     """Responses with a 5xx status."""
+    grpc_errors: int = 0
+    """gRPC calls that ended with a ``grpc-status`` other than 0 (OK). gRPC reports failures
+    in its trailers under an HTTP 200, so they are counted apart from 4xx and 5xx: a call
+    refused with an HTTP status (a 503 from a proxy) counts in 5xx alone."""
     latency: QuantileSketch = field(default_factory=QuantileSketch)
     last_seen: float = 0.0
     _percentiles: tuple[int, tuple[float | None, float | None, float | None]] = (0, (None,) * 3)
@@ -83,9 +89,13 @@ class Endpoint:
         """Requests per second over the last RATE_SECONDS up to ``now``."""
         return sum(self.per_second(now, RATE_SECONDS)) / RATE_SECONDS
 
+    def count_call_status(self, code: str) -> None:
+        if code != "0":
+            self.grpc_errors += 1
+
     @property
     def errors(self) -> int:
-        return self.client_errors + self.server_errors
+        return self.client_errors + self.server_errors + self.grpc_errors
 
     def percentiles(self) -> tuple[float | None, float | None, float | None]:
         """p50, p95 and p99 latency (ms), or None before any response."""
@@ -114,6 +124,7 @@ SORT_KEYS: dict[str, SortKey] = {
     "rate": _by(lambda e, now: e.rate(now)),
     "4xx": _by(lambda e, _now: e.client_errors),
     "5xx": _by(lambda e, _now: e.server_errors),
+    "grpc err": _by(lambda e, _now: e.grpc_errors),
     "p50": _by(lambda e, _now: e.percentiles()[0]),
     "p95": _by(lambda e, _now: e.percentiles()[1]),
     "p99": _by(lambda e, _now: e.percentiles()[2]),
@@ -133,6 +144,8 @@ class EndpointTable:
         # Exchanges counted whose response has not started yet, oldest first. Ones that never
         # get a response (reset, cut) are forgotten past max_awaiting.
         self._awaiting: dict[Exchange, Endpoint] = {}
+        # gRPC calls answered whose status (in the trailers, at the call's end) is not known yet.
+        self._awaiting_status: dict[Exchange, Endpoint] = {}
 
     def observe(
         self,
@@ -149,15 +162,27 @@ class EndpointTable:
             self._response_seen(exchange)
         for exchange in changed:
             self._response_seen(exchange)
-        while len(self._awaiting) > self.max_awaiting:
-            del self._awaiting[next(iter(self._awaiting))]
+        for awaiting in (self._awaiting, self._awaiting_status):
+            while len(awaiting) > self.max_awaiting:
+                del awaiting[next(iter(awaiting))]
 
     def _response_seen(self, exchange: Exchange) -> None:
-        if exchange.response is None or exchange.response_started is None:
+        response = exchange.response
+        if response is None or exchange.response_started is None:
             return
         endpoint = self._awaiting.pop(exchange, None)
         if endpoint is not None:
             endpoint.count_response(exchange.status, exchange.latency_ms)
+            if is_grpc(response.header("content-type")) or is_grpc(
+                exchange.request.header("content-type")
+            ):
+                self._awaiting_status[exchange] = endpoint
+        endpoint = self._awaiting_status.get(exchange)
+        if endpoint is not None:
+            status = call_status(exchange)
+            if status is not None:
+                del self._awaiting_status[exchange]
+                endpoint.count_call_status(status[0])
 
     def _endpoint_of(
         self, exchange: Exchange, protocol_of: Callable[[ConnectionKey], str]
@@ -183,4 +208,5 @@ class EndpointTable:
     def clear(self) -> None:
         self.endpoints.clear()
         self._awaiting.clear()
+        self._awaiting_status.clear()
         self.latest = 0.0

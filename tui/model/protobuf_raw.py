@@ -8,6 +8,7 @@ escaped bytes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 _MAX_DEPTH = 16
@@ -33,26 +34,40 @@ def parse(data: bytes) -> list[RawField]:
     return _parse(data, 0)
 
 
-def render(data: bytes, indent: str = "  ") -> str:
-    """``protoc --decode_raw``-style text; bytes that are no message are shown escaped."""
+def render(
+    data: bytes, indent: str = "  ", *, shown_string: Callable[[str], str] | None = None
+) -> str:
+    """``protoc --decode_raw``-style text; bytes that are no message are shown escaped.
+    ``shown_string``, if given, rewrites each readable string field before it is quoted (so
+    that a field's secrets can be masked without the quoting hiding them)."""
     try:
         fields = _parse(data, 0)
     except NotProtobuf:
         return f'(not a protobuf message) "{_escape(data)}"'
     lines: list[str] = []
-    _render(fields, "", indent, lines)
+    _render(fields, "", indent, lines, shown_string or _as_is)
     return "\n".join(lines)
 
 
-def _render(fields: list[RawField], prefix: str, indent: str, lines: list[str]) -> None:
+def _as_is(text: str) -> str:
+    return text
+
+
+def _render(
+    fields: list[RawField],
+    prefix: str,
+    indent: str,
+    lines: list[str],
+    shown_string: Callable[[str], str],
+) -> None:
     for item in fields:
         value = item.value
         if isinstance(value, list):
             lines.append(f"{prefix}{item.number} {{")
-            _render(value, prefix + indent, indent, lines)
+            _render(value, prefix + indent, indent, lines, shown_string)
             lines.append(f"{prefix}}}")
         elif isinstance(value, bytes):
-            lines.append(f"{prefix}{item.number}: {_bytes_text(value)}")
+            lines.append(f"{prefix}{item.number}: {_bytes_text(value, shown_string)}")
         elif item.wire_type == 1:
             lines.append(f"{prefix}{item.number}: 0x{value:016x}")
         elif item.wire_type == 5:
@@ -61,10 +76,10 @@ def _render(fields: list[RawField], prefix: str, indent: str, lines: list[str]) 
             lines.append(f"{prefix}{item.number}: {value}")
 
 
-def _bytes_text(value: bytes) -> str:
+def _bytes_text(value: bytes, shown_string: Callable[[str], str]) -> str:
     text = _readable(value)
     if text is not None:
-        return '"' + text.translate(_TEXT_ESCAPES) + '"'
+        return '"' + shown_string(text).translate(_TEXT_ESCAPES) + '"'
     packed = _packed_varints(value)
     if packed is not None:
         return "[" + ", ".join(map(str, packed)) + "]"

@@ -1,6 +1,7 @@
 """What podtap treats as secret, and how it is shown until the user reveals it.
 
-One policy for every output (the app, its raw view, ``dump --http``, copy as curl, HAR, ``w``);
+One policy for every output (the app, its raw view, ``dump --http``, copy as curl, HAR, ``w``),
+for headers, URLs and bodies alike, and for the WebSocket and gRPC messages after them;
 docs/secrets.md lists the rules in prose. In short, a value is secret when
 
 - its name (a header, a query parameter, a form field, a JSON key) matches
@@ -158,6 +159,8 @@ def _masked_member(key: str, value: object) -> object:
 def mask_body(body: bytes, content_type: str) -> bytes:
     """A message body as shown while secrets are hidden: JSON keys, form fields, and in any
     other text the ``name=value`` pairs, ``"name": value`` members and JWTs; binary untouched."""
+    if len(body) > PREFILTER_FROM and not could_hold_secrets(body):
+        return body
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -174,6 +177,46 @@ def mask_body(body: bytes, content_type: str) -> bytes:
     if kind == "application/x-www-form-urlencoded":
         return mask_form(text.strip()).encode()
     return mask_text(text).encode()
+
+
+PREFILTER_FROM = 64 * 1024
+"""Bytes past which a body is first checked for anything that could be a secret: masking
+runs a handful of regular expressions through the text, seconds for 10 MB."""
+
+_NAME_SEPARATORS = b"-_.+[] \t\r\n\f\v\x1c\x1d\x1e\x1f"
+"""What names lose before they are matched (``+`` is a space in a form or a query)."""
+_SECRET_HINTS = (
+    *(re.sub(r"\(.*\)", "", pattern).encode() for pattern in SECRET_NAME_PATTERNS),
+    b"eyj",  # a JWT (lower-cased)
+    b"@",  # a URL's userinfo
+    b"code", b"state",  # OAuth
+    b"%", b"\\u",  # a name percent-encoded, or JSON-escaped
+)
+
+
+def could_hold_secrets(body: bytes) -> bool:
+    """False when the policy surely finds nothing to mask in ``body``: ASCII in which no
+    secret name (separators and case ignored), JWT, URL password, OAuth parameter or encoded
+    name appears; a few C-level passes instead of the masking's regular expressions."""
+    if not body.isascii():
+        return True  # lower-casing beyond ASCII (the Kelvin sign is a k) is not checked
+    names = body.lower().translate(None, _NAME_SEPARATORS)
+    return any(hint in names for hint in _SECRET_HINTS)
+
+
+def mask_message_text(text: str) -> str:
+    """A WebSocket message's text, or a gRPC message's fields as text, as shown while secrets
+    are hidden: a JSON document like a JSON body, anything else like free text. Messages carry
+    no content type, so JSON is recognised by parsing."""
+    if text.lstrip()[:1] in ("{", "["):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass
+        else:
+            masked = mask_json(data)
+            return text if masked == data else json.dumps(masked, ensure_ascii=False)
+    return mask_text(text)
 
 
 def mask_text(text: str) -> str:

@@ -1,12 +1,13 @@
 """``podtap dump --stats``: the endpoints table as plain text, for scripts and CI logs.
 
-    METHOD  ENDPOINT              PROTO   REQS  RATE/S  4XX  5XX     P50     P95     P99
-    GET     /api/users/{id}       http      20     2.0    2    2  12.0ms  28.1ms  29.0ms
+    METHOD  ENDPOINT              PROTO   REQS  RATE/S  4XX  5XX  GRPC_ERR     P50     P95     P99
+    GET     /api/users/{id}       http      20     2.0    2    2         0  12.0ms  28.1ms  29.0ms
 
 One row per method and route template (the same aggregates as the inspector's endpoints
-view), most requested first; latencies are quantile estimates within 1 % (see
-``tui/model/quantiles.py``), ``-`` before any response. The rate is per second over the last
-10 seconds before the table is printed.
+view), most requested first. ``GRPC_ERR`` counts gRPC calls whose ``grpc-status`` is not 0:
+they fail under an HTTP 200, so they are not in ``5XX``. Latencies are quantile estimates
+within 1 % (see ``tui/model/quantiles.py``), ``-`` before any response. The rate is per
+second over the last 10 seconds before the table is printed.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from tui.model.updates import Update
 Clock = Callable[[], float]
 
 HEADINGS = ("METHOD", "ENDPOINT", "PROTO", "REQS", f"RATE/S({RATE_SECONDS}s)", "4XX", "5XX",
-            "P50", "P95", "P99")
-_RIGHT = frozenset(range(3, 10))
+            "GRPC_ERR", "P50", "P95", "P99")
+_RIGHT = frozenset(range(3, 11))
 
 
 def milliseconds(value: float | None) -> str:
@@ -48,6 +49,7 @@ def endpoint_row(endpoint: Endpoint, now: float) -> tuple[str, ...]:
         f"{endpoint.rate(now):.1f}",
         str(endpoint.client_errors),
         str(endpoint.server_errors),
+        str(endpoint.grpc_errors),
         milliseconds(p50),
         milliseconds(p95),
         milliseconds(p99),

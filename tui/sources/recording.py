@@ -58,7 +58,7 @@ def _events(path: Path, suffix: str, ports: Sequence[int]) -> Iterator[tuple[str
                 if isinstance(item, AgentEvent):
                     yield item.source, item
     elif suffix == ".har":
-        from tui.output.har import read_har
+        from tui.output.har_reading import read_har
 
         for source, event in read_har(path.read_bytes(), path.name):
             yield source, AgentEvent(source, event)

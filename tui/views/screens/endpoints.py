@@ -27,6 +27,8 @@ REFRESH_EVERY = 0.5
 
 ERROR_BOUND = f"{QuantileSketch().relative_error:.0%}"
 
+GRPC_ERRORS_NOTE = "grpc err: gRPC calls whose grpc-status is not 0 (OK), not counted in 4xx/5xx"
+
 
 class EndpointsScreen(Screen[EndpointKey | None]):
     """Dismissed with the (method, route) chosen by ``enter``, or None by ``esc``."""
@@ -75,6 +77,7 @@ class EndpointsScreen(Screen[EndpointKey | None]):
             f"endpoints ({len(rows)}) · sorted by {self.sort_by} {arrow} · "
             f"latency quantiles within {ERROR_BOUND}"
         )
+        self.rows_table.border_subtitle = GRPC_ERRORS_NOTE
 
     def action_sort(self, step: int) -> None:
         position = SORTABLE.index(self.sort_by)

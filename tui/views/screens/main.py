@@ -1,59 +1,47 @@
 """The main screen: connections (or, after ``tab``, every request) on the left; the selected
 connection's exchanges and the selected exchange (or the raw bytes) on the right; the filter
-prompt (or the find prompt) and status bar below."""
+prompt (or the find prompt) and status bar below.
+
+The screen is put together from one class per idea: ``FollowingPanes`` (what the selection
+shows, and following live traffic), ``FilterKeys``, ``ExportKeys`` (copy and write),
+``RequestsViewKeys`` (``tab``) and ``FindKeys`` (``f``, ``n``, ``N``)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import ClassVar
 
-from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 
 from tui.model.bodies import BODY_MODES, BodyMode
-from tui.model.curl import as_curl
 from tui.model.endpoints import EndpointKey, EndpointTable
-from tui.model.filters import Filter, parse_filter, quote, regex_escape
-from tui.model.find import Needle, ScanAround
+from tui.model.filters import Filter, parse_filter, regex_escape
+from tui.model.find import FindTexts, Needle, ScanAround
 from tui.model.flows import Connection, ConnectionKey, Exchange
-from tui.model.secrets import mask
 from tui.model.store import Store
-from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
+from tui.views.screens.exporting import ExportKeys
+from tui.views.screens.filtering import FilterKeys, as_word
 from tui.views.screens.finding import FindKeys
-from tui.views.screens.headers import ChosenFilter, HeaderInventoryScreen
+from tui.views.screens.following import FollowingPanes
 from tui.views.screens.requests_view import LeftView, RequestsViewKeys
-from tui.views.widgets.detail import DetailPane, connection_facts, exchange_view, raw_view
+from tui.views.widgets.detail import DetailPane
 from tui.views.widgets.filter_bar import FilterBar
 from tui.views.widgets.find_bar import FindBar
 from tui.views.widgets.keys_footer import KeysFooter
-from tui.views.widgets.live_table import LiveTable
 from tui.views.widgets.status_bar import StatusBar, StatusLine, ViewMode
-from tui.views.widgets.tables import (
-    ConnectionsTable,
-    ExchangesTable,
-    RequestsTable,
-)
+from tui.views.widgets.tables import ConnectionsTable, ExchangesTable, RequestsTable
 
 Clock = Callable[[], float]
 
-FILTER_PACE = 0.15
-"""Seconds between re-filterings while an expression is being typed."""
 
-FOLLOW_INTERVAL = 0.5
-"""Seconds between redraws of the request list and detail while following live traffic."""
+class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindKeys):
+    """The bindings, the panes and what the app feeds them; the keys of each idea live in
+    the classes it is made of (the selection, the filter, copying and writing, the requests
+    view, find)."""
 
-
-def as_word(text: str) -> str:
-    """``text`` as one filter argument: bare when it can be, else quoted."""
-    bare = text and not any(ch.isspace() or ch in "()!&|\"'" for ch in text)
-    return text if bare else quote(text)
-
-
-class MainScreen(RequestsViewKeys, FindKeys):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app handles "/" itself before reading the next key, so what is typed
         # right after it (a fast typist, a paste) lands in the prompt.
@@ -120,8 +108,11 @@ class MainScreen(RequestsViewKeys, FindKeys):
         self.needle: Needle | None = None
         self._requests_stale = False
         self._requests_drawn = 0.0
+        self._requests_outdated = True
+        """The store changed since the requests view's list was made (in either view)."""
         self._wanted_exchange: tuple[ConnectionKey, int] | None = None
         self._scan: ScanAround | None = None
+        self.find_texts = FindTexts()
         self.mode: ViewMode = "following"
         self.raw_mode = False
         self.reveal_secrets = False
@@ -192,6 +183,8 @@ class MainScreen(RequestsViewKeys, FindKeys):
 
     def show_changes(self, changes: PendingChanges) -> None:
         """Draw what changed since the last refresh (held back while paused)."""
+        if not changes.empty:
+            self._requests_outdated = True
         if self.mode == "paused":
             self._merge_held(changes)
             return
@@ -273,162 +266,6 @@ class MainScreen(RequestsViewKeys, FindKeys):
         held.connections |= changes.connections
         held.exchanges |= changes.exchanges
 
-    # -- selection ------------------------------------------------------------------------
-
-    @on(LiveTable.Highlighted, "#connections")
-    def _connection_highlighted(self, event: LiveTable.Highlighted) -> None:
-        if event.by_data and self.mode == "following":
-            self._follow_right_panes()
-            return
-        self._load_exchanges(stick_to_first=True)
-        self._draw_detail()
-
-    @on(LiveTable.Highlighted, "#exchanges")
-    def _exchange_highlighted(self, event: LiveTable.Highlighted) -> None:
-        if event.by_data and self.mode == "following":
-            self._follow_right_panes()
-            return
-        if self.selected_exchange is not self._shown_exchange:
-            self._draw_detail()
-
-    def catch_up(self, *, now: bool = False) -> None:
-        """Apply a filter typed meanwhile, and redraw the right panes if following left them
-        behind (``now``: whatever the pace)."""
-        self.apply_typed_filter()
-        if self._requests_stale and self.mode != "paused" and (
-            now or time.monotonic() - self._requests_drawn >= FOLLOW_INTERVAL
-        ):
-            self._load_requests()
-        if self._right_panes_stale and self.mode == "following":
-            self._follow_right_panes(force=now)
-
-    def _follow_right_panes(self, *, force: bool = False) -> None:
-        """While following, the request list and detail show the newest traffic at most
-        every FOLLOW_INTERVAL: nobody reads a request replaced ten times a second, and
-        drawing it is half of what a refresh costs under load."""
-        now = time.monotonic()
-        if not force and now - self._right_panes_drawn < FOLLOW_INTERVAL:
-            self._right_panes_stale = True
-            return
-        self._right_panes_stale = False
-        self._right_panes_drawn = now
-        self._load_exchanges(stick_to_first=True)
-        self._draw_detail(keep_scroll=True)
-
-    @on(LiveTable.Moved, "#connections")
-    def _connections_moved(self, event: LiveTable.Moved) -> None:
-        self._wanted_exchange = None  # the user chose where to go, not find
-        if self.mode != "paused":
-            self.mode = "following" if event.at_first_row else "browsing"
-            self._draw_status()
-
-    @on(LiveTable.Moved, "#exchanges")
-    def _exchanges_moved(self, event: LiveTable.Moved) -> None:
-        self._stop_following()
-
-    def _stop_following(self) -> None:
-        """The user is reading one connection's requests: keep them where they are."""
-        if self.mode == "following":
-            self.mode = "browsing"
-            self._draw_status()
-
-    def _load_exchanges(self, *, stick_to_first: bool) -> None:
-        key = self.connections_table.cursor_key
-        exchanges = [] if key is None else self.store.visible_exchanges(key)
-        exchanges.reverse()
-        self.exchanges_table.show(exchanges, stick_to_first=stick_to_first)
-        if self._wanted_exchange is not None:
-            # Find moved to a request of this connection: keep the cursor on it.
-            self.exchanges_table.select_key(self._wanted_exchange)
-
-    def _draw_detail(self, *, keep_scroll: bool = False) -> None:
-        connection = self.selected_connection
-        exchange = self.selected_exchange
-        if exchange is not None and connection is not None and exchange.key != connection.key:
-            exchange = None
-        self._shown_exchange = exchange
-        if connection is None:
-            self.detail.show(NOTHING_SELECTED)
-        elif self.raw_mode or (exchange is None and connection.protocol != "http"):
-            self.detail.show(raw_view(connection, reveal=self.reveal_secrets),
-                             keep_scroll=keep_scroll)
-        elif exchange is None:
-            self.detail.show(connection_facts(connection), keep_scroll=keep_scroll)
-        else:
-            self.detail.show(exchange_view(exchange, connection, reveal=self.reveal_secrets,
-                                           mode=self.body_mode),
-                             keep_scroll=keep_scroll)
-        self._draw_detail_subtitle()
-
-    def _draw_detail_subtitle(self) -> None:
-        notes = ["raw" if self.raw_mode else ("secrets shown" if self.reveal_secrets else "")]
-        if self.body_mode != "auto":
-            notes.append(f"bodies: {self.body_mode}")
-        if self.needle is not None:
-            detail = self.detail
-            where = "" if detail.current_match is None else f"{detail.current_match + 1}/"
-            notes.append(f"find {self.needle.text!r}: {where}{detail.match_count}")
-        self.detail.border_subtitle = "  ".join(note for note in notes if note)
-
-    # -- filter ---------------------------------------------------------------------------
-
-    def action_open_filter(self) -> None:
-        if self.find_bar.is_open:
-            self.find_bar.input.post_message(events.Key("slash", "/"))
-            return
-        if self.filter_bar.is_open:
-            # The priority binding caught a "/" typed in the expression: it is a character.
-            # Queued behind the keys before it, so it lands in order. (Disabling the binding
-            # instead would change, and so rebuild, the footer.)
-            self.filter_bar.input.post_message(events.Key("slash", "/"))
-            return
-        self._filter_before_edit = (self.filter_text, self.store.filter)
-        self.filter_bar.open(self.filter_text)
-
-    @on(FilterBar.Applied)
-    def _filter_applied(self, event: FilterBar.Applied) -> None:
-        # Narrow the list as the user types, but at a pace: re-filtering everything at each
-        # keystroke would make a fast typist wait for the screen.
-        self._typed_filter = (event.text, event.filter)
-        if time.monotonic() - self._typed_filter_applied >= FILTER_PACE:
-            self.apply_typed_filter()
-
-    def apply_typed_filter(self) -> None:
-        if self._typed_filter is not None:
-            typed, self._typed_filter = self._typed_filter, None
-            self._typed_filter_applied = time.monotonic()
-            self._set_filter(*typed)
-
-    @on(FilterBar.Closed)
-    def _filter_closed(self, event: FilterBar.Closed) -> None:
-        if event.accepted:
-            self.apply_typed_filter()
-        else:
-            self._typed_filter = None
-            self._set_filter(*self._filter_before_edit)
-        self.filter_bar.close(self.filter_text)
-        self.left_table.focus()
-
-    def _set_filter(self, text: str, parsed: Filter | None) -> None:
-        self.filter_text = text if parsed is not None else ""
-        self.store.set_filter(parsed, invert=self.store.inverted and parsed is not None)
-        if not self.filter_bar.is_open:
-            self.filter_bar.close(self.filter_text)
-        self._redraw_all()
-
-    def action_invert(self) -> None:
-        if self.store.filter is None:
-            self.notify("No filter to invert: press / to type one first.", severity="warning")
-            return
-        self.store.set_filter(self.store.filter, invert=not self.store.inverted)
-        self._redraw_all()
-
-    def _redraw_all(self) -> None:
-        if self.mode == "paused":
-            self.mode = "following"
-        self.show_changes(PendingChanges.full())
-        self._draw_status()
-
     # -- other keys -----------------------------------------------------------------------
 
     def action_back(self) -> None:
@@ -450,15 +287,6 @@ class MainScreen(RequestsViewKeys, FindKeys):
         if self.focused is self.connections_table and self.exchanges_table.rows:
             self._stop_following()
             self.exchanges_table.focus()
-
-    def action_headers(self) -> None:
-        def chosen(choice: ChosenFilter | None) -> None:
-            if choice is not None:
-                self._set_filter(choice.text, choice.parsed)
-                # The expression quotes a header value from the network: plain, escaped text.
-                self.notify(one_line(choice.text), title="Filter", markup=False)
-
-        self.app.push_screen(HeaderInventoryScreen(self.store), chosen)
 
     def action_toggle_noise(self) -> None:
         self.store.hide_noise = not self.store.hide_noise
@@ -492,56 +320,14 @@ class MainScreen(RequestsViewKeys, FindKeys):
     def action_clear(self) -> None:
         self.store.clear()
         self.endpoints.clear()
+        self.find_texts.clear()
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
         self._draw_status()
         self.notify("Cleared: showing new traffic only.")
 
-    def action_write_file(self) -> None:
-        from tui.views.screens.write_file import WriteFileScreen
-
-        def written(sentence: str | None) -> None:
-            if sentence:
-                self.notify(one_line(sentence), title="Written", markup=False)
-
-        self.app.push_screen(WriteFileScreen(self.store, self.target, reveal=self.reveal_secrets,
-                                             now=self.clock()), written)
-
-    def action_copy_curl(self) -> None:
-        exchange, connection = self.selected_exchange, self.selected_connection
-        if exchange is None or connection is None:
-            self.notify("Select an HTTP request to copy it as curl.", severity="warning")
-            return
-        # One policy: the clipboard gets secrets only when they are revealed (s).
-        command = as_curl(exchange, connection, masked=not self.reveal_secrets)
-        self.app.copy_to_clipboard(command)
-        title = "Copied as curl" if self.reveal_secrets else "Copied as curl (secrets masked: s)"
-        self.notify(terminal_safe(command), title=title, markup=False)
-
-    def action_copy_mirrord(self) -> None:
-        inventory = self.store.header_inventory
-        exchange = self.selected_exchange
-        ranked = [stats.name for stats in inventory.names_by_usefulness()]
-        choice: tuple[str, str] | None = None
-        if exchange is not None:
-            for name in ranked:
-                value = exchange.request.header(name)
-                if value is not None:
-                    choice = (name, value)
-                    break
-        if choice is None:
-            self.notify("Select a request that carries a header to filter on (or press h).",
-                        severity="warning")
-            return
-        name, value = choice
-        self.app.copy_to_clipboard(inventory.mirrord_config(name, value))
-        shown = inventory.mirrord_filter(name, value)
-        if not self.reveal_secrets:
-            shown = shown.replace(value, mask(name, value))
-        self.notify(one_line(shown), title="Copied mirrord config for", markup=False)
-
-    # -- endpoints, body views (the requests view: RequestsViewKeys; find: FindKeys) --------
+    # -- endpoints, body views ------------------------------------------------------------
 
     def action_endpoints(self) -> None:
         from tui.views.screens.endpoints import EndpointsScreen
@@ -562,5 +348,3 @@ class MainScreen(RequestsViewKeys, FindKeys):
         self.body_mode = BODY_MODES[(BODY_MODES.index(self.body_mode) + 1) % len(BODY_MODES)]
         self._draw_detail(keep_scroll=True)
 
-
-NOTHING_SELECTED = "Select a connection (↑/↓) to see its requests; / filters, ? lists every key."

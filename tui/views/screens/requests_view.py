@@ -41,6 +41,7 @@ class RequestsViewKeys(Screen[None]):
         filter_bar: FilterBar
         find_bar: FindBar
         _requests_stale: bool
+        _requests_outdated: bool
         _requests_drawn: float
         _shown_exchange: Exchange | None
         _wanted_exchange: tuple[tuple[str, int], int] | None
@@ -68,10 +69,17 @@ class RequestsViewKeys(Screen[None]):
         self.connections_table.display = not requests
         self.exchanges_table.display = not requests
         self.requests_table.display = requests
-        if requests:
+        if requests and self._requests_outdated:
             self._load_requests()
+        elif requests:
+            # Nothing changed since the list was made: 100,000 rows need not be walked again.
+            if self.mode == "following":
+                self.requests_table.move_cursor_to(0)
         else:
+            # Redrawn whole, but not changed: the requests list made before still holds.
+            outdated = self._requests_outdated
             self.show_changes(PendingChanges.full())
+            self._requests_outdated = outdated
         if exchange is not None:
             self._select_exchange(exchange)
         self.left_table.focus()
@@ -103,6 +111,7 @@ class RequestsViewKeys(Screen[None]):
         """Every visible request, newest first (a walk over the store: at most twice a
         second, or at once when the filter changed)."""
         self._requests_stale = False
+        self._requests_outdated = False
         self._requests_drawn = time.monotonic()
         table = self.requests_table
         table.hidden_columns = {"pod"} if set(self.store.sources) <= {"local"} else set()

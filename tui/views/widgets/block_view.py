@@ -23,7 +23,7 @@ from textual.strip import Strip
 from tui.model.bodies import BodyMode, RenderedBody, render_body
 from tui.model.find import Needle, next_index
 from tui.model.secrets import mask_body
-from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, plain
+from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, WrappedText, plain
 from tui.views.widgets.line_scroll import LineScrollView
 
 parse_style = functools.lru_cache(maxsize=256)(Style.parse)
@@ -220,7 +220,12 @@ class BlockView(LineScrollView):
         pattern = self.needle.pattern
         for part, start in zip(self._parts, self._starts, strict=False):
             if isinstance(part, RowSequence):
-                self.matches += [(start + row, a, b) for row, a, b in part.find(pattern)]
+                found = None
+                if isinstance(part, WrappedText):
+                    found = part.find_text(self.needle.key, self.needle.folded)
+                if found is None:
+                    found = part.find(pattern)
+                self.matches += [(start + row, a, b) for row, a, b in found]
             else:
                 for index in range(len(part)):
                     item = part[index]

@@ -155,7 +155,7 @@ def exchange_view(
     parts = trailers_view("response trailers", response, reveal)
     if exchange.messages:
         parts += [section(f"messages ({len(exchange.messages):,})"),
-                  messages_view(exchange.messages)]
+                  messages_view(exchange.messages, reveal)]
     for note in exchange.notes:
         parts.append(Text(one_line(note), style="yellow"))
     return [*blocks, Group(*parts)] if parts else blocks

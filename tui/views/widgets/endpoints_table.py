@@ -21,12 +21,13 @@ ENDPOINT_COLUMNS = (
     Column("rate", 6, "right"),
     Column("4xx", 5, "right"),
     Column("5xx", 5, "right"),
+    Column("grpc err", 8, "right"),
     Column("p50", 7, "right"),
     Column("p95", 7, "right"),
     Column("p99", 7, "right"),
     Column(f"last {SPARK_SECONDS}s", SPARK_SECONDS),
 )
-SORTABLE = ("endpoint", "requests", "rate", "4xx", "5xx", "p50", "p95", "p99")
+SORTABLE = ("endpoint", "requests", "rate", "4xx", "5xx", "grpc err", "p50", "p95", "p99")
 """Columns the table can be sorted by, in the order ``<`` and ``>`` go through them."""
 
 
@@ -45,6 +46,7 @@ def endpoint_cells(endpoint: Endpoint, now: float) -> Sequence[Cell]:
         (f"{rate:.1f}/s", "" if rate else "dim"),
         _errors(endpoint.client_errors, "yellow"),
         _errors(endpoint.server_errors, "bold red"),
+        _errors(endpoint.grpc_errors, "bold red"),
         cells.latency(p50) if p50 is not None else ("-", "dim"),
         cells.latency(p95) if p95 is not None else ("-", "dim"),
         cells.latency(p99) if p99 is not None else ("-", "dim"),

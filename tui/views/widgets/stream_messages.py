@@ -1,6 +1,6 @@
 """The messages an exchange carried after its headers (WebSocket, gRPC), as a list in the detail
 pane: direction, time, kind, size, then the text (a hex dump, or a gRPC message's fields) and
-what a person should know."""
+what a person should know. Their text is masked like a body's while secrets are hidden."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tui.model import protobuf_raw
 from tui.model.flows import StreamMessage
+from tui.model.secrets import mask_message_text
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
 
@@ -43,19 +44,24 @@ def message_line(message: StreamMessage) -> Text:
     return line
 
 
-def message_payload(message: StreamMessage) -> Text | None:
+def message_payload(message: StreamMessage, reveal: bool = False) -> Text | None:
+    """The message's text as shown, its secrets masked unless ``reveal``; a hex dump when it
+    is binary (left as sent)."""
     data = message.data[:MESSAGE_BYTES_SHOWN]
     if not data or message.kind == "close":  # its code and reason are in the note
         return None
     if message.kind == "grpc":
         # No schema: fields by number and wire type, as protoc --decode_raw shows them.
-        fields = Text(textwrap.indent(terminal_safe(protobuf_raw.render(data)), "  "))
+        strings = None if reveal else mask_message_text
+        rendered = protobuf_raw.render(data, shown_string=strings)
+        fields = Text(textwrap.indent(terminal_safe(rendered), "  "))
         if message.length > len(data):
             fields.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
         return fields
     if message.kind != "binary":
         try:
-            text = Text("  " + terminal_safe(data.decode("utf-8")))
+            decoded = data.decode("utf-8")
+            text = Text("  " + terminal_safe(decoded if reveal else mask_message_text(decoded)))
         except UnicodeDecodeError:
             text = None
         if text is not None:
@@ -68,7 +74,7 @@ def message_payload(message: StreamMessage) -> Text | None:
     return out
 
 
-def messages_view(messages: Sequence[StreamMessage]) -> RenderableType:
+def messages_view(messages: Sequence[StreamMessage], reveal: bool = False) -> RenderableType:
     shown = messages[-MESSAGES_SHOWN:]
     parts: list[RenderableType] = []
     if len(messages) > len(shown):
@@ -77,7 +83,7 @@ def messages_view(messages: Sequence[StreamMessage]) -> RenderableType:
         )
     for message in shown:
         parts.append(message_line(message))
-        payload = message_payload(message)
+        payload = message_payload(message, reveal)
         if payload is not None:
             parts.append(payload)
     return Group(*parts)
