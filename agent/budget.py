@@ -19,6 +19,10 @@ HOST_BLOCK_SIZE = MIB
 # counts in full against the pod's memory: with 2 MiB rings a node agent tapping 5 pods idled at
 # 40 MB RSS, with 8 MiB ones at 71 MB. A single-target agent keeps its 64 MiB for floods.
 NODE_RING_MIN, NODE_RING_MAX = MIB, 2 * MIB
+# A pod whose traffic outruns its small ring moves to a big one (agent.growing_ring): 2 to 16
+# MiB rings all lost a fifth of a saturating load that 64 MiB took whole (bench_node_ring).
+# The big rings share what the small ones do, a quarter of the limit: with 256 MiB, two of 32.
+NODE_GROWN_RING_MAX = 32 * MIB
 HOST_RING_MIN, HOST_RING_MAX = 4 * MIB, 64 * MIB
 JOURNAL_MIN, JOURNAL_MAX = 4 * MIB, 64 * MIB
 # How many pods a node agent's ring share is planned for: more still fit, with smaller rings
@@ -33,6 +37,10 @@ class Buffers:
     block_count: int
     """Of each capture ring (one per tapped namespace)."""
     journal_bytes: int
+    grown_block_count: int = 0
+    """Of a node agent's ring once grown (0: rings never grow)."""
+    grown_rings: int = 0
+    """How many of a node agent's rings may grow (they never shrink back)."""
 
     @property
     def ring_bytes(self) -> int:
@@ -41,16 +49,22 @@ class Buffers:
 
 def buffers_for(memory_limit: int | None, *, node: bool) -> Buffers:
     """The buffers of an agent limited to ``memory_limit`` bytes (None: no limit)."""
-    if node:
-        share = NODE_RING_MAX if memory_limit is None else memory_limit // 4 // PLANNED_PODS
-        ring = _clamp(share, NODE_RING_MIN, NODE_RING_MAX)
-        block = NODE_BLOCK_SIZE
-    else:
+    journal = _clamp(
+        JOURNAL_MAX if memory_limit is None else memory_limit // 4, JOURNAL_MIN, JOURNAL_MAX
+    )
+    if not node:
         share = HOST_RING_MAX if memory_limit is None else memory_limit // 4
         ring = _clamp(share, HOST_RING_MIN, HOST_RING_MAX)
-        block = HOST_BLOCK_SIZE
-    journal = JOURNAL_MAX if memory_limit is None else memory_limit // 4
-    return Buffers(block, ring // block, _clamp(journal, JOURNAL_MIN, JOURNAL_MAX))
+        return Buffers(HOST_BLOCK_SIZE, ring // HOST_BLOCK_SIZE, journal)
+    block = NODE_BLOCK_SIZE
+    share = NODE_RING_MAX if memory_limit is None else memory_limit // 4 // PLANNED_PODS
+    ring = _clamp(share, NODE_RING_MIN, NODE_RING_MAX)
+    if memory_limit is None:
+        grown, grown_rings = NODE_GROWN_RING_MAX, PLANNED_PODS
+    else:
+        grown = _clamp(memory_limit // 8, ring, NODE_GROWN_RING_MAX)
+        grown_rings = memory_limit // 4 // grown
+    return Buffers(block, ring // block, journal, grown // block, grown_rings)
 
 
 def _clamp(value: int, low: int, high: int) -> int:

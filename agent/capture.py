@@ -104,6 +104,7 @@ class Capture:
         self.namespace = namespace
         self.ports = tuple(sorted(set(ports)))
         self.frames = 0  # frames read from the ring
+        self.blocks = 0  # blocks read from the ring (how far behind a reader is, per read)
         self.truncated = 0  # frames the ring had to cut short (lost as whole segments)
         self._packets = 0
         self._drops = 0
@@ -157,6 +158,7 @@ class Capture:
             if not status & TP_STATUS_USER:
                 break
             self.frames += count
+            self.blocks += 1
             self.truncated += frames_of_block(
                 ring, base + first, count, self._interface_name, self._loopbacks, frames
             )

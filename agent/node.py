@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from agent.budget import Buffers
 from agent.capture import Capture
@@ -34,6 +35,7 @@ from agent.events import (
     PodUntapped,
     Stats,
 )
+from agent.growing_ring import GrowingCapture
 from agent.journal import Journal
 from agent.netns import container_namespace
 from agent.requests import AnyRequest, TapPod, UntapPod
@@ -49,7 +51,7 @@ POLL_MS = 100
 class _Pod:
     name: str
     container_id: str
-    capture: Capture
+    capture: GrowingCapture
     reassembler: Reassembler
     ids: dict[int, int] = field(default_factory=dict)
     """This pod's reassembler ids of open connections -> agent-wide ids."""
@@ -81,6 +83,7 @@ class NodeSniffer:
         self._next_id = 0
         self._packets = self._bytes = self._kernel_packets = self._kernel_drops = 0
         self._gaps = self._gap_bytes = 0
+        self._grown = 0  # rings grown (capture thread only)
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="podtap-node-capture", daemon=True)
@@ -117,11 +120,13 @@ class NodeSniffer:
             self._wanted[pod] = container_id
         try:
             namespace = container_namespace(container_id)
-            capture = Capture(
-                namespace,
-                sorted(self._ports),
-                block_size=self._buffers.block_size,
-                block_count=self._buffers.block_count,
+            capture = GrowingCapture(
+                partial(
+                    Capture, namespace, sorted(self._ports), block_size=self._buffers.block_size
+                ),
+                self._buffers.block_count,
+                self._buffers.grown_block_count,
+                may_grow=self._may_grow,
             )
         except (UserError, OSError) as error:
             with self._lock:
@@ -143,6 +148,13 @@ class NodeSniffer:
                 return
             self._leaving.append((pod, reason))
         self._wake()
+
+    def _may_grow(self) -> bool:
+        """Asked by a pod's ring in the capture thread, once, when it would grow."""
+        if self._grown >= self._buffers.grown_rings:
+            return False
+        self._grown += 1
+        return True
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -243,6 +255,8 @@ class NodeSniffer:
         with contextlib.suppress(KeyError, ValueError):
             poller.unregister(fd)
         pod.capture.close()
+        if pod.capture.on_big_ring:
+            self._grown -= 1  # its share of big rings is free again
         self._pods.pop(pod.name, None)
         if reason is not None:
             events.append(PodUntapped(ts=now, pod=pod.name, reason=reason))

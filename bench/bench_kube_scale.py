@@ -4,7 +4,8 @@ For each size, on 20 simulated nodes (30 from 300 replicas on; real network name
 processes on this machine): a loop on the host sends one request to every pod each second from
 the moment ``dump`` starts; the figures are seconds from start to the first request seen, and
 to a request seen from every pod; agent pods; port-forwards open; the client's peak RSS and CPU
-seconds; and seconds from Ctrl+C until no agent process, Job, pod, Secret or ConfigMap is left.
+seconds; seconds from Ctrl+C until ``dump`` has exited, and until no agent process, Job, pod,
+Secret or ConfigMap is left.
 Then two figures of the agent alone: the idle RSS of a node agent tapping 5 pods, and the time
 to encode a batch of 1000 events with msgspec and with the pure-Python subset a stock Python
 image uses (ratio in the same run). Needs root.
@@ -107,6 +108,7 @@ def run_size(replicas: int, nodes: int) -> dict[str, float]:
             stop.set()
             stopping = time.monotonic()
             dump.stop(signal.SIGINT, 60)
+            figures["exit s"] = time.monotonic() - stopping
             deadline = stopping + 60
             while (sim.agent_processes() or leftovers(api)) and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -176,13 +178,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="10,50,100,300")
     parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--scale-only", action="store_true", help="skip the agent-alone figures")
     args = parser.parse_args()
     columns = ["first traffic s", "all pods s", "agent pods", "port-forwards", "client MB",
-               "client CPU s", "cleanup s"]  # fmt: skip
+               "client CPU s", "exit s", "cleanup s"]  # fmt: skip
     print(f"{'replicas':>8} " + " ".join(f"{c:>15}" for c in columns))
     for size in (int(s) for s in args.sizes.split(",")):
         figures = run_size(size, args.nodes if size < 300 else max(args.nodes, 30))
         print(f"{size:>8} " + " ".join(f"{figures[c]:>15.1f}" for c in columns), flush=True)
+    if args.scale_only:
+        return
     print(f"node agent tapping 5 pods, idle: {node_agent_idle_rss():.1f} MB RSS")
     with_msgspec, without = encode_ratio()
     print(f"encoding 1000 events: msgspec {with_msgspec * 1e3:.2f} ms, pure Python "

@@ -60,7 +60,9 @@ def test_a_hundred_replicas_on_twenty_nodes_then_twenty_more_are_each_tapped_by_
             dump.wait_for_stdout(rf"Data: GET /to/{re.escape(pod.name)} HTTP/1.1", 30)
         assert {p.pid for p in kubesim.agent_processes()} == agents
         pods += added
-        assert dump.stop(signal.SIGINT) == 0
+        stopping = time.monotonic()
+        assert dump.stop(signal.SIGINT, 20) == 0
+        stopped = time.monotonic() - stopping
     finally:
         dump.kill()
     seen = blocks_by_source(dump.stdout)
@@ -68,7 +70,7 @@ def test_a_hundred_replicas_on_twenty_nodes_then_twenty_more_are_each_tapped_by_
         assert seen.get(f"default/{pod.name}") == [f"GET /to/{pod.name} HTTP/1.1"]
     assert "Traceback" not in dump.stderr
     assert "failed" not in dump.stderr
-    print(f"every pod tapped after {all_tapped:.1f} s")
+    print(f"every pod tapped after {all_tapped:.1f} s; dump stopped {stopped:.1f} s after Ctrl+C")
     wait_for("every agent process to end", lambda: not kubesim.agent_processes(), 30)
     wait_for("every agent object to be deleted", lambda: not agent_objects(kube_client), 30)
 

@@ -17,6 +17,7 @@ def test_without_a_limit_the_buffers_are_the_largest() -> None:
     node = buffers_for(None, node=True)
     assert node.ring_bytes == 2 * MIB
     assert node.block_size == 256 * 1024
+    assert (node.grown_block_count * node.block_size, node.grown_rings) == (32 * MIB, 16)
 
 
 def test_a_limit_gives_a_quarter_to_the_journal_and_a_quarter_to_rings() -> None:
@@ -26,6 +27,10 @@ def test_a_limit_gives_a_quarter_to_the_journal_and_a_quarter_to_rings() -> None
     assert (small.ring_bytes, small.journal_bytes) == (16 * MIB, 16 * MIB)
     node = buffers_for(64 * MIB, node=True)
     assert node.ring_bytes == MIB  # a sixteenth of the rings' quarter, per tapped pod
+    # Grown rings share a quarter too: an eighth each, so two of them.
+    assert (node.grown_block_count * node.block_size, node.grown_rings) == (8 * MIB, 2)
+    limited = buffers_for(256 * MIB, node=True)
+    assert (limited.grown_block_count * limited.block_size, limited.grown_rings) == (32 * MIB, 2)
     tiny = buffers_for(8 * MIB, node=True)
     assert (tiny.ring_bytes, tiny.journal_bytes) == (MIB, 4 * MIB)
 

@@ -32,7 +32,14 @@ from tui.model.http1_cache import Http1Cache
 from tui.model.http2_headers import Http2HeaderCache
 from tui.model.loss import LOST_REASON_WORDS, LossTally
 from tui.model.noise import is_noise
-from tui.model.updates import AgentEvent, SessionNote, SourceState, SourceStatus, Update
+from tui.model.updates import (
+    AgentEvent,
+    SessionNote,
+    SourceKind,
+    SourceState,
+    SourceStatus,
+    Update,
+)
 
 _EVICTED_KEYS_REMEMBERED = 10_000
 
@@ -66,6 +73,7 @@ class StoreChange:
 class SourceInfo:
     state: SourceState = "starting"
     detail: str = ""
+    kind: SourceKind = "agent"
     agent_id: str = ""
     target: str = ""
     interfaces: list[str] = field(default_factory=list)
@@ -150,6 +158,7 @@ class Store:
                 info = self.sources.setdefault(update.source, SourceInfo())
                 info.state = update.state
                 info.detail = update.detail
+                info.kind = update.kind
                 change.sources_changed = True
                 self.losses.observe_status(update)
                 if update.state in ("gone", "failed"):

@@ -12,6 +12,7 @@ from typing import Literal
 from agent.events import AnyEvent
 
 SourceState = Literal["starting", "live", "reconnecting", "gone", "failed"]
+SourceKind = Literal["agent", "pod"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,9 @@ class SourceStatus:
     source: str
     state: SourceState
     detail: str = ""
+    kind: SourceKind = "agent"
+    """``pod``: a pod that a node agent taps, so that the user counts agents and pods apart
+    (a node agent and each of its pods are sources of their own)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,11 +80,11 @@ class PodAttribution:
                 self.tapped.discard(event.pod)
                 if event.reason != ASKED:
                     sentence = f"The agent on node {self.node} stopped tapping it: {event.reason}"
-                    out.append(SourceStatus(event.pod, "failed", _sentence(sentence)))
+                    out.append(SourceStatus(event.pod, "failed", _sentence(sentence), "pod"))
             elif isinstance(event, PodTapFailed):
                 self.tapped.discard(event.pod)
                 sentence = f"The agent on node {self.node} cannot tap it: {event.reason}"
-                out.append(SourceStatus(event.pod, "failed", _sentence(sentence)))
+                out.append(SourceStatus(event.pod, "failed", _sentence(sentence), "pod"))
             else:
                 out.append(update)
         return out
@@ -111,13 +111,13 @@ class PodAttribution:
             out.append(AgentEvent(event.pod, hello))
         interfaces = ", ".join(event.interfaces) or "no interfaces yet"
         sentence = f"Tapped by the agent on node {self.node} (capturing on {interfaces})."
-        out.append(SourceStatus(event.pod, "live", sentence))
+        out.append(SourceStatus(event.pod, "live", sentence, "pod"))
         return out
 
     def _agent_ended(self, detail: str, wanted: Sequence[str]) -> list[Update]:
         self.tapped.clear()
         sentence = _sentence(f"The agent on node {self.node} is gone ({detail.rstrip('.')})")
-        return [SourceStatus(pod, "failed", sentence) for pod in wanted]
+        return [SourceStatus(pod, "failed", sentence, "pod") for pod in wanted]
 
 
 def _sentence(text: str) -> str:

@@ -56,6 +56,10 @@ class NodeState:
     pods: dict[str, str] = field(default_factory=dict)
     """Target pods on this node -> container id."""
     deadline: asyncio.TimerHandle | None = None
+    unclaimed: Pod | None = None
+    """The last agent pod seen on this node before its Job's name was known: on a busy API
+    server the pod can be running before the Job's creation is answered, and may not change
+    again."""
 
 
 class NodeFleet:
@@ -132,6 +136,8 @@ class NodeFleet:
         state.live = False
         state.pod_seen = False
         state.failed = None
+        starting = f"Starting the agent on node {state.node}."
+        self._fan_in.put([SourceStatus(node_source(state.node), "starting", starting)])
         state.deadline = loop.call_later(
             self._timeout, lambda: self._spawn(self._timed_out(state), "timeout")
         )
@@ -144,6 +150,9 @@ class NodeFleet:
                 create_node_agent, cluster, settings, state.node, self._namespace, attempt
             )
             state.job = job
+            early, state.unclaimed = state.unclaimed, None
+            if early is not None:
+                self._agent_pod_seen(state, early)
             if settings.code_configmap is not None:
                 self._jobs.append((job, uid))
                 if not self._owning:
@@ -221,20 +230,27 @@ class NodeFleet:
             labels = pod["metadata"].get("labels") or {}
             node = self._node_by_label.get(str(labels.get(NODE_LABEL)))
             state = self.nodes.get(node) if node is not None else None
-            if state is None or change.kind == "DELETED" or state.job is None:
+            if state is None or change.kind == "DELETED":
                 continue
-            if not pod_name(pod).startswith(state.job + "-"):
-                continue  # a pod of an earlier agent of this node
-            state.pod_seen = True
-            verdict = agent_container_state(pod, AGENT_CONTAINER)
-            if verdict.phase == "running" and state.agent is None and state.failed is None:
-                self._connect(state, pod)
-            elif verdict.phase == "failed" and state.agent is None and state.failed is None:
-                sentence = f"The agent on node {state.node} failed: {verdict.detail}"
-                if verdict.wants_log:
-                    self._spawn(self._failed_saying(state, pod, sentence), "last words")
-                else:
-                    self._node_failed(state, sentence)
+            if state.job is None or not pod_name(pod).startswith(state.job + "-"):
+                # A pod of an earlier agent of this node, or of the Job being created.
+                state.unclaimed = pod
+                continue
+            self._agent_pod_seen(state, pod)
+
+    def _agent_pod_seen(self, state: NodeState, pod: Pod) -> None:
+        if state.job is None or not pod_name(pod).startswith(state.job + "-"):
+            return
+        state.pod_seen = True
+        verdict = agent_container_state(pod, AGENT_CONTAINER)
+        if verdict.phase == "running" and state.agent is None and state.failed is None:
+            self._connect(state, pod)
+        elif verdict.phase == "failed" and state.agent is None and state.failed is None:
+            sentence = f"The agent on node {state.node} failed: {verdict.detail}"
+            if verdict.wants_log:
+                self._spawn(self._failed_saying(state, pod, sentence), "last words")
+            else:
+                self._node_failed(state, sentence)
 
     async def _failed_saying(self, state: NodeState, pod: Pod, sentence: str) -> None:
         """An agent that ran and stopped says best why in its last log line."""

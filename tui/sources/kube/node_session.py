@@ -59,6 +59,7 @@ from tui.targets import KubeTarget
 T = TypeVar("T")
 
 CLEANUP_TIMEOUT = 20.0
+TASKS_TIMEOUT = 2.0
 PROGRESS_INTERVAL = 1.0
 """Seconds between two progress notes, but for the last."""
 
@@ -271,6 +272,8 @@ class NodeSession:
             return
         self._wanted[source] = node
         self._reported.discard(source)
+        waiting = f"Waiting for the agent on node {node}."
+        self._fan_in.put([SourceStatus(source, "starting", waiting, "pod")])
         await fleet.tap(source, node, runtime_id)
         self._progress()
 
@@ -280,7 +283,7 @@ class NodeSession:
         if node is None or self._fleet is None:
             return
         await self._fleet.untap(source, node)
-        self._fan_in.put([SourceStatus(source, "gone", sentence)])
+        self._fan_in.put([SourceStatus(source, "gone", sentence, "pod")])
         self._progress()
 
     async def _target_pod_changed(self, change: PodChange) -> None:
@@ -324,7 +327,7 @@ class NodeSession:
         if source in self._reported:
             return
         self._reported.add(source)
-        self._fan_in.put([SourceStatus(source, "failed", sentence)])
+        self._fan_in.put([SourceStatus(source, "failed", sentence, "pod")])
 
     def _progress(self) -> None:
         fleet = self._fleet
@@ -377,7 +380,8 @@ class NodeSession:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=CLEANUP_TIMEOUT)
+            # Cancelled, they only unwind: a call they left in a thread is swept up below.
+            await asyncio.wait(tasks, timeout=TASKS_TIMEOUT)
         # Port-forwards cut first: a stream then closes at once instead of waiting on a close
         # handshake through a tunnel that is going away anyway.
         for connector in self.connectors.values():
@@ -397,11 +401,11 @@ class NodeSession:
         cluster = self._cluster
         if cluster is None or not self._made_something:
             return
-        # A Job still being created when the session was cancelled must exist before the
-        # deletion looks for it: wait for the calls in flight (each bounded by its timeout).
+        delete_node_agents(cluster, self._agent_namespace, self._session)
+        # A Job still being created when the session was cancelled may land after that sweep:
+        # once the calls in flight are done (each bounded by its timeout), sweep again.
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with contextlib.suppress(ApiException, OSError):
-            delete_node_agents(cluster, self._agent_namespace, self._session)
+        delete_node_agents(cluster, self._agent_namespace, self._session)
 
     def _cleanup_at_exit(self) -> None:
         """Last resort when the process ends without leaving the session."""

@@ -226,11 +226,14 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
     def _draw_status(self) -> None:
         events_per_second, stream_ended = self._feed_status
         store = self.store
-        sources = store.sources.values()
+        agents = [s for s in store.sources.values() if s.kind == "agent"]
+        pods = [s for s in store.sources.values() if s.kind == "pod"]
         line = StatusLine(
             target=self.target,
-            agents_live=sum(1 for s in sources if s.state == "live"),
-            agents_total=len(store.sources),
+            agents_live=sum(1 for s in agents if s.state == "live"),
+            agents_total=len(agents),
+            pods_live=sum(1 for s in pods if s.state == "live"),
+            pods_total=len(pods),
             reconnecting=tuple(n for n, s in store.sources.items() if s.state == "reconnecting"),
             failed=tuple(
                 f"{name}: {s.detail or s.state}" for name, s in store.sources.items()

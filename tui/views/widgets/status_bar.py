@@ -19,6 +19,9 @@ class StatusLine:
     target: str
     agents_live: int = 0
     agents_total: int = 0
+    pods_live: int = 0
+    pods_total: int = 0
+    """Pods tapped by node agents (none in local sessions or with an agent per pod)."""
     reconnecting: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
     """Sources that failed or are gone, each with its sentence."""
@@ -44,12 +47,10 @@ class StatusLine:
 
     def render(self) -> Text:
         parts: list[Text] = [Text(f" {self.target} ", style="bold reverse")]
-        agents = Text(f"agents {self.agents_live}/{self.agents_total}")
-        if self.agents_total and self.agents_live == self.agents_total:
-            agents.stylize("green")
-        elif self.agents_total:
-            agents.stylize("yellow")
-        parts.append(agents)
+        parts.append(_count("agents", self.agents_live, self.agents_total))
+        if self.pods_total:
+            pods = _count("pods", self.pods_live, self.pods_total)
+            parts[-1] = Text(" · ").join([parts[-1], pods])
         if self.reconnecting:
             parts.append(Text(f"reconnecting: {', '.join(self.reconnecting)}", style="yellow"))
         for sentence in self.failed:
@@ -85,6 +86,15 @@ class StatusLine:
         line = Text("  ").join(parts)
         # Sentences and names come from agents and files: never let them drive the terminal.
         return line if one_line(line.plain) == line.plain else Text(one_line(line.plain))
+
+
+def _count(what: str, live: int, total: int) -> Text:
+    text = Text(f"{what} {live}/{total}")
+    if total and live == total:
+        text.stylize("green")
+    elif total:
+        text.stylize("yellow")
+    return text
 
 
 MODE_TEXT: dict[ViewMode, Text] = {
