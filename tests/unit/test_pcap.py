@@ -262,3 +262,62 @@ def test_a_capture_cut_mid_packet_reads_up_to_its_last_whole_packet(tmp_path: Pa
     cut.write_bytes(whole.read_bytes()[:-5])
     events = list(read_pcap(str(cut), [8080, 7000, 8443]))
     assert 0 < len(events) <= len(list(read_pcap(str(whole), [8080, 7000, 8443])))
+
+
+def _cut_capture(path: Path, *, ip_length_zero: bool) -> None:
+    """A connection whose middle data segment was captured cut short, the way ``tcpdump -s``
+    leaves it (or, with ``ip_length_zero``, an offloaded super-packet whose IPv4 header says 0)."""
+    client, server = "10.9.0.1", "10.9.0.2"
+
+    def segment(from_client: bool, seq: int, ack: int, tcp_flags: str, payload: bytes) -> Any:
+        src, dst, sport, dport = (
+            (client, server, 40000, 80) if from_client else (server, client, 80, 40000)
+        )
+        return (
+            Ether()
+            / IP(src=src, dst=dst)
+            / TCP(sport=sport, dport=dport, seq=seq, ack=ack, flags=tcp_flags)
+            / payload
+        )
+
+    first, lost, last = b"A" * 600, b"B" * 3000, b"C" * 400
+    packets = [
+        segment(True, 1000, 0, "S", b""),
+        segment(False, 5000, 1001, "SA", b""),
+        segment(True, 1001, 5001, "A", b""),
+        segment(True, 1001, 5001, "PA", first),
+        segment(True, 1601, 5001, "PA", lost),
+        segment(True, 4601, 5001, "PA", last),
+        segment(True, 5001, 5001, "FA", b""),
+        segment(False, 5001, 5002, "FA", b""),
+    ]
+    writer = PcapWriter(str(path), linktype=1, snaplen=1514)
+    writer.write_header(None)
+    for number, packet in enumerate(packets):
+        data = bytes(packet)
+        if packet[TCP].payload and bytes(packet[TCP].payload) == lost:
+            if ip_length_zero:
+                data = data[:16] + b"\x00\x00" + data[18:]
+            writer.write_packet(data[:1514], sec=1_700_000_000, usec=number, wirelen=len(data))
+        else:
+            writer.write_packet(data, sec=1_700_000_000, usec=number)
+    writer.close()
+
+
+@pytest.mark.parametrize("ip_length_zero", [False, True], ids=["snaplen", "super-packet"])
+def test_a_packet_captured_short_is_a_gap_never_a_shorter_segment(
+    tmp_path: Path, ip_length_zero: bool
+) -> None:
+    path = tmp_path / "cut.pcap"
+    _cut_capture(path, ip_length_zero=ip_length_zero)
+    events = [e for e in read_pcap(str(path), [80]) if isinstance(e, (DataReceived, Gap))]
+    assert [(type(e).__name__, e.direction) for e in events] == [
+        ("DataReceived", "in"),
+        ("Gap", "in"),
+        ("DataReceived", "in"),
+    ]
+    first, gap, last = events
+    assert isinstance(first, DataReceived)
+    assert isinstance(last, DataReceived)
+    assert isinstance(gap, Gap)
+    assert (first.data, gap.length, last.data) == (b"A" * 600, 3000, b"C" * 400)

@@ -254,6 +254,11 @@ def _frames(path: str) -> Iterator[tuple[float, Segment]]:
             ts = plausible_time(ts)
             if not isinstance(frame, bytes):
                 raise UserError(f"{path}: packet {number} cannot be read (no frame bytes).")
+            if meta.wirelen > len(frame):
+                # Cut short by the snap length: lost whole, so that the next segment shows the
+                # gap. Read, it would pass for a shorter segment whenever its IP length is 0 (an
+                # offloaded super-packet), and the bytes each side of the hole would be joined.
+                continue
             offset = ip_offset(linktype, frame)
             if offset is None:
                 continue

@@ -1,0 +1,207 @@
+"""The server side of an HTTP/1.x connection: its responses, each paired with the oldest
+request still waiting for one.
+
+A plain final response is read by the fast reader; anything else by a fresh client-role h11
+connection that was first "sent" a stand-in request with the real method (HEAD and CONNECT change
+the response's framing) and the real upgrade proposal (so that h11 accepts a 101). A response
+seen with no request waiting (a connection joined mid-stream) gets a stand-in request marked
+incomplete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import h11
+
+from tui.model.byte_reader import ByteReader
+from tui.model.decoder import ExchangeSink
+from tui.model.flows import Exchange, Request, Response
+from tui.model.http1_cache import Http1Cache
+from tui.model.http1_exchanges import ExchangeBook, MessageSide
+from tui.model.http1_fast import SimpleResponse, StatusLine, read_response
+from tui.model.http1_framing import (
+    MAX_INFORMATIONAL,
+    STATUS_START,
+    failure_reason,
+    framing_ambiguity,
+)
+from tui.model.http1_requests import RequestSide
+from tui.model.http1_state import Http1State
+
+_SWITCHED = h11.SWITCHED_PROTOCOL
+_TOO_MANY_INFORMATIONAL = (
+    f"more than {MAX_INFORMATIONAL} informational (1xx) responses: only the first are kept"
+)
+
+
+class ResponseSide(MessageSide):
+    """Reads the server's bytes into the responses of the exchanges in ``book``."""
+
+    start = STATUS_START
+    is_client = False
+
+    def __init__(
+        self,
+        reader: ByteReader,
+        state: Http1State,
+        book: ExchangeBook,
+        cache: Http1Cache,
+        requests: RequestSide,
+    ) -> None:
+        super().__init__(reader, state, book)
+        self._cache = cache
+        self._requests = requests
+        self.closed = False
+        """The connection closed: a response need not wait for a request still coming."""
+
+    def pump(self, ts: float, sink: ExchangeSink) -> Exchange | None:
+        """Read what responses can be read; the exchange a ``101`` answered, if one did (what
+        follows it is another protocol, not for this side to read)."""
+        reader = self.reader
+        state = self.state
+        while True:
+            if state.server == "resync" and not self.resync():
+                return None
+            if state.server != "message":
+                return None
+            parser = reader.h11
+            if parser is None:
+                if not reader.has_unparsed():
+                    return None
+                exchange = self._exchange_to_answer(sink)
+                if exchange is None:
+                    return None
+                upgrade = exchange in self.book.upgrades
+                method = exchange.request.method
+                simple = None if upgrade else read_response(reader.buf, reader.pos, method)
+                if simple is not None:
+                    self._simple_response(exchange, simple, ts, sink)
+                    continue
+                parser = self._cache.response_parser(method, upgrade)
+                reader.start_message(parser)
+                reader.exchange = exchange
+            try:
+                event = parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._response_failed(failure_reason(str(exc)), sink)
+                continue
+            if event is h11.NEED_DATA:
+                if not reader.feed_more(send_eof=True):
+                    return None
+                continue
+            exchange = reader.exchange
+            assert exchange is not None
+            if isinstance(event, h11.Data):
+                if exchange.response is not None:
+                    self.book.add_body(reader, exchange.response, event.data)
+                sink.exchange_changed(exchange)
+            elif isinstance(event, (h11.Response, h11.InformationalResponse)):
+                self._response_head(exchange, event, event.headers.raw_items(), ts, sink)
+                if parser.their_state is _SWITCHED:
+                    return exchange
+            elif isinstance(event, h11.EndOfMessage):
+                reader.end_message()
+                self._response_ended(exchange, event.headers.raw_items(), ts, sink)
+            else:
+                return None
+
+    def _simple_response(
+        self, exchange: Exchange, simple: SimpleResponse, ts: float, sink: ExchangeSink
+    ) -> None:
+        """A plain final response, read as a plain request is."""
+        reader = self.reader
+        reader.start_simple_message()
+        self._response_head(exchange, simple, simple.headers, ts, sink)
+        if simple.body is None:
+            parser = self._cache.response_body_parser(exchange.request.method, simple.framing)
+            reader.read_body_with(parser, simple.end)
+            reader.exchange = exchange
+            return
+        response = exchange.response
+        if simple.body and response is not None:
+            self.book.add_body(reader, response, simple.body)
+        reader.end_simple_message(simple.end)
+        self._response_ended(exchange, (), ts, sink)
+
+    def _exchange_to_answer(self, sink: ExchangeSink) -> Exchange | None:
+        """The exchange the next response belongs to; None to wait for its request."""
+        if self.book.awaiting:
+            return self.book.awaiting[0]
+        if self._requests.head_pending() and not self.closed:
+            return None
+        # Nothing asked for this response: we joined late or the request was lost.
+        exchange = self.book.new_exchange(Request(), self.reader.ts_at(self.reader.pos))
+        exchange.incomplete = True
+        sink.exchange_started(exchange)
+        return exchange
+
+    def _response_head(
+        self,
+        exchange: Exchange,
+        line: StatusLine,
+        raw_headers: Iterable[tuple[bytes, bytes]],
+        ts: float,
+        sink: ExchangeSink,
+    ) -> None:
+        reader = self.reader
+        status = line.status_code
+        response = Response(
+            headers=self._cache.headers(raw_headers),
+            status=status,
+            reason=self._cache.word(line.reason),
+            http_version=self._cache.word(line.http_version),
+        )
+        if status < 200 and status != 101:
+            response.complete = True
+            if len(exchange.informational) < MAX_INFORMATIONAL:
+                exchange.informational = (*exchange.informational, response)
+            elif _TOO_MANY_INFORMATIONAL not in exchange.notes:
+                exchange.notes.append(_TOO_MANY_INFORMATIONAL)
+        else:
+            ambiguity = framing_ambiguity(response.headers)
+            if ambiguity is not None:
+                exchange.notes.append(f"response: {ambiguity}")
+            reader.head_done = True
+            exchange.response = response
+            exchange.response_started = (
+                reader.ts_at(reader.pos) if not exchange.informational else ts
+            )
+            self.book.connection.last_status = status
+        sink.exchange_changed(exchange)
+
+    def _response_ended(
+        self,
+        exchange: Exchange,
+        raw_trailers: Sequence[tuple[bytes, bytes]],
+        ts: float,
+        sink: ExchangeSink,
+    ) -> None:
+        response = exchange.response
+        if response is not None:
+            response.complete = True
+            if raw_trailers:
+                response.trailers = self._cache.headers(raw_trailers)
+        exchange.finished = ts
+        self.book.answered(exchange)
+        sink.exchange_changed(exchange)
+
+    def _response_failed(self, reason: str, sink: ExchangeSink) -> None:
+        reader = self.reader
+        exchange = reader.exchange
+        if reader.eof_sent:
+            if exchange is not None:
+                exchange.error = "the connection closed before the response was complete"
+        elif reader.head_done or reader.buf.startswith(b"HTTP/", reader.pos):
+            if exchange is not None:
+                exchange.error = f"malformed response: {reason}"
+        else:
+            # Not a response at all: the exchange keeps waiting for one.
+            self.book.note_junk("server", reason)
+            if exchange is not None and exchange.response is None:
+                exchange = None
+        if exchange is not None:
+            self.book.answered(exchange)
+            sink.exchange_changed(exchange)
+        reader.abandon_message(STATUS_START)
+        self.event("message_malformed")
