@@ -4,10 +4,15 @@ the store's resourceVersion and watch semantics. No root needed."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.kubesim.admission import Rbac, Request, pod_security_violation
+from tests.kubesim.apiserver import ApiServer
+from tests.kubesim.cluster import Cluster
 from tests.kubesim.controllers.workloads import rollout_targets
 from tests.kubesim.errors import ApiError
 from tests.kubesim.patching import apply_patch
@@ -259,3 +264,32 @@ def test_a_rolling_update_surges_first_and_drains_old_replicas_as_new_ones_get_r
         "old": 0,
         "new": 0,
     }
+
+
+async def test_a_watch_sends_what_queued_while_the_loop_was_busy_in_one_chunk(
+    tmp_path: Path,
+) -> None:
+    # A busy simulated cluster runs few turns of its event loop a second: a watch that sent one
+    # event per turn fell seconds behind the store.
+    cluster = Cluster(["node-1"], tmp_path)
+    runner = web.AppRunner(ApiServer(cluster).app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    version = cluster.store.revision
+    url = f"http://127.0.0.1:{port}/api/v1/namespaces/default/pods"
+    try:
+        async with aiohttp.ClientSession() as session:
+            params = {"watch": "true", "resourceVersion": str(version)}
+            cluster.store.create(POD, _pod("first"))  # the headers go out with the first event
+            async with session.get(url, params=params) as response:
+                first, _ = await asyncio.wait_for(response.content.readchunk(), 5)
+                assert b'"first"' in first
+                for index in range(5):
+                    cluster.store.create(POD, _pod(f"burst-{index}"))
+                chunk, _ = await asyncio.wait_for(response.content.readchunk(), 5)
+                assert chunk.count(b"\n") == 5, chunk
+    finally:
+        cluster.store.close_watches()  # the watch would otherwise keep the server open
+        await runner.cleanup()

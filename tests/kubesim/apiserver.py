@@ -226,10 +226,20 @@ class ApiServer:
                     if bookmarks and watch.queue.empty():
                         await response.write(self._bookmark(target))
                     continue
+                # Everything queued goes out in one write: while the simulated cluster starts
+                # many pods a turn of its event loop can take most of a second, and one event
+                # per turn (wait_for runs each get in a task of its own) left a watch many
+                # seconds behind the cluster, which a real API server never is.
+                changes = [change]
+                while change is not None and not watch.queue.empty():
+                    change = watch.queue.get_nowait()
+                    changes.append(change)
+                lines = "".join(json.dumps({"type": c.type, "object": c.object}) + "\n"
+                                for c in changes if c is not None)
+                if lines:
+                    await response.write(lines.encode())
                 if change is None:
                     break
-                line = json.dumps({"type": change.type, "object": change.object}) + "\n"
-                await response.write(line.encode())
         except ConnectionResetError:
             pass
         finally:

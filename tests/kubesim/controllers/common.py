@@ -44,9 +44,9 @@ def is_ready(pod: Object) -> bool:
 
 def owned_pods(store: Store, owner: Object) -> list[Object]:
     uid = owner["metadata"]["uid"]
-    return [pod for pod in store.list(POD, owner["metadata"]["namespace"])
-            if any(r.get("uid") == uid and r.get("controller")
-                   for r in pod["metadata"].get("ownerReferences") or [])]
+    return store.list(POD, owner["metadata"]["namespace"], where=lambda pod: any(
+        r.get("uid") == uid and r.get("controller")
+        for r in pod["metadata"].get("ownerReferences") or []))
 
 
 def create_pod(store: Store, owner: Object, name: str, extra_labels: dict[str, str],
