@@ -80,7 +80,9 @@ class RequestsViewKeys(Screen[None]):
             outdated = self._requests_outdated
             self.show_changes(PendingChanges.full())
             self._requests_outdated = outdated
-        if exchange is not None:
+        if requests and self.mode == "following":
+            self.requests_table.move_cursor_to(0)  # following: the newest request, not the old pick
+        elif exchange is not None:
             self._select_exchange(exchange)
         self.left_table.focus()
         self._draw_detail(keep_scroll=True)
