@@ -71,12 +71,14 @@ async def test_the_app_shows_every_replica_of_a_deployment(kubesim: KubeSim) -> 
                 ),
             )
 
+            agents = len(store.sources) - len(pods)
+
             def drawn() -> bool:
                 text = screen_text(app)
                 selected = app.main_screen.selected_connection
                 return (
-                    # Each pod and each node agent is a source: 2 pods on 2 nodes.
-                    f"agents {len(store.sources)}/{len(store.sources)}" in text
+                    # Each pod and each node agent is a source; the bar counts them apart.
+                    f"agents {agents}/{agents} · pods {len(pods)}/{len(pods)}" in text
                     and text.count(" default/web-") == 2  # the pod column of each row
                     and selected is not None
                     and f"GET /hello/{selected.source.partition('/')[2]} HTTP/1.1" in text
