@@ -196,6 +196,11 @@ class Capture:
         self._drops += drops
         return self._packets, self._drops
 
+    def waiting(self) -> int:
+        """Frames in the ring not read yet, as of the last :meth:`kernel_counters` (the kernel
+        counts dropped frames among those it passed)."""
+        return max(0, self._packets - self._drops - self.frames)
+
     def close(self) -> None:
         if self._socket.fileno() >= 0:
             self._poll.unregister(self._socket.fileno())

@@ -91,6 +91,9 @@ class Stats(Event, tag="stats"):
     open_connections: int
     gaps: int
     gap_bytes: int
+    ring_waiting: int = 0
+    """Frames the kernel had put in the capture rings that the agent had not read yet: lag while
+    it runs, and a loss if it stops now (protocol 2 addition; older agents send none)."""
 
 
 class EventsLost(Event, tag="lost"):

@@ -93,6 +93,10 @@ class GrowingCapture:
             self._pressed = True  # grown at the next read, in the capture thread
         return self._retired_packets + packets, self._retired_drops + drops
 
+    def waiting(self) -> int:
+        """Frames in the current ring not read yet (see Capture.waiting)."""
+        return self._ring.waiting()
+
     def grow(self) -> list[Frame]:
         """Move to the big ring; returns the frames the small one still held (capture thread
         only). A big ring the kernel refuses leaves the small one in place, for good."""

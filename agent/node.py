@@ -278,13 +278,14 @@ class NodeSniffer:
 
     def _stats(self, now: float) -> Stats:
         kernel_packets, kernel_drops = self._kernel_packets, self._kernel_drops
-        gaps, gap_bytes, open_connections = self._gaps, self._gap_bytes, 0
+        gaps, gap_bytes, open_connections, waiting = self._gaps, self._gap_bytes, 0, 0
         for pod in self._pods.values():
             with contextlib.suppress(OSError):
                 packets, drops = pod.capture.kernel_counters()
                 # Capture keeps running sums: fold them in only when the pod leaves.
                 kernel_packets += packets
                 kernel_drops += drops
+                waiting += pod.capture.waiting()
             gaps += pod.reassembler.gaps
             gap_bytes += pod.reassembler.gap_bytes
             open_connections += pod.reassembler.open_connections
@@ -297,4 +298,5 @@ class NodeSniffer:
             open_connections=open_connections,
             gaps=gaps,
             gap_bytes=gap_bytes,
+            ring_waiting=waiting,
         )

@@ -32,6 +32,8 @@ class SegmentSource(Protocol):
 
     def kernel_counters(self) -> tuple[int, int]: ...
 
+    def waiting(self) -> int: ...
+
 
 class StreamReassembler(Protocol):
     """What the sniffer needs from a reassembler (agent.tcp.Reassembler)."""
@@ -141,4 +143,5 @@ class Sniffer:
             open_connections=reassembler.open_connections,
             gaps=reassembler.gaps,
             gap_bytes=reassembler.gap_bytes,
+            ring_waiting=self._source.waiting(),
         )

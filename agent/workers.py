@@ -78,6 +78,7 @@ def summed_stats(parts: Sequence[Stats]) -> Stats:
         open_connections=sum(part.open_connections for part in parts),
         gaps=sum(part.gaps for part in parts),
         gap_bytes=sum(part.gap_bytes for part in parts),
+        ring_waiting=sum(part.ring_waiting for part in parts),
     )
 
 

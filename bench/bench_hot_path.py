@@ -75,6 +75,9 @@ class ReplayedCapture(Capture):
     def kernel_counters(self) -> tuple[int, int]:
         return self.frames, 0
 
+    def waiting(self) -> int:
+        return 0
+
     def close(self) -> None:
         pass
 

@@ -41,6 +41,9 @@ class ScriptedSource:
     def kernel_counters(self) -> tuple[int, int]:
         return 1234, 5
 
+    def waiting(self) -> int:
+        return 0
+
 
 def handshake_and_request(now: float) -> list[tuple[float, str, Segment]]:
     return [

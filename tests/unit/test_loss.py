@@ -80,6 +80,17 @@ def test_each_loss_is_counted_in_its_own_unit_and_a_restart_adds_up() -> None:
     assert tally.short() == "lost ~373k events, 155 pkts, 3 gaps"
 
 
+def test_what_the_capture_had_not_read_when_the_agent_last_said_is_in_the_summary() -> None:
+    tally = LossTally()
+    busy = stats()
+    busy.ring_waiting = 40_000
+    tally.observe([AgentEvent("local", hello()), AgentEvent("local", busy)])
+    assert "~40,000 packets captured but not yet read by the agents" in tally.summary()
+    assert tally.short() == ""  # lag while it runs, not a loss: the status bar keeps quiet
+    tally.observe([AgentEvent("local", stats(ts=2.0))])  # caught up: the latest word counts
+    assert (tally.summary(), tally.anything) == ("nothing lost", False)
+
+
 def test_an_agent_gone_after_it_was_live_is_a_loss_one_that_never_started_is_not() -> None:
     tally = LossTally()
     tally.observe([SourceStatus("ns/never", "failed", "Image pull failed.")])

@@ -32,6 +32,8 @@ class _AgentCounters:
     earlier_kernel_drops: int = 0
     earlier_gaps: int = 0
     earlier_gap_bytes: int = 0
+    ring_waiting: int = 0
+    """What the agent's latest Stats say its capture had not read yet (current, not summed)."""
 
     def restart(self, agent_id: str) -> None:
         self.earlier_kernel_drops += self.kernel_drops
@@ -65,6 +67,7 @@ class LossTally:
             counters.kernel_drops = max(counters.kernel_drops, event.kernel_drops)
             counters.gaps = max(counters.gaps, event.gaps)
             counters.gap_bytes = max(counters.gap_bytes, event.gap_bytes)
+            counters.ring_waiting = event.ring_waiting
         elif isinstance(event, Hello):
             counters = self._agents.setdefault(source, _AgentCounters())
             if counters.agent_id and counters.agent_id != event.agent_id:
@@ -96,6 +99,12 @@ class LossTally:
     def gap_bytes(self) -> int:
         return sum(c.gap_bytes + c.earlier_gap_bytes for c in self._agents.values())
 
+    @property
+    def unread(self) -> int:
+        """Packets the agents had captured but not read when they last said: a loss once the
+        capture stops (the agents are stopped with the session)."""
+        return sum(c.ring_waiting for c in self._agents.values())
+
     def kernel_drops_of(self, source: str) -> int:
         """The current agent of ``source``'s drops (what its own Stats say)."""
         counters = self._agents.get(source)
@@ -108,7 +117,7 @@ class LossTally:
 
     @property
     def anything(self) -> bool:
-        return bool(self.events or self.kernel_drops or self.gaps or self.gone)
+        return bool(self.events or self.kernel_drops or self.gaps or self.gone or self.unread)
 
     def parts(self) -> list[str]:
         """Each kind of loss with its count and unit: ``~373,398 events (slow client)``…"""
@@ -119,6 +128,8 @@ class LossTally:
         ]
         if self.kernel_drops:
             parts.append(f"{self.kernel_drops:,} packets dropped by the kernel")
+        if self.unread:
+            parts.append(f"~{self.unread:,} packets captured but not yet read by the agents")
         if self.gaps:
             parts.append(
                 f"{self.gaps:,} gaps in TCP streams ({self.gap_bytes:,} bytes not captured)"
