@@ -41,7 +41,7 @@ PORT = 8080
 # pseudo-random bytes, a request body is read by Content-Length. It writes what it received
 # and what it sent on connection K to DIR/K.in and DIR/K.out.
 RECORDING_SERVER = r"""
-import random, socket, sys
+import os, random, socket, sys
 port, directory = int(sys.argv[1]), sys.argv[2]
 server = socket.create_server(("::", port), family=socket.AF_INET6, dualstack_ipv6=True)
 print("ready", flush=True)
@@ -73,10 +73,11 @@ def serve(conn, count):
     while conn.recv(65536):
         pass
     conn.close()
-    with open(f"{directory}/{count}.in", "wb") as f:
-        f.write(received)
-    with open(f"{directory}/{count}.out", "wb") as f:
-        f.write(sent)
+    # Written aside, then renamed: a test that sees the file must never read half of it.
+    for suffix, data in (("in", received), ("out", sent)):
+        with open(f"{directory}/.{count}.{suffix}", "wb") as f:
+            f.write(data)
+        os.rename(f"{directory}/.{count}.{suffix}", f"{directory}/{count}.{suffix}")
 while True:
     conn, _ = server.accept()
     count += 1
