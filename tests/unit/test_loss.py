@@ -241,6 +241,9 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
         "stopped before the agents had sent everything: ~2,000 exchanges at the rate seen last "
         "(about the last 2.0 s of capture before the stop) were not written."
     )
+    catch_up.stopped_by = "idle"  # nothing came for a while, and no agent said it held more
+    assert catch_up.unwritten() == ""
+    catch_up.stopped_by = "SIGINT"
     # An agent that said how far its journal was: what it held, exactly.
     where = hello()
     where.next_seq = 5012
@@ -249,6 +252,9 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
         "stopped before the agents had sent everything: ~5,000 events the agents held "
         "(about the last 2.0 s of capture before the stop) were not written."
     )
+    # Nothing came for a while, yet the agent had said it held more: still a loss, said.
+    catch_up.stopped_by = "idle"
+    assert "~5,000 events the agents held" in catch_up.unwritten()
     later = data("in", b"x", ts=103.5)
     later.seq = 99
     catch_up.saw(batch(later), exchanges=5000)

@@ -84,13 +84,17 @@ class CatchUp:
     def unwritten(self) -> str:
         """One sentence on what was captured before the stop and not written ("" if none)."""
         asked_at = self.asked_at
-        if asked_at is None or self.stopped_by in (None, "idle") or self.caught_up():
+        if asked_at is None or self.stopped_by is None or self.caught_up():
+            return ""
+        held = self.events_not_written()
+        # Silence alone does not prove the agents are done: one whose sender stalls under a
+        # flood sends nothing for a while yet holds events it said it had journaled.
+        if self.stopped_by == "idle" and not held:
             return ""
         behind = asked_at - min(self._newest.values(), default=asked_at)
         if behind <= 0:
             return ("stopped before the agents had sent everything: what they still held "
                     "was not written.")
-        held = self.events_not_written()
         if held:  # as the agents said: exact, for what they had journaled
             what = f"~{held:,} events the agents held"
         else:  # they never said (a client that was not behind for long): an estimate

@@ -158,7 +158,9 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     loop = asyncio.get_running_loop()
     catch_up = CatchUp()
     timers: list[asyncio.TimerHandle] = []
-    last_batch = [loop.time()]  # when the newest batch was written
+    # When the loop last finished writing, a batch or a flush: a flush of a large HAR holds the
+    # loop for as long as the idle wait, and batches queued meanwhile are not idleness either.
+    last_busy = [loop.time()]
 
     def begin_drain(reason: str) -> None:
         # Stopping starts with writing what the agents already captured.
@@ -166,12 +168,12 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
         reporter.say("podtap: stopping: writing what the agents still hold "
                      f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
         timers.append(loop.call_later(DRAIN_LIMIT, stopping.stop, "limit"))
-        last_batch[0] = loop.time()
+        last_busy[0] = loop.time()
         timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
 
     def stop_when_idle() -> None:
-        # Measured from the end of the newest batch: writing a large one is not idleness.
-        quiet_for = loop.time() - last_batch[0]
+        # Measured from the end of the newest write: writing a large batch is not idleness.
+        quiet_for = loop.time() - last_busy[0]
         if quiet_for >= DRAIN_IDLE:
             stopping.stop("idle")
         else:
@@ -186,7 +188,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
         ) as recording,
         StopOnSignals(first=begin_drain) as stopping,
     ):
-        flusher = asyncio.create_task(_flush_every(recording, progress_line))
+        flusher = asyncio.create_task(_flush_every(recording, progress_line, last_busy))
         session = open_session(args)
         try:
             async with session:
@@ -194,7 +196,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                     reporter.report(batch)
                     recording.write(batch)
                     catch_up.saw(batch, recording.progress.exchanges)
-                    last_batch[0] = loop.time()
+                    last_busy[0] = loop.time()
                     if catch_up.asked_at is not None and catch_up.caught_up():
                         break
                     if not listening and any(
@@ -246,8 +248,12 @@ class _MessagesAboveProgress(io.TextIOBase):
         self._stderr.flush()
 
 
-async def _flush_every(recording: Recording, progress_line: ProgressLine) -> None:
+async def _flush_every(
+    recording: Recording, progress_line: ProgressLine, last_busy: list[float]
+) -> None:
+    loop = asyncio.get_running_loop()
     while True:
         await asyncio.sleep(FLUSH_INTERVAL)
         recording.flush()
+        last_busy[0] = loop.time()
         progress_line.show(recording.progress)
