@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.stream import portforward
+from websocket import WebSocketException  # the kubernetes client's websocket library
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.protocol import State
@@ -26,6 +27,33 @@ from tui.sources.kube.cluster import ApiException, Cluster, status_message
 from tui.sources.stream import StreamEnded, bearer_headers, events_path
 
 FIRST_ANSWER_RETRY = 0.25
+_PROXY_THREAD = "Kubernetes port forward proxy"
+"""How the kubernetes client names the thread that relays a port-forward's bytes."""
+
+
+ThreadHook = Callable[[threading.ExceptHookArgs], object]
+
+
+def quiet_relay_failures(previous: ThreadHook) -> ThreadHook:
+    """A thread hook that passes everything to ``previous`` but the socket errors that end a
+    port-forward's relay thread when its connection breaks (an agent gone, a cut network,
+    Ctrl+C): Python would print them as tracebacks over the user's terminal, and the websocket
+    over that port-forward fails too, which the stream reports in one sentence."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        thread = args.thread
+        if (
+            thread is not None
+            and thread.name.startswith(_PROXY_THREAD)
+            and isinstance(args.exc_value, OSError | EOFError | WebSocketException)
+        ):
+            return
+        previous(args)
+
+    return hook
+
+
+threading.excepthook = quiet_relay_failures(threading.excepthook)
 """An agent pod is running before its agent listens: retry this often until it answers."""
 
 
