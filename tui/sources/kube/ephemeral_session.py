@@ -43,7 +43,7 @@ from tui.sources.kube.pods import (
 )
 from tui.sources.kube.portforward import AgentConnector
 from tui.sources.kube.preflight import check_permissions, needed_permissions
-from tui.sources.kube.resolve import build_query, list_pods
+from tui.sources.kube.resolve import target_pods
 from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import AgentStream, UpdateFanIn
 from tui.targets import KubeTarget
@@ -111,18 +111,9 @@ class EphemeralSession:
     async def _enter(self, cluster: Cluster) -> Self:
         options = self._options
         namespace = self._options.namespace or cluster.namespace
-        try:
-            query = await asyncio.to_thread(build_query, cluster, self._target, namespace)
-            pods, version = await asyncio.to_thread(list_pods, cluster, query)
-        except ApiException as error:
-            raise UserError(
-                f"The Kubernetes API refused to answer: {status_message(error)}."
-            ) from None
-        if not pods:
-            raise UserError(
-                f"{self._target} has no pods in namespace {namespace!r}; scale it up or check "
-                "the name and namespace."
-            )
+        query, pods, version = await asyncio.to_thread(
+            target_pods, cluster, self._target, namespace
+        )
         sample = next((pod for pod in pods if is_ready(pod)), pods[0])
         choice = choose_container(sample, self._container)
         self._container = choice.name

@@ -28,11 +28,9 @@ from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube.agent_bundle import bundle_name
 from tui.sources.kube.agent_spec import AgentSettings, dry_run_node_pod, session_selector
 from tui.sources.kube.cluster import (
-    ApiException,
     Cluster,
     Unreachable,
     connect,
-    status_message,
     unreachable_sentence,
 )
 from tui.sources.kube.node_fleet import NodeFleet
@@ -51,7 +49,7 @@ from tui.sources.kube.pods import (
 )
 from tui.sources.kube.portforward import AgentConnector
 from tui.sources.kube.preflight import check_permissions, check_pod_security, needed_permissions
-from tui.sources.kube.resolve import PodQuery, build_query, list_pods
+from tui.sources.kube.resolve import PodQuery, target_pods
 from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import UpdateFanIn
 from tui.targets import KubeTarget
@@ -131,18 +129,7 @@ class NodeSession:
     async def _enter(self, cluster: Cluster) -> Self:
         options = self._options
         namespace = options.namespace or cluster.namespace
-        try:
-            query = await self._api(build_query, cluster, self._target, namespace)
-            pods, version = await self._api(list_pods, cluster, query)
-        except ApiException as error:
-            raise UserError(
-                f"The Kubernetes API refused to answer: {status_message(error)}."
-            ) from None
-        if not pods:
-            raise UserError(
-                f"{self._target} has no pods in namespace {namespace!r}; scale it up or check "
-                "the name and namespace."
-            )
+        query, pods, version = await self._api(target_pods, cluster, self._target, namespace)
         sample = next((pod for pod in pods if is_ready(pod)), pods[0])
         settings = self._settings = self._plan(sample, namespace)
         await self._api(self._preflight, cluster, namespace, sample)

@@ -148,3 +148,22 @@ def list_pods(cluster: Cluster, query: PodQuery) -> tuple[list[Pod], str]:
         raise UserError(f"There is no pod {query.name!r} in namespace {query.namespace!r}.")
     pods.sort(key=pod_name)
     return pods, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def target_pods(
+    cluster: Cluster, target: KubeTarget, namespace: str
+) -> tuple[PodQuery, list[Pod], str]:
+    """Blocking: the query for ``target``'s pods, the pods it matches now and the
+    resourceVersion to watch from. Raises UserError when the API refuses or there are none:
+    a session can tap nothing then."""
+    try:
+        query = build_query(cluster, target, namespace)
+        pods, version = list_pods(cluster, query)
+    except ApiException as error:
+        raise UserError(f"The Kubernetes API refused to answer: {status_message(error)}.") from None
+    if not pods:
+        raise UserError(
+            f"{target} has no pods in namespace {namespace!r}; scale it up or check "
+            "the name and namespace."
+        )
+    return query, pods, version
