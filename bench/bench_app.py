@@ -40,8 +40,25 @@ from tui.views.app import PodtapApp  # noqa: E402
 
 SOURCE = "local"
 TICK = 0.05
-KEYS = ["down", "down", "j", "up", "k", "r", "r", "s", "s", "enter", "escape", "H", "H",
-        "space", "space", "end", "home"]
+KEYS = [
+    "down",
+    "down",
+    "j",
+    "up",
+    "k",
+    "r",
+    "r",
+    "s",
+    "s",
+    "enter",
+    "escape",
+    "H",
+    "H",
+    "space",
+    "space",
+    "end",
+    "home",
+]
 USERS = ("alice", "bob", "carol", "dave", "erin", "frank")
 
 
@@ -58,7 +75,9 @@ def request_bytes(n: int) -> bytes:
 BODY = b'{"orders":[{"id":1,"total":12.5},{"id":2,"total":3.25}],"page":1}'
 RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-    + str(len(BODY)).encode() + b"\r\n\r\n" + BODY
+    + str(len(BODY)).encode()
+    + b"\r\n\r\n"
+    + BODY
 )
 
 
@@ -81,7 +100,9 @@ class LoadSession:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         return None
@@ -90,9 +111,19 @@ class LoadSession:
         conn = self.next_conn
         self.next_conn += 1
         self.live.append(conn)
-        out.append(AgentEvent(SOURCE, ConnectionOpened(
-            ts=now, conn=conn, client="10.1.0.7", client_port=30000 + conn % 30000,
-            server="10.1.0.9", server_port=8080)))
+        out.append(
+            AgentEvent(
+                SOURCE,
+                ConnectionOpened(
+                    ts=now,
+                    conn=conn,
+                    client="10.1.0.7",
+                    client_port=30000 + conn % 30000,
+                    server="10.1.0.9",
+                    server_port=8080,
+                ),
+            )
+        )
 
     def _batch(self, count: int, now: float) -> list[Update]:
         out: list[Update] = []
@@ -102,10 +133,16 @@ class LoadSession:
             n = self.exchanges
             self.exchanges += 1
             conn = self.live[n % len(self.live)]
-            out.append(AgentEvent(SOURCE, DataReceived(ts=now, conn=conn, direction="in",
-                                                       data=request_bytes(n))))
-            out.append(AgentEvent(SOURCE, DataReceived(ts=now + 0.002, conn=conn,
-                                                       direction="out", data=RESPONSE)))
+            out.append(
+                AgentEvent(
+                    SOURCE, DataReceived(ts=now, conn=conn, direction="in", data=request_bytes(n))
+                )
+            )
+            out.append(
+                AgentEvent(
+                    SOURCE, DataReceived(ts=now + 0.002, conn=conn, direction="out", data=RESPONSE)
+                )
+            )
             if n % 50 == 49:
                 old = self.live.pop(0)
                 out.append(AgentEvent(SOURCE, ConnectionClosed(ts=now, conn=old, reason="fin")))
@@ -119,9 +156,23 @@ class LoadSession:
     async def updates(self) -> AsyncIterator[Sequence[Update]]:
         start = time.monotonic()
         base = self.exchanges
-        yield [SourceStatus(SOURCE, "live"), AgentEvent(SOURCE, Hello(
-            ts=time.time(), protocol=1, version="bench", agent_id="bench", target="bench",
-            ports=[8080], interfaces=["eth0"], oldest_seq=1, next_seq=1))]
+        yield [
+            SourceStatus(SOURCE, "live"),
+            AgentEvent(
+                SOURCE,
+                Hello(
+                    ts=time.time(),
+                    protocol=1,
+                    version="bench",
+                    agent_id="bench",
+                    target="bench",
+                    ports=[8080],
+                    interfaces=["eth0"],
+                    oldest_seq=1,
+                    next_seq=1,
+                ),
+            ),
+        ]
         while (elapsed := time.monotonic() - start) < self.seconds:
             owed = int(elapsed * self.rate) - (self.exchanges - base)
             if owed > 0:
@@ -153,8 +204,11 @@ class MeasuredApp(PodtapApp):
 
     def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
         super()._display(screen, renderable)
-        if renderable is not None and self.action_done is not None \
-                and self.frame_after_action is None:
+        if (
+            renderable is not None
+            and self.action_done is not None
+            and self.frame_after_action is None
+        ):
             self.frame_after_action = time.perf_counter()
             self.cpu_at_frame = time.thread_time()
             self.framed.set()
@@ -184,8 +238,10 @@ class CollectorPasses:
             f"{sum(ms for ms, g in self.durations if g == gen) / 1000:.1f} s"
             for gen in (0, 1, 2)
         )
-        return (f"{len(self.durations):,} passes, {total / 1000:.1f} s in all ({per_generation}), "
-                f"longest {shown}")
+        return (
+            f"{len(self.durations):,} passes, {total / 1000:.1f} s in all ({per_generation}), "
+            f"longest {shown}"
+        )
 
 
 def rss_mb() -> float:
@@ -260,32 +316,46 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
             gc.set_debug(gc.DEBUG_SAVEALL)
         frozen_garbage = gc.collect()
         if gc.garbage:
-            print(collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(8),
-                  sum(sys.getsizeof(o) for o in gc.garbage) // 1024, "KiB")
+            print(
+                collections.Counter(type(o).__qualname__ for o in gc.garbage).most_common(8),
+                sum(sys.getsizeof(o) for o in gc.garbage) // 1024,
+                "KiB",
+            )
             gc.garbage.clear()
             gc.set_debug(0)
         offered = session.exchanges - prefill
         decoded = store.exchange_count + store.dropped_exchanges - prefill
-        print(f"feed: {offered:,} exchanges offered in {elapsed:.1f} s ({rate:,}/s asked), "
-              f"{decoded:,} decoded = {decoded / elapsed:,.0f}/s, "
-              f"{app.events_seen:,} events applied")
-        print(f"store: {len(store.connections):,} connections, {store.exchange_count:,} "
-              f"exchanges kept, {store.dropped_connections:,} connections and "
-              f"{store.dropped_exchanges:,} exchanges evicted by the caps")
+        print(
+            f"feed: {offered:,} exchanges offered in {elapsed:.1f} s ({rate:,}/s asked), "
+            f"{decoded:,} decoded = {decoded / elapsed:,.0f}/s, "
+            f"{app.events_seen:,} events applied"
+        )
+        print(
+            f"store: {len(store.connections):,} connections, {store.exchange_count:,} "
+            f"exchanges kept, {store.dropped_connections:,} connections and "
+            f"{store.dropped_exchanges:,} exchanges evicted by the caps"
+        )
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[int(len(latencies) * 0.95) - 1]
-    print(f"keystroke to screen: {len(latencies)} keys, p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
-          f"max {latencies[-1]:.1f} ms, {missed} without a frame within 2 s")
+    print(
+        f"keystroke to screen: {len(latencies)} keys, p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
+        f"max {latencies[-1]:.1f} ms, {missed} without a frame within 2 s"
+    )
     cpu_costs.sort()
-    print(f"loop CPU per keystroke: p50 {statistics.median(cpu_costs):.1f} ms, "
-          f"p95 {cpu_costs[int(len(cpu_costs) * 0.95) - 1]:.1f} ms; "
-          f"the process used {cores:.2f} cores")
+    print(
+        f"loop CPU per keystroke: p50 {statistics.median(cpu_costs):.1f} ms, "
+        f"p95 {cpu_costs[int(len(cpu_costs) * 0.95) - 1]:.1f} ms; "
+        f"the process used {cores:.2f} cores"
+    )
     slowest = sorted(by_key.items(), key=lambda item: -statistics.median(item[1]))[:4]
-    print("slowest keys (median, max): " + ", ".join(
-        f"{key} {statistics.median(ms):.0f}/{max(ms):.0f} ms" for key, ms in slowest))
-    print(f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were "
-          "frozen")
+    print(
+        "slowest keys (median, max): "
+        + ", ".join(f"{key} {statistics.median(ms):.0f}/{max(ms):.0f} ms" for key, ms in slowest)
+    )
+    print(
+        f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were frozen"
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"RSS: {rss_mb():.0f} MB now, {peak:.0f} MB peak")
 
@@ -294,8 +364,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=int, default=5000, help="exchanges per second")
-    parser.add_argument("--prefill", type=int, default=0,
-                        help="exchanges decoded into the store before the app starts")
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="exchanges decoded into the store before the app starts",
+    )
     args = parser.parse_args()
     asyncio.run(run(args.seconds, args.rate, args.prefill))
 

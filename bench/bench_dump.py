@@ -168,9 +168,20 @@ def with_podtap(
     errors = workdir / "dump.err"
     with open(output, "wb") as out, open(errors, "wb") as err:
         dump = subprocess.Popen(
-            [sys.executable, "-m", "tui", "dump", f"netns/{lab.name}", "-p", str(PORT),
-             "--format", output_format],
-            cwd=REPO, stdout=out, stderr=err,
+            [
+                sys.executable,
+                "-m",
+                "tui",
+                "dump",
+                f"netns/{lab.name}",
+                "-p",
+                str(PORT),
+                "--format",
+                output_format,
+            ],
+            cwd=REPO,
+            stdout=out,
+            stderr=err,
         )
         try:
             wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
@@ -213,10 +224,25 @@ def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[by
     """py-spy sampling the agent (and its capture workers) while the load runs: collapsed
     stacks, one line per stack with its sample count, for grep and sort."""
     return subprocess.Popen(
-        [PY_SPY or "py-spy", "record", "--pid", str(agent), "--subprocesses", "--threads",
-         "--nonblocking", "--format", "raw", "--rate", "200", "--duration", str(seconds),
-         "--output", str(output)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            PY_SPY or "py-spy",
+            "record",
+            "--pid",
+            str(agent),
+            "--subprocesses",
+            "--threads",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "--rate",
+            "200",
+            "--duration",
+            str(seconds),
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -259,15 +285,15 @@ def read_text(output: Path, errors: Path, result: Result) -> None:
     result.kernel_drops = int(drops[-1]) if drops else 0
 
 
-def with_tcpdump(
-    lab: Lab, workdir: Path, connections: int, seconds: int
-) -> tuple[Result, float]:
+def with_tcpdump(lab: Lab, workdir: Path, connections: int, seconds: int) -> tuple[Result, float]:
     """tcpdump's CPU, drops and packet rate on the same flood, and the share of packets it
     captured (its own count, on stderr): the caller scales the requests served by it."""
     tcpdump = subprocess.Popen(
-        lab.command(["tcpdump", "-i", "any", "-n", "-B", "16384", "-w", "/dev/null",
-                     f"tcp port {PORT}"]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        lab.command(
+            ["tcpdump", "-i", "any", "-n", "-B", "16384", "-w", "/dev/null", f"tcp port {PORT}"]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         time.sleep(1.5)
@@ -303,12 +329,16 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="paced32,paced64,flood,tcpdump")
     parser.add_argument(
-        "--format", choices=("jsonl", "text"), default="jsonl",
+        "--format",
+        choices=("jsonl", "text"),
+        default="jsonl",
         help="dump's output format (text has no packet rate: it carries no Stats)",
     )
     parser.add_argument("--workers", default="auto", help="the agent's --workers")
     parser.add_argument(
-        "--profile", type=Path, metavar="DIR",
+        "--profile",
+        type=Path,
+        metavar="DIR",
         help="sample the agent with py-spy during each run, into DIR/SCENARIO-RUN.txt",
     )
     args = parser.parse_args()
@@ -347,16 +377,22 @@ def main() -> int:
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
-    print(f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
-          f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "
-          "share seen (CPU columns: medians)")
-    print(f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
-          f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'us/req':>7} {'dumpCPU':>8}")
+    print(
+        f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
+        f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "
+        "share seen (CPU columns: medians)"
+    )
+    print(
+        f"{'scenario':<9} {'served':>8} {'seen':>8} {'seen%':>7} {'pkt/s':>8} "
+        f"{'kdrops':>7} {'gaps':>6} {'lost':>7} {'agentCPU':>9} {'us/req':>7} {'dumpCPU':>8}"
+    )
     for name, results in runs.items():
         r = median_result(results)
-        print(f"{name:<9} {r.served:>8} {r.seen:>8} {r.seen_pct:>6.1f}% {r.packets_per_s:>8.0f} "
-              f"{r.kernel_drops:>7} {r.gaps:>6} {r.events_lost:>7} {r.agent_cpu_s:>8.2f}s "
-              f"{median_cost(results):>7.2f} {r.client_cpu_s:>7.2f}s")
+        print(
+            f"{name:<9} {r.served:>8} {r.seen:>8} {r.seen_pct:>6.1f}% {r.packets_per_s:>8.0f} "
+            f"{r.kernel_drops:>7} {r.gaps:>6} {r.events_lost:>7} {r.agent_cpu_s:>8.2f}s "
+            f"{median_cost(results):>7.2f} {r.client_cpu_s:>7.2f}s"
+        )
     if "flood" in runs and "tcpdump" in runs:
         ratios = [
             cost_per_request(podtap) / cost_per_request(tcpdump)
@@ -364,9 +400,11 @@ def main() -> int:
             if cost_per_request(tcpdump) > 0
         ]
         if ratios:
-            print(f"flood: podtap's agent spends {statistics.median(ratios):.1f}x tcpdump's CPU "
-                  f"per captured request (median of {len(ratios)} runs side by side: "
-                  f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)})")
+            print(
+                f"flood: podtap's agent spends {statistics.median(ratios):.1f}x tcpdump's CPU "
+                f"per captured request (median of {len(ratios)} runs side by side: "
+                f"{', '.join(f'{ratio:.1f}x' for ratio in ratios)})"
+            )
     return 0
 
 
@@ -380,9 +418,11 @@ def median_cost(results: list[Result]) -> float:
 
 
 def summary(r: Result) -> str:
-    return (f"{r.served} served, {r.seen} seen ({r.seen_pct:.1f}%), {r.packets_per_s:.0f} pkt/s, "
-            f"{r.kernel_drops} kernel drops, {r.gaps} gaps, {r.events_lost} events lost, "
-            f"agent {r.agent_cpu_s:.2f} s, dump {r.client_cpu_s:.2f} s")
+    return (
+        f"{r.served} served, {r.seen} seen ({r.seen_pct:.1f}%), {r.packets_per_s:.0f} pkt/s, "
+        f"{r.kernel_drops} kernel drops, {r.gaps} gaps, {r.events_lost} events lost, "
+        f"agent {r.agent_cpu_s:.2f} s, dump {r.client_cpu_s:.2f} s"
+    )
 
 
 def median_result(runs: list[Result]) -> Result:

@@ -33,13 +33,25 @@ HOSTILE = r"^/(\w+/?)+$"
 
 
 def connection() -> Connection:
-    return Connection(key=("local", 1), source="local", conn=1, client="10.0.0.1",
-                      client_port=40000, server="10.0.0.2", server_port=8080, opened=0.0)
+    return Connection(
+        key=("local", 1),
+        source="local",
+        conn=1,
+        client="10.0.0.1",
+        client_port=40000,
+        server="10.0.0.2",
+        server_port=8080,
+        opened=0.0,
+    )
 
 
 def exchange(target: str, user: str = "alice") -> Exchange:
-    request = Request(method="GET", target=target, path=target.split("?")[0],
-                      headers=[("Host", "shop"), ("x-user-id", user), ("Accept", "*/*")])
+    request = Request(
+        method="GET",
+        target=target,
+        path=target.split("?")[0],
+        headers=[("Host", "shop"), ("x-user-id", user), ("Accept", "*/*")],
+    )
     return Exchange(key=("local", 1), index=0, request=request)
 
 
@@ -80,11 +92,14 @@ def hostile(runs: int) -> None:
         figures = median_of(runs, {"re": with_re, "podtap": with_podtap})
         per_call = figures["podtap"] / 100
         ratio = figures["re"] / max(per_call, 1e-9)
-        print(f"  {length:>6}  {figures['re'] * 1000:>10.1f}ms  "
-              f"{per_call * 1e6:>10.1f}µs  {ratio:>7.0f}x")
+        print(
+            f"  {length:>6}  {figures['re'] * 1000:>10.1f}ms  "
+            f"{per_call * 1e6:>10.1f}µs  {ratio:>7.0f}x"
+        )
     long_path = exchange("/" + "a" * 5000 + "!")  # past the remembered length: searched each time
-    many = median_of(runs, {"podtap": lambda _run: [podtap.evaluate(conn, long_path)
-                                                     for _ in range(100)]})
+    many = median_of(
+        runs, {"podtap": lambda _run: [podtap.evaluate(conn, long_path) for _ in range(100)]}
+    )
     print(f"  {5000:>6}  {'(hours)':>12}  {many['podtap'] / 100 * 1e6:>10.1f}µs")
 
 
@@ -101,15 +116,20 @@ def ordinary(runs: int, count: int) -> None:
             return False
         return any(name.fullmatch(k) and value.search(v) for k, v in ex.request.headers)
 
-    figures = median_of(runs, {
-        "re": lambda _run: sum(python(ex) for ex in exchanges),
-        "podtap": lambda _run: sum(podtap.evaluate(conn, ex) for ex in exchanges),
-    })
+    figures = median_of(
+        runs,
+        {
+            "re": lambda _run: sum(python(ex) for ex in exchanges),
+            "podtap": lambda _run: sum(podtap.evaluate(conn, ex) for ex in exchanges),
+        },
+    )
     assert sum(python(ex) for ex in exchanges) == sum(podtap.evaluate(conn, ex) for ex in exchanges)
     per = {k: v / count * 1e6 for k, v in figures.items()}
-    print(f"ordinary: ~p ^/api/users & ~h \"x-user-id: ^alice$\" over {count:,} exchanges")
-    print(f"  Python re (reference) {per['re']:.2f} µs/exchange; podtap (RE2) "
-          f"{per['podtap']:.2f} µs/exchange; ratio {per['podtap'] / per['re']:.2f}x")
+    print(f'ordinary: ~p ^/api/users & ~h "x-user-id: ^alice$" over {count:,} exchanges')
+    print(
+        f"  Python re (reference) {per['re']:.2f} µs/exchange; podtap (RE2) "
+        f"{per['podtap']:.2f} µs/exchange; ratio {per['podtap'] / per['re']:.2f}x"
+    )
 
 
 def main() -> None:

@@ -50,12 +50,16 @@ def ordinary(size: int) -> Iterator[Piece]:
     sent = 0
     n = 0
     while sent < size:
-        request = (f"GET /api/items/{n} HTTP/1.1\r\nHost: shop.example\r\n"
-                   f"User-Agent: bench/1.0\r\nAccept: application/json\r\n"
-                   f"X-Request-Id: {n:08d}\r\n\r\n").encode()
+        request = (
+            f"GET /api/items/{n} HTTP/1.1\r\nHost: shop.example\r\n"
+            f"User-Agent: bench/1.0\r\nAccept: application/json\r\n"
+            f"X-Request-Id: {n:08d}\r\n\r\n"
+        ).encode()
         yield "in", request
-        yield "out", (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                      b"Content-Length: 2\r\n\r\n{}")
+        yield (
+            "out",
+            (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"),
+        )
         sent += len(request)
         n += 1
 
@@ -65,8 +69,10 @@ def request_lines(size: int) -> Iterator[Piece]:
 
 
 def continues(size: int) -> Iterator[Piece]:
-    yield "in", (b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-                 b"Content-Length: 10\r\n\r\n")
+    yield (
+        "in",
+        (b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n"),
+    )
     yield "out", b"HTTP/1.1 100 Continue\r\n\r\n" * (size // 25)
 
 
@@ -87,8 +93,10 @@ def big_head(size: int) -> Iterator[Piece]:
 
 
 def ambiguous(size: int) -> Iterator[Piece]:
-    both = (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+    both = (
+        b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+    )
     twice = b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc"
     for _ in range(size // (len(both) + len(twice))):
         yield "in", both
@@ -130,13 +138,23 @@ INPUTS: dict[str, tuple[Callable[[int], Iterator[Piece]], int]] = {
 
 def events_of(name: str, size: int) -> list[AnyEvent]:
     generate, segment = INPUTS[name]
-    events: list[AnyEvent] = [ConnectionOpened(ts=1.0, conn=0, client="198.18.0.1",
-                                               client_port=40000, server="198.18.0.2",
-                                               server_port=80)]
+    events: list[AnyEvent] = [
+        ConnectionOpened(
+            ts=1.0,
+            conn=0,
+            client="198.18.0.1",
+            client_port=40000,
+            server="198.18.0.2",
+            server_port=80,
+        )
+    ]
     for direction, data in generate(size):
         for start in range(0, len(data), segment):
-            events.append(DataReceived(ts=1.0, conn=0, direction=direction,
-                                       data=data[start:start + segment]))
+            events.append(
+                DataReceived(
+                    ts=1.0, conn=0, direction=direction, data=data[start : start + segment]
+                )
+            )
     return events
 
 
@@ -152,7 +170,7 @@ def feed(name: str, size: int) -> tuple[float, int, int]:
     before = rss()
     started = time.process_time()
     for start in range(0, len(updates), BATCH):
-        store.apply(updates[start:start + BATCH])
+        store.apply(updates[start : start + BATCH])
     elapsed = time.process_time() - started
     return elapsed, rss() - before, store.exchange_count
 
@@ -182,8 +200,10 @@ def main() -> int:
             times[name].append(seconds)
             growth[name].append(grew)
             decoded[name] = exchanges
-    print(f"hostile inputs of {args.size:,} bytes fed to a Store, CPU time median of "
-          f"{args.runs} runs (tiny_*: {args.size // 10:,} bytes in 1-byte segments)")
+    print(
+        f"hostile inputs of {args.size:,} bytes fed to a Store, CPU time median of "
+        f"{args.runs} runs (tiny_*: {args.size // 10:,} bytes in 1-byte segments)"
+    )
     print(f"{'input':<14} {'seconds':>8} {'ratio':>7} {'RSS growth':>11} {'exchanges':>10}")
     for name in wanted:
         reference = "tiny_ordinary" if name.startswith("tiny") else "ordinary"

@@ -49,8 +49,10 @@ def har(runs: int) -> None:
         for reveal in (True, False):
             times[reveal].append(cpu(functools.partial(entries, reveal)) / (rounds * len(pairs)))
     revealed, masked = (statistics.median(times[r]) * 1e6 for r in (True, False))
-    print(f"HAR entry: revealed (reference) {revealed:.1f} µs, masked {masked:.1f} µs, "
-          f"ratio {masked / revealed:.2f}x")
+    print(
+        f"HAR entry: revealed (reference) {revealed:.1f} µs, masked {masked:.1f} µs, "
+        f"ratio {masked / revealed:.2f}x"
+    )
 
 
 def free_text(runs: int) -> None:

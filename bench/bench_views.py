@@ -54,8 +54,10 @@ def request_bytes(n: int) -> bytes:
 
 
 def response_bytes(body: bytes, status: int = 200) -> bytes:
-    head = (f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -64,26 +66,61 @@ def traffic(exchanges: int, big_body: bytes) -> list[Update]:
     the 11th carries the text to find, the newest the big body."""
     t0 = time.time() - exchanges / 1000
     body = b'{"items":[{"id":1,"total":12.5},{"id":2,"total":3.25}],"page":1}'
-    out: list[Update] = [SourceStatus(SOURCE, "live"), AgentEvent(SOURCE, Hello(
-        ts=t0, protocol=1, version="bench", agent_id="bench", target="bench", ports=[8080],
-        interfaces=["eth0"], oldest_seq=1, next_seq=1))]
+    out: list[Update] = [
+        SourceStatus(SOURCE, "live"),
+        AgentEvent(
+            SOURCE,
+            Hello(
+                ts=t0,
+                protocol=1,
+                version="bench",
+                agent_id="bench",
+                target="bench",
+                ports=[8080],
+                interfaces=["eth0"],
+                oldest_seq=1,
+                next_seq=1,
+            ),
+        ),
+    ]
     for n in range(exchanges):
         ts = t0 + n / 1000
         conn = n // PER_CONNECTION
         if n % PER_CONNECTION == 0:
-            out.append(AgentEvent(SOURCE, ConnectionOpened(
-                ts=ts, conn=conn, client="10.1.0.7", client_port=20000 + conn % 40000,
-                server="10.1.0.9", server_port=8080)))
+            out.append(
+                AgentEvent(
+                    SOURCE,
+                    ConnectionOpened(
+                        ts=ts,
+                        conn=conn,
+                        client="10.1.0.7",
+                        client_port=20000 + conn % 40000,
+                        server="10.1.0.9",
+                        server_port=8080,
+                    ),
+                )
+            )
         this = body
         if n == 10:
             this = f'{{"note": "{NEEDLE}"}}'.encode()
         elif n == exchanges - 1:
             this = big_body
-        out.append(AgentEvent(SOURCE, DataReceived(ts=ts, conn=conn, direction="in",
-                                                   data=request_bytes(n))))
-        out.append(AgentEvent(SOURCE, DataReceived(
-            ts=ts + 0.003, conn=conn, direction="out",
-            data=response_bytes(this, 500 if n % 37 == 0 else 200))))
+        out.append(
+            AgentEvent(
+                SOURCE, DataReceived(ts=ts, conn=conn, direction="in", data=request_bytes(n))
+            )
+        )
+        out.append(
+            AgentEvent(
+                SOURCE,
+                DataReceived(
+                    ts=ts + 0.003,
+                    conn=conn,
+                    direction="out",
+                    data=response_bytes(this, 500 if n % 37 == 0 else 200),
+                ),
+            )
+        )
     return out
 
 
@@ -95,8 +132,12 @@ class FinishedSession:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         return None
 
     async def updates(self) -> AsyncIterator[Sequence[Update]]:
@@ -124,10 +165,12 @@ async def run(exchanges: int, repeat: int) -> None:
     began = time.perf_counter()
     updates = traffic(exchanges, big_body)
     for start in range(0, len(updates), 5000):
-        app.apply(updates[start:start + 5000])
-    print(f"store: {store.exchange_count:,} exchanges in {len(store.connections):,} "
-          f"connections, {len(app.endpoints.endpoints)} endpoints "
-          f"(filled in {time.perf_counter() - began:.1f} s)")
+        app.apply(updates[start : start + 5000])
+    print(
+        f"store: {store.exchange_count:,} exchanges in {len(store.connections):,} "
+        f"connections, {len(app.endpoints.endpoints)} endpoints "
+        f"(filled in {time.perf_counter() - began:.1f} s)"
+    )
     figures: dict[str, list[float]] = {}
 
     def note(name: str, ms: float) -> None:
@@ -179,8 +222,9 @@ async def run(exchanges: int, repeat: int) -> None:
     print(f"time to first frame, median of {repeat} (ms; x = ratio to the reference):")
     for name, values in figures.items():
         median = statistics.median(values)
-        print(f"  {name:<34} {median:8.1f} ms  x{median / reference:5.1f}   "
-              f"(max {max(values):.1f})")
+        print(
+            f"  {name:<34} {median:8.1f} ms  x{median / reference:5.1f}   (max {max(values):.1f})"
+        )
     print(f"10 MB body: {len(big_body):,} bytes shown as {rows:,} lines")
 
 

@@ -139,8 +139,12 @@ async def main_async(out: Path, warmup: float) -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
-    parser.add_argument("--warmup", type=float, default=8.0,
-                        help="seconds of demo traffic before the first screenshot")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=8.0,
+        help="seconds of demo traffic before the first screenshot",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     try:

@@ -41,47 +41,121 @@ def _post(target: str, body: bytes, content_type: str) -> bytes:
 
 
 SECRET_KINDS = [
-    SecretKind("url userinfo", request("GET", f"http://bob:{MARK}-pw@shop.local/admin"),
-               response(204), True, True),
-    SecretKind("access_token parameter", request("GET", f"/api?access_token={MARK}1&page=2"),
-               response(204), True, True),
-    SecretKind("api_key parameter", request("GET", f"/api?api_key={MARK}2"), response(204),
-               True, True),
+    SecretKind(
+        "url userinfo",
+        request("GET", f"http://bob:{MARK}-pw@shop.local/admin"),
+        response(204),
+        True,
+        True,
+    ),
+    SecretKind(
+        "access_token parameter",
+        request("GET", f"/api?access_token={MARK}1&page=2"),
+        response(204),
+        True,
+        True,
+    ),
+    SecretKind(
+        "api_key parameter", request("GET", f"/api?api_key={MARK}2"), response(204), True, True
+    ),
     *(
-        SecretKind(f"{header} header", request("GET", "/api", [(header, f"{MARK}-{header}")]),
-                   response(204), True, True)
+        SecretKind(
+            f"{header} header",
+            request("GET", "/api", [(header, f"{MARK}-{header}")]),
+            response(204),
+            True,
+            True,
+        )
         for header in ("X-Api-Key", "X-Auth-Token", "X-Amz-Security-Token", "X-CSRF-Token")
     ),
-    SecretKind("authorization header", request("GET", "/", [("Authorization", f"Basic {MARK}")]),
-               response(204), True, True),
-    SecretKind("cookie header", request("GET", "/", [("Cookie", f"sid={MARK}; theme=dark")]),
-               response(204), True, True),
-    SecretKind("set-cookie header", request("GET", "/login"),
-               response(204, headers=[("Set-Cookie", f"sid={MARK}; HttpOnly")]), False, True),
-    SecretKind("json password", _post("/login", _json({"user": "bob", "password": MARK}),
-                                      "application/json"), response(204), True, False),
-    SecretKind("json refresh and id tokens", request("POST", "/token"),
-               response(200, _json({"refresh_token": f"{MARK}-r", "id_token": f"{MARK}-i",
-                                    "token_type": "Bearer"})), False, False),
-    SecretKind("form password", _post("/login", f"user=bob&password={MARK}".encode(),
-                                      "application/x-www-form-urlencoded"),
-               response(204), True, False),
-    SecretKind("saml response", _post("/acs", f"SAMLResponse={MARK}&RelayState=x".encode(),
-                                      "application/x-www-form-urlencoded"),
-               response(204), True, False),
-    SecretKind("oauth redirect code", request("GET", "/authorize"),
-               _redirect(f"https://app.local/callback?code={MARK}&state={MARK}-st"),
-               False, True),
-    SecretKind("oauth callback code and state", request("GET", f"/cb?code={MARK}&state=abc"),
-               response(204), True, True),
-    SecretKind("a malformed head quoting a key",
-               f"GET / HTTP/1.1\r\nHost: shop\r\nX-Api-Key : {MARK}\r\n\r\n".encode(),
-               # Only the error quotes it: the request's headers could not be decoded.
-               response(204), False, True),
-    SecretKind("jwt signature", request("GET", "/", [("X-Forwarded-Jwt", JWT)]), response(204),
-               True, True),
-    SecretKind("bearer jwt", request("GET", "/", [("Authorization", f"Bearer {JWT}")]),
-               response(204), True, True),
+    SecretKind(
+        "authorization header",
+        request("GET", "/", [("Authorization", f"Basic {MARK}")]),
+        response(204),
+        True,
+        True,
+    ),
+    SecretKind(
+        "cookie header",
+        request("GET", "/", [("Cookie", f"sid={MARK}; theme=dark")]),
+        response(204),
+        True,
+        True,
+    ),
+    SecretKind(
+        "set-cookie header",
+        request("GET", "/login"),
+        response(204, headers=[("Set-Cookie", f"sid={MARK}; HttpOnly")]),
+        False,
+        True,
+    ),
+    SecretKind(
+        "json password",
+        _post("/login", _json({"user": "bob", "password": MARK}), "application/json"),
+        response(204),
+        True,
+        False,
+    ),
+    SecretKind(
+        "json refresh and id tokens",
+        request("POST", "/token"),
+        response(
+            200,
+            _json({"refresh_token": f"{MARK}-r", "id_token": f"{MARK}-i", "token_type": "Bearer"}),
+        ),
+        False,
+        False,
+    ),
+    SecretKind(
+        "form password",
+        _post("/login", f"user=bob&password={MARK}".encode(), "application/x-www-form-urlencoded"),
+        response(204),
+        True,
+        False,
+    ),
+    SecretKind(
+        "saml response",
+        _post(
+            "/acs",
+            f"SAMLResponse={MARK}&RelayState=x".encode(),
+            "application/x-www-form-urlencoded",
+        ),
+        response(204),
+        True,
+        False,
+    ),
+    SecretKind(
+        "oauth redirect code",
+        request("GET", "/authorize"),
+        _redirect(f"https://app.local/callback?code={MARK}&state={MARK}-st"),
+        False,
+        True,
+    ),
+    SecretKind(
+        "oauth callback code and state",
+        request("GET", f"/cb?code={MARK}&state=abc"),
+        response(204),
+        True,
+        True,
+    ),
+    SecretKind(
+        "a malformed head quoting a key",
+        f"GET / HTTP/1.1\r\nHost: shop\r\nX-Api-Key : {MARK}\r\n\r\n".encode(),
+        # Only the error quotes it: the request's headers could not be decoded.
+        response(204),
+        False,
+        True,
+    ),
+    SecretKind(
+        "jwt signature", request("GET", "/", [("X-Forwarded-Jwt", JWT)]), response(204), True, True
+    ),
+    SecretKind(
+        "bearer jwt",
+        request("GET", "/", [("Authorization", f"Bearer {JWT}")]),
+        response(204),
+        True,
+        True,
+    ),
 ]
 
 
@@ -113,10 +187,15 @@ def escape_script() -> Script:
     s.open(0, "198.18.0.1", 41000)
     s.exchange(
         0,
-        request("POST", "/upload", [("X-Note", f"clip{OSC52}"), ("Content-Type", "text/plain")],
-                f"title{OSC0}body {'of text ' * 30}".encode()),
-        response(200, f"reply{OSC0}".encode(), [("X-Reply", f"t{OSC0}")],
-                 content_type="text/plain"),
+        request(
+            "POST",
+            "/upload",
+            [("X-Note", f"clip{OSC52}"), ("Content-Type", "text/plain")],
+            f"title{OSC0}body {'of text ' * 30}".encode(),
+        ),
+        response(
+            200, f"reply{OSC0}".encode(), [("X-Reply", f"t{OSC0}")], content_type="text/plain"
+        ),
     )
     return s
 

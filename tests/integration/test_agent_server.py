@@ -230,8 +230,16 @@ async def test_a_client_behind_is_told_where_the_capture_is_out_of_the_journal()
     and the newest Stats (what the capture lost): seq 0 notices it can count on at once."""
     journal = Journal()
     server = await started(journal, batch_events=100)
-    stats = Stats(ts=time.time(), packets=9, bytes=900, kernel_packets=12, kernel_drops=3,
-                  open_connections=1, gaps=0, gap_bytes=0)
+    stats = Stats(
+        ts=time.time(),
+        packets=9,
+        bytes=900,
+        kernel_packets=12,
+        kernel_drops=3,
+        open_connections=1,
+        gaps=0,
+        gap_bytes=0,
+    )
     journal.append([*[chunk(i) for i in range(1000)], stats])
     async with connect(url(server)) as client:
         (hello,) = await receive(client)

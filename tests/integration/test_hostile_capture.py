@@ -22,8 +22,16 @@ pytestmark = pytest.mark.timeout(60)
 REPO = Path(__file__).resolve().parents[2]
 OSC52 = "\x1b]52;c;cGF5bG9hZA==\x1b\\"
 OSC0 = "\x1b]0;pwned\x07"
-HOSTILE_HEADERS = ("-H", f"X-Note: clip{OSC52}", "-H", f"X-Title: {OSC0}",
-                   "-H", "Authorization: Bearer s3cr3t", "-H", "X-Api-Key: s3cr3t")
+HOSTILE_HEADERS = (
+    "-H",
+    f"X-Note: clip{OSC52}",
+    "-H",
+    f"X-Title: {OSC0}",
+    "-H",
+    "Authorization: Bearer s3cr3t",
+    "-H",
+    "X-Api-Key: s3cr3t",
+)
 
 
 @pytest.mark.root
@@ -49,8 +57,16 @@ async def dump_on_a_terminal(lab: Lab) -> bytes:
     """What ``podtap dump`` writes when its stdout is a terminal (a pty), for one request."""
     controller, terminal = pty.openpty()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "dump", f"netns/{lab.name}", "-p", str(PORT),
-        cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=terminal,
+        sys.executable,
+        "-m",
+        "tui",
+        "dump",
+        f"netns/{lab.name}",
+        "-p",
+        str(PORT),
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=terminal,
         stderr=asyncio.subprocess.PIPE,
     )
     os.close(terminal)
@@ -91,8 +107,14 @@ async def test_plain_dump_escapes_on_a_terminal_and_keeps_bytes_on_a_pipe(lab: L
 
 async def record(*args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "record", *args, cwd=REPO,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tui",
+        "record",
+        *args,
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 45)
@@ -115,8 +137,10 @@ async def test_record_refuses_a_symlink_even_with_force(tmp_path: Path) -> None:
     link.symlink_to(victim)
     status, stderr = await record("host", "-p", "80", "-o", str(link), "--force")
     assert status == 1
-    assert stderr == (f"podtap: {link} is a symbolic link: podtap does not write through one; "
-                      "give the real path.\n")
+    assert stderr == (
+        f"podtap: {link} is a symbolic link: podtap does not write through one; "
+        "give the real path.\n"
+    )
     assert victim.read_text() == "precious"
 
 
@@ -128,8 +152,11 @@ async def test_record_with_force_replaces_a_file_and_makes_it_private(
     output.write_text("old")
     output.chmod(0o644)
     with serving(lab, lab.ns_ip):
-        recording = asyncio.create_task(record(f"netns/{lab.name}", "-p", str(PORT), "-o",
-                                               str(output), "--force", "--count", "1"))
+        recording = asyncio.create_task(
+            record(
+                f"netns/{lab.name}", "-p", str(PORT), "-o", str(output), "--force", "--count", "1"
+            )
+        )
         async with asyncio.timeout(30):
             while not recording.done():
                 # Until the capture is live, requests may go unseen: send until one counts.

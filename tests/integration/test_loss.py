@@ -96,13 +96,15 @@ def podtap(lab: Lab, tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Po
     stdout_path = tmp_path / "podtap.out"
     with open(stderr_path, "wb") as stderr, open(stdout_path, "wb") as stdout:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tui", args[0], f"netns/{lab.name}", "-p", str(PORT),
-             *args[1:]],
-            cwd=REPO, stdout=stdout, stderr=stderr,
+            [sys.executable, "-m", "tui", args[0], f"netns/{lab.name}", "-p", str(PORT), *args[1:]],
+            cwd=REPO,
+            stdout=stdout,
+            stderr=stderr,
         )
         try:
-            wait_for(lambda: b"Listening for traffic" in stderr_path.read_bytes(),
-                     "podtap to listen")
+            wait_for(
+                lambda: b"Listening for traffic" in stderr_path.read_bytes(), "podtap to listen"
+            )
             yield process, stderr_path
         finally:
             if process.poll() is None:
@@ -121,8 +123,11 @@ def har_counts(path: Path) -> HarCounts:
     log = json.loads(path.read_bytes())["log"]
     complete = incomplete = 0
     for entry in log["entries"]:
-        whole = (entry["request"]["method"] == "GET" and entry["response"]["status"] == 200
-                 and not entry.get("_incomplete"))
+        whole = (
+            entry["request"]["method"] == "GET"
+            and entry["response"]["status"] == 200
+            and not entry.get("_incomplete")
+        )
         complete += whole
         incomplete += not whole
         if not whole:
@@ -177,9 +182,7 @@ def test_under_overload_what_was_written_and_what_was_said_lost_add_up(
     assert accounted >= 0.95 * served, (served, counts, stderr)
 
 
-def test_ctrl_c_writes_what_the_agents_still_hold(
-    lab: Lab, nginx: Nginx, tmp_path: Path
-) -> None:
+def test_ctrl_c_writes_what_the_agents_still_hold(lab: Lab, nginx: Nginx, tmp_path: Path) -> None:
     """A load podtap keeps up with, stopped the moment it ends: the last requests are still in
     flight between agent and client, and are written before podtap exits."""
     har = tmp_path / "paced.har"
@@ -257,9 +260,21 @@ def test_a_har_of_an_upload_answered_early_has_its_whole_size(
     blob.write_bytes(b"x" * 2_000_000)
     har = tmp_path / "upload.har"
     with podtap(lab, tmp_path, "record", "-o", str(har)) as (process, _stderr):
-        subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", "Expect: 100-continue",
-                        "--data-binary", f"@{blob}", nginx.url + "upload"],
-                       check=True, timeout=30)
+        subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Expect: 100-continue",
+                "--data-binary",
+                f"@{blob}",
+                nginx.url + "upload",
+            ],
+            check=True,
+            timeout=30,
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
     (entry,) = json.loads(har.read_bytes())["log"]["entries"]

@@ -128,9 +128,19 @@ class Recorder:
 @contextlib.asynccontextmanager
 async def recording(lab: Lab, output: Path, *extra: str) -> AsyncIterator[Recorder]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "record", f"netns/{lab.name}", "-p", str(PORT),
-        "-o", str(output), *extra,
-        cwd=REPO, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tui",
+        "record",
+        f"netns/{lab.name}",
+        "-p",
+        str(PORT),
+        "-o",
+        str(output),
+        *extra,
+        cwd=REPO,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     recorder = Recorder(process, output)
@@ -144,8 +154,16 @@ async def recording(lab: Lab, output: Path, *extra: str) -> AsyncIterator[Record
 
 async def curl(*args: str) -> None:
     process = await asyncio.create_subprocess_exec(
-        "curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-H", "User-Agent: podtap-test",
-        *args, stdout=asyncio.subprocess.DEVNULL,
+        "curl",
+        "-sS",
+        "--max-time",
+        "10",
+        "-o",
+        "/dev/null",
+        "-H",
+        "User-Agent: podtap-test",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     assert await process.wait() == 0, f"curl {args} failed"
 
@@ -167,27 +185,52 @@ EXPECTED = [
 
 
 async def traffic(lab: Lab, upload: Path) -> None:
-    await curl(url(lab, "/items?user=alice&page=2"), "-H", "Authorization: Bearer sekret",
-               "-H", "Cookie: sid=abc; theme=dark")
+    await curl(
+        url(lab, "/items?user=alice&page=2"),
+        "-H",
+        "Authorization: Bearer sekret",
+        "-H",
+        "Cookie: sid=abc; theme=dark",
+    )
     await curl(url(lab, "/a"), url(lab, "/missing"))  # one keep-alive connection, two requests
-    await curl(url(lab, "/orders"), "-H", "Content-Type: application/json",
-               "--data-binary", '{"item": "book", "quantity": 2}')
-    await curl(url(lab, "/upload"), "-H", "Content-Type: application/octet-stream",
-               "--data-binary", f"@{upload}")
+    await curl(
+        url(lab, "/orders"),
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        '{"item": "book", "quantity": 2}',
+    )
+    await curl(
+        url(lab, "/upload"),
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        f"@{upload}",
+    )
     await curl(url(lab, "/boom"))
     await curl("-0", url(lab, "/old"))  # HTTP/1.0
 
 
 def tshark(path: Path, *args: str) -> list[str]:
-    done = subprocess.run(["tshark", "-r", str(path), *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["tshark", "-r", str(path), *args], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return [line for line in done.stdout.splitlines() if line]
 
 
 def tshark_requests(path: Path) -> Counter[tuple[str, str]]:
-    lines = tshark(path, "-Y", "http.request", "-T", "fields", "-e", "http.request.method",
-                   "-e", "http.request.uri")
+    lines = tshark(
+        path,
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "http.request.method",
+        "-e",
+        "http.request.uri",
+    )
     return Counter(tuple(line.split("\t")) for line in lines)  # type: ignore[misc]
 
 
@@ -202,13 +245,31 @@ def store_summary(store: Store) -> list[tuple[object, ...]]:
     rows: list[tuple[object, ...]] = []
     for conn in store.connections.values():
         exchanges = tuple(
-            (ex.request.method, ex.request.target, tuple(ex.request.headers), ex.request.body,
-             ex.status, tuple(ex.response.headers) if ex.response else (),
-             ex.response.body if ex.response else b"", ex.incomplete)
+            (
+                ex.request.method,
+                ex.request.target,
+                tuple(ex.request.headers),
+                ex.request.body,
+                ex.status,
+                tuple(ex.response.headers) if ex.response else (),
+                ex.response.body if ex.response else b"",
+                ex.incomplete,
+            )
             for ex in conn.exchanges
         )
-        rows.append((conn.client, conn.client_port, conn.server, conn.server_port,
-                     conn.protocol, conn.state, conn.bytes_in, conn.bytes_out, exchanges))
+        rows.append(
+            (
+                conn.client,
+                conn.client_port,
+                conn.server,
+                conn.server_port,
+                conn.protocol,
+                conn.state,
+                conn.bytes_in,
+                conn.bytes_out,
+                exchanges,
+            )
+        )
     return sorted(rows, key=repr)
 
 
@@ -222,8 +283,9 @@ async def live_store(lab: Lab, ready: asyncio.Event, stop: asyncio.Event) -> Sto
         while not stop.is_set():
             next_batch = asyncio.ensure_future(updates.__anext__())
             stopping = asyncio.ensure_future(stop.wait())
-            done, _ = await asyncio.wait({next_batch, stopping},
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {next_batch, stopping}, return_when=asyncio.FIRST_COMPLETED
+            )
             if next_batch in done:
                 batch = next_batch.result()
                 store.apply(batch)
@@ -265,7 +327,10 @@ async def test_a_live_capture_recorded_to_all_three_formats(lab: Lab, tmp_path: 
     header = decode_header(lines[0])
     assert header is not None
     assert (header.podtap, header.target, header.ports) == (
-        __version__, f"netns/{lab.name}", [PORT])
+        __version__,
+        f"netns/{lab.name}",
+        [PORT],
+    )
     assert all(decode_line(line)[0] == "local" for line in lines[1:])
     reopened = Store()
     async for batch in RecordingSession(jsonl).updates():
@@ -276,22 +341,32 @@ async def test_a_live_capture_recorded_to_all_three_formats(lab: Lab, tmp_path: 
     # HAR: valid HAR 1.2, one entry per exchange, with what the issue lists.
     document = har_of(har)
     entries: list[dict[str, object]] = document["log"]["entries"]  # type: ignore[index]
-    seen = [(e["request"]["method"], e["request"]["url"], e["response"]["status"])  # type: ignore[index]
-            for e in entries]
+    seen = [
+        (e["request"]["method"], e["request"]["url"], e["response"]["status"])  # type: ignore[index]
+        for e in entries
+    ]
     assert sorted(seen) == sorted(
-        (method, url(lab, path), status) for method, path, status in EXPECTED)
-    by_path = {str(e["request"]["url"]).removeprefix(url(lab, "")): e  # type: ignore[index]
-               for e in entries}
+        (method, url(lab, path), status) for method, path, status in EXPECTED
+    )
+    by_path = {
+        str(e["request"]["url"]).removeprefix(url(lab, "")): e  # type: ignore[index]
+        for e in entries
+    }
     first = by_path["/items?user=alice&page=2"]
     request = first["request"]
     assert {"name": "Authorization", "value": "Bearer ••••••"} in request["headers"]  # type: ignore[index]
-    assert request["cookies"] == [{"name": "sid", "value": "••••••"},  # type: ignore[index]
-                                  {"name": "theme", "value": "••••••"}]
-    assert request["queryString"] == [{"name": "user", "value": "alice"},  # type: ignore[index]
-                                      {"name": "page", "value": "2"}]
+    assert request["cookies"] == [
+        {"name": "sid", "value": "••••••"},  # type: ignore[index]
+        {"name": "theme", "value": "••••••"},
+    ]
+    assert request["queryString"] == [
+        {"name": "user", "value": "alice"},  # type: ignore[index]
+        {"name": "page", "value": "2"},
+    ]
     assert request["httpVersion"] == "HTTP/1.1"  # type: ignore[index]
     assert first["response"]["content"]["text"] == json.dumps(  # type: ignore[index]
-        {"path": "/items?user=alice&page=2"})
+        {"path": "/items?user=alice&page=2"}
+    )
     assert first["response"]["cookies"] == [{"name": "session", "value": "••••••"}]  # type: ignore[index]
     assert first["serverIPAddress"] == lab.ns_ip
     assert first["_pod"] == "local"
@@ -299,7 +374,9 @@ async def test_a_live_capture_recorded_to_all_three_formats(lab: Lab, tmp_path: 
     assert by_path["/a"]["connection"] == by_path["/missing"]["connection"]
     assert by_path["/a"]["connection"] != first["connection"]
     assert by_path["/orders"]["request"]["postData"] == {  # type: ignore[index]
-        "mimeType": "application/json", "text": '{"item": "book", "quantity": 2}'}
+        "mimeType": "application/json",
+        "text": '{"item": "book", "quantity": 2}',
+    }
     upload_post = by_path["/upload"]["request"]["postData"]  # type: ignore[index]
     assert upload_post["encoding"] == "base64"
     assert upload_post["text"] == __import__("base64").b64encode(BINARY).decode()
@@ -420,8 +497,17 @@ def _agent_pids(lab: Lab) -> Sequence[int]:
 async def test_a_target_that_does_not_exist_is_one_sentence_and_no_file(tmp_path: Path) -> None:
     output = tmp_path / "never.har"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "record", f"netns/podtap-missing-{os.getpid()}", "-p", "80",
-        "-o", str(output), cwd=REPO, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "tui",
+        "record",
+        f"netns/podtap-missing-{os.getpid()}",
+        "-p",
+        "80",
+        "-o",
+        str(output),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
@@ -434,10 +520,22 @@ async def test_a_target_that_does_not_exist_is_one_sentence_and_no_file(tmp_path
 
 async def test_a_wrong_extension_is_said_before_anything_starts(tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui", "record", "host", "-p", "80", "-o", str(tmp_path / "x.txt"),
-        cwd=REPO, stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "tui",
+        "record",
+        "host",
+        "-p",
+        "80",
+        "-o",
+        str(tmp_path / "x.txt"),
+        cwd=REPO,
+        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
     )
     _, stderr = await asyncio.wait_for(process.communicate(), 30)
     assert (process.returncode, stderr.decode()) == (
-        1, f"podtap: {tmp_path / 'x.txt'}: the file name must end in .jsonl, .har or .pcap "
-        "(the format follows it).\n")
+        1,
+        f"podtap: {tmp_path / 'x.txt'}: the file name must end in .jsonl, .har or .pcap "
+        "(the format follows it).\n",
+    )

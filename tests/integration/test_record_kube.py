@@ -40,15 +40,31 @@ def wait_for(what: str, check: object, timeout: float) -> None:
 @pytest.mark.kubesim("--deployment", "default/web=2:8080", "--nodes", "1")
 @pytest.mark.parametrize("suffix", ["har", "jsonl"])
 def test_every_replica_is_recorded_under_its_pod(
-    kubesim: KubeSim, tmp_path: Path, suffix: str  # noqa: F811
+    kubesim: KubeSim,  # noqa: F811
+    tmp_path: Path,
+    suffix: str,
 ) -> None:
     output = tmp_path / f"web.{suffix}"
     pods = kubesim.pods("default", "app=web")
     assert len(pods) == 2
     record = subprocess.Popen(
-        [sys.executable, "-m", "tui", "record", "deployment/web", "-p", "8080", "-o", str(output),
-         "--kubeconfig", str(kubesim.kubeconfig)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "tui",
+            "record",
+            "deployment/web",
+            "-p",
+            "8080",
+            "-o",
+            str(output),
+            "--kubeconfig",
+            str(kubesim.kubeconfig),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert record.stderr is not None
@@ -87,8 +103,10 @@ def test_every_replica_is_recorded_under_its_pod(
         paths_by_pod = {}
         for raw in lines[1:]:
             source, event = decode_line(raw)
-            if isinstance(event, DataReceived) and event.direction == "in" and (
-                event.data.startswith(b"GET ")
+            if (
+                isinstance(event, DataReceived)
+                and event.direction == "in"
+                and (event.data.startswith(b"GET "))
             ):
                 target = event.data.split(b" ")[1].decode()
                 paths_by_pod.setdefault(source, set()).add(target.rsplit("/", 1)[0])

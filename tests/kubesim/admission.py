@@ -12,10 +12,23 @@ from tests.kubesim.errors import ApiError
 ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
 
 # The capabilities the baseline level lets a container add.
-BASELINE_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
-})
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,9 @@ class Rbac:
 
     def allows(self, request: Request) -> bool:
         return (request.verb, request.full_resource) not in self.denied and (
-            "*", request.full_resource) not in self.denied
+            "*",
+            request.full_resource,
+        ) not in self.denied
 
     def check(self, request: Request) -> None:
         if self.allows(request):
@@ -57,12 +72,18 @@ class Rbac:
         group_resource = (
             f"{request.resource}.{request.group}" if request.group else request.resource
         )
-        where = (f'in the namespace "{request.namespace}"' if request.namespace
-                 else "at the cluster scope")
-        reason = (f'User "{self.user}" cannot {request.verb} resource "{request.full_resource}" '
-                  f'in API group "{request.group}" {where}')
-        raise ApiError.forbidden(group_resource, request.name, reason, request.group,
-                                 request.resource)
+        where = (
+            f'in the namespace "{request.namespace}"'
+            if request.namespace
+            else "at the cluster scope"
+        )
+        reason = (
+            f'User "{self.user}" cannot {request.verb} resource "{request.full_resource}" '
+            f'in API group "{request.group}" {where}'
+        )
+        raise ApiError.forbidden(
+            group_resource, request.name, reason, request.group, request.resource
+        )
 
 
 def _parse_rule(rule: str) -> tuple[str, str]:
@@ -78,8 +99,11 @@ def _quoted(values: Iterable[str]) -> str:
 
 def _containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
     spec = pod.get("spec") or {}
-    return [*(spec.get("initContainers") or []), *(spec.get("containers") or []),
-            *(spec.get("ephemeralContainers") or [])]
+    return [
+        *(spec.get("initContainers") or []),
+        *(spec.get("containers") or []),
+        *(spec.get("ephemeralContainers") or []),
+    ]
 
 
 def _who(names: list[str]) -> str:
@@ -93,11 +117,13 @@ def _baseline_violations(pod: dict[str, Any]) -> list[str]:
     hosts = [f"{flag}=true" for flag in ("hostNetwork", "hostPID", "hostIPC") if spec.get(flag)]
     if hosts:
         problems.append(f"host namespaces ({', '.join(hosts)})")
-    privileged = [c["name"] for c in _containers(pod)
-                  if (c.get("securityContext") or {}).get("privileged")]
+    privileged = [
+        c["name"] for c in _containers(pod) if (c.get("securityContext") or {}).get("privileged")
+    ]
     if privileged:
-        problems.append(f"privileged ({_who(privileged)} must not set "
-                        f"securityContext.privileged=true)")
+        problems.append(
+            f"privileged ({_who(privileged)} must not set securityContext.privileged=true)"
+        )
     offenders: list[str] = []
     extra: set[str] = set()
     for container in _containers(pod):
@@ -107,8 +133,10 @@ def _baseline_violations(pod: dict[str, Any]) -> list[str]:
             offenders.append(container["name"])
             extra |= bad
     if offenders:
-        problems.append(f"non-default capabilities ({_who(offenders)} must not include "
-                        f"{_quoted(sorted(extra))} in securityContext.capabilities.add)")
+        problems.append(
+            f"non-default capabilities ({_who(offenders)} must not include "
+            f"{_quoted(sorted(extra))} in securityContext.capabilities.add)"
+        )
     return problems
 
 
@@ -120,28 +148,43 @@ def _restricted_violations(pod: dict[str, Any]) -> list[str]:
     def context(container: dict[str, Any]) -> dict[str, Any]:
         return container.get("securityContext") or {}
 
-    escalating = [c["name"] for c in containers
-                  if context(c).get("allowPrivilegeEscalation") is not False]
+    escalating = [
+        c["name"] for c in containers if context(c).get("allowPrivilegeEscalation") is not False
+    ]
     if escalating:
-        problems.append(f"allowPrivilegeEscalation != false ({_who(escalating)} must set "
-                        f"securityContext.allowPrivilegeEscalation=false)")
-    not_dropping = [c["name"] for c in containers
-                    if "ALL" not in ((context(c).get("capabilities") or {}).get("drop") or [])]
+        problems.append(
+            f"allowPrivilegeEscalation != false ({_who(escalating)} must set "
+            f"securityContext.allowPrivilegeEscalation=false)"
+        )
+    not_dropping = [
+        c["name"]
+        for c in containers
+        if "ALL" not in ((context(c).get("capabilities") or {}).get("drop") or [])
+    ]
     if not_dropping:
-        problems.append(f"unrestricted capabilities ({_who(not_dropping)} must set "
-                        f'securityContext.capabilities.drop=["ALL"])')
+        problems.append(
+            f"unrestricted capabilities ({_who(not_dropping)} must set "
+            f'securityContext.capabilities.drop=["ALL"])'
+        )
     if not pod_context.get("runAsNonRoot"):
         rooted = [c["name"] for c in containers if not context(c).get("runAsNonRoot")]
         if rooted:
-            problems.append(f"runAsNonRoot != true (pod or {_who(rooted)} must set "
-                            f"securityContext.runAsNonRoot=true)")
+            problems.append(
+                f"runAsNonRoot != true (pod or {_who(rooted)} must set "
+                f"securityContext.runAsNonRoot=true)"
+            )
     if not (pod_context.get("seccompProfile") or {}).get("type"):
-        unconfined = [c["name"] for c in containers
-                      if not (context(c).get("seccompProfile") or {}).get("type")]
+        unconfined = [
+            c["name"]
+            for c in containers
+            if not (context(c).get("seccompProfile") or {}).get("type")
+        ]
         if unconfined:
-            problems.append(f"seccompProfile (pod or {_who(unconfined)} must set "
-                            f'securityContext.seccompProfile.type to "RuntimeDefault" or '
-                            f'"Localhost")')
+            problems.append(
+                f"seccompProfile (pod or {_who(unconfined)} must set "
+                f'securityContext.seccompProfile.type to "RuntimeDefault" or '
+                f'"Localhost")'
+            )
     return problems
 
 

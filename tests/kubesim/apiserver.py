@@ -23,9 +23,17 @@ from tests.kubesim.resources import POD, ResourceType
 from tests.kubesim.selectors import field_selector, label_selector, selector_to_string
 from tests.kubesim.store import Object
 
-VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-kubesim", "gitCommit": "kubesim",
-           "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
-           "compiler": "gc", "platform": "linux/amd64"}
+VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-kubesim",
+    "gitCommit": "kubesim",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 # How long a quiet watch that allows bookmarks waits before sending one.
 BOOKMARK_SECONDS = 10.0
 
@@ -69,8 +77,10 @@ class ApiServer:
         except (KeyError, TypeError, ValueError) as broken:
             # A malformed object in a request is the client's fault, as the API sees it.
             traceback.print_exc()
-            return _json(ApiError.bad_request(f"kubesim could not handle the request: "
-                                              f"{broken!r}").status(), 400)
+            return _json(
+                ApiError.bad_request(f"kubesim could not handle the request: {broken!r}").status(),
+                400,
+            )
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
@@ -88,8 +98,9 @@ class ApiServer:
             if len(parts) == 2:
                 found = resources.api_group(parts[1])
                 if found is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested "
-                                   "resource")
+                    raise ApiError(
+                        404, "NotFound", "the server could not find the requested resource"
+                    )
                 return _json(found)
             group, version, rest = parts[1], parts[2], parts[3:]
         else:
@@ -97,8 +108,7 @@ class ApiServer:
         if not rest:
             listing = resources.api_resource_list(group, version)
             if listing is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested "
-                               "resource")
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return _json(listing)
         target = self._target(group, version, rest)
         return await self._dispatch(request, target)
@@ -133,15 +143,24 @@ class ApiServer:
     async def _dispatch(self, request: web.Request, target: Target) -> web.StreamResponse:
         verb = self._verb(request, target)
         rt = target.rt
-        self.cluster.rbac.check(admission.Request(
-            verb, rt.group, rt.plural, target.subresource, target.namespace or "",
-            target.name or ""))
+        self.cluster.rbac.check(
+            admission.Request(
+                verb,
+                rt.group,
+                rt.plural,
+                target.subresource,
+                target.namespace or "",
+                target.name or "",
+            )
+        )
         if target.subresource == "portforward":
-            return await serve_port_forward(request, self.cluster, target.namespace or "",
-                                            target.name or "")
+            return await serve_port_forward(
+                request, self.cluster, target.namespace or "", target.name or ""
+            )
         if target.subresource == "log":
-            return await pod_endpoints.serve_log(request, self.cluster, target.namespace or "",
-                                                 target.name or "")
+            return await pod_endpoints.serve_log(
+                request, self.cluster, target.namespace or "", target.name or ""
+            )
         if verb == "list":
             listed = self._list(request, target)
             if tables.wants_table(request.headers.get("Accept", "")):
@@ -162,16 +181,22 @@ class ApiServer:
             return await self._delete(request, target)
         if verb == "deletecollection":
             return await self._delete_collection(request, target)
-        raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the "
-                       f"requested resource ({request.method})")
+        raise ApiError(
+            405,
+            "MethodNotAllowed",
+            f"the server does not allow this method on the requested resource ({request.method})",
+        )
 
     # -- reads -------------------------------------------------------------------------------
 
     def _selected(self, request: web.Request, target: Target) -> list[Object]:
         labels = label_selector(request.query.get("labelSelector"))
         fields = field_selector(request.query.get("fieldSelector"))
-        return [obj for obj in self.store.list(target.rt, target.namespace)
-                if labels(obj["metadata"].get("labels") or {}) and fields(obj)]
+        return [
+            obj
+            for obj in self.store.list(target.rt, target.namespace)
+            if labels(obj["metadata"].get("labels") or {}) and fields(obj)
+        ]
 
     def _list(self, request: web.Request, target: Target) -> Object:
         items = self._selected(request, target)
@@ -188,8 +213,12 @@ class ApiServer:
                 metadata["continue"] = str(page_end)
                 metadata["remainingItemCount"] = len(items) - page_end
             items = items[offset:page_end]
-        return {"kind": f"{target.rt.kind}List", "apiVersion": target.rt.api_version,
-                "metadata": metadata, "items": items}
+        return {
+            "kind": f"{target.rt.kind}List",
+            "apiVersion": target.rt.api_version,
+            "metadata": metadata,
+            "items": items,
+        }
 
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         labels = label_selector(request.query.get("labelSelector"))
@@ -201,8 +230,11 @@ class ApiServer:
         response.enable_chunked_encoding()
         try:
             watch = self.store.watch(
-                target.rt, target.namespace,
-                lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj), since)
+                target.rt,
+                target.namespace,
+                lambda obj: labels(obj["metadata"].get("labels") or {}) and fields(obj),
+                since,
+            )
         except ApiError as expired:
             # Like the API server, a compacted resourceVersion ends the stream with an ERROR
             # event carrying the 410 Status, not with an HTTP error.
@@ -218,8 +250,9 @@ class ApiServer:
         try:
             while (remaining := deadline - loop.time()) > 0:
                 try:
-                    change = await asyncio.wait_for(watch.queue.get(),
-                                                    min(remaining, BOOKMARK_SECONDS))
+                    change = await asyncio.wait_for(
+                        watch.queue.get(), min(remaining, BOOKMARK_SECONDS)
+                    )
                 except TimeoutError:
                     # Quiet for a while, or the watch's time is up: tell a client that asked
                     # for bookmarks how far it is, so that it resumes from there.
@@ -234,8 +267,11 @@ class ApiServer:
                 while change is not None and not watch.queue.empty():
                     change = watch.queue.get_nowait()
                     changes.append(change)
-                lines = "".join(json.dumps({"type": c.type, "object": c.object}) + "\n"
-                                for c in changes if c is not None)
+                lines = "".join(
+                    json.dumps({"type": c.type, "object": c.object}) + "\n"
+                    for c in changes
+                    if c is not None
+                )
                 if lines:
                     await response.write(lines.encode())
                 if change is None:
@@ -249,8 +285,11 @@ class ApiServer:
         return response
 
     def _bookmark(self, target: Target) -> bytes:
-        marker = {"kind": target.rt.kind, "apiVersion": target.rt.api_version,
-                  "metadata": {"resourceVersion": str(self.store.revision)}}
+        marker = {
+            "kind": target.rt.kind,
+            "apiVersion": target.rt.api_version,
+            "metadata": {"resourceVersion": str(self.store.revision)},
+        }
         return (json.dumps({"type": "BOOKMARK", "object": marker}) + "\n").encode()
 
     def _view(self, target: Target, obj: Object) -> Object:
@@ -261,13 +300,22 @@ class ApiServer:
     @staticmethod
     def _scale_of(obj: Object) -> Object:
         meta = obj["metadata"]
-        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
-                "metadata": {"name": meta["name"], "namespace": meta["namespace"],
-                             "uid": meta["uid"], "resourceVersion": meta["resourceVersion"],
-                             "creationTimestamp": meta["creationTimestamp"]},
-                "spec": {"replicas": obj["spec"].get("replicas", 1)},
-                "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                           "selector": selector_to_string(obj["spec"].get("selector") or {})}}
+        return {
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+                "resourceVersion": meta["resourceVersion"],
+                "creationTimestamp": meta["creationTimestamp"],
+            },
+            "spec": {"replicas": obj["spec"].get("replicas", 1)},
+            "status": {
+                "replicas": (obj.get("status") or {}).get("replicas", 0),
+                "selector": selector_to_string(obj["spec"].get("selector") or {}),
+            },
+        }
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -279,8 +327,9 @@ class ApiServer:
         try:
             return json.loads(raw)
         except ValueError as bad:
-            raise ApiError.bad_request(f"the body of the request could not be decoded: {bad}") \
-                from bad
+            raise ApiError.bad_request(
+                f"the body of the request could not be decoded: {bad}"
+            ) from bad
 
     async def _create(self, request: web.Request, target: Target) -> web.StreamResponse:
         body = await self._body(request)
@@ -290,26 +339,36 @@ class ApiServer:
         if rt.plural == "selfsubjectaccessreviews":
             return _json(self._access_review(body), 201)
         if target.subresource:
-            raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on "
-                           "the requested resource")
+            raise ApiError(
+                405,
+                "MethodNotAllowed",
+                "the server does not allow this method on the requested resource",
+            )
         meta = body.setdefault("metadata", {})
         if rt.namespaced:
             if meta.get("namespace") not in (None, "", target.namespace):
-                raise ApiError.bad_request("the namespace of the provided object does not "
-                                           "match the namespace sent on the request")
+                raise ApiError.bad_request(
+                    "the namespace of the provided object does not "
+                    "match the namespace sent on the request"
+                )
             meta["namespace"] = target.namespace
         dry_run = request.query.get("dryRun") == "All"
         return _json(objects.create(self.store, rt, body, dry_run=dry_run), 201)
 
     def _access_review(self, body: Object) -> Object:
         attributes = (body.get("spec") or {}).get("resourceAttributes") or {}
-        allowed = self.cluster.rbac.allows(admission.Request(
-            attributes.get("verb", ""), attributes.get("group", ""),
-            attributes.get("resource", ""), attributes.get("subresource", ""),
-            attributes.get("namespace", ""), attributes.get("name", "")))
+        allowed = self.cluster.rbac.allows(
+            admission.Request(
+                attributes.get("verb", ""),
+                attributes.get("group", ""),
+                attributes.get("resource", ""),
+                attributes.get("subresource", ""),
+                attributes.get("namespace", ""),
+                attributes.get("name", ""),
+            )
+        )
         review = copy.deepcopy(body)
-        review.update({"apiVersion": "authorization.k8s.io/v1",
-                       "kind": "SelfSubjectAccessReview"})
+        review.update({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview"})
         review.setdefault("metadata", {})["creationTimestamp"] = None
         review["status"] = {"allowed": allowed}
         if allowed:
@@ -328,9 +387,13 @@ class ApiServer:
                 raise ApiError.bad_request("the body of the request must be an object")
             version = (body.get("metadata") or {}).get("resourceVersion")
             if version and version != viewed["metadata"]["resourceVersion"]:
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on '
-                               f'{rt.group_resource} "{name}": the object has been modified; '
-                               f'please apply your changes to the latest version and try again')
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Operation cannot be fulfilled on "
+                    f'{rt.group_resource} "{name}": the object has been modified; '
+                    f"please apply your changes to the latest version and try again",
+                )
             changed = body
         updated = self._merge_subresource(target, current, changed)
         if rt is POD:
@@ -350,14 +413,18 @@ class ApiServer:
         elif sub == "scale":
             replicas = (changed.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                raise ApiError.invalid(target.rt.group_resource, current["metadata"]["name"],
-                                       "Scale", "spec.replicas: Invalid value: must be greater "
-                                       "than or equal to 0")
+                raise ApiError.invalid(
+                    target.rt.group_resource,
+                    current["metadata"]["name"],
+                    "Scale",
+                    "spec.replicas: Invalid value: must be greater than or equal to 0",
+                )
             updated["spec"]["replicas"] = replicas
         elif sub == "ephemeralcontainers":
             pod_endpoints.check_ephemeral_change(current, changed)
             updated["spec"]["ephemeralContainers"] = (changed.get("spec") or {}).get(
-                "ephemeralContainers") or []
+                "ephemeralContainers"
+            ) or []
         else:
             meta = changed.get("metadata") or {}
             for key in ("labels", "annotations", "finalizers", "ownerReferences"):
@@ -383,8 +450,15 @@ class ApiServer:
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         propagation, grace, dry_run = await self._delete_options(request)
         name = target.name or ""
-        result = objects.delete(self.store, target.rt, target.namespace, name,
-                                propagation=propagation, grace_seconds=grace, dry_run=dry_run)
+        result = objects.delete(
+            self.store,
+            target.rt,
+            target.namespace,
+            name,
+            propagation=propagation,
+            grace_seconds=grace,
+            dry_run=dry_run,
+        )
         # The API answers 202 only when a cascade was asked for with orphanDependents=false and
         # the object is still there; graceful pod deletion is a 200 with the terminating pod.
         still_there = self.store.get(target.rt, target.namespace, name) is not None
@@ -396,15 +470,29 @@ class ApiServer:
         raw = await request.read()
         options = json.loads(raw) if raw.strip() else {}
         return request.query.get("orphanDependents") == "false" or (
-            options.get("orphanDependents") is False)
+            options.get("orphanDependents") is False
+        )
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         propagation, grace, dry_run = await self._delete_options(request)
         deleted = []
         for obj in self._selected(request, target):
-            deleted.append(objects.delete(
-                self.store, target.rt, obj["metadata"].get("namespace"), obj["metadata"]["name"],
-                propagation=propagation, grace_seconds=grace, dry_run=dry_run))
-        return _json({"kind": f"{target.rt.kind}List", "apiVersion": target.rt.api_version,
-                      "metadata": {"resourceVersion": str(self.store.revision)},
-                      "items": deleted})
+            deleted.append(
+                objects.delete(
+                    self.store,
+                    target.rt,
+                    obj["metadata"].get("namespace"),
+                    obj["metadata"]["name"],
+                    propagation=propagation,
+                    grace_seconds=grace,
+                    dry_run=dry_run,
+                )
+            )
+        return _json(
+            {
+                "kind": f"{target.rt.kind}List",
+                "apiVersion": target.rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.revision)},
+                "items": deleted,
+            }
+        )

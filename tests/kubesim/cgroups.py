@@ -15,8 +15,9 @@ HIERARCHIES = ("cpu", "memory", "pids", "systemd", "unified")
 
 
 def _available() -> list[Path]:
-    return [CGROUP_ROOT / name for name in HIERARCHIES
-            if (CGROUP_ROOT / name / "cgroup.procs").exists()]
+    return [
+        CGROUP_ROOT / name for name in HIERARCHIES if (CGROUP_ROOT / name / "cgroup.procs").exists()
+    ]
 
 
 def pod_relative_path(qos_class: str, pod_uid: str) -> Path:

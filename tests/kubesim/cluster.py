@@ -33,8 +33,9 @@ class Cluster:
     def __post_init__(self) -> None:
         self.rbac = Rbac(user=self.user)
         self.controllers = Controllers(self.store, self.nodes)
-        self.kubelet = Kubelet(self.store, self.network, self.nodes, self.log_dir,
-                               self.failing_images)
+        self.kubelet = Kubelet(
+            self.store, self.network, self.nodes, self.log_dir, self.failing_images
+        )
         # Open port-forward streams: their connections and pods, so tests can cut them.
         self.port_forwards: dict[int, tuple[Any, str, str]] = {}
         self._pending = False

@@ -64,7 +64,9 @@ class ApiError(Exception):
     @classmethod
     def invalid(cls, group_resource: str, name: str, kind: str, cause: str) -> ApiError:
         message = f'{kind} "{name}" is invalid: {cause}'
-        details = {"name": name, "kind": group_resource.split(".")[0], "causes": [
-            {"reason": "FieldValueInvalid", "message": cause}
-        ]}
+        details = {
+            "name": name,
+            "kind": group_resource.split(".")[0],
+            "causes": [{"reason": "FieldValueInvalid", "message": cause}],
+        }
         return cls(422, "Invalid", message, details)

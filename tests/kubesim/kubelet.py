@@ -18,8 +18,14 @@ from tests.kubesim.store import Object, Store, now_rfc3339
 class Kubelet:
     """One kubelet for all simulated nodes: they share this host, so they share one loop."""
 
-    def __init__(self, store: Store, network: PodNetwork, nodes: list[str], log_dir: Path,
-                 failing_images: list[str]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        network: PodNetwork,
+        nodes: list[str],
+        log_dir: Path,
+        failing_images: list[str],
+    ) -> None:
         self.store = store
         self.network = network
         self.nodes = set(nodes)
@@ -30,8 +36,9 @@ class Kubelet:
         self._stopping: dict[str, asyncio.Task[None]] = {}
 
     def image_fails(self, image: str) -> bool:
-        return any(pattern in image or fnmatch.fnmatch(image, pattern)
-                   for pattern in self.failing_images)
+        return any(
+            pattern in image or fnmatch.fnmatch(image, pattern) for pattern in self.failing_images
+        )
 
     def log_path(self, runtime: PodRuntime, container: str) -> Path:
         return self.log_dir / f"{runtime.namespace}_{runtime.name}_{runtime.uid}_{container}.log"
@@ -44,8 +51,11 @@ class Kubelet:
     def is_running(self, pod: Object, container: str) -> bool:
         runtime = self.runtimes.get(pod["metadata"]["uid"])
         run = runtime.containers.get(container) if runtime is not None else None
-        return run is not None and (run.process is None or run.process.returncode is None) and (
-            not runtime.stopping if runtime is not None else False)
+        return (
+            run is not None
+            and (run.process is None or run.process.returncode is None)
+            and (not runtime.stopping if runtime is not None else False)
+        )
 
     def event(self, runtime: PodRuntime, kind: str, reason: str, message: str) -> None:
         pod = self.store.get(POD, runtime.namespace, runtime.name)
@@ -82,11 +92,18 @@ class Kubelet:
         conditions = pod["status"].get("conditions") or []
         if any(c["type"] == "PodScheduled" for c in conditions):
             return
-        pod["status"]["conditions"] = [*conditions, {
-            "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-            "lastProbeTime": None, "lastTransitionTime": now_rfc3339(),
-            "message": f'0/{len(self.nodes)} nodes are available: node '
-                       f'"{pod["spec"]["nodeName"]}" not found.'}]
+        pod["status"]["conditions"] = [
+            *conditions,
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "lastProbeTime": None,
+                "lastTransitionTime": now_rfc3339(),
+                "message": f"0/{len(self.nodes)} nodes are available: node "
+                f'"{pod["spec"]["nodeName"]}" not found.',
+            },
+        ]
         self.store.update(POD, pod)
 
     async def _terminate(self, pod: Object | None, grace: float, uid: str = "") -> None:
@@ -98,8 +115,7 @@ class Kubelet:
         finally:
             self._stopping.pop(uid, None)
             if pod is not None:
-                current = self.store.get(POD, pod["metadata"]["namespace"],
-                                         pod["metadata"]["name"])
+                current = self.store.get(POD, pod["metadata"]["namespace"], pod["metadata"]["name"])
                 if current is not None and current["metadata"]["uid"] == uid:
                     self.store.remove(POD, pod["metadata"]["namespace"], pod["metadata"]["name"])
 

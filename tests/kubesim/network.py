@@ -91,19 +91,37 @@ class PodNetwork:
                 raise ApiError(500, "InternalError", "the simulated pod network is full")
             index = next(self._counter)
         name = f"kubesim{os.getpid()}-{index}-{label}"[:60]
-        netns = PodNetns(name, self._address(host), f"ks{self._slot}v{index}",
-                         f"/run/netns/{name}")
+        netns = PodNetns(name, self._address(host), f"ks{self._slot}v{index}", f"/run/netns/{name}")
         _ip("netns", "add", netns.name)
         try:
-            _ip("link", "add", netns.host_interface, "type", "veth", "peer", "name", "eth0",
-                "netns", netns.name)
+            _ip(
+                "link",
+                "add",
+                netns.host_interface,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns.name,
+            )
             _ip("link", "set", netns.host_interface, "master", self.bridge, "up")
-            _ip("-n", netns.name, "-batch", "-", stdin="\n".join([
-                f"addr add {netns.ip}/23 dev eth0",
-                "link set eth0 up",
-                "link set lo up",
-                f"route add default via {self.gateway}",
-            ]) + "\n")
+            _ip(
+                "-n",
+                netns.name,
+                "-batch",
+                "-",
+                stdin="\n".join(
+                    [
+                        f"addr add {netns.ip}/23 dev eth0",
+                        "link set eth0 up",
+                        "link set lo up",
+                        f"route add default via {self.gateway}",
+                    ]
+                )
+                + "\n",
+            )
         except Exception:
             self._remove(netns)
             raise

@@ -52,10 +52,12 @@ def qos_class(pod: Object) -> str:
     if not any(r.get("requests") or r.get("limits") for r in resources):
         return "BestEffort"
     guaranteed = all(
-        r.get("limits") and all(
+        r.get("limits")
+        and all(
             (r.get("requests") or r["limits"]).get(k) == r["limits"].get(k)
             for k in ("cpu", "memory")
-        ) and {"cpu", "memory"} <= set(r["limits"])
+        )
+        and {"cpu", "memory"} <= set(r["limits"])
         for r in resources
     )
     return "Guaranteed" if guaranteed else "Burstable"
@@ -86,21 +88,29 @@ def _validate(rt: ResourceType, obj: Object) -> None:
     if rt is POD:
         containers = (obj.get("spec") or {}).get("containers")
         if not containers:
-            raise ApiError.invalid(rt.group_resource, name, rt.kind,
-                                   "spec.containers: Required value")
+            raise ApiError.invalid(
+                rt.group_resource, name, rt.kind, "spec.containers: Required value"
+            )
         for container in containers:
             if not container.get("image"):
                 raise ApiError.invalid(
-                    rt.group_resource, name, rt.kind,
-                    f"spec.containers[{containers.index(container)}].image: Required value")
+                    rt.group_resource,
+                    name,
+                    rt.kind,
+                    f"spec.containers[{containers.index(container)}].image: Required value",
+                )
     if rt is JOB:
         policy = (((obj.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
-            "restartPolicy")
+            "restartPolicy"
+        )
         if policy not in ("Never", "OnFailure"):
             raise ApiError.invalid(
-                rt.group_resource, name, rt.kind,
+                rt.group_resource,
+                name,
+                rt.kind,
                 f'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", '
-                f'"Never" (got "{policy}")')
+                f'"Never" (got "{policy}")',
+            )
 
 
 def create(store: Store, rt: ResourceType, body: Object, *, dry_run: bool = False) -> Object:
@@ -113,9 +123,12 @@ def create(store: Store, rt: ResourceType, body: Object, *, dry_run: bool = Fals
         meta.pop(server_owned, None)
     if not meta.get("name"):
         if not meta.get("generateName"):
-            raise ApiError.invalid(rt.group_resource, "", rt.kind,
-                                   "metadata.name: Required value: name or generateName is "
-                                   "required")
+            raise ApiError.invalid(
+                rt.group_resource,
+                "",
+                rt.kind,
+                "metadata.name: Required value: name or generateName is required",
+            )
         meta["name"] = meta["generateName"] + random_suffix()
     if rt.namespaced:
         namespace = meta.setdefault("namespace", "default")
@@ -123,9 +136,14 @@ def create(store: Store, rt: ResourceType, body: Object, *, dry_run: bool = Fals
         if ns_obj is None:
             raise ApiError.not_found("namespaces", namespace, "", "namespaces")
         if ns_obj.get("status", {}).get("phase") == "Terminating":
-            raise ApiError.forbidden(rt.group_resource, meta["name"],
-                                     f"unable to create new content in namespace {namespace} "
-                                     f"because it is being terminated", rt.group, rt.plural)
+            raise ApiError.forbidden(
+                rt.group_resource,
+                meta["name"],
+                f"unable to create new content in namespace {namespace} "
+                f"because it is being terminated",
+                rt.group,
+                rt.plural,
+            )
     else:
         meta.pop("namespace", None)
     meta["uid"] = str(uuid.uuid4())
@@ -158,8 +176,9 @@ def dependents(store: Store, owner_uid: str) -> list[tuple[ResourceType, Object]
     found = []
     for rt in RESOURCES:
         for obj in store.list(rt):
-            if any(ref.get("uid") == owner_uid
-                   for ref in obj["metadata"].get("ownerReferences") or []):
+            if any(
+                ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []
+            ):
                 found.append((rt, obj))
     return found
 
@@ -189,8 +208,11 @@ def delete(
     meta = obj["metadata"]
     if propagation == "Orphan":
         for dependent_rt, dependent in dependents(store, meta["uid"]):
-            refs = [r for r in dependent["metadata"].get("ownerReferences") or []
-                    if r.get("uid") != meta["uid"]]
+            refs = [
+                r
+                for r in dependent["metadata"].get("ownerReferences") or []
+                if r.get("uid") != meta["uid"]
+            ]
             dependent["metadata"]["ownerReferences"] = refs
             if not refs:
                 dependent["metadata"].pop("ownerReferences")
@@ -219,8 +241,14 @@ def delete(
         for member_rt in RESOURCES:
             if member_rt.namespaced:
                 for member in store.list(member_rt, name):
-                    delete(store, member_rt, name, member["metadata"]["name"],
-                           propagation="Background", grace_seconds=0)
+                    delete(
+                        store,
+                        member_rt,
+                        name,
+                        member["metadata"]["name"],
+                        propagation="Background",
+                        grace_seconds=0,
+                    )
     removed = store.remove(rt, namespace, name)
     return removed if removed is not None else obj
 
@@ -228,7 +256,9 @@ def delete(
 def _runs_on_a_node(pod: Object) -> bool:
     """A pod a kubelet may be running: bound to a node and not finished."""
     return bool(pod["spec"].get("nodeName")) and pod.get("status", {}).get("phase") not in (
-        "Succeeded", "Failed")
+        "Succeeded",
+        "Failed",
+    )
 
 
 def record_event(
@@ -239,23 +269,36 @@ def record_event(
     namespace = meta.get("namespace") or "default"
     for event in store.list(EVENT, namespace):
         ref = event["involvedObject"]
-        if ref.get("uid") == meta["uid"] and event["reason"] == reason and (
-            event["message"] == message
+        if (
+            ref.get("uid") == meta["uid"]
+            and event["reason"] == reason
+            and (event["message"] == message)
         ):
             event["count"] = event.get("count", 1) + 1
             event["lastTimestamp"] = now_rfc3339()
             store.update(EVENT, event)
             return
     stamp = now_rfc3339()
-    store.create(EVENT, {
-        "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
-        "involvedObject": {
-            "kind": involved["kind"], "namespace": meta.get("namespace"),
-            "name": meta["name"], "uid": meta["uid"], "apiVersion": involved["apiVersion"],
-            "resourceVersion": meta.get("resourceVersion"),
+    store.create(
+        EVENT,
+        {
+            "metadata": {"name": f"{meta['name']}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {
+                "kind": involved["kind"],
+                "namespace": meta.get("namespace"),
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "apiVersion": involved["apiVersion"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": event_type,
+            "source": {"component": component},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+            "reportingComponent": component,
+            "reportingInstance": "",
         },
-        "reason": reason, "message": message, "type": event_type,
-        "source": {"component": component},
-        "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-        "reportingComponent": component, "reportingInstance": "",
-    })
+    )

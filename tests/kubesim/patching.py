@@ -134,7 +134,11 @@ def apply_patch(document: Any, content_type: str, body: Any) -> Any:
         return merge_patch(document, body)
     if media == "application/strategic-merge-patch+json":
         return strategic_merge_patch(document, body)
-    raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown "
-                   f"format - accepted media types include: application/json-patch+json, "
-                   f"application/merge-patch+json, application/strategic-merge-patch+json "
-                   f"(got {media})")
+    raise ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown "
+        f"format - accepted media types include: application/json-patch+json, "
+        f"application/merge-patch+json, application/strategic-merge-patch+json "
+        f"(got {media})",
+    )

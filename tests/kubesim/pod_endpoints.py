@@ -25,32 +25,39 @@ async def serve_log(
     """pods/log: the container's output so far, or followed until it exits."""
     pod = cluster.store.require(POD, namespace, name)
     names = [c["name"] for c in pod["spec"]["containers"]] + [
-        c["name"] for c in pod["spec"].get("ephemeralContainers") or []]
+        c["name"] for c in pod["spec"].get("ephemeralContainers") or []
+    ]
     container = request.query.get("container")
     if container is None:
         if len(pod["spec"]["containers"]) != 1:
             raise ApiError.bad_request(
                 f"a container name must be specified for pod {pod['metadata']['name']}, "
-                f"choose one of: [{' '.join(names)}]")
+                f"choose one of: [{' '.join(names)}]"
+            )
         container = names[0]
     if container not in names:
-        raise ApiError.bad_request(f"container {container} is not valid for pod "
-                                   f"{pod['metadata']['name']}")
-    statuses = [*(pod["status"].get("containerStatuses") or []),
-                *(pod["status"].get("ephemeralContainerStatuses") or [])]
+        raise ApiError.bad_request(
+            f"container {container} is not valid for pod {pod['metadata']['name']}"
+        )
+    statuses = [
+        *(pod["status"].get("containerStatuses") or []),
+        *(pod["status"].get("ephemeralContainerStatuses") or []),
+    ]
     state = next((s.get("state") or {} for s in statuses if s["name"] == container), {})
     waiting = state.get("waiting")
     if not state or (waiting and not cluster.kubelet.container_log(pod, container)):
         reason = (waiting or {}).get("reason", "ContainerCreating")
         if reason in ("ErrImagePull", "ImagePullBackOff"):
             reason = "trying and failing to pull image"
-        raise ApiError.bad_request(f'container "{container}" in pod '
-                                   f'"{pod["metadata"]["name"]}" is waiting to start: '
-                                   f'{reason}')
+        raise ApiError.bad_request(
+            f'container "{container}" in pod '
+            f'"{pod["metadata"]["name"]}" is waiting to start: '
+            f"{reason}"
+        )
     text = cluster.kubelet.container_log(pod, container)
     tail = request.query.get("tailLines")
     if tail is not None:
-        text = b"".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else b""
+        text = b"".join(text.splitlines(keepends=True)[-int(tail) :]) if int(tail) else b""
     if not _truthy(request.query.get("follow")):
         return web.Response(body=text, content_type="text/plain")
     response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -76,30 +83,43 @@ def check_ephemeral_change(current: Object, changed: Object) -> None:
     """Ephemeral containers can be added, never changed or removed, and have no ports."""
     name = current["metadata"]["name"]
     before = {c["name"]: c for c in current["spec"].get("ephemeralContainers") or []}
-    after = {c["name"]: c for c in (changed.get("spec") or {}).get(
-        "ephemeralContainers") or []}
+    after = {c["name"]: c for c in (changed.get("spec") or {}).get("ephemeralContainers") or []}
     regular = {c["name"] for c in current["spec"]["containers"]}
     for existing, spec in before.items():
         if after.get(existing) != spec:
-            raise ApiError.invalid("pods", name, "Pod",
-                                   f'spec.ephemeralContainers: Forbidden: existing ephemeral '
-                                   f'containers "{existing}" may not be removed or changed')
+            raise ApiError.invalid(
+                "pods",
+                name,
+                "Pod",
+                f"spec.ephemeralContainers: Forbidden: existing ephemeral "
+                f'containers "{existing}" may not be removed or changed',
+            )
     for index, (added, spec) in enumerate(after.items()):
         if added in regular:
-            raise ApiError.invalid("pods", name, "Pod",
-                                   f'spec.ephemeralContainers[{index}].name: Duplicate '
-                                   f'value: "{added}"')
+            raise ApiError.invalid(
+                "pods",
+                name,
+                "Pod",
+                f'spec.ephemeralContainers[{index}].name: Duplicate value: "{added}"',
+            )
         if spec.get("ports") or spec.get("resources", {}).get("limits"):
-            raise ApiError.invalid("pods", name, "Pod",
-                                   f"spec.ephemeralContainers[{index}]: Forbidden: ports and "
-                                   f"resources are not allowed for ephemeral containers")
+            raise ApiError.invalid(
+                "pods",
+                name,
+                "Pod",
+                f"spec.ephemeralContainers[{index}]: Forbidden: ports and "
+                f"resources are not allowed for ephemeral containers",
+            )
         if not spec.get("image"):
-            raise ApiError.invalid("pods", name, "Pod",
-                                   f"spec.ephemeralContainers[{index}].image: Required value")
+            raise ApiError.invalid(
+                "pods", name, "Pod", f"spec.ephemeralContainers[{index}].image: Required value"
+            )
+
 
 def check_pod_update(store: Store, current: Object, updated: Object) -> None:
     """Pod specs are immutable but for images and a few fields; new ephemeral containers go
     through Pod Security admission like new pods."""
+
     def comparable(spec: Object) -> Object:
         spec = copy.deepcopy(spec)
         for container in spec.get("containers") or []:
@@ -111,11 +131,16 @@ def check_pod_update(store: Store, current: Object, updated: Object) -> None:
 
     name = current["metadata"]["name"]
     if comparable(current["spec"]) != comparable(updated["spec"]):
-        raise ApiError.invalid("pods", name, "Pod", "spec: Forbidden: pod updates may not "
-                               "change fields other than `spec.containers[*].image`, "
-                               "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
-                               "additions to existing tolerations)")
-    if updated["spec"].get("ephemeralContainers") != current["spec"].get(
-            "ephemeralContainers"):
+        raise ApiError.invalid(
+            "pods",
+            name,
+            "Pod",
+            "spec: Forbidden: pod updates may not "
+            "change fields other than `spec.containers[*].image`, "
+            "`spec.activeDeadlineSeconds`, `spec.tolerations` (only "
+            "additions to existing tolerations)",
+        )
+    if updated["spec"].get("ephemeralContainers") != current["spec"].get("ephemeralContainers"):
         admission.check_pod_security(
-            objects.namespace_labels(store, current["metadata"]["namespace"]), updated)
+            objects.namespace_labels(store, current["metadata"]["namespace"]), updated
+        )

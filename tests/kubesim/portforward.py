@@ -42,8 +42,9 @@ async def serve_port_forward(
     runtime = cluster.kubelet.runtimes.get(pod["metadata"]["uid"])
     if runtime is None or runtime.netns is None or pod["status"].get("phase") != "Running":
         phase = pod["status"].get("phase", "Pending")
-        raise ApiError.bad_request(f"unable to upgrade connection: pod is not running - "
-                                   f"current status {phase}")
+        raise ApiError.bad_request(
+            f"unable to upgrade connection: pod is not running - current status {phase}"
+        )
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise ApiError.bad_request("Upgrade request required")
     ports = _ports(request)
@@ -75,11 +76,13 @@ async def serve_port_forward(
         try:
             sock = await asyncio.to_thread(connect_in_netns, netns_path, "127.0.0.1", port)
         except OSError as refused:
-            explanation = (f"error forwarding port {port} to pod {pod['metadata']['uid']}, uid : "
-                       f"failed to execute portforward in network namespace \"{netns_path}\": "
-                       f"failed to connect to localhost:{port} inside namespace "
-                       f"\"{pod['metadata']['uid']}\", IPv4: dial tcp4 127.0.0.1:{port}: "
-                       f"connect: {(refused.strerror or str(refused)).lower()}")
+            explanation = (
+                f"error forwarding port {port} to pod {pod['metadata']['uid']}, uid : "
+                f'failed to execute portforward in network namespace "{netns_path}": '
+                f"failed to connect to localhost:{port} inside namespace "
+                f'"{pod["metadata"]["uid"]}", IPv4: dial tcp4 127.0.0.1:{port}: '
+                f"connect: {(refused.strerror or str(refused)).lower()}"
+            )
             await send(2 * index + 1, explanation.encode())
             continue
         reader, writer = await asyncio.open_connection(sock=sock)

@@ -34,26 +34,63 @@ class ResourceType:
 
 
 RESOURCES: tuple[ResourceType, ...] = (
-    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",),
-                 ("create", "delete", "get", "list", "patch", "update", "watch"), ("status",)),
+    ResourceType(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        False,
+        ("ns",),
+        ("create", "delete", "get", "list", "patch", "update", "watch"),
+        ("status",),
+    ),
     ResourceType("", "v1", "Node", "nodes", False, ("no",), subresources=("status",)),
-    ResourceType("", "v1", "Pod", "pods", True, ("po",),
-                 subresources=("status", "ephemeralcontainers", "portforward", "log")),
+    ResourceType(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        ("po",),
+        subresources=("status", "ephemeralcontainers", "portforward", "log"),
+    ),
     ResourceType("", "v1", "Service", "services", True, ("svc",), subresources=("status",)),
     ResourceType("", "v1", "Event", "events", True, ("ev",)),
     ResourceType("", "v1", "Secret", "secrets", True),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
-    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",),
-                 subresources=("status", "scale")),
-    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",),
-                 subresources=("status", "scale")),
-    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",),
-                 subresources=("status", "scale")),
+    ResourceType(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        True,
+        ("deploy",),
+        subresources=("status", "scale"),
+    ),
+    ResourceType(
+        "apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), subresources=("status", "scale")
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        True,
+        ("sts",),
+        subresources=("status", "scale"),
+    ),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), subresources=("status",)),
     ResourceType("batch", "v1", "Job", "jobs", True, (), subresources=("status",)),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), subresources=("status",)),
-    ResourceType("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
-                 "selfsubjectaccessreviews", False, (), ("create",)),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        False,
+        (),
+        ("create",),
+    ),
 )
 
 _BY_PATH = {(rt.group, rt.version, rt.plural): rt for rt in RESOURCES}
@@ -135,16 +172,27 @@ def api_resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["shortNames"] = list(rt.short_names)
         resources.append(entry)
         for sub in rt.subresources:
-            kind = {"scale": "Scale", "portforward": "PodPortForwardOptions",
-                    "log": "Pod"}.get(sub, rt.kind)
+            kind = {"scale": "Scale", "portforward": "PodPortForwardOptions", "log": "Pod"}.get(
+                sub, rt.kind
+            )
             verbs = {"portforward": ["create", "get"], "log": ["get"]}.get(
-                sub, ["get", "patch", "update"])
-            entry_sub: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "",
-                                         "namespaced": rt.namespaced, "kind": kind, "verbs": verbs}
+                sub, ["get", "patch", "update"]
+            )
+            entry_sub: dict[str, Any] = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": kind,
+                "verbs": verbs,
+            }
             if sub == "scale":
                 entry_sub["group"] = "autoscaling"
                 entry_sub["version"] = "v1"
             resources.append(entry_sub)
     group_version = f"{group}/{version}" if group else version
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
-            "resources": resources}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }

@@ -89,20 +89,26 @@ class Store:
             raise ApiError.not_found(rt.group_resource, name, rt.group, rt.plural)
         return found
 
-    def list(self, rt: ResourceType, namespace: str | None = None,
-             where: Callable[[Object], bool] | None = None) -> list[Object]:
+    def list(
+        self,
+        rt: ResourceType,
+        namespace: str | None = None,
+        where: Callable[[Object], bool] | None = None,
+    ) -> list[Object]:
         """Copies of the objects of a type; ``where`` looks at the stored objects (without
         changing them) so that only those it keeps are copied: the controllers ask for a
         few owned pods among hundreds on every reconcile."""
         return [
             copy.deepcopy(obj)
             for (group_resource, ns, _), obj in sorted(self._objects.items())
-            if group_resource == rt.group_resource and (namespace is None or ns == namespace)
+            if group_resource == rt.group_resource
+            and (namespace is None or ns == namespace)
             and (where is None or where(obj))
         ]
 
-    def _publish(self, change_type: str, rt: ResourceType, obj: Object,
-                 previous: Object | None = None) -> None:
+    def _publish(
+        self, change_type: str, rt: ResourceType, obj: Object, previous: Object | None = None
+    ) -> None:
         change = Change(change_type, rt, copy.deepcopy(obj), self._revision, previous)
         self._history.append(change)
         for watch in list(self._watches):
@@ -184,9 +190,12 @@ class Store:
             if since < oldest:
                 raise ApiError(410, "Expired", f"too old resource version: {since} ({oldest})")
             for change in self._history:
-                if change.resource_version > since and change.resource == rt and (
-                    namespace is None
-                    or change.object["metadata"].get("namespace") == namespace
+                if (
+                    change.resource_version > since
+                    and change.resource == rt
+                    and (
+                        namespace is None or change.object["metadata"].get("namespace") == namespace
+                    )
                 ):
                     seen = change.seen_through(accepts)
                     if seen is not None:

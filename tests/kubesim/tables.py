@@ -33,8 +33,7 @@ def _pod_status(pod: Object) -> str:
         return "Terminating"
     for container in _status(pod).get("containerStatuses") or []:
         state = container.get("state") or {}
-        if "waiting" in state and state["waiting"].get("reason") not in (None,
-                                                                          "ContainerCreating"):
+        if "waiting" in state and state["waiting"].get("reason") not in (None, "ContainerCreating"):
             return str(state["waiting"]["reason"])
         if "terminated" in state:
             return str(state["terminated"].get("reason") or "Error")
@@ -57,8 +56,12 @@ def _job_status(job: Object) -> str:
 
 
 def _ports(service: Object) -> str:
-    return ",".join(f"{p['port']}/{p.get('protocol', 'TCP')}"
-                    for p in service["spec"].get("ports") or []) or "<none>"
+    return (
+        ",".join(
+            f"{p['port']}/{p.get('protocol', 'TCP')}" for p in service["spec"].get("ports") or []
+        )
+        or "<none>"
+    )
 
 
 def _name(obj: Object) -> str:
@@ -67,62 +70,101 @@ def _name(obj: Object) -> str:
 
 COLUMNS: dict[str, list[Column]] = {
     "pods": [
-        ("Name", 0, _name), ("Ready", 0, _pod_ready), ("Status", 0, _pod_status),
-        ("Restarts", 0, lambda p: sum(s.get("restartCount", 0)
-                                      for s in _status(p).get("containerStatuses") or [])),
-        ("Age", 0, age), ("IP", 1, lambda p: _status(p).get("podIP") or "<none>"),
+        ("Name", 0, _name),
+        ("Ready", 0, _pod_ready),
+        ("Status", 0, _pod_status),
+        (
+            "Restarts",
+            0,
+            lambda p: sum(
+                s.get("restartCount", 0) for s in _status(p).get("containerStatuses") or []
+            ),
+        ),
+        ("Age", 0, age),
+        ("IP", 1, lambda p: _status(p).get("podIP") or "<none>"),
         ("Node", 1, lambda p: p["spec"].get("nodeName") or "<none>"),
     ],
     "deployments": [
         ("Name", 0, _name),
-        ("Ready", 0, lambda d: f"{_status(d).get('readyReplicas', 0)}/"
-                               f"{d['spec'].get('replicas', 1)}"),
+        (
+            "Ready",
+            0,
+            lambda d: f"{_status(d).get('readyReplicas', 0)}/{d['spec'].get('replicas', 1)}",
+        ),
         ("Up-to-date", 0, lambda d: _status(d).get("updatedReplicas", 0)),
-        ("Available", 0, lambda d: _status(d).get("availableReplicas", 0)), ("Age", 0, age),
+        ("Available", 0, lambda d: _status(d).get("availableReplicas", 0)),
+        ("Age", 0, age),
     ],
     "replicasets": [
-        ("Name", 0, _name), ("Desired", 0, lambda r: r["spec"].get("replicas", 1)),
+        ("Name", 0, _name),
+        ("Desired", 0, lambda r: r["spec"].get("replicas", 1)),
         ("Current", 0, lambda r: _status(r).get("replicas", 0)),
-        ("Ready", 0, lambda r: _status(r).get("readyReplicas", 0)), ("Age", 0, age),
+        ("Ready", 0, lambda r: _status(r).get("readyReplicas", 0)),
+        ("Age", 0, age),
     ],
     "statefulsets": [
         ("Name", 0, _name),
-        ("Ready", 0, lambda s: f"{_status(s).get('readyReplicas', 0)}/"
-                               f"{s['spec'].get('replicas', 1)}"), ("Age", 0, age),
+        (
+            "Ready",
+            0,
+            lambda s: f"{_status(s).get('readyReplicas', 0)}/{s['spec'].get('replicas', 1)}",
+        ),
+        ("Age", 0, age),
     ],
     "daemonsets": [
-        ("Name", 0, _name), ("Desired", 0, lambda d: _status(d).get("desiredNumberScheduled", 0)),
+        ("Name", 0, _name),
+        ("Desired", 0, lambda d: _status(d).get("desiredNumberScheduled", 0)),
         ("Current", 0, lambda d: _status(d).get("currentNumberScheduled", 0)),
-        ("Ready", 0, lambda d: _status(d).get("numberReady", 0)), ("Age", 0, age),
+        ("Ready", 0, lambda d: _status(d).get("numberReady", 0)),
+        ("Age", 0, age),
     ],
     "jobs": [
-        ("Name", 0, _name), ("Status", 0, _job_status),
-        ("Completions", 0, lambda j: f"{_status(j).get('succeeded', 0)}/"
-                                     f"{j['spec'].get('completions', 1)}"), ("Age", 0, age),
+        ("Name", 0, _name),
+        ("Status", 0, _job_status),
+        (
+            "Completions",
+            0,
+            lambda j: f"{_status(j).get('succeeded', 0)}/{j['spec'].get('completions', 1)}",
+        ),
+        ("Age", 0, age),
     ],
     "cronjobs": [
-        ("Name", 0, _name), ("Schedule", 0, lambda c: c["spec"].get("schedule", "")),
+        ("Name", 0, _name),
+        ("Schedule", 0, lambda c: c["spec"].get("schedule", "")),
         ("Suspend", 0, lambda c: str(c["spec"].get("suspend", False))),
-        ("Active", 0, lambda c: len(_status(c).get("active") or [])), ("Age", 0, age),
+        ("Active", 0, lambda c: len(_status(c).get("active") or [])),
+        ("Age", 0, age),
     ],
     "services": [
-        ("Name", 0, _name), ("Type", 0, lambda s: s["spec"].get("type", "ClusterIP")),
+        ("Name", 0, _name),
+        ("Type", 0, lambda s: s["spec"].get("type", "ClusterIP")),
         ("Cluster-IP", 0, lambda s: s["spec"].get("clusterIP", "<none>")),
-        ("Port(s)", 0, _ports), ("Age", 0, age),
+        ("Port(s)", 0, _ports),
+        ("Age", 0, age),
     ],
     "nodes": [
-        ("Name", 0, _name), ("Status", 0, lambda n: "Ready"), ("Roles", 0, lambda n: "worker"),
+        ("Name", 0, _name),
+        ("Status", 0, lambda n: "Ready"),
+        ("Roles", 0, lambda n: "worker"),
         ("Age", 0, age),
         ("Version", 0, lambda n: _status(n).get("nodeInfo", {}).get("kubeletVersion", "")),
     ],
     "namespaces": [
-        ("Name", 0, _name), ("Status", 0, lambda n: _status(n).get("phase", "Active")),
+        ("Name", 0, _name),
+        ("Status", 0, lambda n: _status(n).get("phase", "Active")),
         ("Age", 0, age),
     ],
     "events": [
-        ("Type", 0, lambda e: e.get("type", "")), ("Reason", 0, lambda e: e.get("reason", "")),
-        ("Object", 0, lambda e: f"{e['involvedObject'].get('kind', '').lower()}/"
-                                f"{e['involvedObject'].get('name', '')}"),
+        ("Type", 0, lambda e: e.get("type", "")),
+        ("Reason", 0, lambda e: e.get("reason", "")),
+        (
+            "Object",
+            0,
+            lambda e: (
+                f"{e['involvedObject'].get('kind', '').lower()}/"
+                f"{e['involvedObject'].get('name', '')}"
+            ),
+        ),
         ("Message", 0, lambda e: e.get("message", "")),
     ],
 }
@@ -136,14 +178,28 @@ def wants_table(accept: str) -> bool:
 def table(plural: str, items: list[Object], resource_version: int) -> Object:
     columns = COLUMNS.get(plural, DEFAULT_COLUMNS)
     return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": str(resource_version)},
         "columnDefinitions": [
-            {"name": name, "type": "string", "format": "name" if name == "Name" else "",
-             "description": "", "priority": priority}
-            for name, priority, _ in columns],
-        "rows": [{"cells": [cell(item) for _, _, cell in columns],
-                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": item["metadata"]}}
-                 for item in items],
+            {
+                "name": name,
+                "type": "string",
+                "format": "name" if name == "Name" else "",
+                "description": "",
+                "priority": priority,
+            }
+            for name, priority, _ in columns
+        ],
+        "rows": [
+            {
+                "cells": [cell(item) for _, _, cell in columns],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": item["metadata"],
+                },
+            }
+            for item in items
+        ],
     }

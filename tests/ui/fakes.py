@@ -85,23 +85,40 @@ def request(
     user_agent: str = "curl/7.88.1",
 ) -> bytes:
     """A request as curl sends it: Host, User-Agent, Accept, then the extra headers."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", f"User-Agent: {user_agent}",
-             "Accept: */*"]
+    lines = [
+        f"{method} {target} HTTP/1.1",
+        f"Host: {host}",
+        f"User-Agent: {user_agent}",
+        "Accept: */*",
+    ]
     lines += [f"{name}: {value}" for name, value in headers]
     if body:
         lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-REASONS = {200: "OK", 201: "Created", 204: "No Content", 404: "Not Found",
-           500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    404: "Not Found",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
-def response(status: int, body: bytes = b"", headers: Sequence[tuple[str, str]] = (),
-             content_type: str = "application/json") -> bytes:
+def response(
+    status: int,
+    body: bytes = b"",
+    headers: Sequence[tuple[str, str]] = (),
+    content_type: str = "application/json",
+) -> bytes:
     """A response as Python's http.server writes it (fixed Date for stable screens)."""
-    lines = [f"HTTP/1.1 {status} {REASONS[status]}", "Server: BaseHTTP/0.6 Python/3.11.2",
-             "Date: Thu, 01 Jan 2026 00:00:00 GMT"]
+    lines = [
+        f"HTTP/1.1 {status} {REASONS[status]}",
+        "Server: BaseHTTP/0.6 Python/3.11.2",
+        "Date: Thu, 01 Jan 2026 00:00:00 GMT",
+    ]
     if body:
         lines.append(f"Content-Type: {content_type}")
     lines += [f"{name}: {value}" for name, value in headers]
@@ -146,43 +163,92 @@ class Script:
         return self.now
 
     def hello(self, ports: Sequence[int] = (SERVICE_PORT,)) -> Self:
-        self.events.append(Hello(ts=self._tick(), protocol=1, version="0.1.0",
-                                 agent_id=f"agent-{self.source}", target="netns/shop",
-                                 ports=list(ports), interfaces=["lo", "eth0"],
-                                 oldest_seq=1, next_seq=1))
+        self.events.append(
+            Hello(
+                ts=self._tick(),
+                protocol=1,
+                version="0.1.0",
+                agent_id=f"agent-{self.source}",
+                target="netns/shop",
+                ports=list(ports),
+                interfaces=["lo", "eth0"],
+                oldest_seq=1,
+                next_seq=1,
+            )
+        )
         return self
 
-    def open(self, conn: int, client: str, client_port: int, *, server: str = SERVICE_IP,
-             port: int = SERVICE_PORT, mid_stream: bool = False) -> Self:
-        self._add(ConnectionOpened(ts=self._tick(), conn=conn, client=client,
-                                   client_port=client_port, server=server, server_port=port,
-                                   interface="eth0", mid_stream=mid_stream))
+    def open(
+        self,
+        conn: int,
+        client: str,
+        client_port: int,
+        *,
+        server: str = SERVICE_IP,
+        port: int = SERVICE_PORT,
+        mid_stream: bool = False,
+    ) -> Self:
+        self._add(
+            ConnectionOpened(
+                ts=self._tick(),
+                conn=conn,
+                client=client,
+                client_port=client_port,
+                server=server,
+                server_port=port,
+                interface="eth0",
+                mid_stream=mid_stream,
+            )
+        )
         return self
 
     def data(self, conn: int, direction: str, data: bytes, after: float | None = None) -> Self:
         assert direction in ("in", "out")
-        self._add(DataReceived(ts=self._tick(after), conn=conn,
-                               direction="in" if direction == "in" else "out", data=data))
+        self._add(
+            DataReceived(
+                ts=self._tick(after),
+                conn=conn,
+                direction="in" if direction == "in" else "out",
+                data=data,
+            )
+        )
         return self
 
-    def exchange(self, conn: int, request_bytes: bytes, response_bytes: bytes,
-                 latency: float = 0.004) -> Self:
+    def exchange(
+        self, conn: int, request_bytes: bytes, response_bytes: bytes, latency: float = 0.004
+    ) -> Self:
         return self.data(conn, "in", request_bytes).data(conn, "out", response_bytes, latency)
 
     def gap(self, conn: int, direction: str, length: int) -> Self:
-        self._add(Gap(ts=self._tick(), conn=conn, direction="in" if direction == "in" else "out",
-                      length=length))
+        self._add(
+            Gap(
+                ts=self._tick(),
+                conn=conn,
+                direction="in" if direction == "in" else "out",
+                length=length,
+            )
+        )
         return self
 
     def close(self, conn: int, reason: str = "fin") -> Self:
-        self._add(ConnectionClosed(ts=self._tick(), conn=conn,
-                                   reason="rst" if reason == "rst" else "fin"))
+        self._add(
+            ConnectionClosed(ts=self._tick(), conn=conn, reason="rst" if reason == "rst" else "fin")
+        )
         return self
 
     def stats(self, *, gaps: int = 0, gap_bytes: int = 0, kernel_drops: int = 0) -> Self:
-        self._add(Stats(ts=self._tick(), packets=self.seq * 3, bytes=self.seq * 400,
-                        kernel_packets=self.seq * 3, kernel_drops=kernel_drops,
-                        open_connections=0, gaps=gaps, gap_bytes=gap_bytes))
+        self._add(
+            Stats(
+                ts=self._tick(),
+                packets=self.seq * 3,
+                bytes=self.seq * 400,
+                kernel_packets=self.seq * 3,
+                kernel_drops=kernel_drops,
+                open_connections=0,
+                gaps=gaps,
+                gap_bytes=gap_bytes,
+            )
+        )
         return self
 
     def wait(self, seconds: float) -> Self:
@@ -224,38 +290,63 @@ def shop_script(source: str = "local") -> Script:
         s.open(conn, "198.18.0.1", 40100 + conn)
         for item in range(3 if user != "dave" else 1):
             request_id += 1
-            s.exchange(conn, request(
-                "GET", f"/api/users/{user}?expand=orders",
-                [*user_headers(user, request_id), ("Cookie", f"session={user}-cookie")],
-            ), response(200, json_body({"id": user, "tenant": TENANTS[user],
-                                        "orders": [item, item + 1]})), latency=0.003 + item / 1000)
+            s.exchange(
+                conn,
+                request(
+                    "GET",
+                    f"/api/users/{user}?expand=orders",
+                    [*user_headers(user, request_id), ("Cookie", f"session={user}-cookie")],
+                ),
+                response(
+                    200,
+                    json_body({"id": user, "tenant": TENANTS[user], "orders": [item, item + 1]}),
+                ),
+                latency=0.003 + item / 1000,
+            )
     for probe, conn in enumerate(PROBE_CONNS):
         s.open(conn, "198.18.0.1", 41000 + probe)
-        s.exchange(conn, request("GET", "/healthz", user_agent="kube-probe/1.29"),
-                   response(200, b"ok", content_type="text/plain"), latency=0.001)
+        s.exchange(
+            conn,
+            request("GET", "/healthz", user_agent="kube-probe/1.29"),
+            response(200, b"ok", content_type="text/plain"),
+            latency=0.001,
+        )
         s.close(conn)
     s.open(ORDER_CONN, "198.18.0.1", 42000)
     request_id += 1
-    s.exchange(ORDER_CONN, request(
-        "POST", "/api/orders",
-        [*user_headers("bob", request_id), ("Content-Type", "application/json")],
-        json_body({"item": "book", "quantity": 2}),
-    ), response(500, json_body({"error": "inventory unavailable"})), latency=0.120)
+    s.exchange(
+        ORDER_CONN,
+        request(
+            "POST",
+            "/api/orders",
+            [*user_headers("bob", request_id), ("Content-Type", "application/json")],
+            json_body({"item": "book", "quantity": 2}),
+        ),
+        response(500, json_body({"error": "inventory unavailable"})),
+        latency=0.120,
+    )
     request_id += 1
-    s.exchange(ORDER_CONN, request("GET", "/api/users/mallory", user_headers("carol", request_id)),
-               response(404, json_body({"error": "no such user"})), latency=0.002)
+    s.exchange(
+        ORDER_CONN,
+        request("GET", "/api/users/mallory", user_headers("carol", request_id)),
+        response(404, json_body({"error": "no such user"})),
+        latency=0.002,
+    )
     s.close(ORDER_CONN, "rst")
     s.stats()
     return s
 
 
 def shop_updates(source: str = "local") -> list[Update]:
-    return [SourceStatus(source, "live", "capturing"), *shop_script(source).updates(),
-            SessionNote("tapping netns/shop on ports 8080, 7000, 8443")]
+    return [
+        SourceStatus(source, "live", "capturing"),
+        *shop_script(source).updates(),
+        SessionNote("tapping netns/shop on ports 8080, 7000, 8443"),
+    ]
 
 
 def shop_session(**kwargs: object) -> FakeSession:
     """The shop traffic as one batch per ten updates (so the app merges bursts)."""
     updates = shop_updates()
-    batches = [updates[i:i + 10] for i in range(0, len(updates), 10)]
+    batches = [updates[i : i + 10] for i in range(0, len(updates), 10)]
     return FakeSession(batches, **kwargs)  # type: ignore[arg-type]

@@ -365,8 +365,9 @@ async def test_the_open_header_inventory_follows_new_traffic_and_esc_keeps_the_f
         for conn in range(90, 90 + int(screen.REFRESH_EVERY / 0.1)):
             late = Script(start=T0 + 60.0)
             late.open(conn, "198.18.0.9", 45000 + conn)
-            late.exchange(conn, request("GET", "/late", [("X-Tenant-New", "umbrella")]),
-                          response(200))
+            late.exchange(
+                conn, request("GET", "/late", [("X-Tenant-New", "umbrella")]), response(200)
+            )
             app.apply(late.updates())
             app.draw()
         await pilot.pause()

@@ -71,7 +71,8 @@ async def test_copy_as_curl_copies_secrets_only_when_revealed() -> None:
                 copied[reveal].append(app.clipboard + notified)
     assert not any(MARK in command for command in copied[False])
     assert sum(MARK in command for command in copied[True]) == sum(
-        kind.in_request for kind in SECRET_KINDS)
+        kind.in_request for kind in SECRET_KINDS
+    )
 
 
 async def test_escape_sequences_are_shown_escaped_in_every_pane() -> None:
@@ -137,8 +138,19 @@ async def test_w_refuses_a_symlink_in_one_sentence(tmp_path: Path) -> None:
     assert victim.read_text() == "precious"
 
 
-NASTY_FILTERS = ["[/]", "[bold red]x", "~p '[/'", "(" * 500, "!" * 500, "~h \"[b]: [/b]\"",
-                 "~p '^/(\\w+/?)+$'", "~src :²", "\x1b]0;pwned\x07", "~b '(?=x)'", "~c 9xx"]
+NASTY_FILTERS = [
+    "[/]",
+    "[bold red]x",
+    "~p '[/'",
+    "(" * 500,
+    "!" * 500,
+    '~h "[b]: [/b]"',
+    "~p '^/(\\w+/?)+$'",
+    "~src :²",
+    "\x1b]0;pwned\x07",
+    "~b '(?=x)'",
+    "~c 9xx",
+]
 
 
 async def test_nothing_typed_in_the_filter_bar_takes_the_app_down() -> None:
@@ -159,8 +171,11 @@ async def test_nothing_typed_in_the_filter_bar_takes_the_app_down() -> None:
 
         pieces = st.sampled_from([*"()!&|~\"'[]/\\:^$*+?.x ", "~p ", "~h ", "[/]", "[b]"])
 
-        @settings(max_examples=300, deadline=None,
-                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+        @settings(
+            max_examples=300,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+        )
         @given(st.lists(pieces, max_size=30).map("".join) | st.text(max_size=60))
         def typed(text: str) -> None:
             valid, _parsed = bar._check(text)  # what every keystroke runs

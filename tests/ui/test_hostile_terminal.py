@@ -44,15 +44,26 @@ def test_the_terminal_obeys_these_sequences_when_printed_raw(terminal: Terminal)
     """The control: the same bytes printed by a plain program do retitle and copy."""
     terminal.start("printf 'start\\n'; sleep 30")
     terminal.tmux("set", "-g", "set-clipboard", "on")
-    terminal.tmux("new-session", "-d", "-s", "raw",
-                  "printf '\\033]0;pwned\\007\\033]52;c;cGF5bG9hZA==\\033\\\\'; sleep 30")
+    terminal.tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "raw",
+        "printf '\\033]0;pwned\\007\\033]52;c;cGF5bG9hZA==\\033\\\\'; sleep 30",
+    )
     deadline = time.monotonic() + 10
     while title(terminal, "raw") != "pwned" and time.monotonic() < deadline:
         time.sleep(0.1)
     assert title(terminal, "raw") == "pwned"
-    assert "payload" in subprocess.run(
-        ["tmux", "-L", terminal.socket, "show-buffer"], capture_output=True, text=True,
-        env=clean_environment()).stdout
+    assert (
+        "payload"
+        in subprocess.run(
+            ["tmux", "-L", terminal.socket, "show-buffer"],
+            capture_output=True,
+            text=True,
+            env=clean_environment(),
+        ).stdout
+    )
 
 
 def test_the_app_shows_escape_sequences_instead_of_obeying_them(
@@ -63,8 +74,13 @@ def test_the_app_shows_escape_sequences_instead_of_obeying_them(
         JsonLinesWriter(stream).write(escape_script().updates())
     terminal.start("printf 'start\\n'; sleep 60", width=200, height=50)
     terminal.tmux("set", "-g", "set-clipboard", "on")
-    terminal.tmux("respawn-pane", "-k", "-t", "podtap",
-                  f"cd {ROOT} && exec {sys.executable} -m tui open {recording}")
+    terminal.tmux(
+        "respawn-pane",
+        "-k",
+        "-t",
+        "podtap",
+        f"cd {ROOT} && exec {sys.executable} -m tui open {recording}",
+    )
     before = title(terminal)
     terminal.wait_for(lambda s: "/upload" in s, "the request in the list")
     terminal.keys("Enter")

@@ -367,8 +367,14 @@ async def test_help_lists_the_new_keys() -> None:
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         text = screen_text(app)
-        for key, description in (("tab", "View"), ("e", "Endpoints"), ("f", "Find"),
-                                 ("n", "Next match"), ("N", "Previous match"), ("v", "Body")):
+        for key, description in (
+            ("tab", "View"),
+            ("e", "Endpoints"),
+            ("f", "Find"),
+            ("n", "Next match"),
+            ("N", "Previous match"),
+            ("v", "Body"),
+        ):
             assert re.search(rf"(^|\s){key}\s+{description}\s", text, re.MULTILINE), key
         await pilot.press("escape", "e", "question_mark")
         await pilot.pause()

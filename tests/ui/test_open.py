@@ -38,7 +38,8 @@ def write_shop(path: Path) -> None:
     if path.suffix == ".jsonl":
         with path.open("wb") as stream:
             JsonLinesWriter(stream, RecordingHeader("0.1.0", "netns/shop", SHOP_PORTS)).write(
-                script.updates())
+                script.updates()
+            )
     elif path.suffix == ".pcap":
         with path.open("wb") as stream:
             writer = PcapFileWriter(stream)
@@ -53,8 +54,9 @@ def write_shop(path: Path) -> None:
 
 
 def opened_app(path: Path, ports: list[int] | None = None) -> PodtapApp:
-    return PodtapApp(RecordingSession(path, ports or []), title=f"podtap {path.name}",
-                     clock=frozen_clock)
+    return PodtapApp(
+        RecordingSession(path, ports or []), title=f"podtap {path.name}", clock=frozen_clock
+    )
 
 
 async def drained(app: PodtapApp) -> None:
@@ -96,7 +98,8 @@ async def test_each_format_opens_with_panes_filters_and_header_inventory(
         await pilot.press("escape")
         # Secrets are masked on screen whatever the format.
         main.connections_table.move_cursor_to(
-            next(i for i, c in enumerate(main.connections_table.rows) if c.client_port == 40102))
+            next(i for i, c in enumerate(main.connections_table.rows) if c.client_port == 40102)
+        )
         await pilot.pause()
         assert "token-of-alice" not in screen_text(app)
     assert ORDER_CONN == 8
@@ -116,14 +119,17 @@ async def test_a_file_that_does_not_parse_stops_the_stream_with_a_sentence(
 
 
 def podtap(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "tui", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, "-m", "tui", *args], cwd=REPO, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_open_says_in_one_sentence_what_it_cannot_open(tmp_path: Path) -> None:
     missing = podtap("open", str(tmp_path / "nothing.har"))
     assert (missing.returncode, missing.stderr) == (
-        1, f"podtap: {tmp_path / 'nothing.har'} does not exist (or is not a file).\n")
+        1,
+        f"podtap: {tmp_path / 'nothing.har'} does not exist (or is not a file).\n",
+    )
     (tmp_path / "notes.txt").write_text("x")
     wrong = podtap("open", str(tmp_path / "notes.txt"))
     assert wrong.returncode == 1
@@ -157,12 +163,15 @@ ThreadingHTTPServer((sys.argv[1], 8080), Handler).serve_forever()
 @contextlib.contextmanager
 def tcpdump_capture(lab: Lab, path: Path) -> Iterator[None]:
     """tcpdump on the lab namespace's veth end into ``path``."""
-    links = subprocess.run(["ip", "-n", lab.name, "-o", "link", "show"], capture_output=True,
-                           text=True, check=True).stdout.splitlines()
+    links = subprocess.run(
+        ["ip", "-n", lab.name, "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
     (veth,) = [line.split(": ")[1].split("@")[0] for line in links if ": lo:" not in line]
     # Immediate mode: packets reach the file as they come, not a buffer timeout later.
-    dump = lab.popen(["tcpdump", "--immediate-mode", "-U", "-i", veth, "-w", str(path),
-                      "tcp port 8080"], stderr=subprocess.PIPE)
+    dump = lab.popen(
+        ["tcpdump", "--immediate-mode", "-U", "-i", veth, "-w", str(path), "tcp port 8080"],
+        stderr=subprocess.PIPE,
+    )
     try:
         assert dump.stderr is not None
         deadline = time.monotonic() + 10
@@ -183,17 +192,29 @@ def test_a_pcap_written_by_tcpdump_opens(lab: Lab, tmp_path: Path) -> None:
         with tcpdump_capture(lab, path):
             base = f"http://{lab.ns_ip}:8080"
             for _attempt in range(100):
-                done = subprocess.run(["curl", "-s", "-o", "/dev/null", f"{base}/ready"],
-                                      timeout=10)
+                done = subprocess.run(
+                    ["curl", "-s", "-o", "/dev/null", f"{base}/ready"], timeout=10
+                )
                 if done.returncode == 0:
                     break
                 time.sleep(0.05)
             else:
                 raise AssertionError("the server did not answer")
             for user in ("alice", "bob", "carol"):
-                subprocess.run(["curl", "-s", "-o", "/dev/null", "-H", f"x-user-id: {user}",
-                                f"{base}/users/{user}", f"{base}/missing"],
-                               check=True, timeout=10)
+                subprocess.run(
+                    [
+                        "curl",
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-H",
+                        f"x-user-id: {user}",
+                        f"{base}/users/{user}",
+                        f"{base}/missing",
+                    ],
+                    check=True,
+                    timeout=10,
+                )
             time.sleep(0.3)
     finally:
         server.kill()
@@ -209,14 +230,22 @@ async def check_tcpdump_file(path: Path) -> None:
         store = app.store
         exchanges = [ex for conn in store.connections.values() for ex in conn.exchanges]
         # curl's ready probes may have been refused before the server listened: not counted.
-        wanted = [(ex.request.target, ex.status, ex.request.header("x-user-id"))
-                  for ex in exchanges if ex.request.target != "/ready"]
+        wanted = [
+            (ex.request.target, ex.status, ex.request.header("x-user-id"))
+            for ex in exchanges
+            if ex.request.target != "/ready"
+        ]
         assert sorted(wanted, key=str) == sorted(
             [(f"/users/{u}", 200, u) for u in ("alice", "bob", "carol")]
-            + [("/missing", 404, u) for u in ("alice", "bob", "carol")], key=str)
+            + [("/missing", 404, u) for u in ("alice", "bob", "carol")],
+            key=str,
+        )
         # Ready probes sent before the server listened were refused (reset); the rest closed.
-        used = [conn for conn in store.connections.values()
-                if any(ex.request.target != "/ready" for ex in conn.exchanges)]
+        used = [
+            conn
+            for conn in store.connections.values()
+            if any(ex.request.target != "/ready" for ex in conn.exchanges)
+        ]
         assert [conn.state for conn in used] == ["closed"] * 3
         assert all(not ex.incomplete and ex.latency_ms is not None for ex in exchanges)
         await pilot.press("h")

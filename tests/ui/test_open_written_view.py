@@ -27,7 +27,8 @@ def reopened(path: Path) -> Store:
 def exchanges_of(store: Store) -> list[tuple[str, str, int | None, int]]:
     return sorted(
         (ex.request.method, ex.request.target, ex.status, conn.client_port)
-        for conn in store.connections.values() for ex in conn.exchanges
+        for conn in store.connections.values()
+        for ex in conn.exchanges
     )
 
 
@@ -57,14 +58,16 @@ async def test_w_writes_the_filtered_view_and_says_what_it_wrote(
     assert exchanges_of(reopened(path)) == shown
     if suffix == "har":
         entries = json.loads(path.read_bytes())["log"]["entries"]
-        assert all(h["value"] != "Bearer token-of-alice"
-                   for e in entries for h in e["request"]["headers"])
+        assert all(
+            h["value"] != "Bearer token-of-alice" for e in entries for h in e["request"]["headers"]
+        )
 
 
 def exchanges_of_view(store: Store) -> list[tuple[str, str, int | None, int]]:
     return sorted(
         (ex.request.method, ex.request.target, ex.status, conn.client_port)
-        for conn in store.visible_connections() for ex in store.visible_exchanges(conn.key)
+        for conn in store.visible_connections()
+        for ex in store.visible_exchanges(conn.key)
     )
 
 
@@ -112,9 +115,13 @@ def files_in(directory: Path) -> list[Path]:
 
 
 def tshark_uris(path: Path) -> list[str]:
-    done = subprocess.run(["tshark", "-r", str(path), "-Y", "http.request", "-T", "fields",
-                           "-e", "http.request.uri"], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "http.request", "-T", "fields", "-e", "http.request.uri"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return done.stdout.splitlines()
 
 

@@ -17,9 +17,18 @@ async def test_lost_events_and_dropped_packets_show_in_the_status_bar() -> None:
     script.exchange(1, request("GET", "/a"), response(200, b"ok"))
     script.stats(kernel_drops=40, gaps=2, gap_bytes=100)
     lost: list[Update] = [*script.updates()]
-    lost.append(AgentEvent("local", EventsLost(ts=script.now, seq=script.seq + 12_001,
-                                               first_seq=script.seq + 1, count=12_000,
-                                               reason="slow-client")))
+    lost.append(
+        AgentEvent(
+            "local",
+            EventsLost(
+                ts=script.now,
+                seq=script.seq + 12_001,
+                first_seq=script.seq + 1,
+                count=12_000,
+                reason="slow-client",
+            ),
+        )
+    )
     app = shop_app(FakeSession([lost], finite=True))
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)

@@ -43,13 +43,17 @@ class Terminal:
         # -f /dev/null: no user or system config (it may force a window size, or bind keys).
         # env: a fresh copy of os.environ, without COLUMNS/LINES some test plugins leave in
         # the process environment, which would make the app ignore the window's real size.
-        result = subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=True,
-                                capture_output=True, text=True, env=clean_environment())
+        result = subprocess.run(
+            ["tmux", "-L", self.socket, "-f", "/dev/null", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=clean_environment(),
+        )
         return result.stdout
 
     def start(self, command: str, width: int = 160, height: int = 45) -> None:
-        self.tmux("new-session", "-d", "-s", "podtap", "-x", str(width), "-y", str(height),
-                  command)
+        self.tmux("new-session", "-d", "-s", "podtap", "-x", str(width), "-y", str(height), command)
         self.socket_path = self.tmux("display", "-p", "#{socket_path}").strip()
 
     def keys(self, *keys: str) -> None:
@@ -62,8 +66,14 @@ class Terminal:
         return self.tmux("capture-pane", "-p", "-t", "podtap")
 
     def alive(self) -> bool:
-        return subprocess.run(["tmux", "-L", self.socket, "has-session", "-t", "podtap"],
-                              capture_output=True, env=clean_environment()).returncode == 0
+        return (
+            subprocess.run(
+                ["tmux", "-L", self.socket, "has-session", "-t", "podtap"],
+                capture_output=True,
+                env=clean_environment(),
+            ).returncode
+            == 0
+        )
 
     def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 25) -> str:
         deadline = time.monotonic() + timeout
@@ -76,8 +86,9 @@ class Terminal:
         raise AssertionError(f"{what} did not happen; the screen was:\n{screen}")
 
     def close(self) -> None:
-        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True,
-                       env=clean_environment())
+        subprocess.run(
+            ["tmux", "-L", self.socket, "kill-server"], capture_output=True, env=clean_environment()
+        )
         if self.socket_path:
             # A server that ended with its last window leaves its socket file behind.
             Path(self.socket_path).unlink(missing_ok=True)
@@ -97,18 +108,38 @@ def served_lab(lab: Lab, tmp_path: Path) -> Iterator[Lab]:
     """An HTTP server in the namespace and curl calling it from the host, until the test ends."""
     (tmp_path / "orders.json").write_text('{"orders": []}')
     (tmp_path / "users.json").write_text('{"users": ["alice"]}')
-    server = lab.popen([sys.executable, "-m", "http.server", str(PORT), "--bind", lab.ns_ip,
-                        "--directory", str(tmp_path)],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = lab.popen(
+        [
+            sys.executable,
+            "-m",
+            "http.server",
+            str(PORT),
+            "--bind",
+            lab.ns_ip,
+            "--directory",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     stop = threading.Event()
 
     def call() -> None:
         paths = ("/orders.json", "/users.json", "/missing-page")
         n = 0
         while not stop.is_set():
-            subprocess.run(["curl", "-s", "-o", "/dev/null", "--max-time", "2",
-                            f"http://{lab.ns_ip}:{PORT}{paths[n % len(paths)]}"],
-                           capture_output=True)
+            subprocess.run(
+                [
+                    "curl",
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "2",
+                    f"http://{lab.ns_ip}:{PORT}{paths[n % len(paths)]}",
+                ],
+                capture_output=True,
+            )
             n += 1
             stop.wait(0.3)
 
@@ -150,8 +181,9 @@ def test_podtap_in_tmux(served_lab: Lab, terminal: Terminal) -> None:
     terminal.keys("/")
     terminal.type("~c 404")
     terminal.keys("Enter")
-    screen = terminal.wait_for(lambda s: "filter ~c 404" in s and "/missing-page" in s,
-                               "the filter narrowing to 404s")
+    screen = terminal.wait_for(
+        lambda s: "filter ~c 404" in s and "/missing-page" in s, "the filter narrowing to 404s"
+    )
     assert "/orders.json" not in screen
     assert "/users.json" not in screen
 

@@ -35,8 +35,9 @@ def demo_terminal() -> Iterator[Terminal]:
 def test_requests_endpoints_and_find_on_the_demo(demo_terminal: Terminal) -> None:
     terminal = demo_terminal
     terminal.start(f"cd {ROOT} && exec {sys.executable} -m tui demo")
-    terminal.wait_for(lambda s: "/api/" in s and "agents 1/1" in s, "demo traffic showing up",
-                      timeout=40)
+    terminal.wait_for(
+        lambda s: "/api/" in s and "agents 1/1" in s, "demo traffic showing up", timeout=40
+    )
 
     terminal.keys("Tab")
     screen = terminal.wait_for(lambda s: "requests view:" in s, "the requests view")
@@ -57,8 +58,10 @@ def test_requests_endpoints_and_find_on_the_demo(demo_terminal: Terminal) -> Non
     terminal.keys("Enter")
     terminal.wait_for(lambda s: "matches here" not in s, "the find prompt closing")
     terminal.keys("n")
-    screen = terminal.wait_for(lambda s: re.search(r"find 'alice': [1-9]\d*/[1-9]", s) is not None,
-                               "a match of 'alice' found and counted")
+    screen = terminal.wait_for(
+        lambda s: re.search(r"find 'alice': [1-9]\d*/[1-9]", s) is not None,
+        "a match of 'alice' found and counted",
+    )
     assert "browsing" in screen  # jumping to a match stops following
 
     terminal.keys("q")

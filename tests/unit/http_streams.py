@@ -226,9 +226,7 @@ STREAMS: list[Stream] = [
     Stream(
         "expect-100-continue",
         (
-            c2s(
-                _request("PUT", "/blob", "Expect: 100-continue", "Content-Length: 10")
-            ),
+            c2s(_request("PUT", "/blob", "Expect: 100-continue", "Content-Length: 10")),
             s2c(b"HTTP/1.1 100 Continue\r\n\r\n"),
             c2s(b"0123456789"),
             s2c(_response("204 No Content", length=False)),

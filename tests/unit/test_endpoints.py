@@ -118,12 +118,25 @@ def test_the_stats_text() -> None:
     table = fed(*events)
     lines = endpoints_text(table.sorted("requests", 12.0), 12.0).splitlines()
     assert lines[0].split() == [
-        "METHOD", "ENDPOINT", "PROTO", "REQS", "RATE/S(10s)", "4XX", "5XX", "GRPC_ERR", "P50",
-        "P95", "P99",
+        "METHOD",
+        "ENDPOINT",
+        "PROTO",
+        "REQS",
+        "RATE/S(10s)",
+        "4XX",
+        "5XX",
+        "GRPC_ERR",
+        "P50",
+        "P95",
+        "P99",
     ]
     assert lines[1].split()[:8] == ["GET", "/a/{id}", "http", "2", "0.2", "0", "1", "0"]
     assert [milliseconds(v) for v in (None, 0.4, 12.34, 250.0, 12_500.0)] == [
-        "-", "400µs", "12.3ms", "250ms", "12.5s"
+        "-",
+        "400µs",
+        "12.3ms",
+        "250ms",
+        "12.5s",
     ]
 
 

@@ -62,10 +62,12 @@ def test_a_body_search_looks_at_a_bounded_prefix() -> None:
 
 @pytest.mark.parametrize(
     ("expression", "reason"),
-    [(r"~p '(a)\1'", "backreferences are not supported"),
-     ("~p '(?=a)'", "lookarounds are not supported"),
-     ("~p 'a{5000}'", "invalid regex"),
-     ("~p '[/'", "invalid regex")],
+    [
+        (r"~p '(a)\1'", "backreferences are not supported"),
+        ("~p '(?=a)'", "lookarounds are not supported"),
+        ("~p 'a{5000}'", "invalid regex"),
+        ("~p '[/'", "invalid regex"),
+    ],
 )
 def test_what_re2_cannot_run_is_one_sentence(expression: str, reason: str) -> None:
     with pytest.raises(FilterError, match=re.escape(reason)):
@@ -77,11 +79,33 @@ def test_a_port_in_other_digits_is_an_error_not_a_crash() -> None:
         parse_filter("~src :²")
 
 
-FILTER_ALPHABET = st.sampled_from([
-    *"()!&|~\"' \\:[]{}^$*+?./-_aZ09²\x1b\u202e", "~m", "~p", "~h", "~hs", "~c", "~b", "~d",
-    "~src", "~dst", "~pod", "~err", "~http", "~tcp", "~tls", "5xx", "::1", "10.0.0.0/8",
-    "[fd00::1]:80", "(?P<x>", r"\1", "(?=", "a{99999}",
-])
+FILTER_ALPHABET = st.sampled_from(
+    [
+        *"()!&|~\"' \\:[]{}^$*+?./-_aZ09²\x1b\u202e",
+        "~m",
+        "~p",
+        "~h",
+        "~hs",
+        "~c",
+        "~b",
+        "~d",
+        "~src",
+        "~dst",
+        "~pod",
+        "~err",
+        "~http",
+        "~tcp",
+        "~tls",
+        "5xx",
+        "::1",
+        "10.0.0.0/8",
+        "[fd00::1]:80",
+        "(?P<x>",
+        r"\1",
+        "(?=",
+        "a{99999}",
+    ]
+)
 
 
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])

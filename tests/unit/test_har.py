@@ -55,7 +55,9 @@ def test_every_exchange_is_an_entry_with_the_fields_har_asks_for() -> None:
     order = next(e for e in entries if e["request"]["method"] == "POST")
     assert order["request"]["url"] == f"http://{SERVICE_IP}:{SERVICE_PORT}/api/orders"
     assert order["request"]["postData"] == {
-        "mimeType": "application/json", "text": '{"item":"book","quantity":2}'}
+        "mimeType": "application/json",
+        "text": '{"item":"book","quantity":2}',
+    }
     assert order["response"]["status"] == 500
     assert order["response"]["statusText"] == "Internal Server Error"
     assert json.loads(order["response"]["content"]["text"]) == {"error": "inventory unavailable"}
@@ -65,10 +67,18 @@ def test_every_exchange_is_an_entry_with_the_fields_har_asks_for() -> None:
     assert order["serverIPAddress"] == SERVICE_IP
     assert order["_pod"] == "local"
     assert order["_clientIPAddress"] == "198.18.0.1"
-    head, _, _ = request("POST", "/api/orders", [
-        ("x-user-id", "bob"), ("x-tenant", "acme"), ("x-request-id", "req-0011"),
-        ("Authorization", "Bearer token-of-bob"), ("Content-Type", "application/json")],
-        b'{"item":"book","quantity":2}').partition(b"\r\n\r\n")
+    head, _, _ = request(
+        "POST",
+        "/api/orders",
+        [
+            ("x-user-id", "bob"),
+            ("x-tenant", "acme"),
+            ("x-request-id", "req-0011"),
+            ("Authorization", "Bearer token-of-bob"),
+            ("Content-Type", "application/json"),
+        ],
+        b'{"item":"book","quantity":2}',
+    ).partition(b"\r\n\r\n")
     assert order["request"]["headersSize"] == len(head) + 4
     assert order["request"]["bodySize"] == len(b'{"item":"book","quantity":2}')
     user = next(e for e in entries if "expand=orders" in e["request"]["url"])
@@ -113,8 +123,11 @@ def test_binary_bodies_are_base64_and_truncated_ones_say_so() -> None:
     blob = bytes(range(256)) * 8
     s = Script().hello()
     s.open(1, "198.18.0.1", 40000)
-    s.exchange(1, request("POST", "/blob", [("Content-Type", "application/octet-stream")], blob),
-               response(200, b"x" * 5000, content_type="text/plain"))
+    s.exchange(
+        1,
+        request("POST", "/blob", [("Content-Type", "application/octet-stream")], blob),
+        response(200, b"x" * 5000, content_type="text/plain"),
+    )
     store = Store(body_cap=1000)
     store.apply(s.updates())
     (entry,) = har(store)["log"]["entries"]
@@ -170,17 +183,30 @@ def test_a_har_read_back_gives_the_same_exchanges() -> None:
 
     def summary(s: Store) -> list[Any]:
         return sorted(
-            (ex.request.method, ex.request.target, ex.request.headers, ex.request.body,
-             ex.status, ex.response.headers if ex.response else None,
-             ex.response.body if ex.response else None)
-            for conn in s.connections.values() for ex in conn.exchanges
+            (
+                ex.request.method,
+                ex.request.target,
+                ex.request.headers,
+                ex.request.body,
+                ex.status,
+                ex.response.headers if ex.response else None,
+                ex.response.body if ex.response else None,
+            )
+            for conn in s.connections.values()
+            for ex in conn.exchanges
         )
 
     assert summary(reopened) == summary(store)
-    latencies = sorted((ex.request.target, ex.started, ex.latency_ms)
-                       for conn in store.connections.values() for ex in conn.exchanges)
-    replayed = sorted((ex.request.target, ex.started, ex.latency_ms)
-                      for conn in reopened.connections.values() for ex in conn.exchanges)
+    latencies = sorted(
+        (ex.request.target, ex.started, ex.latency_ms)
+        for conn in store.connections.values()
+        for ex in conn.exchanges
+    )
+    replayed = sorted(
+        (ex.request.target, ex.started, ex.latency_ms)
+        for conn in reopened.connections.values()
+        for ex in conn.exchanges
+    )
     for (target, started, latency), (target2, started2, latency2) in zip(
         latencies, replayed, strict=True
     ):
@@ -198,22 +224,52 @@ def test_a_har_read_back_gives_the_same_exchanges() -> None:
 
 
 def test_a_browser_har_opens_too() -> None:
-    browser = {"log": {"version": "1.2", "creator": {"name": "WebInspector", "version": "537"},
-                       "entries": [{
-        "startedDateTime": "2026-01-01T10:00:00.000+01:00", "time": 30,
-        "request": {"method": "GET", "url": "https://shop.example/api/cart?id=4",
-                    "httpVersion": "h2", "headers": [
-                        {"name": ":authority", "value": "shop.example"},
-                        {"name": ":path", "value": "/api/cart?id=4"},
-                        {"name": "x-user-id", "value": "alice"}],
-                    "queryString": [], "cookies": [], "headersSize": -1, "bodySize": 0},
-        "response": {"status": 200, "statusText": "", "httpVersion": "h2", "headers": [
-                        {"name": "content-encoding", "value": "gzip"},
-                        {"name": "content-length", "value": "40"}],
-                     "cookies": [], "content": {"size": 11, "mimeType": "application/json",
-                                                "text": '{"items":0}'},
-                     "redirectURL": "", "headersSize": -1, "bodySize": 40},
-        "cache": {}, "timings": {"send": 1, "wait": 20, "receive": 9}}]}}
+    browser = {
+        "log": {
+            "version": "1.2",
+            "creator": {"name": "WebInspector", "version": "537"},
+            "entries": [
+                {
+                    "startedDateTime": "2026-01-01T10:00:00.000+01:00",
+                    "time": 30,
+                    "request": {
+                        "method": "GET",
+                        "url": "https://shop.example/api/cart?id=4",
+                        "httpVersion": "h2",
+                        "headers": [
+                            {"name": ":authority", "value": "shop.example"},
+                            {"name": ":path", "value": "/api/cart?id=4"},
+                            {"name": "x-user-id", "value": "alice"},
+                        ],
+                        "queryString": [],
+                        "cookies": [],
+                        "headersSize": -1,
+                        "bodySize": 0,
+                    },
+                    "response": {
+                        "status": 200,
+                        "statusText": "",
+                        "httpVersion": "h2",
+                        "headers": [
+                            {"name": "content-encoding", "value": "gzip"},
+                            {"name": "content-length", "value": "40"},
+                        ],
+                        "cookies": [],
+                        "content": {
+                            "size": 11,
+                            "mimeType": "application/json",
+                            "text": '{"items":0}',
+                        },
+                        "redirectURL": "",
+                        "headersSize": -1,
+                        "bodySize": 40,
+                    },
+                    "cache": {},
+                    "timings": {"send": 1, "wait": 20, "receive": 9},
+                }
+            ],
+        }
+    }
     store = Store()
     store.apply([AgentEvent(s, e) for s, e in read_har(json.dumps(browser).encode(), "b.har")])
     (conn,) = store.connections.values()
@@ -275,4 +331,6 @@ def test_a_response_whose_request_was_not_captured_round_trips() -> None:
     reopened.apply([AgentEvent(source, event) for source, event in read_har(data, "x.har")])
     (conn,) = reopened.connections.values()
     assert [(ex.request.method, ex.status, ex.incomplete) for ex in conn.exchanges] == [
-        ("", 200, True), ("GET", 404, False)]
+        ("", 200, True),
+        ("GET", 404, False),
+    ]

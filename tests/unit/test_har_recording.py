@@ -43,7 +43,8 @@ def test_progress_counts_exchanges_connections_and_bytes(tmp_path: Path, suffix:
         assert progress.other_connections_closed == 1
         assert progress.counted == 2  # what --count compares with
         assert progress.bytes == len(b"PING\r\n+PONG\r\n") + len(request("GET", "/a")) + len(
-            response(200, b"ok")) + len(request("GET", "/b"))
+            response(200, b"ok")
+        ) + len(request("GET", "/b"))
 
 
 def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(
@@ -59,7 +60,9 @@ def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(
         recording.flush()
         (pending,) = har_entries(path)
         assert (pending["request"]["url"], pending["response"]["status"]) == (
-            "http://198.18.0.2:8080/slow", 0)
+            "http://198.18.0.2:8080/slow",
+            0,
+        )
         more = Script(start=s.now + 0.2).open(2, "198.18.0.1", 40001)
         more.exchange(2, request("GET", "/fast"), response(200, b"quick"))
         more.data(1, "out", response(200, b"at last"), after=0.5)
@@ -67,7 +70,9 @@ def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(
         recording.flush()
         entries = har_entries(path)
         assert [(e["request"]["url"][-5:], e["response"]["status"]) for e in entries] == [
-            ("/slow", 200), ("/fast", 200)]
+            ("/slow", 200),
+            ("/fast", 200),
+        ]
         assert entries[0]["response"]["content"]["text"] == "at last"
         assert entries[0]["timings"]["wait"] > 500
     # Closing rewrites nothing that was final; the document still ends properly.

@@ -74,8 +74,10 @@ def test_100_continue_is_kept_apart_from_the_final_response() -> None:
 
 
 def test_204_and_304_have_no_body() -> None:
-    statuses = [(ex.status, ex.response.body_length if ex.response else None)
-                for ex in exchanges("no-content-and-not-modified")]
+    statuses = [
+        (ex.status, ex.response.body_length if ex.response else None)
+        for ex in exchanges("no-content-and-not-modified")
+    ]
     assert statuses == [(204, 0), (304, 0), (200, 5)]
 
 

@@ -29,13 +29,30 @@ pytestmark = pytest.mark.timeout(10)
 
 
 def hello(agent_id: str = "a1") -> Hello:
-    return Hello(ts=0.0, protocol=1, version="t", agent_id=agent_id, target="host", ports=[80],
-                 interfaces=["lo"], oldest_seq=1, next_seq=1)
+    return Hello(
+        ts=0.0,
+        protocol=1,
+        version="t",
+        agent_id=agent_id,
+        target="host",
+        ports=[80],
+        interfaces=["lo"],
+        oldest_seq=1,
+        next_seq=1,
+    )
 
 
 def stats(ts: float = 1.0, drops: int = 0, gaps: int = 0, gap_bytes: int = 0) -> Stats:
-    return Stats(ts=ts, packets=100, bytes=1000, kernel_packets=100, kernel_drops=drops,
-                 open_connections=1, gaps=gaps, gap_bytes=gap_bytes)
+    return Stats(
+        ts=ts,
+        packets=100,
+        bytes=1000,
+        kernel_packets=100,
+        kernel_drops=drops,
+        open_connections=1,
+        gaps=gaps,
+        gap_bytes=gap_bytes,
+    )
 
 
 def lost(count: int, ts: float = 1.0, reason: str = "slow-client") -> EventsLost:
@@ -43,8 +60,14 @@ def lost(count: int, ts: float = 1.0, reason: str = "slow-client") -> EventsLost
 
 
 def opened(conn: int = 0) -> ConnectionOpened:
-    return ConnectionOpened(ts=1.0, conn=conn, client="10.0.0.1", client_port=40000 + conn,
-                            server="10.0.0.2", server_port=80)
+    return ConnectionOpened(
+        ts=1.0,
+        conn=conn,
+        client="10.0.0.1",
+        client_port=40000 + conn,
+        server="10.0.0.2",
+        server_port=80,
+    )
 
 
 def data(direction: str, payload: bytes, conn: int = 0, ts: float = 1.0) -> DataReceived:
@@ -104,18 +127,32 @@ def test_an_agent_gone_after_it_was_live_is_a_loss_one_that_never_started_is_not
 
 def exchanges(store: Store) -> list[tuple[str, str, int | None, bool]]:
     conn = store.connections[("local", 0)]
-    return [(ex.request.method, ex.request.target, ex.status, ex.incomplete)
-            for ex in conn.exchanges]
+    return [
+        (ex.request.method, ex.request.target, ex.status, ex.incomplete) for ex in conn.exchanges
+    ]
 
 
 def test_lost_events_end_what_was_in_progress_and_nothing_is_joined_across_them() -> None:
     store = Store()
-    store.apply(batch(hello(), opened(), data("in", get("/a")), data("out", ok()),
-                      data("in", get("/b") + b"GET /c HT")))
+    store.apply(
+        batch(
+            hello(),
+            opened(),
+            data("in", get("/a")),
+            data("out", ok()),
+            data("in", get("/b") + b"GET /c HT"),
+        )
+    )
     store.apply(batch(lost(5)))
     # "TP/1.1..." after the hole would complete "GET /c HT" if joined: it must not be.
-    store.apply(batch(data("in", b"TP/1.1\r\nHost: x\r\n\r\n"), data("out", ok()),
-                      data("in", get("/d")), data("out", ok())))
+    store.apply(
+        batch(
+            data("in", b"TP/1.1\r\nHost: x\r\n\r\n"),
+            data("out", ok()),
+            data("in", get("/d")),
+            data("out", ok()),
+        )
+    )
     assert exchanges(store) == [
         ("GET", "/a", 200, False),
         ("GET", "/b", None, True),  # its response may have been lost: it stops waiting
@@ -133,15 +170,14 @@ def test_a_gap_is_noted_on_the_exchange_it_cuts() -> None:
     store.apply(batch(Gap(ts=1.0, conn=0, direction="out", length=1)))
     (exchange,) = store.connections[("local", 0)].exchanges
     assert exchange.incomplete
-    assert exchange.notes == [
-        "1 bytes of the response were not captured (a gap in the TCP stream)"
-    ]
+    assert exchange.notes == ["1 bytes of the response were not captured (a gap in the TCP stream)"]
 
 
 def test_an_agent_gone_or_restarted_ends_its_open_connections_incomplete() -> None:
     store = Store()
-    store.apply([SourceStatus("local", "live"),
-                 *batch(hello(), opened(), data("in", get("/slow")))])
+    store.apply(
+        [SourceStatus("local", "live"), *batch(hello(), opened(), data("in", get("/slow")))]
+    )
     store.apply([SourceStatus("local", "gone", "The agent exited.")])
     conn = store.connections[("local", 0)]
     assert conn.closed is not None
@@ -188,9 +224,20 @@ def test_a_har_says_what_was_lost_in_its_log_and_on_the_entries_next_to_it(tmp_p
     path = tmp_path / "lossy.har"
     header = RecordingHeader(podtap="t", target="netns/shop", ports=[80])
     with Recording(path, header) as recording:
-        recording.write([SourceStatus("local", "live"),
-                         *batch(hello(), opened(), data("in", get("/a")), data("out", ok()),
-                                data("in", get("/b")), lost(9), data("in", get("/c")))])
+        recording.write(
+            [
+                SourceStatus("local", "live"),
+                *batch(
+                    hello(),
+                    opened(),
+                    data("in", get("/a")),
+                    data("out", ok()),
+                    data("in", get("/b")),
+                    lost(9),
+                    data("in", get("/c")),
+                ),
+            ]
+        )
         recording.flush()
         # Until it is final, an entry says it may still change (should podtap be killed).
         pending = json.loads(path.read_bytes())["log"]["entries"][-1]
@@ -210,15 +257,24 @@ def test_a_har_entry_waits_for_an_upload_the_server_answered_early(tmp_path: Pat
     is written once the request is complete, with its whole size."""
     path = tmp_path / "upload.har"
     body = bytes(2_000_000)
-    head = (b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
-            b"Content-Length: 2000000\r\n\r\n")
+    head = (
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+        b"Content-Length: 2000000\r\n\r\n"
+    )
     with Recording(path, RecordingHeader(podtap="t", target="host", ports=[80])) as recording:
-        recording.write(batch(hello(), opened(), data("in", head),
-                              data("out", b"HTTP/1.1 100 Continue\r\n\r\n"),
-                              data("in", body[:838_912]), data("out", ok())))
+        recording.write(
+            batch(
+                hello(),
+                opened(),
+                data("in", head),
+                data("out", b"HTTP/1.1 100 Continue\r\n\r\n"),
+                data("in", body[:838_912]),
+                data("out", ok()),
+            )
+        )
         recording.flush()  # answered, but the upload goes on: not final yet
         for start in range(838_912, len(body), 65_536):
-            recording.write(batch(data("in", body[start:start + 65_536])))
+            recording.write(batch(data("in", body[start : start + 65_536])))
         recording.flush()
     (entry,) = json.loads(path.read_bytes())["log"]["entries"]
     assert entry["request"]["bodySize"] == 2_000_000

@@ -110,12 +110,14 @@ def test_har_masks_message_secrets_unless_revealed(
 
 def test_har_keeps_binary_payloads_and_grpc_raw_bytes_as_sent() -> None:
     connection, exchange = only_exchange(decoded(websocket_chunks())[0])
-    (binary,) = [m for m in har_entry(exchange, connection)["_webSocketMessages"]
-                 if m["opcode"] == 2]
+    (binary,) = [
+        m for m in har_entry(exchange, connection)["_webSocketMessages"] if m["opcode"] == 2
+    ]
     assert base64.b64decode(binary["data"]) == BINARY
     connection, exchange = only_exchange(decoded(grpc_chunks())[0])
-    raw = b"".join(base64.b64decode(m["raw"])
-                   for m in har_entry(exchange, connection)["_grpcMessages"])
+    raw = b"".join(
+        base64.b64decode(m["raw"]) for m in har_entry(exchange, connection)["_grpcMessages"]
+    )
     assert f"{MARK}-grpc".encode() in raw  # podtap open reads these bytes back
 
 

@@ -31,10 +31,19 @@ pytestmark = pytest.mark.timeout(60)
 
 GOOD_ENTRY: dict[str, Any] = {
     "startedDateTime": "2026-01-01T00:00:00.000Z",
-    "request": {"method": "GET", "url": "http://shop.local/a", "httpVersion": "HTTP/1.1",
-                "headers": [{"name": "Host", "value": "shop.local"}]},
-    "response": {"status": 200, "statusText": "OK", "httpVersion": "HTTP/1.1", "headers": [],
-                 "content": {"size": 2, "text": "ok"}},
+    "request": {
+        "method": "GET",
+        "url": "http://shop.local/a",
+        "httpVersion": "HTTP/1.1",
+        "headers": [{"name": "Host", "value": "shop.local"}],
+    },
+    "response": {
+        "status": 200,
+        "statusText": "OK",
+        "httpVersion": "HTTP/1.1",
+        "headers": [],
+        "content": {"size": 2, "text": "ok"},
+    },
     "timings": {"send": 1, "wait": 2, "receive": 1},
 }
 
@@ -97,7 +106,8 @@ def test_a_bad_jsonl_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture
     path = tmp_path / "bad.jsonl"
     with path.open("wb") as stream:
         JsonLinesWriter(stream, RecordingHeader(podtap="t", target="t", ports=[])).write(
-            shop_updates()[:5])
+            shop_updates()[:5]
+        )
     bad_line = len(path.read_bytes().splitlines()) + 1
     with path.open("ab") as stream:
         stream.write(b'{"type": "data", "conn": "x"}\n')
@@ -133,18 +143,23 @@ def test_a_jsonl_time_of_1e20_is_clamped_and_shows_and_writes(tmp_path: Path) ->
 
 
 def test_a_har_date_in_year_9999_is_clamped(tmp_path: Path) -> None:
-    path = write_har(tmp_path / "far.har", [entry(startedDateTime="9999-12-31T23:59:59Z",
-                                                  timings={"send": 1e300, "wait": -5})])
+    path = write_har(
+        tmp_path / "far.har",
+        [entry(startedDateTime="9999-12-31T23:59:59Z", timings={"send": 1e300, "wait": -5})],
+    )
     times = [u.event.ts for u in read_updates(path) if isinstance(u, AgentEvent)]
     assert max(times) <= LATEST + 86_400 * 2
 
 
 def good_pcap(path: Path) -> Path:
     flow = Ether() / IP(src="10.0.0.1", dst="10.0.0.2")
-    wrpcap(str(path), [
-        flow / TCP(sport=40000, dport=80, flags="S", seq=1),
-        flow / TCP(sport=40000, dport=80, flags="A", seq=2) / Raw(b"GET / HTTP/1.1\r\n\r\n"),
-    ])
+    wrpcap(
+        str(path),
+        [
+            flow / TCP(sport=40000, dport=80, flags="S", seq=1),
+            flow / TCP(sport=40000, dport=80, flags="A", seq=2) / Raw(b"GET / HTTP/1.1\r\n\r\n"),
+        ],
+    )
     return path
 
 

@@ -107,8 +107,7 @@ def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
 
 def test_events_for_a_connection_never_opened_make_no_packet() -> None:
     synth = PacketSynthesizer()
-    assert synth.packets_for("local", DataReceived(ts=1.0, conn=5, direction="in",
-                                                   data=b"x")) == []
+    assert synth.packets_for("local", DataReceived(ts=1.0, conn=5, direction="in", data=b"x")) == []
 
 
 def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:
@@ -129,11 +128,28 @@ def store_of(events: list[Any], source: str = "local") -> Store:
 
 def summary(store: Store) -> list[Any]:
     return sorted(
-        (conn.client, conn.client_port, conn.server, conn.server_port, conn.protocol,
-         conn.bytes_in, conn.bytes_out, conn.gap_bytes,
-         [(ex.request.method, ex.request.target, ex.request.headers, ex.request.body,
-           ex.status, ex.response.body if ex.response else None, ex.incomplete)
-          for ex in conn.exchanges])
+        (
+            conn.client,
+            conn.client_port,
+            conn.server,
+            conn.server_port,
+            conn.protocol,
+            conn.bytes_in,
+            conn.bytes_out,
+            conn.gap_bytes,
+            [
+                (
+                    ex.request.method,
+                    ex.request.target,
+                    ex.request.headers,
+                    ex.request.body,
+                    ex.status,
+                    ex.response.body if ex.response else None,
+                    ex.incomplete,
+                )
+                for ex in conn.exchanges
+            ],
+        )
         for conn in store.connections.values()
     )
 
@@ -229,26 +245,44 @@ def test_tshark_finds_every_request_and_sees_the_gap(tmp_path: Path) -> None:
     script.data(20, "in", request("GET", "/before-loss")).gap(20, "out", 500)
     script.data(20, "in", request("GET", "/after-loss")).close(20)
     script.open(21, "fd00:7a9::1", 45001, server="fd00:7a9::2")
-    script.exchange(21, request("GET", "/over-ipv6", host="[fd00:7a9::2]:8080"),
-                    response(200, b"six")).close(21)
+    script.exchange(
+        21, request("GET", "/over-ipv6", host="[fd00:7a9::2]:8080"), response(200, b"six")
+    ).close(21)
     path = tmp_path / "shop.pcap"
     write(script, path)
 
     def tshark(*args: str) -> list[str]:
-        done = subprocess.run(["tshark", "-r", str(path), *args], capture_output=True,
-                              text=True, timeout=60, check=True)
+        done = subprocess.run(
+            ["tshark", "-r", str(path), *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         return done.stdout.splitlines()
 
     uris = tshark("-Y", "http.request", "-T", "fields", "-e", "http.request.uri")
-    sent = [e.data for e in script.events
-            if isinstance(e, DataReceived) and e.direction == "in" and e.data[:4] in
-            (b"GET ", b"POST")]
+    sent = [
+        e.data
+        for e in script.events
+        if isinstance(e, DataReceived) and e.direction == "in" and e.data[:4] in (b"GET ", b"POST")
+    ]
     assert sorted(uris) == sorted(d.split(b" ")[1].decode() for d in sent)
     assert len(tshark("-Y", "tcp.flags.syn == 1 && tcp.flags.ack == 0")) == 11
     assert tshark("-Y", "ipv6 && http.request", "-T", "fields", "-e", "http.request.uri") == [
-        "/over-ipv6"]
-    assert tshark("-Y", "tcp.checksum.status == 0 || ip.checksum.status == 0",
-                  "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE") == []
+        "/over-ipv6"
+    ]
+    assert (
+        tshark(
+            "-Y",
+            "tcp.checksum.status == 0 || ip.checksum.status == 0",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "ip.check_checksum:TRUE",
+        )
+        == []
+    )
     assert len(tshark("-Y", "tcp.flags.reset == 1")) == 1
     assert len(tshark("-Y", "tcp.analysis.lost_segment || tcp.analysis.ack_lost_segment")) >= 1
     statuses = tshark("-Y", "http.response", "-T", "fields", "-e", "http.response.code")

@@ -74,12 +74,25 @@ def test_written_view_har_masks_and_reveals(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
-        ("X-Api-Key", True), ("x_auth_token", True), ("X-Amz-Security-Token", True),
-        ("X-CSRF-Token", True), ("Authorization", True), ("Proxy-Authorization", True),
-        ("client_secret", True), ("passwd", True), ("PHPSESSID", True), ("SAMLResponse", True),
-        ("X-Amz-Credential", True), ("api-key", True), ("X-Session-Id", True),
-        ("Content-Type", False), ("author", False), ("x-user-id", False), ("page", False),
-        ("WWW-Authenticate", False), ("Access-Control-Allow-Credentials", False),
+        ("X-Api-Key", True),
+        ("x_auth_token", True),
+        ("X-Amz-Security-Token", True),
+        ("X-CSRF-Token", True),
+        ("Authorization", True),
+        ("Proxy-Authorization", True),
+        ("client_secret", True),
+        ("passwd", True),
+        ("PHPSESSID", True),
+        ("SAMLResponse", True),
+        ("X-Amz-Credential", True),
+        ("api-key", True),
+        ("X-Session-Id", True),
+        ("Content-Type", False),
+        ("author", False),
+        ("x-user-id", False),
+        ("page", False),
+        ("WWW-Authenticate", False),
+        ("Access-Control-Allow-Credentials", False),
     ],
 )
 def test_names_follow_the_documented_patterns(name: str, secret: bool) -> None:
@@ -107,8 +120,7 @@ def test_implicit_flow_tokens_in_a_fragment_are_masked() -> None:
 
 def test_json_bodies_are_masked_at_any_depth_and_left_alone_otherwise() -> None:
     body = json.dumps({"a": [{"credentials": {"key": 1}}], "n": 1}).encode()
-    assert json.loads(mask_body(body, "application/json")) == {
-        "a": [{"credentials": MASK}], "n": 1}
+    assert json.loads(mask_body(body, "application/json")) == {"a": [{"credentials": MASK}], "n": 1}
     clean = b'{"n": 1}'
     assert mask_body(clean, "application/json") is clean
     binary = b"\xff\x00password=1"
@@ -129,10 +141,33 @@ def test_raw_text_masks_header_lines_urls_pairs_and_json_members() -> None:
 
 
 FRAGMENTS = [
-    "order 4711", "Pass_Word=hunter2", "x-api-key: k3y", '"Session.Id": "abc"', "a=1&b=2",
-    "https://u:pw@h/", "/cb?code=1&state=2", "Location: /cb?code=9", "eyJhbGciOi.eyJzdWIi.sig12345",
-    "/x?pass%77ord=1", "pass+word=1", '"pass\\u0077ord": "x"', "Author: Ann", "authorization",
-    "tok\x1fen=1", "c\u212aokie=1", "{", "}", ":", " ", "\n", "\r\n", "=", "&", '"', "?", "/",
+    "order 4711",
+    "Pass_Word=hunter2",
+    "x-api-key: k3y",
+    '"Session.Id": "abc"',
+    "a=1&b=2",
+    "https://u:pw@h/",
+    "/cb?code=1&state=2",
+    "Location: /cb?code=9",
+    "eyJhbGciOi.eyJzdWIi.sig12345",
+    "/x?pass%77ord=1",
+    "pass+word=1",
+    '"pass\\u0077ord": "x"',
+    "Author: Ann",
+    "authorization",
+    "tok\x1fen=1",
+    "c\u212aokie=1",
+    "{",
+    "}",
+    ":",
+    " ",
+    "\n",
+    "\r\n",
+    "=",
+    "&",
+    '"',
+    "?",
+    "/",
 ]
 
 

@@ -52,8 +52,15 @@ def exchange_events(conn: int, path: str, status: int = 200, *headers: str) -> l
 
 def hello(agent_id: str) -> Hello:
     return Hello(
-        ts=0.0, protocol=1, version="0.1", agent_id=agent_id, target="host", ports=[80],
-        interfaces=["lo"], oldest_seq=1, next_seq=1,
+        ts=0.0,
+        protocol=1,
+        version="0.1",
+        agent_id=agent_id,
+        target="host",
+        ports=[80],
+        interfaces=["lo"],
+        oldest_seq=1,
+        next_seq=1,
     )
 
 
@@ -133,12 +140,32 @@ def test_status_notes_and_counters() -> None:
         [
             SourceStatus("shop/web-0", "reconnecting", "the stream broke; retrying"),
             SessionNote("guessed container app"),
-            AgentEvent("shop/web-0", Stats(ts=1, packets=10, bytes=100, kernel_packets=10,
-                                          kernel_drops=2, open_connections=1, gaps=0,
-                                          gap_bytes=0)),
-            AgentEvent("shop/web-1", Stats(ts=1, packets=5, bytes=50, kernel_packets=5,
-                                          kernel_drops=1, open_connections=1, gaps=0,
-                                          gap_bytes=0)),
+            AgentEvent(
+                "shop/web-0",
+                Stats(
+                    ts=1,
+                    packets=10,
+                    bytes=100,
+                    kernel_packets=10,
+                    kernel_drops=2,
+                    open_connections=1,
+                    gaps=0,
+                    gap_bytes=0,
+                ),
+            ),
+            AgentEvent(
+                "shop/web-1",
+                Stats(
+                    ts=1,
+                    packets=5,
+                    bytes=50,
+                    kernel_packets=5,
+                    kernel_drops=1,
+                    open_connections=1,
+                    gaps=0,
+                    gap_bytes=0,
+                ),
+            ),
             AgentEvent("shop/web-0", EventsLost(ts=1, first_seq=5, count=7, reason="journal")),
             AgentEvent("shop/web-0", opened(0)),
             AgentEvent("shop/web-0", Gap(ts=1, conn=0, direction="in", length=99)),
@@ -156,7 +183,7 @@ def test_status_notes_and_counters() -> None:
 
 def test_data_for_an_unknown_connection_makes_a_mid_stream_one() -> None:
     store = Store()
-    store.apply(batch(data(4, "in", b'}' + get("/x")), data(4, "out", ok())))
+    store.apply(batch(data(4, "in", b"}" + get("/x")), data(4, "out", ok())))
     conn = store.get(("local", 4))
     assert conn is not None
     assert conn.mid_stream
@@ -167,12 +194,17 @@ def test_filter_invert_and_noise() -> None:
     store = Store()
     store.apply(
         batch(
-            opened(0), *exchange_events(0, "/api/a", 200),
-            opened(1), *exchange_events(1, "/api/b", 500),
-            opened(2), *exchange_events(2, "/healthz", 200, "User-Agent: kube-probe/1.29"),
-            opened(3), data(3, "in", b"\x00binary"),
+            opened(0),
+            *exchange_events(0, "/api/a", 200),
+            opened(1),
+            *exchange_events(1, "/api/b", 500),
+            opened(2),
+            *exchange_events(2, "/healthz", 200, "User-Agent: kube-probe/1.29"),
+            opened(3),
+            data(3, "in", b"\x00binary"),
         )
     )
+
     def keys() -> list[int]:
         return [c.conn for c in store.visible_connections()]
 
@@ -240,8 +272,12 @@ def _reference(store: Store, flt: Filter | None, invert: bool, noise: bool) -> l
 operations = st.lists(
     st.one_of(
         st.tuples(st.just("open"), st.integers(0, 4), st.integers(40000, 40002)),
-        st.tuples(st.just("get"), st.integers(0, 4), st.sampled_from(PATHS),
-                  st.sampled_from([200, 404, 503])),
+        st.tuples(
+            st.just("get"),
+            st.integers(0, 4),
+            st.sampled_from(PATHS),
+            st.sampled_from([200, 404, 503]),
+        ),
         st.tuples(st.just("request"), st.integers(0, 4), st.sampled_from(PATHS)),
         st.tuples(st.just("response"), st.integers(0, 4), st.sampled_from([200, 503])),
         st.tuples(st.just("user"), st.integers(0, 4), st.sampled_from(PATHS)),
@@ -272,7 +308,8 @@ def test_the_incremental_view_equals_a_full_recomputation(
         assert store.visible_connections() == _reference(store, flt, invert, store.hide_noise)
         for conn in store.connections.values():
             expected = [
-                ex for ex in conn.exchanges
+                ex
+                for ex in conn.exchanges
                 if not (store.hide_noise and is_noise(ex))
                 and (flt is None or flt.evaluate(conn, ex) != invert)
             ]

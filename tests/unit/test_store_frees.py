@@ -26,8 +26,14 @@ def traffic(connections: int) -> Iterator[AnyEvent]:
     """Keep-alive HTTP (plain and chunked), a lost segment, TLS, and connections left open."""
     for n in range(connections):
         ts = float(n)
-        yield ConnectionOpened(ts=ts, conn=n, client="10.0.0.1", client_port=40000 + n,
-                               server="10.0.0.2", server_port=80)
+        yield ConnectionOpened(
+            ts=ts,
+            conn=n,
+            client="10.0.0.1",
+            client_port=40000 + n,
+            server="10.0.0.2",
+            server_port=80,
+        )
         if n % 7 == 3:
             yield DataReceived(ts=ts, conn=n, direction="in", data=CLIENT_HELLO_START)
         else:

@@ -75,9 +75,15 @@ class FakeAgent:
         if query.get("agent", [self.agent_id])[0] != self.agent_id or self.ignore_resume:
             after = 0
         hello = Hello(
-            ts=1.0, protocol=self.protocol, version="test", agent_id=self.agent_id,
-            target="netns/test", ports=[80], interfaces=["lo"],
-            oldest_seq=1, next_seq=len(self.journal) + 1,
+            ts=1.0,
+            protocol=self.protocol,
+            version="test",
+            agent_id=self.agent_id,
+            target="netns/test",
+            ports=[80],
+            interfaces=["lo"],
+            oldest_seq=1,
+            next_seq=len(self.journal) + 1,
         )
         await websocket.send(encode_batch([hello]))
         if after + 1 < self.oldest:
@@ -98,9 +104,7 @@ class FakeAgent:
         await websocket.wait_closed()
 
     async def start(self, port: int = 0) -> None:
-        self.server = await serve(
-            self.handle, "127.0.0.1", port, process_request=self.check_token
-        )
+        self.server = await serve(self.handle, "127.0.0.1", port, process_request=self.check_token)
 
     async def stop(self) -> None:
         if self.server is not None:
@@ -120,7 +124,8 @@ def connector(port_of: FakeAgent | int, token: str | None = "secret"):  # type: 
     async def open_websocket(path: str) -> ClientConnection:
         port = port_of if isinstance(port_of, int) else port_of.port
         return await connect(
-            f"ws://127.0.0.1:{port}{path}", additional_headers=bearer_headers(token),
+            f"ws://127.0.0.1:{port}{path}",
+            additional_headers=bearer_headers(token),
             open_timeout=2,
         )
 

@@ -18,8 +18,17 @@ def data(seq: int) -> DataReceived:
 
 
 def hello(agent_id: str) -> Hello:
-    return Hello(ts=0.0, protocol=1, version="t", agent_id=agent_id, target="host", ports=[80],
-                 interfaces=[], oldest_seq=1, next_seq=1)
+    return Hello(
+        ts=0.0,
+        protocol=1,
+        version="t",
+        agent_id=agent_id,
+        target="host",
+        ports=[80],
+        interfaces=[],
+        oldest_seq=1,
+        next_seq=1,
+    )
 
 
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60)), max_size=30))

@@ -36,8 +36,11 @@ def test_dump_http_escapes_headers_and_flags() -> None:
 
 def plain_text(*, escape: bool) -> str:
     formatter = TextFormatter(responses=True, escape=escape)
-    return "".join(formatter.format(u.source, u.event) for u in escape_script().updates()
-                   if isinstance(u, AgentEvent))
+    return "".join(
+        formatter.format(u.source, u.event)
+        for u in escape_script().updates()
+        if isinstance(u, AgentEvent)
+    )
 
 
 def test_plain_dump_escapes_only_when_asked() -> None:
@@ -52,8 +55,9 @@ def test_plain_dump_escapes_only_when_asked() -> None:
 
 @pytest.mark.parametrize("terminal", [True, False])
 def test_dump_escapes_when_stdout_is_a_terminal(terminal: bool) -> None:
-    args = Namespace(format="text", http=False, responses=True,
-                     target=parse_target("host"), ports=[80])
+    args = Namespace(
+        format="text", http=False, responses=True, target=parse_target("host"), ports=[80]
+    )
     controller, device = pty.openpty()
     read_end, write_end = os.pipe()
     out_fd = device if terminal else write_end

@@ -31,10 +31,21 @@ HEALTH = (
 )
 
 
-def opened(conn: int = 0, client: str = "35.191.238.165", server: str = "10.96.1.207",
-           mid_stream: bool = False) -> ConnectionOpened:
-    return ConnectionOpened(ts=1.0, conn=conn, client=client, client_port=55534,
-                            server=server, server_port=80, mid_stream=mid_stream)
+def opened(
+    conn: int = 0,
+    client: str = "35.191.238.165",
+    server: str = "10.96.1.207",
+    mid_stream: bool = False,
+) -> ConnectionOpened:
+    return ConnectionOpened(
+        ts=1.0,
+        conn=conn,
+        client=client,
+        client_port=55534,
+        server=server,
+        server_port=80,
+        mid_stream=mid_stream,
+    )
 
 
 def test_the_mirrord_example_line_for_line() -> None:
@@ -125,29 +136,53 @@ def test_close_reasons_and_mid_stream_joins_are_said() -> None:
 
 def test_several_pods_are_told_apart() -> None:
     formatter = TextFormatter(show_source=True)
-    text = formatter.format("shop/web-7d9f-abcde", DataReceived(
-        ts=1.0, conn=0, direction="in", data=b"hi"))
+    text = formatter.format(
+        "shop/web-7d9f-abcde", DataReceived(ts=1.0, conn=0, direction="in", data=b"hi")
+    )
     assert text == "## [shop/web-7d9f-abcde] Connection ID 0: 2 bytes\nData: hi\n\n"
 
 
 def test_hello_stats_and_statuses_print_nothing() -> None:
-    hello = Hello(ts=1.0, protocol=1, version="x", agent_id="a", target="host", ports=[80],
-                  interfaces=["lo"], oldest_seq=1, next_seq=1)
-    stats = Stats(ts=1.0, packets=1, bytes=1, kernel_packets=1, kernel_drops=0,
-                  open_connections=0, gaps=0, gap_bytes=0)
+    hello = Hello(
+        ts=1.0,
+        protocol=1,
+        version="x",
+        agent_id="a",
+        target="host",
+        ports=[80],
+        interfaces=["lo"],
+        oldest_seq=1,
+        next_seq=1,
+    )
+    stats = Stats(
+        ts=1.0,
+        packets=1,
+        bytes=1,
+        kernel_packets=1,
+        kernel_drops=0,
+        open_connections=0,
+        gaps=0,
+        gap_bytes=0,
+    )
     stream = io.BytesIO()
-    TextWriter(stream, TextFormatter()).write([
-        AgentEvent("local", hello), AgentEvent("local", stats), SourceStatus("local", "live"),
-    ])
+    TextWriter(stream, TextFormatter()).write(
+        [
+            AgentEvent("local", hello),
+            AgentEvent("local", stats),
+            SourceStatus("local", "live"),
+        ]
+    )
     assert stream.getvalue() == b""
 
 
 def test_the_writer_keeps_undecodable_bytes_out_of_the_text() -> None:
     stream = io.BytesIO()
-    TextWriter(stream, TextFormatter()).write([
-        AgentEvent("local", opened()),
-        AgentEvent("local", DataReceived(ts=1.0, conn=0, direction="in", data=b"\xff\xfe")),
-    ])
+    TextWriter(stream, TextFormatter()).write(
+        [
+            AgentEvent("local", opened()),
+            AgentEvent("local", DataReceived(ts=1.0, conn=0, direction="in", data=b"\xff\xfe")),
+        ]
+    )
     assert stream.getvalue().endswith(b"## Connection ID 0: 2 bytes\nData (hex): ff fe\n\n")
 
 
@@ -170,10 +205,12 @@ def test_decoded_exchanges_print_once_each_as_their_parts_arrive() -> None:
         return AgentEvent("local", e)
 
     request = b"GET /users?id=7 HTTP/1.1\r\nHost: shop\r\nX-User-Id: alice\r\n\r\n"
-    writer.write([
-        event(opened(conn=3, client="fd00::1")),
-        event(DataReceived(ts=10.0, conn=3, direction="in", data=request[:20])),
-    ])
+    writer.write(
+        [
+            event(opened(conn=3, client="fd00::1")),
+            event(DataReceived(ts=10.0, conn=3, direction="in", data=request[:20])),
+        ]
+    )
     assert stream.getvalue() == b""  # the request line alone: headers not decoded yet
     writer.write([event(DataReceived(ts=10.0, conn=3, direction="in", data=request[20:]))])
     not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno"
@@ -194,16 +231,22 @@ def test_decoded_exchanges_print_once_each_as_their_parts_arrive() -> None:
 def test_decoded_exchanges_name_their_pod_when_several_are_tapped() -> None:
     stream = io.BytesIO()
     writer = ExchangeWriter(stream, ExchangeTextFormatter(show_source=True), Store())
-    writer.write([
-        AgentEvent("shop/web-1", opened(conn=0)),
-        AgentEvent("shop/web-1", DataReceived(ts=1.0, conn=0, direction="in",
-                                              data=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")),
-    ])
+    writer.write(
+        [
+            AgentEvent("shop/web-1", opened(conn=0)),
+            AgentEvent(
+                "shop/web-1",
+                DataReceived(
+                    ts=1.0, conn=0, direction="in", data=b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+                ),
+            ),
+        ]
+    )
     assert stream.getvalue().startswith(b"## [shop/web-1] Request [0:0] from ")
 
 
 def test_a_character_split_between_chunks_stays_text() -> None:
-    body = "{\"name\": \"Zoë → café\"}".encode()
+    body = '{"name": "Zoë → café"}'.encode()
     cut = body.index("ë".encode()) + 1  # between the two bytes of ë
     formatter = TextFormatter(responses=True)
 
@@ -212,9 +255,9 @@ def test_a_character_split_between_chunks_stays_text() -> None:
         return formatter.format("local", event)
 
     first, second = chunk(body[:cut]), chunk(body[cut:])
-    assert first == f"## Connection ID 0: {cut} bytes (response)\nData: {{\"name\": \"Zo\n\n"
+    assert first == f'## Connection ID 0: {cut} bytes (response)\nData: {{"name": "Zo\n\n'
     assert second == (
-        f"## Connection ID 0: {len(body) - cut} bytes (response)\nData: ë → café\"}}\n\n"
+        f'## Connection ID 0: {len(body) - cut} bytes (response)\nData: ë → café"}}\n\n'
     )
     # The other direction, and bytes that are not text at all, are not affected.
     assert chunk(b"ok", "in").endswith("Data: ok\n\n")

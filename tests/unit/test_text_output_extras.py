@@ -132,13 +132,19 @@ def test_unannounced_request_trailers_follow_the_request_in_a_block_of_their_own
 
 def test_http2_request_trailers_are_printed_after_the_request() -> None:
     client, server = hpack.Encoder(), hpack.Encoder()
-    request = [(":method", "POST"), (":path", "/upload"), (":authority", "files"),
-               (":scheme", "http")]
+    request = [
+        (":method", "POST"),
+        (":path", "/upload"),
+        (":authority", "files"),
+        (":scheme", "http"),
+    ]
     opening = [SettingsFrame(0), HeadersFrame(1, client.encode(request), flags=["END_HEADERS"])]
-    trailers = HeadersFrame(1, client.encode([("x-checksum", "5d41402a")]),
-                            flags=["END_HEADERS", "END_STREAM"])
-    answer = HeadersFrame(1, server.encode([(":status", "200")]),
-                          flags=["END_HEADERS", "END_STREAM"])
+    trailers = HeadersFrame(
+        1, client.encode([("x-checksum", "5d41402a")]), flags=["END_HEADERS", "END_STREAM"]
+    )
+    answer = HeadersFrame(
+        1, server.encode([(":status", "200")]), flags=["END_HEADERS", "END_STREAM"]
+    )
     dump = Dump()
     dump.send("in", PREFACE + b"".join(frame.serialize() for frame in opening), 1.0)
     dump.send("in", DataFrame(1, b"hello").serialize() + trailers.serialize(), 1.01)

@@ -14,13 +14,30 @@ pytestmark = pytest.mark.timeout(10)
 
 
 def hello(agent_id: str = "a1") -> Hello:
-    return Hello(ts=0.0, protocol=1, version="t", agent_id=agent_id, target="host", ports=[80],
-                 interfaces=["lo"], oldest_seq=1, next_seq=1)
+    return Hello(
+        ts=0.0,
+        protocol=1,
+        version="t",
+        agent_id=agent_id,
+        target="host",
+        ports=[80],
+        interfaces=["lo"],
+        oldest_seq=1,
+        next_seq=1,
+    )
 
 
 def stats(drops: int) -> Stats:
-    return Stats(ts=0.0, packets=100, bytes=1000, kernel_packets=100, kernel_drops=drops,
-                 open_connections=1, gaps=0, gap_bytes=0)
+    return Stats(
+        ts=0.0,
+        packets=100,
+        bytes=1000,
+        kernel_packets=100,
+        kernel_drops=drops,
+        open_connections=1,
+        gaps=0,
+        gap_bytes=0,
+    )
 
 
 def test_listening_once_then_reconnections_and_failures() -> None:
@@ -30,8 +47,12 @@ def test_listening_once_then_reconnections_and_failures() -> None:
     reporter.report([SourceStatus("local", "live", "Connected to agent a1 (capturing on lo).")])
     reporter.report([AgentEvent("local", hello())])
     reporter.report([SourceStatus("local", "reconnecting", "Lost the stream (x); reconnecting.")])
-    reporter.report([SourceStatus("local", "live", "Reconnected to the agent; resumed after "
-                                                   "event 9."), AgentEvent("local", hello())])
+    reporter.report(
+        [
+            SourceStatus("local", "live", "Reconnected to the agent; resumed after event 9."),
+            AgentEvent("local", hello()),
+        ]
+    )
     reporter.report([SessionNote("Guessed the container.")])
     reporter.report([SourceStatus("local", "failed", "The agent was stopped by SIGKILL.")])
     assert stderr.getvalue().splitlines() == [

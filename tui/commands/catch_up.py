@@ -93,19 +93,25 @@ class CatchUp:
             return ""
         behind = asked_at - min(self._newest.values(), default=asked_at)
         if behind <= 0:
-            return ("stopped before the agents had sent everything: what they still held "
-                    "was not written.")
+            return (
+                "stopped before the agents had sent everything: what they still held "
+                "was not written."
+            )
         if held:  # as the agents said: exact, for what they had journaled
             what = f"~{held:,} events the agents held"
         else:  # they never said (a client that was not behind for long): an estimate
             estimate = round(self._rate() * behind)
-            what = (f"~{estimate:,} exchanges at the rate seen last" if estimate
-                    else "what they held")
-        return (f"stopped before the agents had sent everything: {what} (about the last "
-                f"{behind:.1f} s of capture before the stop) were not written.")
+            what = (
+                f"~{estimate:,} exchanges at the rate seen last" if estimate else "what they held"
+            )
+        return (
+            f"stopped before the agents had sent everything: {what} (about the last "
+            f"{behind:.1f} s of capture before the stop) were not written."
+        )
 
     def events_not_written(self) -> int:
         """Events the agents had journaled (as they last said) that were not written."""
         written = self._written_seq
-        return sum(max(0, head - written.get(source, 0))
-                   for source, head in self._agent_seq.items())
+        return sum(
+            max(0, head - written.get(source, 0)) for source, head in self._agent_seq.items()
+        )

@@ -14,12 +14,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument("-n", "--namespace", help="namespace to clean (default: context's)")
-    scope.add_argument("-A", "--all-namespaces", action="store_true",
-                       help="clean every namespace")
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="clean every namespace")
     parser.add_argument("--context", help="kubeconfig context to use")
     parser.add_argument("--kubeconfig", help="path to the kubeconfig file")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="list what would be deleted, delete nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be deleted, delete nothing"
+    )
     parser.set_defaults(run=run)
 
 

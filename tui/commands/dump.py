@@ -37,32 +37,41 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_target_arguments(parser)
     parser.add_argument(
-        "--responses", action="store_true",
+        "--responses",
+        action="store_true",
         help="also print what the target sends back",
     )
     parser.add_argument(
-        "--http", action="store_true",
+        "--http",
+        action="store_true",
         help="print decoded HTTP requests and responses (headers, status, latency) "
         "instead of raw bytes",
     )
     parser.add_argument(
-        "--reveal", action="store_true",
+        "--reveal",
+        action="store_true",
         help="with --http: print secrets (credentials in headers and URLs; see "
         "docs/secrets.md) as sent (masked by default)",
     )
     parser.add_argument(
-        "--format", choices=("text", "jsonl"), default="text",
+        "--format",
+        choices=("text", "jsonl"),
+        default="text",
         help="text: mirrord dump's lines (default); jsonl: a header line, then one event per "
         "line, both directions, with the agent it came from (what podtap record writes to "
         "FILE.jsonl, raw bytes and secrets included; podtap open reads it)",
     )
     parser.add_argument(
-        "--stats", action="store_true",
+        "--stats",
+        action="store_true",
         help="instead of the traffic, print a table of endpoints (method, route template, "
         "requests, rate, 4xx, 5xx, p50/p95/p99 latency) when the capture stops",
     )
     parser.add_argument(
-        "--stats-interval", type=_seconds, metavar="N", default=None,
+        "--stats-interval",
+        type=_seconds,
+        metavar="N",
+        default=None,
         help="with --stats (implied): also print the table every N seconds",
     )
     parser.set_defaults(run=run)
@@ -86,14 +95,17 @@ def make_writer(args: argparse.Namespace, stdout: BinaryIO) -> UpdateWriter:
     # Read with defaults: callers that build the arguments by hand need not know of --stats.
     if getattr(args, "stats", False) or getattr(args, "stats_interval", None):
         if args.format == "jsonl" or args.http or args.responses:
-            raise UserError("--stats prints a table instead of the traffic: leave out "
-                            "--format, --http and --responses.")
+            raise UserError(
+                "--stats prints a table instead of the traffic: leave out "
+                "--format, --http and --responses."
+            )
         return EndpointStatsWriter(stdout, time.time)
     if args.format == "jsonl":
         if args.http:
             raise UserError("--http prints text: leave out --format jsonl, or --http.")
-        header = RecordingHeader(podtap=__version__, target=str(args.target),
-                                 ports=list(args.ports))
+        header = RecordingHeader(
+            podtap=__version__, target=str(args.target), ports=list(args.ports)
+        )
         return JsonLinesWriter(stdout, header)
     several_pods = isinstance(args.target, KubeTarget) and args.target.kind != "pod"
     if args.http:

@@ -20,7 +20,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("file", metavar="FILE", help="the recording to open")
     parser.add_argument(
-        "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
+        "-p",
+        "--port",
+        dest="ports",
+        type=parse_port_arg,
+        action="append",
+        default=[],
         metavar="PORT",
         help="pcap only: the server's TCP port (repeatable; default: the ports clients sent "
         "SYNs to)",

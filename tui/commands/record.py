@@ -48,18 +48,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--force. Ctrl+C ends the recording and leaves a complete file.",
     )
     add_target_arguments(parser)
-    parser.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="where to write: FILE.jsonl, FILE.har or FILE.pcap")
-    parser.add_argument("--count", type=_positive_int, metavar="N",
-                        help="stop after N HTTP exchanges (non-HTTP connections count once "
-                        "each, when they close)")
-    parser.add_argument("--duration", type=_positive_float, metavar="SECONDS",
-                        help="stop after SECONDS of capture")
-    parser.add_argument("--force", action="store_true",
-                        help="write over FILE if it exists (it is refused otherwise)")
-    parser.add_argument("--reveal", action="store_true",
-                        help="keep secrets (credentials in headers, URLs and bodies; see "
-                        "docs/secrets.md) in a HAR (masked by default)")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="where to write: FILE.jsonl, FILE.har or FILE.pcap",
+    )
+    parser.add_argument(
+        "--count",
+        type=_positive_int,
+        metavar="N",
+        help="stop after N HTTP exchanges (non-HTTP connections count once each, when they close)",
+    )
+    parser.add_argument(
+        "--duration", type=_positive_float, metavar="SECONDS", help="stop after SECONDS of capture"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write over FILE if it exists (it is refused otherwise)",
+    )
+    parser.add_argument(
+        "--reveal",
+        action="store_true",
+        help="keep secrets (credentials in headers, URLs and bodies; see "
+        "docs/secrets.md) in a HAR (masked by default)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -109,8 +124,10 @@ class ProgressLine:
         return 0.0 if self._began is None else self._clock() - self._began
 
     def text(self, progress: Progress) -> str:
-        return (f"{progress.exchanges} exchanges, {progress.connections} connections, "
-                f"{_size(progress.bytes)} in {self.elapsed:.1f} s")
+        return (
+            f"{progress.exchanges} exchanges, {progress.connections} connections, "
+            f"{_size(progress.bytes)} in {self.elapsed:.1f} s"
+        )
 
     def show(self, progress: Progress) -> None:
         if self._began is None:
@@ -132,8 +149,9 @@ class ProgressLine:
 
     def end(self, progress: Progress, size: int, losses: str) -> None:
         self.make_room()
-        self._stderr.write(f"podtap: wrote {self._path} ({_size(size)}): "
-                           f"{self.text(progress)}; {losses}\n")
+        self._stderr.write(
+            f"podtap: wrote {self._path} ({_size(size)}): {self.text(progress)}; {losses}\n"
+        )
         self._stderr.flush()
 
 
@@ -165,8 +183,10 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     def begin_drain(reason: str) -> None:
         # Stopping starts with writing what the agents already captured.
         catch_up.ask(time.time())
-        reporter.say("podtap: stopping: writing what the agents still hold "
-                     f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once).")
+        reporter.say(
+            "podtap: stopping: writing what the agents still hold "
+            f"(at most {DRAIN_LIMIT:g} s; Ctrl+C again to stop at once)."
+        )
         timers.append(loop.call_later(DRAIN_LIMIT, stopping.stop, "limit"))
         last_busy[0] = loop.time()
         timers.append(loop.call_later(DRAIN_IDLE, stop_when_idle))
@@ -183,7 +203,10 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     # The signals are let go before the file is finalised: a late Ctrl+C cannot cut that short.
     with (
         Recording(
-            args.output, header, reveal=args.reveal, replace=args.force,
+            args.output,
+            header,
+            reveal=args.reveal,
+            replace=args.force,
             store_options=store_options(args),
         ) as recording,
         StopOnSignals(first=begin_drain) as stopping,
@@ -206,9 +229,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                         listening = True
                         progress_line.start()
                         if args.duration is not None:
-                            timers.append(
-                                loop.call_later(args.duration, stopping.stop, "duration")
-                            )
+                            timers.append(loop.call_later(args.duration, stopping.stop, "duration"))
                     if args.count is not None and recording.progress.counted >= args.count:
                         break
         except asyncio.CancelledError:

@@ -36,11 +36,19 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         "service/NAME, label/k=v, ... (optionally /container/NAME)",
     )
     parser.add_argument(
-        "-p", "--port", dest="ports", type=parse_port_arg, action="append", default=[],
+        "-p",
+        "--port",
+        dest="ports",
+        type=parse_port_arg,
+        action="append",
+        default=[],
         help="TCP port the service listens on (repeatable; Kubernetes default: containerPorts)",
     )
     parser.add_argument(
-        "--body-budget", type=parse_mebibytes, default=None, metavar="MIB",
+        "--body-budget",
+        type=parse_mebibytes,
+        default=None,
+        metavar="MIB",
         help="memory for the bodies of decoded requests and responses, in MiB; past it the "
         "oldest are let go, their sizes kept (default: 256)",
     )
@@ -48,28 +56,53 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     kube.add_argument("-n", "--namespace", help="namespace of the target (default: context's)")
     kube.add_argument("--context", help="kubeconfig context to use")
     kube.add_argument("--kubeconfig", help="path to the kubeconfig file")
-    kube.add_argument("--max-pods", type=int, metavar="N",
-                      help="tap at most N ready pods of the target (default: all)")
-    kube.add_argument("--agent-namespace", metavar="NS",
-                      help="where agent pods run (default: the target's namespace)")
-    kube.add_argument("--agent-image", metavar="IMAGE",
-                      help=f"agent image (default: {STOCK_PYTHON_IMAGE}, with the agent's code "
-                      f"in a ConfigMap; with --agent-from-image: {PODTAP_AGENT_IMAGE})")
-    kube.add_argument("--agent-from-image", action="store_true",
-                      help="the agent image has podtap installed (built from the Dockerfile): "
-                      "no ConfigMap")
-    kube.add_argument("--privileged", action="store_true",
-                      help="run agent pods privileged instead of with added capabilities")
-    kube.add_argument("--ephemeral", action="store_true",
-                      help="add the agent to each pod as an ephemeral container, instead of "
-                      "one agent Job per node (for clusters that forbid hostPID)")
-    kube.add_argument("--agent-timeout", type=float, default=DEFAULTS.agent_timeout,
-                      metavar="SECONDS",
-                      help="how long to wait for an agent to start (default: %(default)g)")
-    kube.add_argument("--agent-idle-timeout", type=int, default=DEFAULTS.agent_idle_timeout,
-                      metavar="SECONDS",
-                      help="how long an agent outlives a podtap that vanished "
-                      "(default: %(default)s)")
+    kube.add_argument(
+        "--max-pods",
+        type=int,
+        metavar="N",
+        help="tap at most N ready pods of the target (default: all)",
+    )
+    kube.add_argument(
+        "--agent-namespace",
+        metavar="NS",
+        help="where agent pods run (default: the target's namespace)",
+    )
+    kube.add_argument(
+        "--agent-image",
+        metavar="IMAGE",
+        help=f"agent image (default: {STOCK_PYTHON_IMAGE}, with the agent's code "
+        f"in a ConfigMap; with --agent-from-image: {PODTAP_AGENT_IMAGE})",
+    )
+    kube.add_argument(
+        "--agent-from-image",
+        action="store_true",
+        help="the agent image has podtap installed (built from the Dockerfile): no ConfigMap",
+    )
+    kube.add_argument(
+        "--privileged",
+        action="store_true",
+        help="run agent pods privileged instead of with added capabilities",
+    )
+    kube.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="add the agent to each pod as an ephemeral container, instead of "
+        "one agent Job per node (for clusters that forbid hostPID)",
+    )
+    kube.add_argument(
+        "--agent-timeout",
+        type=float,
+        default=DEFAULTS.agent_timeout,
+        metavar="SECONDS",
+        help="how long to wait for an agent to start (default: %(default)g)",
+    )
+    kube.add_argument(
+        "--agent-idle-timeout",
+        type=int,
+        default=DEFAULTS.agent_idle_timeout,
+        metavar="SECONDS",
+        help="how long an agent outlives a podtap that vanished (default: %(default)s)",
+    )
 
 
 def parse_target_arg(text: str) -> LocalTarget | KubeTarget:

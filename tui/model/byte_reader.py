@@ -178,8 +178,11 @@ class ByteReader:
     def _head_end(self) -> int:
         buf, pos = self.buf, self.pos
         reach = min(len(buf), pos + MAX_HEAD + 4)
-        ends = [end + len(blank) for blank in (b"\n\r\n", b"\n\n")
-                if (end := buf.find(blank, pos, reach)) >= 0]
+        ends = [
+            end + len(blank)
+            for blank in (b"\n\r\n", b"\n\n")
+            if (end := buf.find(blank, pos, reach)) >= 0
+        ]
         return min(ends) if ends else min(len(buf), pos + MAX_HEAD)
 
     def unparsed(self) -> tuple[bytes, float]:

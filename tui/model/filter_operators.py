@@ -84,7 +84,7 @@ def _header_test(arg: str, position: int) -> Callable[[Message], bool]:
     name_text, colon, value_text = arg.partition(":")
     name = _regex(name_text.strip(), position, ignore_case=True)
     if not name_text.strip():
-        raise FilterError("a header test needs a name, as in \"x-user-id: alice\"", position)
+        raise FilterError('a header test needs a name, as in "x-user-id: alice"', position)
     value = _regex(value_text.strip(), position, ignore_case=False) if colon else None
 
     def test(message: Message) -> bool:
@@ -248,8 +248,9 @@ def _protocol(*protocols: str) -> Callable[[], Predicate]:
 
 
 def _failed() -> Predicate:
-    return lambda _conn, ex: ex is not None and (
-        ex.error is not None or ex.incomplete or any(AMBIGUOUS_FRAMING in n for n in ex.notes)
+    return lambda _conn, ex: (
+        ex is not None
+        and (ex.error is not None or ex.incomplete or any(AMBIGUOUS_FRAMING in n for n in ex.notes))
     )
 
 
@@ -263,29 +264,39 @@ class Operator:
 
 
 OPERATORS: list[Operator] = [
-    Operator("~m", "METHOD", "request method (a regex, whole word: ~m \"GET|HEAD\")", _method),
+    Operator("~m", "METHOD", 'request method (a regex, whole word: ~m "GET|HEAD")', _method),
     Operator("~p", "REGEX", "request path and query", request_path),
     Operator("~route", "TEMPLATE", "route template, ids collapsed: ~route /api/users/{id}", _route),
     Operator("~d", "REGEX", "request Host header", _host),
-    Operator("~h", '"NAME: REGEX"', "a request header (NAME alone: the header is present)",
-             _request_header),
+    Operator(
+        "~h",
+        '"NAME: REGEX"',
+        "a request header (NAME alone: the header is present)",
+        _request_header,
+    ),
     Operator("~hs", '"NAME: REGEX"', "a response header", _response_header),
     Operator("~c", "CODE", "response status: 404, or a class such as 5xx", _code),
-    Operator("~gs", "CODE", "gRPC status: 5 or NOT_FOUND (from the call's trailers)",
-             _grpc_status),
-    Operator("~b", "REGEX", "request or response body, WebSocket or gRPC messages (as kept)",
-             _body),
-    Operator("~err", None, "exchanges that could not be decoded fully (malformed, gaps)",
-             build=_failed),
-    Operator("~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000",
-             _source),
+    Operator("~gs", "CODE", "gRPC status: 5 or NOT_FOUND (from the call's trailers)", _grpc_status),
+    Operator(
+        "~b", "REGEX", "request or response body, WebSocket or gRPC messages (as kept)", _body
+    ),
+    Operator(
+        "~err", None, "exchanges that could not be decoded fully (malformed, gaps)", build=_failed
+    ),
+    Operator(
+        "~src", "ADDR[:PORT]", "client address: 10.1.2.3, 10.0.0.0/8, [fd00::1]:80, :5000", _source
+    ),
     Operator("~dst", "ADDR[:PORT]", "server address, same forms as ~src", _destination),
-    Operator("~pod", "REGEX", "the source: NAMESPACE/POD, or \"local\"", _pod),
+    Operator("~pod", "REGEX", 'the source: NAMESPACE/POD, or "local"', _pod),
     Operator("~http", None, "HTTP connections", build=_protocol("http")),
     Operator("~h2", None, "HTTP/2 connections (gRPC included)", build=_protocol("h2", "grpc")),
     Operator("~grpc", None, "gRPC connections", build=_protocol("grpc")),
-    Operator("~ws", None, "WebSocket connections (after a 101 Switching Protocols)",
-             build=_protocol("ws")),
+    Operator(
+        "~ws",
+        None,
+        "WebSocket connections (after a 101 Switching Protocols)",
+        build=_protocol("ws"),
+    ),
     Operator("~tls", None, "TLS connections (not decoded)", build=_protocol("tls")),
     Operator("~tcp", None, "other TCP connections (raw bytes)", build=_protocol("tcp", "unknown")),
 ]

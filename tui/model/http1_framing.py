@@ -44,8 +44,10 @@ def framing_ambiguity(headers: list[tuple[str, str]]) -> str | None:
         elif size == 17 and name.lower() == "transfer-encoding":
             coding = True
     if length and coding:
-        return (f"{AMBIGUOUS_FRAMING}: both Content-Length and Transfer-Encoding; decoded by "
-                "Transfer-Encoding, as HTTP/1.1 says (RFC 9112, 6.3)")
+        return (
+            f"{AMBIGUOUS_FRAMING}: both Content-Length and Transfer-Encoding; decoded by "
+            "Transfer-Encoding, as HTTP/1.1 says (RFC 9112, 6.3)"
+        )
     return None
 
 
@@ -54,8 +56,10 @@ def failure_reason(h11_reason: str) -> str:
     if h11_reason == "Receive buffer too long":
         return f"head too large (over {MAX_HEAD // 1024} KiB)"
     if h11_reason == "conflicting Content-Length headers":
-        return (f"{AMBIGUOUS_FRAMING}: two different Content-Lengths; HTTP/1.1 makes such a "
-                "message invalid (RFC 9112, 6.3)")
+        return (
+            f"{AMBIGUOUS_FRAMING}: two different Content-Lengths; HTTP/1.1 makes such a "
+            "message invalid (RFC 9112, 6.3)"
+        )
     return h11_reason
 
 

@@ -67,8 +67,7 @@ class LinearRegex:
         if found is None:
             if len(self._found) >= CACHED_RESULTS:
                 self._found.clear()
-            found = self._found[key] = (self._whole if whole else self._match)(
-                self._bounded(text))
+            found = self._found[key] = (self._whole if whole else self._match)(self._bounded(text))
         return found
 
     def _bounded(self, text: str | bytes) -> bytes:
@@ -87,8 +86,10 @@ def _matchers(compiled: Any) -> tuple[Matcher, Matcher]:
     engine = getattr(compiled, "_regexp", None)
     anchors = getattr(re2, "_Anchor", None)
     if engine is None or anchors is None:
-        return (lambda text: compiled.search(text) is not None,
-                lambda text: compiled.fullmatch(text) is not None)
+        return (
+            lambda text: compiled.search(text) is not None,
+            lambda text: compiled.fullmatch(text) is not None,
+        )
     match = engine.Match
     unanchored, both = anchors.UNANCHORED, anchors.ANCHOR_BOTH
 

@@ -27,14 +27,31 @@ from urllib.parse import parse_qsl
 MASK = "••••••"
 
 SECRET_NAME_PATTERNS = (
-    "token", "secret", "passw", "pwd", "apikey", "auth(?!or(?!iz))", "session", "sessid",
-    "cookie", "credential", "csrf", "xsrf", "signature", "saml", "privatekey",
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "apikey",
+    "auth(?!or(?!iz))",
+    "session",
+    "sessid",
+    "cookie",
+    "credential",
+    "csrf",
+    "xsrf",
+    "signature",
+    "saml",
+    "privatekey",
 )
 """Regular expressions searched in a normalised name (``X-Api-Key`` → ``xapikey``)."""
 
-NOT_SECRET_NAMES = frozenset({
-    "www-authenticate", "proxy-authenticate", "access-control-allow-credentials",
-})
+NOT_SECRET_NAMES = frozenset(
+    {
+        "www-authenticate",
+        "proxy-authenticate",
+        "access-control-allow-credentials",
+    }
+)
 """Names the patterns match that carry no secret: a challenge, a CORS flag."""
 
 OAUTH_REDIRECT_PARAMETERS = frozenset({"code", "state"})
@@ -189,8 +206,10 @@ _SECRET_HINTS = (
     *(re.sub(r"\(.*\)", "", pattern).encode() for pattern in SECRET_NAME_PATTERNS),
     b"eyj",  # a JWT (lower-cased)
     b"@",  # a URL's userinfo
-    b"code", b"state",  # OAuth
-    b"%", b"\\u",  # a name percent-encoded, or JSON-escaped
+    b"code",
+    b"state",  # OAuth
+    b"%",
+    b"\\u",  # a name percent-encoded, or JSON-escaped
 )
 
 

@@ -164,8 +164,13 @@ class Store:
                 if update.state in ("gone", "failed"):
                     # Nothing more will come from it: what its connections had in progress
                     # ends here, incomplete.
-                    self._source_lost(update.source, "the agent went away before it ended",
-                                      change, touched, close=True)
+                    self._source_lost(
+                        update.source,
+                        "the agent went away before it ended",
+                        change,
+                        touched,
+                        close=True,
+                    )
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
                 change.notes_added += 1
@@ -243,15 +248,20 @@ class Store:
             change.stats_changed = True
             why = LOST_REASON_WORDS.get(event.reason, event.reason)
             self._source_lost(
-                source, f"bytes may be missing: {event.count:,} events were lost ({why})",
-                change, touched, close=False)
+                source,
+                f"bytes may be missing: {event.count:,} events were lost ({why})",
+                change,
+                touched,
+                close=False,
+            )
         elif isinstance(event, Hello):
             self.losses.observe_event(source, event)
             info = self.sources.setdefault(source, SourceInfo())
             if info.agent_id and info.agent_id != event.agent_id:
                 # The old agent's connections end with it: the new one numbers its own.
-                self._source_lost(source, "the agent restarted before it ended",
-                                  change, touched, close=True)
+                self._source_lost(
+                    source, "the agent restarted before it ended", change, touched, close=True
+                )
                 self._id_offset[source] = self._highest_id.get(source, -1) + 1
             info.agent_id = event.agent_id
             info.target = event.target

@@ -9,8 +9,13 @@ _CLIENT_HELLO = 0x01
 _EXT_SERVER_NAME = 0x0000
 _EXT_ALPN = 0x0010
 _EXT_SUPPORTED_VERSIONS = 0x002B
-_VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
-             0x0304: "TLS 1.3"}
+_VERSIONS = {
+    0x0300: "SSL 3.0",
+    0x0301: "TLS 1.0",
+    0x0302: "TLS 1.1",
+    0x0303: "TLS 1.2",
+    0x0304: "TLS 1.3",
+}
 _MAX_HELLO = 1 << 16
 
 

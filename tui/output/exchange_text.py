@@ -190,8 +190,11 @@ class ExchangeTextFormatter:
         status = f"{response.status} {response.reason}".rstrip()
         latency = exchange.latency_ms
         timing = f" ({latency:.1f} ms)" if latency is not None else ""
-        lines = [one_line(f"{self._mark(exchange)}Response {ident} {status}{timing}"
-                          f"{self._flags(exchange)}")]
+        lines = [
+            one_line(
+                f"{self._mark(exchange)}Response {ident} {status}{timing}{self._flags(exchange)}"
+            )
+        ]
         lines += self._header_lines(response.headers)
         return "\n".join(lines) + "\n\n"
 

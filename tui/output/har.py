@@ -170,8 +170,10 @@ def _headers_size(start_line: str, message: Message) -> int:
     """Bytes from the start line to the blank line, both included, as HTTP/1.x sends them."""
     if not message.headers and not start_line:
         return -1
-    fields = sum(len(name.encode("latin-1", "replace")) + len(value.encode("latin-1", "replace"))
-                 + 4 for name, value in message.headers)
+    fields = sum(
+        len(name.encode("latin-1", "replace")) + len(value.encode("latin-1", "replace")) + 4
+        for name, value in message.headers
+    )
     return len(start_line) + 2 + fields + 2
 
 
@@ -203,7 +205,8 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
         "headers": _pairs(_shown(request.headers, reveal)),
         "queryString": _pairs(urllib.parse.parse_qsl(query, keep_blank_values=True)),
         "headersSize": _headers_size(
-            f"{request.method} {request.target} HTTP/{request.http_version}", request),
+            f"{request.method} {request.target} HTTP/{request.http_version}", request
+        ),
         "bodySize": request.body_length,
     }
     if request.body_length or request.header("content-type"):
@@ -220,9 +223,16 @@ def _request(request: Request, connection: Connection, reveal: bool) -> Json:
 def _response(response: Response | None, reveal: bool) -> Json:
     if response is None:
         return {
-            "status": 0, "statusText": "", "httpVersion": "", "cookies": [], "headers": [],
-            "content": {"size": 0, "mimeType": ""}, "redirectURL": "",
-            "headersSize": -1, "bodySize": -1, "comment": "no response seen",
+            "status": 0,
+            "statusText": "",
+            "httpVersion": "",
+            "cookies": [],
+            "headers": [],
+            "content": {"size": 0, "mimeType": ""},
+            "redirectURL": "",
+            "headersSize": -1,
+            "bodySize": -1,
+            "comment": "no response seen",
         }
     redirect = response.header("location") or ""
     content, comments = _content(response, reveal)
@@ -240,8 +250,8 @@ def _response(response: Response | None, reveal: bool) -> Json:
         "content": content,
         "redirectURL": redirect if reveal else mask_url(redirect, redirect=True),
         "headersSize": _headers_size(
-            f"HTTP/{response.http_version} {response.status} {response.reason}".rstrip(),
-            response),
+            f"HTTP/{response.http_version} {response.status} {response.reason}".rstrip(), response
+        ),
         "bodySize": response.body_length,
     }
 
@@ -257,8 +267,15 @@ def har_entry(exchange: Exchange, connection: Connection, *, reveal: bool = Fals
         "request": _request(exchange.request, connection, reveal),
         "response": _response(exchange.response, reveal),
         "cache": {},
-        "timings": {"blocked": -1, "dns": -1, "connect": -1, "ssl": -1,
-                    "send": send, "wait": round(wait, 3), "receive": receive},
+        "timings": {
+            "blocked": -1,
+            "dns": -1,
+            "connect": -1,
+            "ssl": -1,
+            "send": send,
+            "wait": round(wait, 3),
+            "receive": receive,
+        },
         "serverIPAddress": connection.server,
         "connection": str(connection.conn),
         "_pod": connection.source,
@@ -302,8 +319,11 @@ _CLOSING = b"\n]}}\n"
 
 
 def har_document(entries: Sequence[Json], version: str, comment: str = "") -> bytes:
-    return (har_document_start(version, comment)
-            + b",\n".join(_encoder.encode(entry) for entry in entries) + _CLOSING)
+    return (
+        har_document_start(version, comment)
+        + b",\n".join(_encoder.encode(entry) for entry in entries)
+        + _CLOSING
+    )
 
 
 def _closing(comment: str) -> bytes:
@@ -365,8 +385,10 @@ def har_of_view(
     pairs: Iterable[tuple[Connection, Iterable[Exchange]]], version: str, *, reveal: bool
 ) -> tuple[bytes, int]:
     """A HAR document of the given connections' exchanges, and how many entries it holds."""
-    entries = [har_entry(exchange, connection, reveal=reveal)
-               for connection, exchanges in pairs for exchange in exchanges]
+    entries = [
+        har_entry(exchange, connection, reveal=reveal)
+        for connection, exchanges in pairs
+        for exchange in exchanges
+    ]
     entries.sort(key=lambda entry: str(entry["startedDateTime"]))
     return har_document(entries, version), len(entries)
-

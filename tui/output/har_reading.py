@@ -63,8 +63,9 @@ def _frame(message: Message, body: bytes, size: object) -> None:
     if declared is not None and declared.strip() != str(true_size):
         # A browser's HAR keeps the decompressed body and the compressed length: frame the
         # bytes at hand, or the replayed stream would not parse.
-        message.headers = [(n, str(len(body)) if n.lower() == "content-length" else v)
-                           for n, v in message.headers]
+        message.headers = [
+            (n, str(len(body)) if n.lower() == "content-length" else v) for n, v in message.headers
+        ]
         true_size = len(body)
     message.body_length = true_size
     message.complete = True
@@ -147,8 +148,13 @@ def _entry_exchange(entry: Json, connection: Connection, index: int) -> Exchange
     started = _parse_time(entry.get("startedDateTime"))
     timings = _object(entry.get("timings"))
     send, wait, receive = (_millis_of(timings, key) for key in ("send", "wait", "receive"))
-    exchange = Exchange(key=connection.key, index=index, request=request, started=started,
-                        request_finished=started + send)
+    exchange = Exchange(
+        key=connection.key,
+        index=index,
+        request=request,
+        started=started,
+        request_finished=started + send,
+    )
     response_part = _object(entry.get("response"))
     status = response_part.get("status")
     if isinstance(status, int) and status > 0:
@@ -214,8 +220,9 @@ def _grpc_messages_of(part: object) -> list[StreamMessage]:
             continue
         data = _text_of({"text": raw, "encoding": "base64"})
         direction: Direction = "in" if item.get("type") == "send" else "out"
-        messages.append(StreamMessage(direction, plausible_time(float(moment)), GRPC, data,
-                                      len(data)))
+        messages.append(
+            StreamMessage(direction, plausible_time(float(moment)), GRPC, data, len(data))
+        )
     return messages
 
 
@@ -269,11 +276,14 @@ def _entry_connection(source: str, first: Json) -> Connection:
     url = urllib.parse.urlsplit(str(request.get("url", "")))
     server_port = first.get("_serverPort") or url.port or (443 if url.scheme == "https" else 80)
     return Connection(
-        key=(source, 0), source=source, conn=0,
+        key=(source, 0),
+        source=source,
+        conn=0,
         client=str(first.get("_clientIPAddress") or "?"),
         client_port=_port(first.get("_clientPort") or 0),
         server=server.strip("[]") or url.hostname or "?",
-        server_port=_port(server_port), opened=0.0,
+        server_port=_port(server_port),
+        opened=0.0,
         # HTTP/2 entries are replayed as HTTP/2 frames, the rest as HTTP/1.x.
         protocol="h2" if _version(request.get("httpVersion")) == "2" else "http",
         # A first response without its request: the connection was joined mid-stream.

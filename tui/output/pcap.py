@@ -69,8 +69,9 @@ class Frame:
     data: bytes
 
 
-def _frame(flow: _Flow, from_client: bool, flags: int, seq: int, ack: int, payload: bytes,
-           ts: float) -> Frame:
+def _frame(
+    flow: _Flow, from_client: bool, flags: int, seq: int, ack: int, payload: bytes, ts: float
+) -> Frame:
     """Ethernet + IPv4/IPv6 + TCP with correct checksums, built directly: building it with
     scapy's layers costs a millisecond per packet, which would cap a capture at a few hundred
     exchanges a second (the test suite checks that scapy dissects these frames as intended)."""
@@ -81,10 +82,16 @@ def _frame(flow: _Flow, from_client: bool, flags: int, seq: int, ack: int, paylo
         src, sport, dst, dport = flow.server, flow.server_port, flow.client, flow.client_port
         macs = _CLIENT_MAC + _SERVER_MAC
     tcp_length = 20 + len(payload)
-    tcp = _TCP_HEADER.pack(sport, dport, seq & _MASK, ack & _MASK if flags & _ACK else 0,
-                           5 << 4, flags, 65535, 0, 0)
-    pseudo = src + dst + struct.pack("!IxxxB" if flow.ipv6 else "!xBH", *(
-        (tcp_length, 6) if flow.ipv6 else (6, tcp_length)))
+    tcp = _TCP_HEADER.pack(
+        sport, dport, seq & _MASK, ack & _MASK if flags & _ACK else 0, 5 << 4, flags, 65535, 0, 0
+    )
+    pseudo = (
+        src
+        + dst
+        + struct.pack(
+            "!IxxxB" if flow.ipv6 else "!xBH", *((tcp_length, 6) if flow.ipv6 else (6, tcp_length))
+        )
+    )
     tcp_checksum = checksum(pseudo + tcp + payload)
     tcp = tcp[:16] + struct.pack("!H", tcp_checksum) + tcp[18:]
     if flow.ipv6:
@@ -139,8 +146,15 @@ class PacketSynthesizer:
             return []  # an opening without addresses (made up): nothing a pcap can show
         if len(client) != len(server):
             return []
-        flow = _Flow(client, event.client_port, server, event.server_port,
-                     client_isn, server_isn, len(server) == 16)
+        flow = _Flow(
+            client,
+            event.client_port,
+            server,
+            event.server_port,
+            client_isn,
+            server_isn,
+            len(server) == 16,
+        )
         self._flows[key] = flow
         if event.mid_stream:
             return []
@@ -157,14 +171,16 @@ class PacketSynthesizer:
     def _data(self, flow: _Flow, from_client: bool, data: bytes, ts: float) -> list[Frame]:
         frames = []
         for start in range(0, len(data), SEGMENT_SIZE):
-            chunk = data[start:start + SEGMENT_SIZE]
+            chunk = data[start : start + SEGMENT_SIZE]
             if from_client:
-                frames.append(_frame(flow, True, _PSH | _ACK, flow.client_next,
-                                     flow.server_next, chunk, ts))
+                frames.append(
+                    _frame(flow, True, _PSH | _ACK, flow.client_next, flow.server_next, chunk, ts)
+                )
                 flow.client_next = (flow.client_next + len(chunk)) & _MASK
             else:
-                frames.append(_frame(flow, False, _PSH | _ACK, flow.server_next,
-                                     flow.client_next, chunk, ts))
+                frames.append(
+                    _frame(flow, False, _PSH | _ACK, flow.server_next, flow.client_next, chunk, ts)
+                )
                 flow.server_next = (flow.server_next + len(chunk)) & _MASK
         return frames
 

@@ -94,8 +94,9 @@ class _PcapSink:
 
 
 class _HarSink:
-    def __init__(self, stream: BinaryIO, store: Store, header: RecordingHeader,
-                 reveal: bool) -> None:
+    def __init__(
+        self, stream: BinaryIO, store: Store, header: RecordingHeader, reveal: bool
+    ) -> None:
         ports = ", ".join(str(port) for port in header.ports)
         self._comment = f"podtap record {header.target}" + (f" on ports {ports}" if ports else "")
         self._writer = HarFileWriter(stream, header.podtap, self._comment)
@@ -127,8 +128,10 @@ class _HarSink:
             else:
                 still[exchange] = connection
         self._pending = still
-        self._writer.flush(_in_progress(har_entry(exchange, connection, reveal=self._reveal))
-                           for exchange, connection in still.items())
+        self._writer.flush(
+            _in_progress(har_entry(exchange, connection, reveal=self._reveal))
+            for exchange, connection in still.items()
+        )
 
     def finish(self) -> None:
         """The capture is over: whatever is still waiting is as final as it will get, and
@@ -193,8 +196,13 @@ class Recording:
         self.progress = Progress()
         body_cap = HAR_BODY_CAP if self.format == "har" else 1024
         # Caps well below the app's: a recording only needs the exchanges not yet written.
-        self.store = Store(max_connections=5_000, max_exchanges=5_000, body_cap=body_cap,
-                           raw_cap=1024, **(store_options or {}))
+        self.store = Store(
+            max_connections=5_000,
+            max_exchanges=5_000,
+            body_cap=body_cap,
+            raw_cap=1024,
+            **(store_options or {}),
+        )
         self._stream: BinaryIO = open_private(
             self.path, replace=replace, hint=": add --force to replace it"
         )
@@ -251,7 +259,8 @@ class Recording:
         # Requests that will never be answered (their connection is gone) are not waited for.
         store = self.store
         self._unanswered = {
-            exchange for exchange in self._unanswered
+            exchange
+            for exchange in self._unanswered
             if (connection := store.get(exchange.key)) is not None and connection.closed is None
         }
 

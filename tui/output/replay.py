@@ -82,7 +82,9 @@ def request_pieces(request: Request) -> _Pieces:
 
 def response_pieces(response: Response, method: str) -> _Pieces:
     bodiless = (
-        method == "HEAD" or response.status < 200 or response.status in (204, 304)
+        method == "HEAD"
+        or response.status < 200
+        or response.status in (204, 304)
         or (method == "CONNECT" and 200 <= response.status < 300)
     )
     return _message_pieces(
@@ -130,12 +132,14 @@ def _data_events(
         if isinstance(part, int):
             yield Gap(seq=numbering.seq(), ts=start, conn=conn, direction=direction, length=part)
         else:
-            yield DataReceived(seq=numbering.seq(), ts=start, conn=conn, direction=direction,
-                               data=part)
+            yield DataReceived(
+                seq=numbering.seq(), ts=start, conn=conn, direction=direction, data=part
+            )
     if last_byte is not None:
         assert end is not None
-        yield DataReceived(seq=numbering.seq(), ts=end, conn=conn, direction=direction,
-                           data=last_byte)
+        yield DataReceived(
+            seq=numbering.seq(), ts=end, conn=conn, direction=direction, data=last_byte
+        )
 
 
 def exchange_events(
@@ -144,18 +148,34 @@ def exchange_events(
     """The request's bytes, the 1xx responses, then the final response (if any)."""
     request = exchange.request
     if request.method:  # else it is a response's stand-in: the request was never seen
-        yield from _data_events(conn, "in", request_pieces(request),
-                                (exchange.started, exchange.request_finished), numbering)
+        yield from _data_events(
+            conn,
+            "in",
+            request_pieces(request),
+            (exchange.started, exchange.request_finished),
+            numbering,
+        )
     answered = exchange.response_started or exchange.request_finished or exchange.started
     for informational in exchange.informational:
-        yield from _data_events(conn, "out", response_pieces(informational, request.method),
-                                (answered, None), numbering)
+        yield from _data_events(
+            conn, "out", response_pieces(informational, request.method), (answered, None), numbering
+        )
     if exchange.response is not None:
-        yield from _data_events(conn, "out", response_pieces(exchange.response, request.method),
-                                (answered, exchange.finished), numbering)
+        yield from _data_events(
+            conn,
+            "out",
+            response_pieces(exchange.response, request.method),
+            (answered, exchange.finished),
+            numbering,
+        )
     for message in exchange.messages:
-        yield DataReceived(seq=numbering.seq(), ts=message.time, conn=conn,
-                           direction=message.direction, data=websocket_frame(message))
+        yield DataReceived(
+            seq=numbering.seq(),
+            ts=message.time,
+            conn=conn,
+            direction=message.direction,
+            data=websocket_frame(message),
+        )
 
 
 def websocket_frame(message: StreamMessage) -> bytes:
@@ -184,9 +204,14 @@ def connection_events(
     as they were kept), closed if it was."""
     conn = numbering.conn_id()
     yield ConnectionOpened(
-        seq=numbering.seq(), ts=connection.opened, conn=conn, client=connection.client,
-        client_port=connection.client_port, server=connection.server,
-        server_port=connection.server_port, interface=connection.interface,
+        seq=numbering.seq(),
+        ts=connection.opened,
+        conn=conn,
+        client=connection.client,
+        client_port=connection.client_port,
+        server=connection.server,
+        server_port=connection.server_port,
+        interface=connection.interface,
         mid_stream=connection.mid_stream,
     )
     last = connection.opened
@@ -203,10 +228,15 @@ def connection_events(
     else:
         for direction, raw in (("in", connection.raw_in), ("out", connection.raw_out)):
             if raw:
-                yield DataReceived(seq=numbering.seq(), ts=connection.last_seen or last,
-                                   conn=conn, direction="in" if direction == "in" else "out",
-                                   data=bytes(raw))
+                yield DataReceived(
+                    seq=numbering.seq(),
+                    ts=connection.last_seen or last,
+                    conn=conn,
+                    direction="in" if direction == "in" else "out",
+                    data=bytes(raw),
+                )
     if connection.closed is not None:
         reason: CloseReason = "rst" if connection.close_reason == "rst" else "fin"
-        yield ConnectionClosed(seq=numbering.seq(), ts=max(connection.closed, last), conn=conn,
-                               reason=reason)
+        yield ConnectionClosed(
+            seq=numbering.seq(), ts=max(connection.closed, last), conn=conn, reason=reason
+        )

@@ -22,8 +22,19 @@ from tui.model.updates import Update
 
 Clock = Callable[[], float]
 
-HEADINGS = ("METHOD", "ENDPOINT", "PROTO", "REQS", f"RATE/S({RATE_SECONDS}s)", "4XX", "5XX",
-            "GRPC_ERR", "P50", "P95", "P99")
+HEADINGS = (
+    "METHOD",
+    "ENDPOINT",
+    "PROTO",
+    "REQS",
+    f"RATE/S({RATE_SECONDS}s)",
+    "4XX",
+    "5XX",
+    "GRPC_ERR",
+    "P50",
+    "P95",
+    "P99",
+)
 _RIGHT = frozenset(range(3, 11))
 
 

@@ -165,9 +165,7 @@ class TextFormatter:
     def format_updates(self, updates: Sequence[Update]) -> str:
         """The text for the events among ``updates`` (statuses and notes print nothing)."""
         fmt = self.format
-        return "".join(
-            [fmt(u.source, u.event) for u in updates if isinstance(u, AgentEvent)]
-        )
+        return "".join([fmt(u.source, u.event) for u in updates if isinstance(u, AgentEvent)])
 
 
 class TextWriter:

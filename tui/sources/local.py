@@ -133,7 +133,7 @@ class AgentProcess:
     def _sentence(self) -> str:
         for line in reversed(self._stderr_tail):
             if line.startswith(_AGENT_PREFIX):
-                return line[len(_AGENT_PREFIX):]
+                return line[len(_AGENT_PREFIX) :]
         return ""
 
     def _last_words(self, lead: str) -> str:
@@ -182,12 +182,19 @@ def agent_argv(target: LocalTarget, ports: Sequence[int]) -> list[str]:
         where = ["--host"]
     port_args = [arg for port in ports for arg in ("--port", str(port))]
     return [
-        sys.executable, "-m", "agent", *where, *port_args,
-        "--listen", "127.0.0.1:0",
+        sys.executable,
+        "-m",
+        "agent",
+        *where,
+        *port_args,
+        "--listen",
+        "127.0.0.1:0",
         # podtap connects at once; should podtap die without stopping the agent, the agent
         # notices its client is gone and exits by itself.
-        "--first-client-timeout", "30",
-        "--idle-timeout", "15",
+        "--first-client-timeout",
+        "30",
+        "--idle-timeout",
+        "15",
     ]
 
 

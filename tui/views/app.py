@@ -55,8 +55,14 @@ class PodtapApp(App[None]):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", id="podtap.quit", tooltip="Quit podtap (agents stop)"),
-        Binding("question_mark", "help", "Help", key_display="?", id="podtap.help",
-                tooltip="Every key and filter operator"),
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            key_display="?",
+            id="podtap.help",
+            tooltip="Every key and filter operator",
+        ),
     ]
 
     def __init__(
@@ -74,8 +80,13 @@ class PodtapApp(App[None]):
         self.title = title or session.description
         self.sub_title = session.description
         self.endpoints = EndpointTable()
-        self.main_screen = MainScreen(self.store, clock, session.description,
-                                      endpoints=self.endpoints, endpoints_now=self._now)
+        self.main_screen = MainScreen(
+            self.store,
+            clock,
+            session.description,
+            endpoints=self.endpoints,
+            endpoints_now=self._now,
+        )
         self.pending = PendingChanges()
         self.rate = RateMeter()
         self.events_seen = 0
@@ -100,8 +111,9 @@ class PodtapApp(App[None]):
         self.collector.start()
         self._gate = IdleGate.install(asyncio.get_running_loop())
         if self._gate is not None:
-            self.decoding = DecodingThread(self.store, self._gate, self._applied,
-                                           tend=self._tend_collector)
+            self.decoding = DecodingThread(
+                self.store, self._gate, self._applied, tend=self._tend_collector
+            )
             self.decoding.start()
         self.ingest_updates()
 
@@ -122,8 +134,13 @@ class PodtapApp(App[None]):
                 await self._decode(batch)
             await self._decoded()
         except UserError as error:
-            self.notify(terminal_safe(str(error)), title="The stream stopped", severity="error",
-                        timeout=60, markup=False)
+            self.notify(
+                terminal_safe(str(error)),
+                title="The stream stopped",
+                severity="error",
+                timeout=60,
+                markup=False,
+            )
         self.stream_ended = True
         self.draw()
         self.main_screen.catch_up(now=True)
@@ -134,7 +151,7 @@ class PodtapApp(App[None]):
         decoding = self.decoding
         if decoding is None:
             for start in range(0, len(batch), INGEST_CHUNK):
-                self.apply(batch[start:start + INGEST_CHUNK])
+                self.apply(batch[start : start + INGEST_CHUNK])
                 self._tend_collector()
                 await asyncio.sleep(0)
             return
@@ -214,8 +231,7 @@ class PodtapApp(App[None]):
         yield from super().get_system_commands(screen)
         for binding in bindings_of(type(screen)):
             label = f"{binding.description} ({binding.key_display or binding.key})"
-            yield SystemCommand(label, binding.tooltip, partial(screen.run_action,
-                                                                 binding.action))
+            yield SystemCommand(label, binding.tooltip, partial(screen.run_action, binding.action))
         yield SystemCommand("Help (?)", "Every key and filter operator", self.action_help)
 
 

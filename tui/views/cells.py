@@ -72,8 +72,13 @@ def protocol(name: str) -> Styled:
     return (PROTOCOL_NAMES.get(name, name), PROTOCOL_STYLES.get(name, ""))
 
 
-METHOD_STYLES = {"GET": "cyan", "POST": "magenta", "PUT": "yellow", "PATCH": "yellow",
-                 "DELETE": "red"}
+METHOD_STYLES = {
+    "GET": "cyan",
+    "POST": "magenta",
+    "PUT": "yellow",
+    "PATCH": "yellow",
+    "DELETE": "red",
+}
 
 
 def method(name: str) -> Styled:
@@ -93,4 +98,3 @@ def sparkline(counts: list[int]) -> str:
         " " if not count else SPARK_BARS[min(last, (count * last + top - 1) // top)]
         for count in counts
     )
-

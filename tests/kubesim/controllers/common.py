@@ -21,9 +21,14 @@ def seconds_since(stamp: str) -> float:
 
 
 def owner_reference(owner: Object) -> dict[str, Any]:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"],
-            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def template_hash(template: Any) -> str:
@@ -34,28 +39,38 @@ def template_hash(template: Any) -> str:
 
 def is_active(pod: Object) -> bool:
     return not pod["metadata"].get("deletionTimestamp") and pod.get("status", {}).get(
-        "phase") not in ("Succeeded", "Failed")
+        "phase"
+    ) not in ("Succeeded", "Failed")
 
 
 def is_ready(pod: Object) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod.get("status", {}).get("conditions") or [])
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )
 
 
 def owned_pods(store: Store, owner: Object) -> list[Object]:
     uid = owner["metadata"]["uid"]
-    return store.list(POD, owner["metadata"]["namespace"], where=lambda pod: any(
-        r.get("uid") == uid and r.get("controller")
-        for r in pod["metadata"].get("ownerReferences") or []))
+    return store.list(
+        POD,
+        owner["metadata"]["namespace"],
+        where=lambda pod: any(
+            r.get("uid") == uid and r.get("controller")
+            for r in pod["metadata"].get("ownerReferences") or []
+        ),
+    )
 
 
-def create_pod(store: Store, owner: Object, name: str, extra_labels: dict[str, str],
-               node: str | None = None) -> Object | None:
+def create_pod(
+    store: Store, owner: Object, name: str, extra_labels: dict[str, str], node: str | None = None
+) -> Object | None:
     template = copy.deepcopy(owner["spec"]["template"])
     meta = template.get("metadata") or {}
     pod: Object = {
         "metadata": {
-            "name": name, "namespace": owner["metadata"]["namespace"],
+            "name": name,
+            "namespace": owner["metadata"]["namespace"],
             "labels": {**(meta.get("labels") or {}), **extra_labels},
             "annotations": dict(meta.get("annotations") or {}),
             "ownerReferences": [owner_reference(owner)],
@@ -68,9 +83,14 @@ def create_pod(store: Store, owner: Object, name: str, extra_labels: dict[str, s
         return objects.create(store, POD, pod)
     except ApiError as refused:
         kind = owner["kind"]
-        objects.record_event(store, owner, "Warning", "FailedCreate",
-                             f"Error creating: {refused.message}",
-                             f"{kind.lower()}-controller")
+        objects.record_event(
+            store,
+            owner,
+            "Warning",
+            "FailedCreate",
+            f"Error creating: {refused.message}",
+            f"{kind.lower()}-controller",
+        )
         return None
 
 

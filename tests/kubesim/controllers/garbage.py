@@ -21,8 +21,13 @@ def collect_garbage(store: Store) -> None:
         if orphaned and not obj["metadata"].get("deletionTimestamp"):
             # An earlier cascade in this pass may have removed it already.
             with contextlib.suppress(ApiError):
-                objects.delete(store, rt, obj["metadata"].get("namespace"),
-                               obj["metadata"]["name"], propagation="Background")
+                objects.delete(
+                    store,
+                    rt,
+                    obj["metadata"].get("namespace"),
+                    obj["metadata"]["name"],
+                    propagation="Background",
+                )
         owners_with_dependents.update(r.get("uid") for r in refs)
     for rt, obj in everything:
         meta = obj["metadata"]
@@ -31,8 +36,12 @@ def collect_garbage(store: Store) -> None:
         if meta["uid"] in owners_with_dependents:
             for dependent_rt, dependent in objects.dependents(store, meta["uid"]):
                 if not dependent["metadata"].get("deletionTimestamp"):
-                    objects.delete(store, dependent_rt,
-                                   dependent["metadata"].get("namespace"),
-                                   dependent["metadata"]["name"], propagation="Foreground")
+                    objects.delete(
+                        store,
+                        dependent_rt,
+                        dependent["metadata"].get("namespace"),
+                        dependent["metadata"]["name"],
+                        propagation="Foreground",
+                    )
         else:
             store.remove(rt, meta.get("namespace"), meta["name"])

@@ -20,11 +20,21 @@ class Scheduler:
             if pod["spec"].get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 continue
             pod["spec"]["nodeName"] = next(self._next_node)
-            pod["status"]["conditions"] = [{"type": "PodScheduled", "status": "True",
-                                            "lastProbeTime": None,
-                                            "lastTransitionTime": now_rfc3339()}]
+            pod["status"]["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
             self.store.update(POD, pod)
-            objects.record_event(self.store, pod, "Normal", "Scheduled",
-                                 f"Successfully assigned {pod['metadata']['namespace']}/"
-                                 f"{pod['metadata']['name']} to {pod['spec']['nodeName']}",
-                                 "default-scheduler")
+            objects.record_event(
+                self.store,
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {pod['metadata']['namespace']}/"
+                f"{pod['metadata']['name']} to {pod['spec']['nodeName']}",
+                "default-scheduler",
+            )

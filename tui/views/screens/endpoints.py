@@ -34,16 +34,45 @@ class EndpointsScreen(Screen[EndpointKey | None]):
     """Dismissed with the (method, route) chosen by ``enter``, or None by ``esc``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,e", "dismiss(None)", "Back", key_display="esc", id="endpoints.back",
-                tooltip="Back to the connections or requests"),
-        Binding("enter", "choose", "Its requests", id="endpoints.choose",
-                tooltip="Show the requests view filtered to this endpoint"),
-        Binding("greater_than_sign", "sort(1)", "Sort →", key_display=">",
-                id="endpoints.sort_next", tooltip="Sort by the next column"),
-        Binding("less_than_sign", "sort(-1)", "Sort ←", key_display="<",
-                id="endpoints.sort_previous", tooltip="Sort by the previous column"),
-        Binding("exclamation_mark", "reverse", "Reverse", key_display="!",
-                id="endpoints.reverse", tooltip="Reverse the order"),
+        Binding(
+            "escape,e",
+            "dismiss(None)",
+            "Back",
+            key_display="esc",
+            id="endpoints.back",
+            tooltip="Back to the connections or requests",
+        ),
+        Binding(
+            "enter",
+            "choose",
+            "Its requests",
+            id="endpoints.choose",
+            tooltip="Show the requests view filtered to this endpoint",
+        ),
+        Binding(
+            "greater_than_sign",
+            "sort(1)",
+            "Sort →",
+            key_display=">",
+            id="endpoints.sort_next",
+            tooltip="Sort by the next column",
+        ),
+        Binding(
+            "less_than_sign",
+            "sort(-1)",
+            "Sort ←",
+            key_display="<",
+            id="endpoints.sort_previous",
+            tooltip="Sort by the previous column",
+        ),
+        Binding(
+            "exclamation_mark",
+            "reverse",
+            "Reverse",
+            key_display="!",
+            id="endpoints.reverse",
+            tooltip="Reverse the order",
+        ),
     ]
 
     def __init__(self, table: EndpointTable, now: Clock) -> None:
@@ -70,7 +99,8 @@ class EndpointsScreen(Screen[EndpointKey | None]):
         arrow = "↓" if self.descending else "↑"
         self.rows_table.columns = [
             replace(column, title=f"{column.title}{arrow}")
-            if column.title == self.sort_by else column
+            if column.title == self.sort_by
+            else column
             for column in ENDPOINT_COLUMNS
         ]
         self.rows_table.border_title = (
@@ -95,7 +125,9 @@ class EndpointsScreen(Screen[EndpointKey | None]):
         if endpoint is None:
             return
         if endpoint.route == OTHER_ROUTE:
-            self.notify("These endpoints were not kept apart (too many): filter with / instead.",
-                        severity="warning")
+            self.notify(
+                "These endpoints were not kept apart (too many): filter with / instead.",
+                severity="warning",
+            )
             return
         self.dismiss((endpoint.method, endpoint.route))

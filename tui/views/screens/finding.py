@@ -113,8 +113,7 @@ class FindKeys(Screen[None]):
         forward = scan.forward
         if scan.found is None:
             if not self.detail.jump_to_match(forward, from_edge=True):
-                self.notify(f"No request shown mentions {scan.needle.text!r}.",
-                            severity="warning")
+                self.notify(f"No request shown mentions {scan.needle.text!r}.", severity="warning")
             self._draw_detail_subtitle()
             return
         self._select_exchange(scan.exchanges[scan.found])

@@ -52,16 +52,42 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
     """Returns (dismisses with) the filter for the chosen header value, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", key_display="esc", id="headers.back",
-                tooltip="Back to the connections"),
-        Binding("enter", "use_as_filter", "Use as filter", id="headers.use",
-                tooltip="Show only requests with this header value"),
-        Binding("m", "copy_mirrord", "Copy mirrord", id="headers.copy_mirrord",
-                tooltip="Copy the mirrord config that steals requests with this header value"),
-        Binding("c", "copy_filter", "Copy regex", id="headers.copy_filter",
-                tooltip="Copy the header_filter regex alone"),
-        Binding("s", "toggle_secrets", "Secrets", id="headers.secrets",
-                tooltip="Reveal or mask the values of secret headers"),
+        Binding(
+            "escape",
+            "back",
+            "Back",
+            key_display="esc",
+            id="headers.back",
+            tooltip="Back to the connections",
+        ),
+        Binding(
+            "enter",
+            "use_as_filter",
+            "Use as filter",
+            id="headers.use",
+            tooltip="Show only requests with this header value",
+        ),
+        Binding(
+            "m",
+            "copy_mirrord",
+            "Copy mirrord",
+            id="headers.copy_mirrord",
+            tooltip="Copy the mirrord config that steals requests with this header value",
+        ),
+        Binding(
+            "c",
+            "copy_filter",
+            "Copy regex",
+            id="headers.copy_filter",
+            tooltip="Copy the header_filter regex alone",
+        ),
+        Binding(
+            "s",
+            "toggle_secrets",
+            "Secrets",
+            id="headers.secrets",
+            tooltip="Reveal or mask the values of secret headers",
+        ),
     ]
 
     REFRESH_EVERY = 0.5
@@ -76,12 +102,18 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
     def compose(self) -> ComposeResult:
         with Horizontal(id="inventory-tables"):
             yield LiveTable[HeaderStats, str](
-                HEADER_COLUMNS, self._header_cells, lambda stats: stats.name,
-                empty_text="no request headers seen yet", id="header-names",
+                HEADER_COLUMNS,
+                self._header_cells,
+                lambda stats: stats.name,
+                empty_text="no request headers seen yet",
+                id="header-names",
             )
             yield LiveTable[tuple[str, int], str](
-                VALUE_COLUMNS, self._value_cells, lambda pair: pair[0],
-                empty_text="", id="header-values",
+                VALUE_COLUMNS,
+                self._value_cells,
+                lambda pair: pair[0],
+                empty_text="",
+                id="header-values",
             )
         with VerticalScroll(id="inventory-choice"):
             yield Static(id="choice-body")
@@ -162,8 +194,7 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
         body = self.query_one("#choice-body", Static)
         chosen = self.chosen
         if chosen is None:
-            body.update(Text("Pick a header and a value (↑/↓, tab to switch lists).",
-                             style="dim"))
+            body.update(Text("Pick a header and a value (↑/↓, tab to switch lists).", style="dim"))
             return
         name, value = chosen
         inventory = self.store.header_inventory
@@ -175,8 +206,12 @@ class HeaderInventoryScreen(Screen[ChosenFilter | None]):
         config = inventory.mirrord_config(name, value)
         if not self.reveal_secrets and self._shown_value(name, value) != value:
             config = config.replace(value, self._shown_value(name, value))
-        body.update(Group(head, Syntax(terminal_safe(config), "json", background_color="default",
-                                       word_wrap=True)))
+        body.update(
+            Group(
+                head,
+                Syntax(terminal_safe(config), "json", background_color="default", word_wrap=True),
+            )
+        )
 
     # -- keys -----------------------------------------------------------------------------
 

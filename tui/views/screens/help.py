@@ -55,8 +55,14 @@ def filter_table() -> Table:
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,question_mark,q", "dismiss", "Close", key_display="esc",
-                id="help.close", tooltip="Close the help"),
+        Binding(
+            "escape,question_mark,q",
+            "dismiss",
+            "Close",
+            key_display="esc",
+            id="help.close",
+            tooltip="Close the help",
+        ),
     ]
 
     def __init__(self, keys: list[Binding], *, with_filters: bool) -> None:
@@ -68,11 +74,18 @@ class HelpScreen(ModalScreen[None]):
         heading = Text.assemble(("podtap", "bold"), " — keys of this screen")
         parts: list[RenderableType] = [heading, Text(), keys_table(self.keys)]
         if self.with_filters:
-            parts += [Text(), Text("Moving around", style="bold"),
-                      keys_table(bindings_of(LiveTable)), Text(),
-                      Text("Filter expressions (/)", style="bold"),
-                      keys_table(bindings_of(FilterInput)), filter_table(),
-                      Text('Combine with ! & | and ( ); quote values with spaces: '
-                           '~h "x-user-id: ^alice$"', style="dim")]
+            parts += [
+                Text(),
+                Text("Moving around", style="bold"),
+                keys_table(bindings_of(LiveTable)),
+                Text(),
+                Text("Filter expressions (/)", style="bold"),
+                keys_table(bindings_of(FilterInput)),
+                filter_table(),
+                Text(
+                    'Combine with ! & | and ( ); quote values with spaces: ~h "x-user-id: ^alice$"',
+                    style="dim",
+                ),
+            ]
         with VerticalScroll(id="help-body"):
             yield Static(Group(*parts))

@@ -45,46 +45,150 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
     BINDINGS: ClassVar[list[BindingType]] = [
         # Priority: the app handles "/" itself before reading the next key, so what is typed
         # right after it (a fast typist, a paste) lands in the prompt.
-        Binding("slash", "open_filter", "Filter", key_display="/", id="main.filter",
-                priority=True,
-                tooltip="Type a filter expression (~m ~p ~h ~c ~src ~pod ~b …); ? lists them"),
-        Binding("exclamation_mark", "invert", "Invert", key_display="!", id="main.invert",
-                tooltip="Show what the filter hides, and hide what it shows"),
-        Binding("escape", "back", "Back/clear", key_display="esc", id="main.back",
-                tooltip="Leave the raw view, go back to the connections, or clear the filter"),
-        Binding("h", "headers", "Headers", id="main.headers",
-                tooltip="Every request header seen, ranked as a traffic-filter key"),
-        Binding("H", "toggle_noise", "Noise", key_display="H", id="main.noise",
-                tooltip="Hide or show health probes and metrics scrapes"),
-        Binding("space", "toggle_pause", "Pause", key_display="space", id="main.pause",
-                tooltip="Freeze the screen, or follow the newest traffic again"),
-        Binding("r", "toggle_raw", "Raw", id="main.raw",
-                tooltip="The connection's bytes as text or hex"),
-        Binding("s", "toggle_secrets", "Secrets", id="main.secrets",
-                tooltip="Reveal or mask secrets: credentials in headers, URLs and bodies"),
-        Binding("c", "copy_curl", "Copy curl", id="main.copy_curl",
-                tooltip="Copy the selected request as a curl command"),
-        Binding("m", "copy_mirrord", "Copy mirrord", id="main.copy_mirrord",
-                tooltip="Copy a mirrord config that steals traffic like the selected request"),
-        Binding("tab", "switch_view", "View", key_display="tab", id="main.switch_view",
-                tooltip="Switch the left pane between connections and every request"),
-        Binding("e", "endpoints", "Endpoints", id="main.endpoints",
-                tooltip="Requests, rate, errors and latency per endpoint"),
+        Binding(
+            "slash",
+            "open_filter",
+            "Filter",
+            key_display="/",
+            id="main.filter",
+            priority=True,
+            tooltip="Type a filter expression (~m ~p ~h ~c ~src ~pod ~b …); ? lists them",
+        ),
+        Binding(
+            "exclamation_mark",
+            "invert",
+            "Invert",
+            key_display="!",
+            id="main.invert",
+            tooltip="Show what the filter hides, and hide what it shows",
+        ),
+        Binding(
+            "escape",
+            "back",
+            "Back/clear",
+            key_display="esc",
+            id="main.back",
+            tooltip="Leave the raw view, go back to the connections, or clear the filter",
+        ),
+        Binding(
+            "h",
+            "headers",
+            "Headers",
+            id="main.headers",
+            tooltip="Every request header seen, ranked as a traffic-filter key",
+        ),
+        Binding(
+            "H",
+            "toggle_noise",
+            "Noise",
+            key_display="H",
+            id="main.noise",
+            tooltip="Hide or show health probes and metrics scrapes",
+        ),
+        Binding(
+            "space",
+            "toggle_pause",
+            "Pause",
+            key_display="space",
+            id="main.pause",
+            tooltip="Freeze the screen, or follow the newest traffic again",
+        ),
+        Binding(
+            "r", "toggle_raw", "Raw", id="main.raw", tooltip="The connection's bytes as text or hex"
+        ),
+        Binding(
+            "s",
+            "toggle_secrets",
+            "Secrets",
+            id="main.secrets",
+            tooltip="Reveal or mask secrets: credentials in headers, URLs and bodies",
+        ),
+        Binding(
+            "c",
+            "copy_curl",
+            "Copy curl",
+            id="main.copy_curl",
+            tooltip="Copy the selected request as a curl command",
+        ),
+        Binding(
+            "m",
+            "copy_mirrord",
+            "Copy mirrord",
+            id="main.copy_mirrord",
+            tooltip="Copy a mirrord config that steals traffic like the selected request",
+        ),
+        Binding(
+            "tab",
+            "switch_view",
+            "View",
+            key_display="tab",
+            id="main.switch_view",
+            tooltip="Switch the left pane between connections and every request",
+        ),
+        Binding(
+            "e",
+            "endpoints",
+            "Endpoints",
+            id="main.endpoints",
+            tooltip="Requests, rate, errors and latency per endpoint",
+        ),
         # Priority, like "/": what is typed right after it lands in the prompt.
-        Binding("f", "find", "Find", id="main.find", priority=True,
-                tooltip="Find text in the request's headers and bodies (n/N: next/previous)"),
-        Binding("n", "find_next(True)", "Next match", show=False, id="main.find_next",
-                tooltip="The next match, in the next request that has one past the last"),
-        Binding("N", "find_next(False)", "Previous match", key_display="N", show=False,
-                id="main.find_previous", tooltip="The previous match, going back likewise"),
-        Binding("v", "cycle_body_view", "Body", id="main.body_view",
-                tooltip="Show bodies as: auto, JSON, XML/HTML, form, multipart, text, hex"),
-        Binding("ctrl+l", "clear", "Clear", show=False, id="main.clear",
-                tooltip="Forget every connection seen so far"),
-        Binding("w", "write_file", "Write", show=False, id="main.write_file",
-                tooltip="Write the connections shown to a .har, .jsonl or .pcap file"),
-        Binding("enter,right", "focus_exchanges", "Requests", show=False, id="main.requests",
-                tooltip="Move to the selected connection's requests"),
+        Binding(
+            "f",
+            "find",
+            "Find",
+            id="main.find",
+            priority=True,
+            tooltip="Find text in the request's headers and bodies (n/N: next/previous)",
+        ),
+        Binding(
+            "n",
+            "find_next(True)",
+            "Next match",
+            show=False,
+            id="main.find_next",
+            tooltip="The next match, in the next request that has one past the last",
+        ),
+        Binding(
+            "N",
+            "find_next(False)",
+            "Previous match",
+            key_display="N",
+            show=False,
+            id="main.find_previous",
+            tooltip="The previous match, going back likewise",
+        ),
+        Binding(
+            "v",
+            "cycle_body_view",
+            "Body",
+            id="main.body_view",
+            tooltip="Show bodies as: auto, JSON, XML/HTML, form, multipart, text, hex",
+        ),
+        Binding(
+            "ctrl+l",
+            "clear",
+            "Clear",
+            show=False,
+            id="main.clear",
+            tooltip="Forget every connection seen so far",
+        ),
+        Binding(
+            "w",
+            "write_file",
+            "Write",
+            show=False,
+            id="main.write_file",
+            tooltip="Write the connections shown to a .har, .jsonl or .pcap file",
+        ),
+        Binding(
+            "enter,right",
+            "focus_exchanges",
+            "Requests",
+            show=False,
+            id="main.requests",
+            tooltip="Move to the selected connection's requests",
+        ),
     ]
 
     def __init__(
@@ -195,8 +299,11 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         one_local_source = set(self.store.sources) <= {"local"}
         table.hidden_columns = {"pod"} if one_local_source else set()
         narrowed = self.store.filter is not None or self.store.hide_noise
-        table.empty_text = ("no connection matches the filter (esc clears it)" if narrowed
-                            else "waiting for connections…")
+        table.empty_text = (
+            "no connection matches the filter (esc clears it)"
+            if narrowed
+            else "waiting for connections…"
+        )
         if changes.view_changed or changes.everything:
             table.show(self.store.visible_connections(), stick_to_first=self.mode == "following")
         elif changes.connections:
@@ -210,8 +317,10 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         if changes.everything or (selected is not None and selected in changes.connections):
             self._load_exchanges(stick_to_first=self.exchanges_table.cursor_row == 0)
         shown = self._shown_exchange
-        if changes.everything or (shown is not None and shown in changes.exchanges) or (
-            (self.raw_mode or shown is None) and selected in changes.connections
+        if (
+            changes.everything
+            or (shown is not None and shown in changes.exchanges)
+            or ((self.raw_mode or shown is None) and selected in changes.connections)
         ):
             self._draw_detail(keep_scroll=True)
 
@@ -236,7 +345,8 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
             pods_total=len(pods),
             reconnecting=tuple(n for n, s in store.sources.items() if s.state == "reconnecting"),
             failed=tuple(
-                f"{name}: {s.detail or s.state}" for name, s in store.sources.items()
+                f"{name}: {s.detail or s.state}"
+                for name, s in store.sources.items()
                 if s.state in ("failed", "gone")
             ),
             events_per_second=events_per_second,
@@ -332,8 +442,9 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
     def action_endpoints(self) -> None:
         from tui.views.screens.endpoints import EndpointsScreen
 
-        self.app.push_screen(EndpointsScreen(self.endpoints, self.endpoints_now),
-                             self._endpoint_chosen)
+        self.app.push_screen(
+            EndpointsScreen(self.endpoints, self.endpoints_now), self._endpoint_chosen
+        )
 
     def _endpoint_chosen(self, chosen: EndpointKey | None) -> None:
         if chosen is None:
@@ -347,4 +458,3 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
     def action_cycle_body_view(self) -> None:
         self.body_mode = BODY_MODES[(BODY_MODES.index(self.body_mode) + 1) % len(BODY_MODES)]
         self._draw_detail(keep_scroll=True)
-

@@ -118,10 +118,12 @@ class RequestsViewKeys(Screen[None]):
         table = self.requests_table
         table.hidden_columns = {"pod"} if set(self.store.sources) <= {"local"} else set()
         narrowed = self.store.filter is not None or self.store.hide_noise
-        table.empty_text = ("no request matches the filter (esc clears it)" if narrowed
-                            else "waiting for requests…")
-        table.show(self.store.visible_exchanges_in_order()[::-1],
-                   stick_to_first=self.mode == "following")
+        table.empty_text = (
+            "no request matches the filter (esc clears it)" if narrowed else "waiting for requests…"
+        )
+        table.show(
+            self.store.visible_exchanges_in_order()[::-1], stick_to_first=self.mode == "following"
+        )
 
     @on(LiveTable.Highlighted, "#requests")
     def _request_highlighted(self, event: LiveTable.Highlighted) -> None:

@@ -49,8 +49,14 @@ class WriteFileScreen(ModalScreen[str | None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", key_display="esc", id="write_file.cancel",
-                tooltip="Close without writing"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            key_display="esc",
+            id="write_file.cancel",
+            tooltip="Close without writing",
+        ),
     ]
 
     def __init__(self, store: Store, target: str, *, reveal: bool, now: float) -> None:
@@ -67,9 +73,11 @@ class WriteFileScreen(ModalScreen[str | None]):
         shown = len(self.store.visible_connections())
         secrets = "revealed" if self.reveal else "masked"
         with Vertical(id="write-file"):
-            yield Static(f"Write the {shown} connections shown to a file "
-                         f"(.har: HTTP exchanges, secrets {secrets}; .jsonl: podtap open; "
-                         ".pcap: Wireshark). Enter writes, esc cancels.")
+            yield Static(
+                f"Write the {shown} connections shown to a file "
+                f"(.har: HTTP exchanges, secrets {secrets}; .jsonl: podtap open; "
+                ".pcap: Wireshark). Enter writes, esc cancels."
+            )
             yield self.path_input
             yield self.error
 
@@ -85,8 +93,10 @@ class WriteFileScreen(ModalScreen[str | None]):
             return
         store = self.store
         # Oldest first, as a recording would hold them.
-        view = [(conn, store.visible_exchanges(conn.key))
-                for conn in reversed(store.visible_connections())]
+        view = [
+            (conn, store.visible_exchanges(conn.key))
+            for conn in reversed(store.visible_connections())
+        ]
         ports = sorted({conn.server_port for conn, _ in view if conn.server_port})
         header = RecordingHeader(podtap=__version__, target=self.target, ports=ports)
         replace = path == self._confirmed_path

@@ -40,8 +40,10 @@ def headers_table(message: Message, reveal: bool) -> RenderableType:
     table.add_column(overflow="fold")
     for name, value in message.headers:
         shown = value if reveal else mask(name, value)
-        table.add_row(f" {one_line(name)}",
-                      Text(one_line(shown), style="dim italic" if shown != value else ""))
+        table.add_row(
+            f" {one_line(name)}",
+            Text(one_line(shown), style="dim italic" if shown != value else ""),
+        )
     return table
 
 
@@ -61,10 +63,12 @@ def body_blocks(title: str, message: Message, mode: BodyMode, reveal: bool) -> l
     content_type = message.header("content-type") or ""
     blocks.append(BodyBlock(decoded.data, content_type, mode, masked=not reveal))
     if not decoded.decoded and message.body_truncated:
-        blocks.append(Text(
-            f"… the first {len(message.body):,} of {message.body_length:,} bytes were kept",
-            style="dim italic",
-        ))
+        blocks.append(
+            Text(
+                f"… the first {len(message.body):,} of {message.body_length:,} bytes were kept",
+                style="dim italic",
+            )
+        )
     return blocks
 
 
@@ -83,7 +87,7 @@ def _mostly_text(text: str) -> bool:
 def hex_dump(data: bytes, offset: int = 0) -> Text:
     out = Text()
     for start in range(0, len(data), 16):
-        row = data[start:start + 16]
+        row = data[start : start + 16]
         hex_part = " ".join(f"{b:02x}" for b in row)
         ascii_part = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
         out.append(f"{offset + start:08x}  ", style="dim")
@@ -119,8 +123,10 @@ def exchange_view(
     request = exchange.request
     facts = Text(style="dim")
     facts.append(f"#{exchange.index}  {clock_time(exchange.started)}  ")
-    facts.append(f"{cells.address(connection.client, connection.client_port)} → "
-                 f"{cells.address(connection.server, connection.server_port)}")
+    facts.append(
+        f"{cells.address(connection.client, connection.client_port)} → "
+        f"{cells.address(connection.server, connection.server_port)}"
+    )
     if exchange.latency_ms is not None:
         facts.append(f"  {cells.latency(exchange.latency_ms)}")
     parts: list[RenderableType] = [request_line(request, reveal), facts]
@@ -133,11 +139,11 @@ def exchange_view(
     # How it was seen: why it is incomplete, ambiguous framing...
     parts += [Text(note, style="yellow") for note in exchange.notes]
     if exchange.upgraded and connection.protocol == "ws":
-        parts.append(Text("switched to WebSocket: its messages follow the response",
-                          style="cyan"))
+        parts.append(Text("switched to WebSocket: its messages follow the response", style="cyan"))
     elif exchange.upgraded:
-        parts.append(Text("protocol switched here: the rest of the stream is raw (r)",
-                          style="cyan"))
+        parts.append(
+            Text("protocol switched here: the rest of the stream is raw (r)", style="cyan")
+        )
     parts += [section("request headers"), headers_table(request, reveal)]
     blocks: list[Block] = [Group(*parts), *body_blocks("request body", request, mode, reveal)]
     parts = [*trailers_view("request trailers", request, reveal), Text()]
@@ -149,13 +155,14 @@ def exchange_view(
         parts.append(status_line(early))
         if early.headers:
             parts.append(headers_table(early, reveal))
-    parts += [status_line(response), section("response headers"),
-              headers_table(response, reveal)]
+    parts += [status_line(response), section("response headers"), headers_table(response, reveal)]
     blocks += [Group(*parts), *body_blocks("response body", response, mode, reveal)]
     parts = trailers_view("response trailers", response, reveal)
     if exchange.messages:
-        parts += [section(f"messages ({len(exchange.messages):,})"),
-                  messages_view(exchange.messages, reveal)]
+        parts += [
+            section(f"messages ({len(exchange.messages):,})"),
+            messages_view(exchange.messages, reveal),
+        ]
     for note in exchange.notes:
         parts.append(Text(one_line(note), style="yellow"))
     return [*blocks, Group(*parts)] if parts else blocks
@@ -193,8 +200,10 @@ def raw_view(connection: Connection, *, reveal: bool) -> RenderableType:
 def connection_facts(connection: Connection) -> RenderableType:
     title = Text()
     title.append(f"{connection.protocol.upper()} ", style="bold")
-    title.append(f"{cells.address(connection.client, connection.client_port)} → "
-                 f"{cells.address(connection.server, connection.server_port)}")
+    title.append(
+        f"{cells.address(connection.client, connection.client_port)} → "
+        f"{cells.address(connection.server, connection.server_port)}"
+    )
     title.append(f"  {one_line(connection.source)} #{connection.conn}", style="dim")
     lines: list[RenderableType] = [title]
     opened = Text(f"opened {clock_time(connection.opened)}", style="dim")

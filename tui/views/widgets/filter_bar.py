@@ -20,8 +20,14 @@ class FilterInput(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
         # Not in the footer: the footer would be rebuilt (a whole-screen layout) each time the
         # prompt takes or leaves the focus. The hint next to the prompt says it; so does help.
-        Binding("escape", "cancel", "Cancel", show=False, id="filter.cancel",
-                tooltip="Put back the filter that was in force before editing"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            show=False,
+            id="filter.cancel",
+            tooltip="Put back the filter that was in force before editing",
+        ),
     ]
 
     class Cancelled(Message):
@@ -67,8 +73,10 @@ class FilterBar(Horizontal):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.input = FilterInput(placeholder="press / to filter: ~c 5xx, ~h \"x-user-id: alice\", "
-                                 "!~tcp …", id="filter-input")
+        self.input = FilterInput(
+            placeholder='press / to filter: ~c 5xx, ~h "x-user-id: alice", !~tcp …',
+            id="filter-input",
+        )
         # Not markup: the message quotes what was typed, and "[/]" there is not a style.
         self.problem = Static(id="filter-problem", markup=False)
         self._editing = False

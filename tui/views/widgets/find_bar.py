@@ -15,8 +15,14 @@ from textual.widgets import Input, Label, Static
 
 class FindInput(Input):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", show=False, id="find.cancel",
-                tooltip="Stop finding: the marks go away"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            show=False,
+            id="find.cancel",
+            tooltip="Stop finding: the marks go away",
+        ),
     ]
 
     class Cancelled(Message):

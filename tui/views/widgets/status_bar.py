@@ -63,15 +63,19 @@ class StatusLine:
             parts.append(Text(self.losses, style="bold yellow"))
         else:
             losses = self.gaps + self.kernel_drops + self.lost_events
-            parts.append(Text(
-                f"gaps {self.gaps} drops {self.kernel_drops + self.lost_events}",
-                style="yellow" if losses else "dim",
-            ))
+            parts.append(
+                Text(
+                    f"gaps {self.gaps} drops {self.kernel_drops + self.lost_events}",
+                    style="yellow" if losses else "dim",
+                )
+            )
         if self.dropped_connections or self.dropped_exchanges:
-            parts.append(Text(
-                f"evicted {self.dropped_connections} conns {self.dropped_exchanges} reqs",
-                style="yellow",
-            ))
+            parts.append(
+                Text(
+                    f"evicted {self.dropped_connections} conns {self.dropped_exchanges} reqs",
+                    style="yellow",
+                )
+            )
         if self.left_view == "requests":
             parts.append(Text(f"requests view: {self.shown_requests} reqs", style="bold"))
         else:
