@@ -32,15 +32,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import msgspec  # noqa: E402
+import msgspec
 
-from agent.events import PROTOCOL_VERSION, AnyEvent, DataReceived, Hello, Stats  # noqa: E402
-from agent.wire import decode_batch, encode_batch  # noqa: E402
-from tui.commands.live_capture import StatusReporter  # noqa: E402
-from tui.model.updates import AgentEvent, Update  # noqa: E402
-from tui.output.jsonl import JsonLinesWriter, RecordingHeader  # noqa: E402
-from tui.output.text import TextFormatter, TextWriter  # noqa: E402
-from tui.sources.stream import ResumeCursor  # noqa: E402
+from agent.events import PROTOCOL_VERSION, AnyEvent, DataReceived, Hello, Stats
+from agent.wire import decode_batch, encode_batch
+from tui.commands.live_capture import StatusReporter
+from tui.model.updates import AgentEvent, Update
+from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.text import TextFormatter, TextWriter
+from tui.sources.stream import ResumeCursor
 
 CONNECTIONS = 64
 BATCH_EVENTS = 1000
@@ -165,7 +165,7 @@ def main() -> int:
         "floor": floor,
     }
     times: dict[str, list[float]] = {name: [] for name in rows}
-    for name, run in rows.items():  # warm up: imports, caches, the allocator
+    for run in rows.values():  # warm up: imports, caches, the allocator
         run(messages[:20])
     for _ in range(args.runs):
         for name, run in rows.items():
