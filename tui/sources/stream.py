@@ -102,7 +102,7 @@ class ResumeCursor:
         """The events not delivered before, in order; advances the cursor past them."""
         fresh: list[AnyEvent] = []
         last = self.last_seq
-        # A flood passes a million events a second through here: the checks are the cheapest
+        # A flood passes hundreds of thousands of events a second here: the checks are the cheapest
         # Python has (isinstance against an event type that does not match costs more).
         for event in events:
             seq = event.seq
