@@ -3,11 +3,11 @@
     .venv/bin/python bench/bench_dump_client.py [--events 200000] [--runs 7]
 
 The input is what an agent sends for an HTTP flood: msgpack batches of 1,000 events (the
-agent's cap), DataReceived of 90 to 200 bytes on 64 keep-alive connections, requests and
+agent's cap), DataReceived of 116 to 151 bytes on 64 keep-alive connections, requests and
 responses in turn, a Stats now and then, after a Hello. Each message goes the way it goes in
 ``podtap dump``: decoded (agent.wire.decode_batch), admitted by the resume cursor, wrapped as
 updates, seen by the status reporter (loss accounting), then written by the writer of the
-format to /dev/null, flushed per batch. Rows:
+format to a stream that keeps nothing (no system calls), flushed per batch. Rows:
 
 * jsonl: ``--format jsonl`` (and ``podtap record FILE.jsonl``'s writer);
 * text: the default text (requests only, as without ``--responses``);
