@@ -28,7 +28,7 @@ from hyperframe.frame import (
 
 from tui.model.decoder import Direction, ExchangeSink
 from tui.model.flows import Connection, Exchange, Message, Request
-from tui.model.grpc import GrpcCall, is_grpc, messages_by_framing, set_status_reason
+from tui.model.grpc import GrpcCall, call_status, is_grpc, messages_by_framing
 from tui.model.http2_frames import (
     RESYNC_MAX_LENGTH,
     DataPiece,
@@ -394,7 +394,11 @@ class Http2Decoder:
         response = exchange.response
         if response is not None:
             response.complete = True
-            set_status_reason(exchange)
+            status = call_status(exchange)
+            if status is not None:
+                # A call's status name (OK, NOT_FOUND…) is its response's reason.
+                response.reason = status[1]
+            self.connection.last_grpc_status = None if status is None else status[1]
             self._ended(stream, "out", response, ts)
         elif stream.client_done:
             self._streams.pop(exchange.stream_id or 0, None)
