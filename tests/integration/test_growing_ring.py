@@ -202,6 +202,39 @@ def test_a_quiet_big_ring_shrinks_back_keeping_every_frame_once_in_order(
     assert shrunk_at < len(states) - 1
 
 
+def chatter(lab: Lab, stop: threading.Event) -> None:
+    """Echoed messages, one every half millisecond, until ``stop``."""
+    with socket.create_connection((lab.ns_ip, PORT)) as client:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        while not stop.is_set():
+            client.sendall(b"chatter\n")
+            received = b""
+            while len(received) < 8:
+                received += client.recv(100)
+            time.sleep(0.0005)
+
+
+def test_a_big_ring_that_keeps_finding_blocks_waiting_stays_big(
+    lab: Lab, echo_server: None
+) -> None:
+    capture = growing(lab, 16, 64, quiet_seconds=0.3)
+    stop = threading.Event()
+    client = threading.Thread(target=chatter, args=(lab, stop))
+    try:
+        client.start()
+        capture.grow()
+        deadline = time.monotonic() + 1.2
+        while time.monotonic() < deadline:
+            # The reader falls behind by ~8 blocks of 10 ms, then catches up.
+            time.sleep(0.08)
+            read_for(capture, 0.03)
+            assert capture.on_big_ring
+    finally:
+        stop.set()
+        client.join()
+        capture.close()
+
+
 def test_a_big_ring_s_place_is_given_back_when_it_shrinks_or_closes(lab: Lab) -> None:
     places = [1]
 
