@@ -1,9 +1,12 @@
 """Find, the keys of the main screen that look for text: ``f`` opens the prompt, ``n`` and
 ``N`` go from match to match in the detail pane, then on to the next request (newest first,
 as the requests view lists them) that mentions the text, going round; the filter stays as it
-is. Through 100,000 requests the looking is done a slice at a time, so that the screen keeps
-answering and shows how far it got; the requests' heads are kept formatted between looks
-(``FindTexts``), so that the next ``n`` only joins and scans text."""
+is. Find looks through what the pane shows: secrets masked unless revealed (``s``).
+
+Through 100,000 requests the looking is done a slice at a time, so that the screen keeps
+answering and shows how far it got. The requests' texts as shown are kept between looks
+(``FindTexts``), and made while the find text is typed (after ``f``, a slice per turn of the
+event loop), so that even the first ``n`` only joins and scans text."""
 
 from __future__ import annotations
 
@@ -26,7 +29,14 @@ SCAN_TURN = 0.03
 (a turn costs some milliseconds more: fewer, longer turns reach the match sooner)."""
 
 SCAN_SLICE = 5000
-"""Requests looked through at once (about 10 ms once their heads are kept, 25 ms before)."""
+"""Requests looked through at once (a few ms once their texts are kept, 50 ms before)."""
+
+WARM_TURN = 0.015
+"""Seconds of making texts per turn of the event loop while the find text is typed: short,
+so that keys typed meanwhile are answered at once."""
+
+WARM_SLICE = 500
+"""Requests whose texts are made at once (a few ms)."""
 
 
 class FindKeys(Screen[None]):
@@ -39,7 +49,9 @@ class FindKeys(Screen[None]):
         filter_bar: FilterBar
         needle: Needle | None
         find_texts: FindTexts
+        reveal_secrets: bool
         _scan: ScanAround | None
+        _warming: tuple[list[Exchange], int] | None
         _shown_exchange: Exchange | None
 
         @property
@@ -57,6 +69,31 @@ class FindKeys(Screen[None]):
                 return
         self.filter_bar.display = False
         self.find_bar.open("" if self.needle is None else self.needle.text)
+        self._start_warming()
+
+    def _start_warming(self) -> None:
+        """Make the texts find looks through, newest first, while the user types."""
+        self.find_texts.show_secrets(self.reveal_secrets)
+        idle = self._warming is None
+        self._warming = (self.store.visible_exchanges_in_order()[::-1], 0)
+        if idle:
+            self.set_timer(0.002, self._continue_warming)
+
+    def _continue_warming(self) -> None:
+        warming = self._warming
+        if warming is None:
+            return
+        exchanges, position = warming
+        texts = self.find_texts
+        texts.show_secrets(self.reveal_secrets)
+        deadline = time.perf_counter() + WARM_TURN
+        while position < len(exchanges) and time.perf_counter() < deadline:
+            position = texts.warm(exchanges, position, WARM_SLICE)
+        if position >= len(exchanges):
+            self._warming = None
+            return
+        self._warming = (exchanges, position)
+        self.set_timer(0.002, self._continue_warming)
 
     def on_find_bar_changed(self, event: FindBar.Changed) -> None:
         self.needle = make_needle(event.text)
@@ -94,6 +131,7 @@ class FindKeys(Screen[None]):
         ordered = self.store.visible_exchanges_in_order()[::-1]
         shown = self._shown_exchange
         current = next((i for i, ex in enumerate(ordered) if ex is shown), None)
+        self.find_texts.show_secrets(self.reveal_secrets)
         self._scan = ScanAround(ordered, current, needle, forward, self.find_texts)
         self._continue_scan()
 
