@@ -142,18 +142,18 @@ def test_texts_are_kept_once_final_and_within_the_budget() -> None:
     finished.finished = 2.0
     waiting = exchange()
     head, lowered, _ = texts.exchange_parts(finished)
-    assert head.startswith("POST /orders?id=1\nAccept: */*\n201 Created")
+    assert head.startswith(b"POST /orders?id=1\nAccept: */*\n201 Created")
     assert lowered == head.lower()
     assert texts.exchange_parts(finished)[0] is head
     assert texts.exchange_parts(waiting)[0] is not texts.exchange_parts(waiting)[0]
     assert (len(texts), texts.size) == (1, 2 * len(head))
     # A response that replaced the one seen (h2c's upgrade) is looked at anew.
     finished.response = Response(headers=[("X-Later", "yes")], status=200, reason="OK")
-    assert "X-Later: yes" in texts.exchange_parts(finished)[0]
+    assert b"X-Later: yes" in texts.exchange_parts(finished)[0]
     assert texts.size == 2 * len(texts.exchange_parts(finished)[0])
     # So are messages that came since.
     finished.messages.append(StreamMessage("out", 1.0, "text", b"tick 7", 6))
-    assert "tick 7" in texts.exchange_parts(finished)[0]
+    assert b"tick 7" in texts.exchange_parts(finished)[0]
     others = [exchange() for _ in range(10)]
     for other in others:
         other.request.complete = True

@@ -16,7 +16,7 @@ import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import cast
 
 from tui.model.flows import Exchange, Response
 from tui.model.shown_text import exchange_parts
@@ -34,7 +34,8 @@ class Needle:
     """Case-insensitive: haystacks are lower-cased before looking (cheaper than a regex)."""
     key: str
     data_key: bytes
-    """The key as UTF-8 bytes, for bodies (case folding is ASCII-only there)."""
+    """The key as UTF-8, as looked for (case folding is Unicode's in heads and messages,
+    ASCII-only in bodies)."""
 
     def mentions(self, exchange: Exchange, *, reveal: bool = False) -> bool:
         """Whether ``exchange`` shows the text (secrets masked unless ``reveal``)."""
@@ -45,12 +46,12 @@ class Needle:
     ) -> int | None:
         """The position of the first of ``exchanges`` that mentions the text, or None.
 
-        Their heads and messages (kept in ``texts`` once final) are joined into one text and
-        their bodies into one bytes, each looked through in one C-level pass: a call per
+        Their heads and messages (kept in ``texts`` once final) are joined into one bytes and
+        their bodies into another, each looked through in one C-level pass: a call per
         exchange costs ten times more."""
         texts = texts if texts is not None else FindTexts(budget=0)
         heads, bodies = texts.columns(exchanges, self.folded)
-        found = _first_item(SEPARATOR.join(heads), self.key, heads)
+        found = _first_item(BYTES_SEPARATOR.join(heads), self.data_key, heads)
         if found == 0:
             return found
         # Bodies before the first head that matched.
@@ -67,9 +68,10 @@ TEXTS_BUDGET = 64 * 1024 * 1024
 """Characters (and body bytes made anew by masking or decompressing) that find keeps between
 looks, about 100,000 exchanges' worth: past it, texts are made again at each look."""
 
-Parts = tuple[str, str, bytes]
-"""An exchange as find sees it: its head and messages as text, that text lower-cased (once,
-not at every look: masks make it non-ASCII, which lower-cases slowly), its bodies as bytes."""
+Parts = tuple[bytes, bytes, bytes]
+"""An exchange as find sees it: its head and messages as UTF-8, the same lower-cased (with
+Unicode's rules, once, not at every look), its bodies. Bytes, not text: a mask makes a text
+non-ASCII, two bytes a character, slower to join and to look through."""
 
 
 class FindTexts:
@@ -86,7 +88,7 @@ class FindTexts:
         self.reveal = reveal
         self.size = 0
         """Characters kept."""
-        self._kept: dict[Exchange, tuple[Response | None, int, str, str, bytes]] = {}
+        self._kept: dict[Exchange, tuple[Response | None, int, bytes, bytes, bytes]] = {}
         """Per exchange, its response and message count when made (either changing makes
         them anew: h2c's 101 becomes informational, messages come after the 101), then
         its parts."""
@@ -101,7 +103,9 @@ class FindTexts:
             self.reveal = reveal
             self.clear()
 
-    def columns(self, exchanges: Sequence[Exchange], folded: bool) -> tuple[list[str], list[bytes]]:
+    def columns(
+        self, exchanges: Sequence[Exchange], folded: bool
+    ) -> tuple[list[bytes], list[bytes]]:
         """The heads (lower-cased when ``folded``) and the bodies of ``exchanges``.
 
         When every one is kept and still current (the common case, once warm), the lists are
@@ -109,7 +113,7 @@ class FindTexts:
         look through 100,000 of them takes."""
         kept = list(map(self._kept.get, exchanges))
         if None not in kept:
-            entries = cast(list[tuple[Response | None, int, str, str, bytes]], kept)
+            entries = cast(list[tuple[Response | None, int, bytes, bytes, bytes]], kept)
             responses = map(_RESPONSE, exchanges)
             counts = map(len, map(_MESSAGES, exchanges))
             if all(map(operator.is_, responses, map(_KEPT_RESPONSE, entries))) and all(
@@ -129,7 +133,7 @@ class FindTexts:
         if kept is not None and kept[0] is exchange.response and kept[1] == count:
             return kept[2:]
         head, bodies = exchange_parts(exchange, self.reveal)
-        parts = (head, head.lower(), bodies)
+        parts = (head.encode(), head.lower().encode(), bodies)
         size = _size(exchange, parts)
         final = exchange.finished is not None and exchange.request.complete
         if final and self.size + size <= self.budget:
@@ -199,10 +203,7 @@ SEPARATOR = "\x00"
 BYTES_SEPARATOR = SEPARATOR.encode()
 
 
-Text = TypeVar("Text", str, bytes)
-
-
-def _first_item(haystack: Text, key: Text, items: Sequence[Text]) -> int | None:
+def _first_item(haystack: bytes, key: bytes, items: Sequence[bytes]) -> int | None:
     """Which of ``items`` (joined with one separator between them into ``haystack``) holds
     the first occurrence of ``key``."""
     position = haystack.find(key)
