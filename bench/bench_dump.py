@@ -232,6 +232,7 @@ def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[by
             "--subprocesses",
             "--threads",
             "--nonblocking",
+            "--gil",  # only the thread that holds the interpreter lock: where the CPU goes
             "--format",
             "raw",
             "--rate",

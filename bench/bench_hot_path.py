@@ -70,6 +70,7 @@ class ReplayedCapture(Capture):
         self._loopbacks = frozenset(i for i, name in names.items() if name == "lo")
         self._poll = select.poll()
         self.frames = 0
+        self.blocks = 0
         self.truncated = 0
 
     def kernel_counters(self) -> tuple[int, int]:
