@@ -65,8 +65,8 @@ class Needle:
 
 
 TEXTS_BUDGET = 64 * 1024 * 1024
-"""Characters (and body bytes made anew by masking or decompressing) that find keeps between
-looks, about 100,000 exchanges' worth: past it, texts are made again at each look."""
+"""Bytes of texts (and of bodies made anew by masking or decompressing) that find keeps between
+looks, well over 100,000 exchanges' worth: past it, texts are made again at each look."""
 
 Parts = tuple[bytes, bytes, bytes]
 """An exchange as find sees it: its head and messages as UTF-8, the same lower-cased (with
@@ -80,14 +80,14 @@ class FindTexts:
     next look through 100,000 exchanges joins strings instead of masking and formatting them.
     ``warm`` makes them ahead of the first look, a slice at a time.
 
-    At most ``budget`` characters are kept; ``keep_only`` lets go of exchanges no longer
+    At most ``budget`` bytes are kept; ``keep_only`` lets go of exchanges no longer
     listed (evicted from the store)."""
 
     def __init__(self, budget: int = TEXTS_BUDGET, *, reveal: bool = False) -> None:
         self.budget = budget
         self.reveal = reveal
         self.size = 0
-        """Characters kept."""
+        """Bytes kept."""
         self._kept: dict[Exchange, tuple[Response | None, int, bytes, bytes, bytes]] = {}
         """Per exchange, its response and message count when made (either changing makes
         them anew: h2c's 101 becomes informational, messages come after the 101), then

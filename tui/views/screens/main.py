@@ -436,6 +436,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         self.store.clear()
         self.endpoints.clear()
         self.find_texts.clear()
+        self._warming = None
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())
