@@ -27,17 +27,19 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from rich.console import RenderableType  # noqa: E402
 from textual import events  # noqa: E402
+from textual.screen import Screen  # noqa: E402
 
 from agent.events import ConnectionOpened, DataReceived, Hello  # noqa: E402
-from bench.bench_app import MeasuredApp  # noqa: E402
 from tui.model.store import Store  # noqa: E402
 from tui.model.updates import AgentEvent, SourceStatus, Update  # noqa: E402
+from tui.views.app import PodtapApp  # noqa: E402
 
 SOURCE = "local"
 PER_CONNECTION = 100
@@ -146,7 +148,30 @@ class FinishedSession:
         yield
 
 
-async def press(app: MeasuredApp, key: str) -> float:
+class FramedApp(PodtapApp):
+    """Notes when a key's action has run and when the next frame is drawn after it."""
+
+    action_done: float | None = None
+    frame_after_action: float | None = None
+    framed = asyncio.Event()
+
+    async def run_action(
+        self, action: Any, default_namespace: Any = None, namespaces: Any = None
+    ) -> bool:
+        result = await super().run_action(action, default_namespace, namespaces)
+        if self.action_done is None:
+            self.action_done = time.perf_counter()
+        return result
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        super()._display(screen, renderable)
+        shown = renderable is not None and self.action_done is not None
+        if shown and self.frame_after_action is None:
+            self.frame_after_action = time.perf_counter()
+            self.framed.set()
+
+
+async def press(app: FramedApp, key: str) -> float:
     app.action_done = app.frame_after_action = None
     app.framed.clear()
     char = CHARS.get(key, key if len(key) == 1 else None)
@@ -162,7 +187,7 @@ async def run(exchanges: int, repeat: int) -> None:
     big = b'{"order": 1, "note": "' + b"x" * 60 + b'"}\n'
     big_body = big * (10_000_000 // len(big))
     store = Store(max_exchanges=exchanges, body_cap=len(big_body))
-    app = MeasuredApp(FinishedSession(), store=store)
+    app = FramedApp(FinishedSession(), store=store)
     began = time.perf_counter()
     updates = traffic(exchanges, big_body)
     for start in range(0, len(updates), 5000):

@@ -17,7 +17,7 @@ import json
 import re
 
 from tui.model.bodies import FORMAT_LIMIT, BodyMode, auto_mode, human_size
-from tui.model.secrets import could_hold_secrets, mask_text
+from tui.model.secrets import mask_text
 from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, WrappedText
 
 FIRST_CHUNK = 16 * 1024
@@ -30,10 +30,10 @@ _ESCAPED = re.compile(r"\\.", re.DOTALL)
 
 def lazily_masked(body: bytes, content_type: str, mode: str) -> str | None:
     """The text of ``body`` when it is to be masked a chunk at a time: a body past
-    ``FORMAT_LIMIT`` (shown as text, not formatted) that could hold secrets and that
-    ``mask_body`` would mask as free text; None when masking it whole is the way (small,
-    binary, nothing to mask, a form, one JSON document, or the hex view)."""
-    if mode == "hex" or len(body) <= FORMAT_LIMIT or not could_hold_secrets(body):
+    ``FORMAT_LIMIT`` (shown as text, not formatted) that ``mask_body`` would mask as free
+    text; None when masking it whole is the way (small, binary, a form, one JSON document, or
+    the hex view). The caller checked that it could hold secrets (``could_hold_secrets``)."""
+    if mode == "hex" or len(body) <= FORMAT_LIMIT:
         return None
     try:
         text = body.decode("utf-8")

@@ -24,7 +24,7 @@ from textual.strip import Strip
 from tui.model.bodies import BodyMode, RenderedBody, render_body
 from tui.model.find import Needle, next_index
 from tui.model.masked_text import MaskedText, lazily_masked, not_formatted_note
-from tui.model.secrets import mask_body
+from tui.model.secrets import could_hold_secrets, mask_body
 from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, WrappedText, plain
 from tui.views.widgets.line_scroll import LineScrollView
 
@@ -55,7 +55,8 @@ class BodyBlock:
     """Secrets (JSON keys, form fields, ``name=value`` pairs, JWTs) are masked when drawn."""
 
     def render(self, width: int) -> RenderedBody:
-        if not self.masked:
+        # The policy's quick test first: most bodies hold nothing to mask (10 MB: 20 ms).
+        if not self.masked or not could_hold_secrets(self.body):
             return render_body(self.body, self.content_type, self.mode, width)
         # A big text body is masked a chunk at a time: its first screenful opens at once.
         text = lazily_masked(self.body, self.content_type, self.mode)
