@@ -28,23 +28,54 @@ def har_entries(path: Path) -> list[Any]:
     return entries
 
 
-@pytest.mark.parametrize("suffix", ["jsonl", "har", "pcap"])
-def test_progress_counts_exchanges_connections_and_bytes(tmp_path: Path, suffix: str) -> None:
+def two_connections() -> Script:
+    """A Redis-like connection that closes, and an HTTP one: one exchange answered, one not."""
     s = Script().hello()
     s.open(1, "198.18.0.1", 40000, port=7000)
     s.data(1, "in", b"PING\r\n").data(1, "out", b"+PONG\r\n").close(1)
     s.open(2, "198.18.0.1", 40001)
     s.exchange(2, request("GET", "/a"), response(200, b"ok"))
     s.data(2, "in", request("GET", "/b"))
-    with Recording(tmp_path / f"r.{suffix}", HEADER) as recording:
-        recording.write(s.updates())
+    return s
+
+
+PAYLOAD = len(b"PING\r\n+PONG\r\n") + len(request("GET", "/a")) + len(response(200, b"ok"))
+PAYLOAD += len(request("GET", "/b"))
+
+
+@pytest.mark.parametrize(
+    ("suffix", "count_exchanges"), [("jsonl", True), ("har", False), ("pcap", True)]
+)
+def test_progress_counts_exchanges_connections_and_bytes(
+    tmp_path: Path, suffix: str, count_exchanges: bool
+) -> None:
+    updates = two_connections().updates()
+    with Recording(tmp_path / f"r.{suffix}", HEADER, count_exchanges=count_exchanges) as recording:
+        recording.write(updates)
         progress = recording.progress
+        assert progress.decoded
         assert (progress.exchanges, progress.connections) == (1, 2)
         assert progress.other_connections_closed == 1
         assert progress.counted == 2  # what --count compares with
-        assert progress.bytes == len(b"PING\r\n+PONG\r\n") + len(request("GET", "/a")) + len(
-            response(200, b"ok")
-        ) + len(request("GET", "/b"))
+        assert progress.bytes == PAYLOAD
+        assert progress.events == len(updates)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "pcap"])
+def test_a_raw_recording_counts_events_without_decoding(tmp_path: Path, suffix: str) -> None:
+    updates = two_connections().updates()
+    with Recording(tmp_path / f"r.{suffix}", HEADER) as recording:
+        recording.write(updates[:4])
+        recording.write(updates[4:])
+        progress = recording.progress
+        assert not progress.decoded
+        assert (progress.events, progress.connections, progress.bytes) == (
+            len(updates),
+            2,
+            PAYLOAD,
+        )
+        assert progress.exchanges == progress.counted == 0  # not decoded: not counted
+        assert progress.written == len(updates)
 
 
 def test_a_har_lists_unanswered_requests_at_every_flush_then_answers_them(

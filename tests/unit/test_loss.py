@@ -289,7 +289,7 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
     for step in range(11):  # 100 exchanges per 0.1 s of capture
         event = data("in", b"x", ts=100.0 + step / 10)
         event.seq = step + 1
-        catch_up.saw(batch(event), exchanges=step * 100)
+        catch_up.saw(batch(event), written=step * 100)
     catch_up.ask(103.0)
     assert not catch_up.caught_up()
     catch_up.stopped_by = "SIGINT"  # a second Ctrl+C
@@ -303,7 +303,7 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
     # An agent that said how far its journal was: what it held, exactly.
     where = hello()
     where.next_seq = 5012
-    catch_up.saw(batch(where), exchanges=1000)
+    catch_up.saw(batch(where), written=1000)
     assert catch_up.unwritten() == (
         "stopped before the agents had sent everything: ~5,000 events the agents held "
         "(about the last 2.0 s of capture before the stop) were not written."
@@ -313,6 +313,6 @@ def test_catching_up_after_a_stop_and_what_is_said_when_it_could_not() -> None:
     assert "~5,000 events the agents held" in catch_up.unwritten()
     later = data("in", b"x", ts=103.5)
     later.seq = 99
-    catch_up.saw(batch(later), exchanges=5000)
+    catch_up.saw(batch(later), written=5000)
     assert catch_up.caught_up()
     assert catch_up.unwritten() == ""

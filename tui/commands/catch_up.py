@@ -30,9 +30,12 @@ class CatchUp:
     waited for."""
 
     RATE_WINDOW = 1.0
-    """Seconds of capture over which the rate of exchanges is measured."""
+    """Seconds of capture over which the rate of writing is measured."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "exchanges") -> None:
+        self.unit = unit
+        """What the recording counts as it writes (``exchanges``, ``events``): the words of
+        an estimate of what it did not write."""
         self.asked_at: float | None = None
         self.stopped_by: str | None = None
         """What ended the catching up early: a second signal, ``limit`` or ``idle``."""
@@ -40,14 +43,14 @@ class CatchUp:
         # Per source: the newest journaled seq written, and the newest the agent said it had.
         self._written_seq: dict[str, int] = {}
         self._agent_seq: dict[str, int] = {}
-        # (capture time, exchanges written by then), over the last RATE_WINDOW or so.
+        # (capture time, units written by then), over the last RATE_WINDOW or so.
         self._samples: deque[tuple[float, int]] = deque()
 
     def ask(self, now: float) -> None:
         self.asked_at = now
 
-    def saw(self, batch: Sequence[Update], exchanges: int) -> None:
-        """``batch`` was written; ``exchanges`` have been written in all."""
+    def saw(self, batch: Sequence[Update], written: int) -> None:
+        """``batch`` was written; ``written`` units have been written in all."""
         newest = self._newest
         latest = 0.0
         for update in batch:
@@ -64,12 +67,12 @@ class CatchUp:
                 self._agent_seq.pop(update.source, None)
         samples = self._samples
         if latest and (not samples or latest > samples[-1][0]):
-            samples.append((latest, exchanges))
+            samples.append((latest, written))
             while len(samples) > 2 and latest - samples[1][0] >= self.RATE_WINDOW:
                 samples.popleft()
 
     def _rate(self) -> float:
-        """Exchanges per second of capture, in the newest stretch written."""
+        """Units written per second of capture, in the newest stretch written."""
         samples = self._samples
         # A client far behind may have written only a fraction of a second of a flood.
         if len(samples) < 2 or samples[-1][0] - samples[0][0] < self.RATE_WINDOW / 20:
@@ -102,7 +105,7 @@ class CatchUp:
         else:  # they never said (a client that was not behind for long): an estimate
             estimate = round(self._rate() * behind)
             what = (
-                f"~{estimate:,} exchanges at the rate seen last" if estimate else "what they held"
+                f"~{estimate:,} {self.unit} at the rate seen last" if estimate else "what they held"
             )
         return (
             f"stopped before the agents had sent everything: {what} (about the last "

@@ -24,9 +24,10 @@ from agent.events import Hello
 from tui.commands.catch_up import DRAIN_IDLE, DRAIN_LIMIT, CatchUp
 from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session, store_options
+from tui.model.recording_progress import Progress
 from tui.model.updates import AgentEvent
 from tui.output.jsonl import RecordingHeader
-from tui.output.recording import Progress, Recording, format_of
+from tui.output.recording import Recording, format_of
 
 FLUSH_INTERVAL = 0.5
 """Seconds between flushes: a crash loses at most this much."""
@@ -59,7 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--count",
         type=_positive_int,
         metavar="N",
-        help="stop after N HTTP exchanges (non-HTTP connections count once each, when they close)",
+        help="stop after N HTTP exchanges (non-HTTP connections count once each, when they "
+        "close); a .jsonl or .pcap recording then decodes HTTP to count them, which costs "
+        "several times the CPU of writing the events alone",
     )
     parser.add_argument(
         "--duration", type=_positive_float, metavar="SECONDS", help="stop after SECONDS of capture"
@@ -103,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 class ProgressLine:
-    """Exchanges, bytes and elapsed time on stderr: rewritten in place on a terminal, a line
-    every few seconds otherwise."""
+    """What was written and the elapsed time on stderr: rewritten in place on a terminal, a
+    line every few seconds otherwise. Exchanges are said only when HTTP is decoded (a HAR,
+    ``--count``); otherwise the events written, which is what a raw recording holds."""
 
     def __init__(self, stderr: TextIO, path: str, clock: Callable[[], float]) -> None:
         self._stderr = stderr
@@ -124,8 +128,11 @@ class ProgressLine:
         return 0.0 if self._began is None else self._clock() - self._began
 
     def text(self, progress: Progress) -> str:
+        written = (
+            f"{progress.exchanges} exchanges" if progress.decoded else f"{progress.events:,} events"
+        )
         return (
-            f"{progress.exchanges} exchanges, {progress.connections} connections, "
+            f"{written}, {progress.connections} connections, "
             f"{_size(progress.bytes)} in {self.elapsed:.1f} s"
         )
 
@@ -174,7 +181,11 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
     # StatusReporter only writes and flushes: the wrapper is all the TextIO it needs.
     reporter = StatusReporter(cast(TextIO, _MessagesAboveProgress(stderr, progress_line)))
     loop = asyncio.get_running_loop()
-    catch_up = CatchUp()
+    # Without --count a JSONL or pcap recording does not decode HTTP: it keeps up by counting
+    # events only, and a stop cut short estimates what it missed in events too.
+    count_exchanges = args.count is not None
+    decodes = count_exchanges or format_of(args.output) == "har"
+    catch_up = CatchUp(unit="exchanges" if decodes else "events")
     timers: list[asyncio.TimerHandle] = []
     # When the loop last finished writing, a batch or a flush: a flush of a large HAR holds the
     # loop for as long as the idle wait, and batches queued meanwhile are not idleness either.
@@ -208,6 +219,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
             reveal=args.reveal,
             replace=args.force,
             store_options=store_options(args),
+            count_exchanges=count_exchanges,
         ) as recording,
         StopOnSignals(first=begin_drain) as stopping,
     ):
@@ -218,7 +230,7 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
                 async for batch in session.updates():
                     reporter.report(batch)
                     recording.write(batch)
-                    catch_up.saw(batch, recording.progress.exchanges)
+                    catch_up.saw(batch, recording.progress.written)
                     last_busy[0] = loop.time()
                     if catch_up.asked_at is not None and catch_up.caught_up():
                         break

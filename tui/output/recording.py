@@ -1,8 +1,10 @@
 """A recording file being written: the format chosen by the file's extension, written as
 updates arrive, flushed at least every second by its owner, finalised on close.
 
-Every recording also decodes HTTP (with the app's store) to count exchanges, which is what
-``--count`` stops on and what the progress line shows; the HAR format writes those exchanges.
+JSONL and pcap recordings write the events as they come and count them cheaply (events,
+connections, bytes: tui.model.recording_progress), so that they keep up with a flood. HTTP is
+decoded only where it is needed: a HAR is made of the exchanges, and ``count_exchanges`` (what
+``--count`` stops on) decodes them for the other formats too, at several times the cost.
 An exchange is written to HAR once it is final (answered, failed, or its connection closed);
 until then it is rewritten at every flush, so a HAR on disk always lists every request seen.
 """
@@ -16,8 +18,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from agent.errors import UserError
-from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived
+from agent.events import AnyEvent
 from tui.model.flows import Connection, Exchange
+from tui.model.recording_progress import EventTally, ExchangeTally, recording_store
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
 from tui.output.har import HarFileWriter, har_entry
@@ -41,23 +44,10 @@ def format_of(path: str | Path) -> Format:
         ) from None
 
 
-@dataclass(slots=True)
-class Progress:
-    exchanges: int = 0
-    """HTTP exchanges answered in full."""
-    connections: int = 0
-    other_connections_closed: int = 0
-    """Connections that were not HTTP, closed: ``--count`` counts them too."""
-    bytes: int = 0
-    """Payload bytes captured, both directions."""
-
-    @property
-    def counted(self) -> int:
-        return self.exchanges + self.other_connections_closed
-
-
 class _Sink(Protocol):
-    def take(self, updates: Sequence[Update], change: StoreChange) -> None: ...
+    def take(self, updates: Sequence[Update], change: StoreChange | None) -> None:
+        """Write ``updates``; ``change`` is what they changed in the store, when HTTP is
+        decoded."""
 
     def flush(self) -> None: ...
 
@@ -66,7 +56,7 @@ class _JsonLinesSink:
     def __init__(self, stream: BinaryIO, header: RecordingHeader) -> None:
         self._writer = JsonLinesWriter(stream, header, flush_each_batch=False)
 
-    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+    def take(self, updates: Sequence[Update], change: StoreChange | None) -> None:
         self._writer.write(updates)
 
     def flush(self) -> None:
@@ -80,7 +70,7 @@ class _PcapSink:
 
         self._writer = PcapFileWriter(stream)
 
-    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+    def take(self, updates: Sequence[Update], change: StoreChange | None) -> None:
         for update in updates:
             if isinstance(update, AgentEvent):
                 self._writer.write(update.source, update.event)
@@ -108,7 +98,8 @@ class _HarSink:
         # evict before they end: they are written all the same).
         self._pending: dict[Exchange, Connection] = {}
 
-    def take(self, updates: Sequence[Update], change: StoreChange) -> None:
+    def take(self, updates: Sequence[Update], change: StoreChange | None) -> None:
+        assert change is not None, "a HAR is written from decoded exchanges"
         for exchange in change.new_exchanges:
             connection = self._store.get(exchange.key)
             if connection is not None:
@@ -180,7 +171,8 @@ def is_final(exchange: Exchange, connection: Connection) -> bool:
 class Recording:
     """``path`` being written in the format its extension names; use as a context manager
     (closing finalises the file). ``reveal`` keeps secrets in a HAR; ``replace`` writes over
-    an existing file (it is refused otherwise)."""
+    an existing file (it is refused otherwise); ``count_exchanges`` decodes HTTP to count
+    exchanges in a JSONL or pcap recording too (a HAR always does)."""
 
     def __init__(
         self,
@@ -190,19 +182,19 @@ class Recording:
         reveal: bool = False,
         replace: bool = False,
         store_options: Mapping[str, int] | None = None,
+        count_exchanges: bool = False,
     ) -> None:
         self.path = Path(path)
         self.format = format_of(path)
-        self.progress = Progress()
-        body_cap = HAR_BODY_CAP if self.format == "har" else 1024
-        # Caps well below the app's: a recording only needs the exchanges not yet written.
-        self.store = Store(
-            max_connections=5_000,
-            max_exchanges=5_000,
-            body_cap=body_cap,
-            raw_cap=1024,
-            **(store_options or {}),
-        )
+        self._exchanges: ExchangeTally | None = None
+        self._events: EventTally | None = None
+        if self.format == "har" or count_exchanges:
+            body_cap = HAR_BODY_CAP if self.format == "har" else 1024
+            self._exchanges = ExchangeTally(recording_store(body_cap, store_options))
+            self.progress = self._exchanges.progress
+        else:
+            self._events = EventTally()
+            self.progress = self._events.progress
         self._stream: BinaryIO = open_private(
             self.path, replace=replace, hint=": add --force to replace it"
         )
@@ -213,10 +205,10 @@ class Recording:
         elif self.format == "pcap":
             self._sink = _PcapSink(self._stream)
         else:
-            self._har = _HarSink(self._stream, self.store, header, reveal)
+            assert self._exchanges is not None
+            self._har = _HarSink(self._stream, self._exchanges.store, header, reveal)
             self._sink = self._har
         self._closed = False
-        self._unanswered: set[Exchange] = set()
         self._sink.flush()
 
     def __enter__(self) -> Recording:
@@ -226,47 +218,17 @@ class Recording:
         self.close()
 
     def write(self, updates: Sequence[Update]) -> None:
-        change = self.store.apply(updates)
-        self._count(updates, change)
-        self._sink.take(updates, change)
-
-    def _count(self, updates: Sequence[Update], change: StoreChange) -> None:
-        progress = self.progress
-        for update in updates:
-            if not isinstance(update, AgentEvent):
-                continue
-            event = update.event
-            if isinstance(event, DataReceived):
-                progress.bytes += len(event.data)
-            elif isinstance(event, ConnectionOpened):
-                progress.connections += 1
-            elif isinstance(event, ConnectionClosed):
-                connection = self.store.get((update.source, event.conn))
-                if connection is not None and connection.protocol != "http":
-                    progress.other_connections_closed += 1
-        unanswered = self._unanswered
-        for exchange in change.new_exchanges:
-            if exchange.finished is not None:
-                progress.exchanges += 1
-            else:
-                unanswered.add(exchange)
-        for exchange in change.changed_exchanges:
-            if exchange.finished is not None and exchange in unanswered:
-                unanswered.discard(exchange)
-                progress.exchanges += 1
-
-    def _forget_abandoned(self) -> None:
-        # Requests that will never be answered (their connection is gone) are not waited for.
-        store = self.store
-        self._unanswered = {
-            exchange
-            for exchange in self._unanswered
-            if (connection := store.get(exchange.key)) is not None and connection.closed is None
-        }
+        if self._events is not None:
+            self._events.count(updates)
+            self._sink.take(updates, None)
+        else:
+            assert self._exchanges is not None
+            self._sink.take(updates, self._exchanges.count(updates))
 
     def flush(self) -> None:
         self._sink.flush()
-        self._forget_abandoned()
+        if self._exchanges is not None:
+            self._exchanges.forget_abandoned()
 
     def close(self) -> None:
         if self._closed:
