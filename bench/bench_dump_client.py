@@ -4,13 +4,19 @@
 
 The input is what an agent sends for an HTTP flood: msgpack batches of 1,000 events (the
 agent's cap), DataReceived of 116 to 151 bytes on 64 keep-alive connections, requests and
-responses in turn, a Stats now and then, after a Hello. Each message goes the way it goes in
+responses in turn, a Stats now and then, after a Hello and the 64 connections' openings (a
+pcap is only written for connections whose opening it saw). Each message goes the way it goes in
 ``podtap dump``: decoded (agent.wire.decode_batch), admitted by the resume cursor, wrapped as
 updates, seen by the status reporter (loss accounting), then written by the writer of the
 format to a stream that keeps nothing (no system calls), flushed per batch. Rows:
 
 * jsonl: ``--format jsonl`` (and ``podtap record FILE.jsonl``'s writer);
 * text: the default text (requests only, as without ``--responses``);
+* rec-jsonl: ``podtap record FILE.jsonl``'s loop (reporter, recording, catch-up), writing a
+  file in a temporary directory: events counted, HTTP not decoded;
+* rec-jsonl-decoded: the same with HTTP decoded to count exchanges, as every recording did
+  before (and as ``--count`` still does);
+* rec-pcap / rec-pcap-decoded: the same two for ``podtap record FILE.pcap``;
 * floor: msgspec decoding each batch and encoding its events as JSON lines in one call, with
   nothing else: what any client in Python must spend at least.
 
@@ -26,6 +32,7 @@ import io
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import msgspec
 
-from agent.events import PROTOCOL_VERSION, AnyEvent, DataReceived, Hello, Stats
+from agent.events import PROTOCOL_VERSION, AnyEvent, ConnectionOpened, DataReceived, Hello, Stats
 from agent.wire import decode_batch, encode_batch
+from tui.commands.catch_up import CatchUp
 from tui.commands.live_capture import StatusReporter
 from tui.model.updates import AgentEvent, Update
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.recording import Recording
 from tui.output.text import TextFormatter, TextWriter
 from tui.sources.stream import ResumeCursor
 
@@ -62,9 +71,20 @@ def flood_messages(events: int, seed: int = 7) -> list[bytes]:
         next_seq=1,
     )
     messages = [encode_batch([hello])]
-    batch: list[AnyEvent] = []
-    for seq in range(1, events + 1):
-        conn = (seq // 2) % CONNECTIONS
+    batch: list[AnyEvent] = [
+        ConnectionOpened(
+            seq=conn + 1,
+            ts=START,
+            conn=conn,
+            client="10.200.0.1",
+            client_port=40_000 + conn,
+            server="10.200.0.2",
+            server_port=8080,
+        )
+        for conn in range(CONNECTIONS)
+    ]
+    for seq in range(CONNECTIONS + 1, events + 1):
+        conn = ((seq - CONNECTIONS - 1) // 2) % CONNECTIONS  # a request, then its response
         ts = START + seq * 1e-6
         if seq % 50_000 == 0:
             batch.append(
@@ -143,6 +163,32 @@ def text_writer() -> Callable[[list[Update]], None]:
     return TextWriter(stream, TextFormatter()).write
 
 
+def record_path(suffix: str, *, decoded: bool) -> Callable[[list[bytes]], None]:
+    """One pass of ``podtap record``'s loop over the messages, into a new file."""
+
+    def run(messages: list[bytes]) -> None:
+        cursor = ResumeCursor()
+        reporter = StatusReporter(io.StringIO())
+        catch_up = CatchUp()
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / f"bench.{suffix}"
+            header = RecordingHeader(podtap="bench")
+            with Recording(path, header, count_exchanges=decoded) as recording:
+                for message in messages:
+                    events = decode_batch(message)
+                    first = events[0]
+                    if isinstance(first, Hello):
+                        cursor.greet(first)
+                    batch: list[Update] = [
+                        AgentEvent("local", event) for event in cursor.admit(events)
+                    ]
+                    reporter.report(batch)
+                    recording.write(batch)
+                    catch_up.saw(batch, recording.progress.written)
+
+    return run
+
+
 def floor(messages: list[bytes]) -> None:
     decoder = msgspec.msgpack.Decoder(list[AnyEvent])
     encoder = msgspec.json.Encoder()
@@ -156,14 +202,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument(
+        "--only", default="", help="comma-separated rows (the floor is always measured)"
+    )
     args = parser.parse_args()
     messages = flood_messages(args.events)
     events = sum(len(decode_batch(message)) for message in messages)
     rows: dict[str, Callable[[list[bytes]], None]] = {
         "jsonl": client_path(jsonl_writer),
         "text": client_path(text_writer),
+        "rec-jsonl": record_path("jsonl", decoded=False),
+        "rec-jsonl-decoded": record_path("jsonl", decoded=True),
+        "rec-pcap": record_path("pcap", decoded=False),
+        "rec-pcap-decoded": record_path("pcap", decoded=True),
         "floor": floor,
     }
+    if args.only:
+        wanted = set(args.only.split(",")) | {"floor"}
+        rows = {name: run for name, run in rows.items() if name in wanted}
     times: dict[str, list[float]] = {name: [] for name in rows}
     for run in rows.values():  # warm up: imports, caches, the allocator
         run(messages[:20])
@@ -178,11 +234,11 @@ def main() -> int:
         f"(~{size / 1024:.0f} KiB each), CPU us per event, median of {args.runs} runs"
     )
     base = statistics.median(times["floor"])
-    print(f"{'path':<6} {'us/event':>9} {'min':>7} {'max':>7} {'x floor':>8}")
+    print(f"{'path':<18} {'us/event':>9} {'min':>7} {'max':>7} {'x floor':>8}")
     for name, samples in times.items():
         median = statistics.median(samples)
         print(
-            f"{name:<6} {median:>9.3f} {min(samples):>7.3f} {max(samples):>7.3f} "
+            f"{name:<18} {median:>9.3f} {min(samples):>7.3f} {max(samples):>7.3f} "
             f"{median / base:>7.1f}x"
         )
     return 0
