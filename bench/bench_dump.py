@@ -11,7 +11,9 @@ For each: requests served (lines of nginx's access log), requests podtap saw com
 lines in the captured client->server bytes), packets/s, kernel drops and gaps (from the agent's
 Stats), events lost, CPU seconds of the agent (with its capture workers, if any) and of the
 dump client from the start of the load to the end of the drain (start-up excluded), and the
-agent's CPU per request it saw (us/req; for tcpdump, its CPU per request it captured). The
+agent's CPU per request it saw (us/req; for tcpdump, its CPU per request it captured). With
+``--command record``, ``podtap record ... -o FILE.jsonl`` captures instead of dump, and the
+file is read the same way. The
 scenarios run interleaved, --runs times; each row is the run with the median share seen, its
 CPU columns medians. Last, the flood's cost per captured request as a multiple of tcpdump's,
 run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx and wrk
@@ -20,7 +22,7 @@ the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall t
 within one run: the machine may be shared.
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
-        [--format jsonl|text] [--workers auto|N] [--profile DIR]
+        [--format jsonl|text] [--command dump|record] [--workers auto|N] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -163,26 +165,19 @@ def with_podtap(
     paced: bool,
     output_format: str,
     profile: Path | None = None,
+    command: str = "dump",
 ) -> Result:
-    output = workdir / f"dump.{output_format}"
-    errors = workdir / "dump.err"
-    with open(output, "wb") as out, open(errors, "wb") as err:
-        dump = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tui",
-                "dump",
-                f"netns/{lab.name}",
-                "-p",
-                str(PORT),
-                "--format",
-                output_format,
-            ],
-            cwd=REPO,
-            stdout=out,
-            stderr=err,
-        )
+    output = workdir / f"{command}.{output_format}"
+    errors = workdir / f"{command}.err"
+    argv = [sys.executable, "-m", "tui", command, f"netns/{lab.name}", "-p", str(PORT)]
+    if command == "record":  # the file is the output; stdout stays empty
+        output.unlink(missing_ok=True)
+        argv += ["-o", str(output)]
+    else:
+        argv += ["--format", output_format]
+    stdout = output if command == "dump" else workdir / "record.stdout"
+    with open(stdout, "wb") as out, open(errors, "wb") as err:
+        dump = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=err)
         try:
             wait_for(lambda: b"Listening" in errors.read_bytes(), "podtap dump")
             (agent,) = children(dump.pid)
@@ -335,6 +330,12 @@ def main() -> int:
         default="jsonl",
         help="dump's output format (text has no packet rate: it carries no Stats)",
     )
+    parser.add_argument(
+        "--command",
+        choices=("dump", "record"),
+        default="dump",
+        help="record: podtap record -o FILE.jsonl instead of dump (implies --format jsonl)",
+    )
     parser.add_argument("--workers", default="auto", help="the agent's --workers")
     parser.add_argument(
         "--profile",
@@ -343,6 +344,8 @@ def main() -> int:
         help="sample the agent with py-spy during each run, into DIR/SCENARIO-RUN.txt",
     )
     args = parser.parse_args()
+    if args.command == "record":
+        args.format = "jsonl"
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
@@ -368,7 +371,14 @@ def main() -> int:
                         connections, paced = SCENARIOS[name]
                         profile = args.profile / f"{name}-{run}.txt" if args.profile else None
                         result = with_podtap(
-                            lab, workdir, connections, args.seconds, paced, args.format, profile
+                            lab,
+                            workdir,
+                            connections,
+                            args.seconds,
+                            paced,
+                            args.format,
+                            profile,
+                            args.command,
                         )
                     result.served = count_access_log(workdir)
                     if name == "tcpdump":  # it counts packets: its share of them, of requests
@@ -378,8 +388,9 @@ def main() -> int:
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
+    writes = "-o FILE.jsonl" if args.command == "record" else f"--format {args.format}"
     print(
-        f"podtap dump --format {args.format} under wrk, agent --workers {args.workers}, "
+        f"podtap {args.command} {writes} under wrk, agent --workers {args.workers}, "
         f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "
         "share seen (CPU columns: medians)"
     )
