@@ -40,7 +40,8 @@ class Buffers:
     grown_block_count: int = 0
     """Of a node agent's ring once grown (0: rings never grow)."""
     grown_rings: int = 0
-    """How many of a node agent's rings may grow (they never shrink back)."""
+    """How many of a node agent's rings may be grown at once (a grown ring goes back to small
+    after a quiet spell, agent.growing_ring)."""
 
     @property
     def ring_bytes(self) -> int:

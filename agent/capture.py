@@ -145,6 +145,11 @@ class Capture:
     def fileno(self) -> int:
         return self._socket.fileno()
 
+    @property
+    def ring_bytes(self) -> int:
+        """The ring's size: all of it is mapped into this process while the capture is open."""
+        return self._block_size * self._block_count
+
     def read_frames(self, timeout: float, max_blocks: int = 8) -> list[Frame]:
         """The segments of the ring's ready blocks (at most ``max_blocks``, so that the caller
         gets control back regularly), waiting up to ``timeout`` seconds for one to be ready."""

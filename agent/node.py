@@ -35,7 +35,7 @@ from agent.events import (
     PodUntapped,
     Stats,
 )
-from agent.growing_ring import GrowingCapture
+from agent.growing_ring import QUIET_SECONDS, GrowingCapture
 from agent.journal import Journal
 from agent.netns import container_namespace
 from agent.requests import AnyRequest, TapPod, UntapPod
@@ -69,12 +69,14 @@ class NodeSniffer:
         *,
         on_failure: Callable[[BaseException], None] | None = None,
         stats_interval: float = STATS_INTERVAL,
+        quiet_seconds: float = QUIET_SECONDS,
     ) -> None:
         self._journal = journal
         self._ports = ports
         self._buffers = buffers
         self._on_failure = on_failure
         self._stats_interval = stats_interval
+        self._quiet_seconds = quiet_seconds  # before a pod's big ring goes back to small
         self._lock = threading.Lock()
         self._arriving: list[_Pod] = []
         self._leaving: list[tuple[str, str]] = []
@@ -127,6 +129,8 @@ class NodeSniffer:
                 self._buffers.block_count,
                 self._buffers.grown_block_count,
                 may_grow=self._may_grow,
+                released=self._big_ring_released,
+                quiet_seconds=self._quiet_seconds,
             )
         except (UserError, OSError) as error:
             with self._lock:
@@ -150,11 +154,16 @@ class NodeSniffer:
         self._wake()
 
     def _may_grow(self) -> bool:
-        """Asked by a pod's ring in the capture thread, once, when it would grow."""
+        """Asked by a pod's ring in the capture thread when it would grow: takes a place among
+        the big rings if one is free."""
         if self._grown >= self._buffers.grown_rings:
             return False
         self._grown += 1
         return True
+
+    def _big_ring_released(self) -> None:
+        """A pod's big ring went back to small, or closed (capture thread): its place is free."""
+        self._grown -= 1
 
     def _wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -182,6 +191,10 @@ class NodeSniffer:
                 now = time.time()
                 if now >= next_tick:
                     for pod in list(by_fd.values()):
+                        if pod.capture.on_big_ring:
+                            # An idle pod's socket never polls readable: its big ring is read
+                            # here too, so that it can go back to the small one.
+                            events += self._read(pod, poller, by_fd)
                         events += self._renumber(pod, pod.reassembler.expire(now))
                     events.append(self._stats(now))
                     next_tick = now + self._stats_interval
@@ -254,9 +267,7 @@ class NodeSniffer:
         by_fd.pop(fd, None)
         with contextlib.suppress(KeyError, ValueError):
             poller.unregister(fd)
-        pod.capture.close()
-        if pod.capture.on_big_ring:
-            self._grown -= 1  # its share of big rings is free again
+        pod.capture.close()  # gives back its place among the big rings, if it had one
         self._pods.pop(pod.name, None)
         if reason is not None:
             events.append(PodUntapped(ts=now, pod=pod.name, reason=reason))

@@ -36,7 +36,10 @@ from agent.wire import EVENTS_PATH, encode_batch
 
 log = logging.getLogger("agent.server")
 
-BATCH_EVENTS = 1000
+BATCH_EVENTS = 4000
+"""Events per message at most. Under a flood a message then carries a whole capture read
+(a few thousand small segments) rather than a quarter of one: every message costs both ends a
+read, an encode or decode and a websocket frame, whatever it holds."""
 # Data per message; with per-event overhead a message stays under 1 MiB, the default message
 # size limit of websockets clients (a single larger event is still sent alone).
 BATCH_BYTES = 896 * 1024

@@ -18,6 +18,13 @@ How it decides, in short:
   declared lost when the peer acknowledges past it (the receiver got bytes the capture missed),
   when the connection closes (FIN from both sides, RST, idle expiry, eviction, shutdown), or when
   waiting for it would overrun a buffer bound (``buffer-limit`` / ``memory-limit``).
+- **An acknowledged FIN not seen yet.** The capture may see a FIN's acknowledgement before the
+  FIN (the two directions can come through different interfaces or CPUs). An acknowledgement
+  exactly one past the bytes of a direction, with nothing of it buffered beyond, may cover a
+  FIN, which takes a sequence number and no byte: that number is held, not reported. If the FIN
+  turns up there, nothing was lost. It is a lost byte, reported as a 1-byte ``Gap``, as soon as
+  anything shows it was not the FIN: data or a FIN beyond it, an acknowledgement past it, or the
+  connection ending without that FIN (RST, idle expiry, eviction, shutdown).
 - **Closing.** A connection closes once a FIN has been seen from each side (the final bare ACK
   is not waited for: the capture filter usually drops bare ACKs), or on RST. A closed 4-tuple is
   remembered for ``Limits.closed_linger`` seconds so that its late retransmissions are ignored
@@ -85,7 +92,9 @@ class _Direction:
 
     ``pos`` counts the stream bytes accounted for (delivered or declared lost) and ``next_seq``
     is the sequence number of byte ``pos``. Buffered chunks never overlap, are sorted, and all
-    start after ``pos``."""
+    start after ``pos``. ``held`` is the position of an acknowledged sequence number that may be
+    the unseen FIN (see the module documentation); it means something only while it equals
+    ``pos``, so moving ``pos`` on is enough to drop it."""
 
     __slots__ = (
         "buffered",
@@ -93,6 +102,7 @@ class _Direction:
         "conn",
         "direction",
         "fin_at",
+        "held",
         "key",
         "next_seq",
         "peer",
@@ -111,6 +121,10 @@ class _Direction:
         self.chunks: list[bytes] = []
         self.buffered = 0
         self.fin_at: int | None = None
+        self.held = -1
+
+    def holds_unseen_fin(self) -> bool:
+        return self.held == self.pos and self.fin_at is None
 
     def buffer_end(self) -> int:
         return self.starts[-1] + len(self.chunks[-1]) if self.starts else self.pos
@@ -293,6 +307,9 @@ class Reassembler:
             half.fin_at = max(half.fin_at, half.pos)
         if payload:
             self._receive(half, seq, payload, ts, out)
+        if half.held == half.pos and half.fin_at is not None and half.fin_at > half.pos:
+            # The FIN came later in the stream: the held sequence number was a byte.
+            self._skip(half, half.pos + 1, "lost", ts, out)
         if half.fin_at is not None and half.peer.fin_at is not None and not conn.closed:
             self._close(conn, "fin", ts, out, linger=True)
         return out
@@ -390,6 +407,8 @@ class Reassembler:
     ) -> None:
         for half in (conn.client, conn.server):
             end = max(half.buffer_end(), half.fin_at or 0)
+            if half.holds_unseen_fin():
+                end = max(end, half.pos + 1)  # ended without that FIN: it was a byte, lost
             self._skip(half, end, "lost", ts, out)
         conn.closed = True
         del self._live[conn.id]
@@ -419,6 +438,9 @@ class Reassembler:
         target = half.pos + ahead
         if half.fin_at is not None:
             target = min(target, half.fin_at)  # the FIN takes a sequence number, not a byte
+        elif ahead == 1 and not half.starts:
+            half.held = half.pos  # maybe the FIN, seen later: wait for proof either way
+            return
         self._skip(half, target, "lost", ts, out)
 
     def _receive(
@@ -427,6 +449,8 @@ class Reassembler:
         if half.next_seq == _UNSYNCED:
             half.next_seq = seq  # joined mid-stream: this direction starts here
         start = half.pos + _distance(seq, half.next_seq)
+        if start > half.pos and half.holds_unseen_fin():
+            self._skip(half, half.pos + 1, "lost", ts, out)  # bytes follow it: it was no FIN
         self._accept(half, start, payload, ts, out)
 
     def _accept(

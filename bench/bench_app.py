@@ -315,7 +315,11 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         typist = Typist(app, threading.get_ident(), seconds)
         passes.durations.clear()  # the pass over a prefilled store at start-up is set-up too
         typist.start()
-        await asyncio.to_thread(typist.join)
+        # The RSS ten times over the run: flat once the store is at its caps, or it leaks.
+        rss_over_run: list[float] = []
+        while typist.is_alive():
+            rss_over_run.append(rss_mb())
+            await asyncio.to_thread(typist.join, seconds / 10)
         elapsed = time.monotonic() - started
         cores = (time.process_time() - cpu_started) / elapsed
         await asyncio.sleep(2.0)  # the frames of the last keys
@@ -373,7 +377,10 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were frozen"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RSS: {rss_mb():.0f} MB now, {peak:.0f} MB peak")
+    print(
+        f"RSS: {rss_mb():.0f} MB now, {peak:.0f} MB peak; over the run: "
+        + " ".join(f"{mb:.0f}" for mb in rss_over_run)
+    )
 
 
 def main() -> None:

@@ -108,12 +108,19 @@ def connections(draw: st.DrawFn, conn: int) -> Connection:
             bare = Wired(conn, peer, at, at, acked[direction], captured=draw(st.booleans()))
             wire.append(bare)
     first = draw(st.sampled_from(DIRECTIONS))
-    for direction in (first, peer_of(first)):
+    second = peer_of(first)
+    for direction, peer_end in ((first, len(streams[second])), (second, len(streams[first]) + 1)):
         size = len(streams[direction])
         # The FIN alone, or with the stream's last bytes again (as a sender that shuts down
         # right after writing sends them), which the capture may see before the first copy.
+        # The second FIN acknowledges the first one, which takes the sequence number after
+        # the first stream's bytes: captured out of order, the acknowledgement may come first.
         start = size - draw(st.integers(0, min(size, 300)))
-        wire.append(Wired(conn, direction, start, size, len(streams[peer_of(direction)]), True))
+        wire.append(Wired(conn, direction, start, size, peer_end, True))
+    # The first closer's last ACK, of the second FIN (it may also be seen before that FIN).
+    after_fin = len(streams[first]) + 1
+    last_ack = len(streams[second]) + 1
+    wire.append(Wired(conn, first, after_fin, after_fin, last_ack, captured=draw(st.booleans())))
     return Connection(flow, streams, draw(st.booleans()), wire)
 
 
@@ -154,10 +161,13 @@ class ModelDirection:
     origin: int | None = None  # stream offset of the first byte accounted for
     pos: int = 0  # absolute offset up to which the stream is accounted for
     fin: int | None = None
+    held: int | None = None  # an acknowledged offset that may be the FIN, not yet seen
     pieces: list[Piece] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.have = bytearray(len(self.stream))
+        # One more place than the stream has bytes: the FIN's number, acknowledged but never
+        # a byte the capture can see.
+        self.have = bytearray(len(self.stream) + 1)
 
     def emit(self, kind: str, value: bytes | int) -> None:
         if self.pieces and self.pieces[-1][0] == kind:
@@ -185,6 +195,32 @@ class ModelDirection:
                 self.pos += 1
             self.emit("gap", self.pos - hole)
         self.deliver_ready()
+
+    def acknowledged(self, ack: int) -> None:
+        """The receiver has every offset below ``ack``. One past the bytes seen, with nothing
+        seen beyond, that last offset may be the FIN, which is no byte: it is held."""
+        if self.fin is not None:
+            self.skip_to(min(ack, self.fin))
+        elif ack == self.pos + 1 and not any(self.have[self.pos :]):
+            self.held = self.pos
+        else:
+            self.skip_to(ack)
+
+    def settle_held(self) -> None:
+        """A held offset is a lost byte once anything of the stream is seen beyond it."""
+        if self.held != self.pos:
+            return
+        beyond = any(self.have[self.pos + 1 :])
+        if beyond or (self.fin is not None and self.fin > self.pos):
+            self.skip_to(self.pos + 1)
+
+    def end(self) -> None:
+        """The connection ended: what is missing up to the last byte or FIN known is lost, and
+        so is a held offset that no FIN came to."""
+        target = max(self.buffer_end(), self.fin or 0)
+        if self.held == self.pos and self.fin is None:
+            target = max(target, self.pos + 1)
+        self.skip_to(target)
 
     def buffer_end(self) -> int:
         end = self.pos
@@ -224,7 +260,7 @@ class Model:
             self.open(conn)
         half, peer = self.directions[conn, direction], self.directions[conn, peer_of(direction)]
         if seg.ack is not None and peer.origin is not None:
-            peer.skip_to(min(seg.ack, peer.fin) if peer.fin is not None else seg.ack)
+            peer.acknowledged(seg.ack)
         if half.origin is None and (seg.fin or seg.end > seg.start):
             half.origin = half.pos = seg.start
         if seg.fin and half.fin is None:
@@ -235,6 +271,7 @@ class Model:
         for offset in range(max(seg.start, half.pos), min(seg.end, limit)):
             half.have[offset] = 1
         half.deliver_ready()
+        half.settle_held()
         if half.fin is not None and peer.fin is not None:
             self.close(conn)
 
@@ -242,7 +279,7 @@ class Model:
         for direction in DIRECTIONS:
             half = self.directions[conn, direction]
             if half.origin is not None:
-                half.skip_to(max(half.buffer_end(), half.fin or 0))
+                half.end()
         self.closed.add(conn)
 
     def close_all(self) -> None:

@@ -18,7 +18,8 @@ from tui.model.flows import Exchange
 from tui.model.http1_framing import MAX_HEAD
 
 _PIECE = 8192
-"""How much is handed to h11 at once: bounds the copy h11 makes of its leftover per message."""
+"""How much is handed to h11 at once: bounds the copy h11 makes of its leftover per message.
+Of a head, h11 is never handed more than ``MAX_HEAD`` bytes (see ``H11_HEAD_LIMIT``)."""
 _KEEP_BEHIND = 65536
 """Bytes of a long body kept behind the parse point (h11 may still hold some of them)."""
 _MAX_SCAN_LINE = 8192
@@ -45,6 +46,7 @@ class ByteReader:
         "fed",
         "h11",
         "head_done",
+        "head_start",
         "pos",
         "scanned",
         "skipped",
@@ -58,6 +60,9 @@ class ByteReader:
         self.fed = 1
         self.h11: h11.Connection | None = None
         self.head_done = False
+        # Where the head h11 is reading starts: the message's first byte, or the first byte
+        # after the informational responses read before it.
+        self.head_start = 1
         self.exchange: Exchange | None = None
         self.chunks: deque[tuple[int, float]] = deque()
         self.eof = False
@@ -90,7 +95,7 @@ class ByteReader:
         """Parse the next message with ``connection``, handing it the first piece right away
         (asking h11 for an event before it has bytes costs as much as parsing)."""
         self.h11 = connection
-        self.fed = self.pos
+        self.fed = self.head_start = self.pos
         self.head_done = False
         self.body_seen = 0
         self.store_body = True
@@ -101,7 +106,15 @@ class ByteReader:
         """Give h11 the next piece (or the end of the stream); False when there is nothing."""
         assert self.h11 is not None
         if self.fed < len(self.buf):
-            piece = self.buf[self.fed : self.fed + _PIECE]
+            end = self.fed + _PIECE
+            if not self.head_done:
+                # No more of a head than MAX_HEAD bytes: h11 then refuses exactly the heads
+                # those bytes do not complete, whether they came in one piece or many.
+                end = min(end, self.head_start + MAX_HEAD)
+                if end <= self.fed:
+                    # (Unreached: holding MAX_HEAD bytes of an unfinished head, h11 refused it.)
+                    return False
+            piece = self.buf[self.fed : end]
             self.h11.receive_data(piece)  # type: ignore[arg-type]  # h11 copies any bytes-like
             self.fed += len(piece)
             if self.head_done and self.fed - self.pos > 2 * _KEEP_BEHIND:
@@ -112,6 +125,11 @@ class ByteReader:
             self.eof_sent = True
             return True
         return False
+
+    def informational_read(self) -> None:
+        """h11 read an informational (1xx) head: the next head starts where it stopped."""
+        assert self.h11 is not None
+        self.head_start = self.fed - len(self.h11.trailing_data[0])
 
     def start_simple_message(self) -> None:
         """The next message's head is read without h11 (``http1_fast``)."""
@@ -156,7 +174,8 @@ class ByteReader:
         """Malformed input: the scan for the next message starts just after the bad one.
 
         A head whose first line is a ``start_line`` is skipped whole: up to its blank line, or
-        ``MAX_HEAD`` bytes when none is in reach (too large, or cut by the end of the stream).
+        ``MAX_HEAD`` bytes when none is within them (too large, or cut by the end of the
+        stream; h11 was never handed more of it, so what arrived after does not count).
         Its lines are never scanned again, so that a head full of lines that look like
         request lines costs one failure, not one per line. A head whose first line is not one
         (junk before a message) is skipped by that line only: a message may start further on
@@ -167,17 +186,20 @@ class ByteReader:
         if self.h11 is not None and self.head_done:
             leftover = len(self.h11.trailing_data[0])
             self.pos = self.fed - leftover
-        elif start_line.match(self.buf, self.pos):
-            self.pos = self._head_end()
         else:
-            self.pos = min(self.pos + 1, len(self.buf))
+            # The head refused, past the informational responses read before it.
+            start = self.pos if self.h11 is None else self.head_start
+            if start_line.match(self.buf, start):
+                self.pos = self._head_end(start)
+            else:
+                self.pos = min(start + 1, len(self.buf))
         self.h11 = None
         self.exchange = None
         self.scanned = 0
 
-    def _head_end(self) -> int:
-        buf, pos = self.buf, self.pos
-        reach = min(len(buf), pos + MAX_HEAD + 4)
+    def _head_end(self, pos: int) -> int:
+        buf = self.buf
+        reach = min(len(buf), pos + MAX_HEAD)
         ends = [
             end + len(blank)
             for blank in (b"\n\r\n", b"\n\n")
@@ -209,6 +231,7 @@ class ByteReader:
         self.base += cut
         self.pos = max(1, self.pos - cut)
         self.fed = max(1, self.fed - cut)
+        self.head_start = max(1, self.head_start - cut)
         self.scanned = max(0, self.scanned - cut)
         # The capture times of bytes let go are not asked for any more (a stream scanned a
         # byte at a time would otherwise keep one per byte).

@@ -175,6 +175,9 @@ class Connection:
     raw_out: bytearray = field(default_factory=bytearray, repr=False)
     """The first bytes the server sent (capped), for the raw view."""
     last_status: int | None = None
+    last_grpc_status: str | None = None
+    """The gRPC status (``OK``, ``NOT_FOUND``…) the last call to finish ended with, if it
+    carried one: it says more than the HTTP 200 its response began with."""
     raw_released: bool = False
     """raw_in/raw_out were emptied (and stopped growing) to keep the store within its budget."""
     errors: list[str] = field(default_factory=list)

@@ -232,10 +232,3 @@ def messages_by_framing(
         message = StreamMessage(direction, ts, "grpc", split.data, split.length, note)
         exchange.messages.append(message)
     return bool(splits)
-
-
-def set_status_reason(exchange: Exchange) -> None:
-    """A finished call's status name (``OK``, ``NOT_FOUND``…) is its response's reason."""
-    status = call_status(exchange)
-    if status is not None and exchange.response is not None:
-        exchange.response.reason = status[1]

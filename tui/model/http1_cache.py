@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import h11
 
-from tui.model.http1_framing import MAX_HEAD
+from tui.model.http1_framing import H11_HEAD_LIMIT
 
 _HEADER_LINES_MAX = 20_000
 _HEADER_LINE_MAX = 256
@@ -64,7 +64,7 @@ class Http1Cache:
     def request_body_parser(self, framing: bytes) -> h11.Connection:
         """A server-side h11 connection that has read a request head framed by ``framing``
         (a header line) and waits for its body: the head itself was read without h11."""
-        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        parser = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_HEAD_LIMIT)
         parser.receive_data(b"POST / HTTP/1.1\r\nHost: podtap\r\n" + framing + b"\r\n")
         parser.next_event()
         return parser
@@ -92,7 +92,7 @@ class Http1Cache:
             stand_in = h11.Request(method=method, target="/", headers=headers)
             if len(self._stand_ins) < _STAND_INS_MAX:
                 self._stand_ins[(method, upgrade)] = stand_in
-        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+        parser = h11.Connection(h11.CLIENT, max_incomplete_event_size=H11_HEAD_LIMIT)
         parser.send(stand_in)
         parser.send(_END)
         return parser

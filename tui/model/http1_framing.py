@@ -22,8 +22,15 @@ METHOD_PREFIX = re.compile(rb"[A-Z][A-Z0-9_-]{0,19}(?: |\Z)")
 
 
 MAX_HEAD = 64 * 1024
-"""The largest head (start line and header fields) decoded; a larger one is "head too large"
-(servers refuse far smaller ones: nginx 8 KiB a line, Node 16 KiB a head)."""
+"""The largest head (start line, header fields and the blank line that ends them) decoded; a
+larger one is "head too large" (servers refuse far smaller ones: nginx 8 KiB a line, Node
+16 KiB a head)."""
+H11_HEAD_LIMIT = MAX_HEAD - 1
+"""h11's ``max_incomplete_event_size``: h11 refuses a head once it holds more bytes of it than
+this and they do not complete it. Handed at most ``MAX_HEAD`` bytes of a head at a time
+(``ByteReader.feed_more``), it refuses exactly the heads over ``MAX_HEAD``, however they arrive;
+given a limit of ``MAX_HEAD`` itself, it would wait for more and pass a larger head whose end
+came in the same piece as the byte past the limit."""
 MAX_INFORMATIONAL = 5
 """1xx responses kept per exchange; a server sending thousands gains nothing more."""
 AMBIGUOUS_FRAMING = "ambiguous framing"

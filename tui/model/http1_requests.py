@@ -17,7 +17,7 @@ from tui.model.http1_cache import Http1Cache
 from tui.model.http1_exchanges import ExchangeBook, MessageSide
 from tui.model.http1_fast import RequestLine, SimpleRequest, read_request
 from tui.model.http1_framing import (
-    MAX_HEAD,
+    H11_HEAD_LIMIT,
     METHOD_PREFIX,
     REQUEST_LINE,
     REQUEST_START,
@@ -72,7 +72,7 @@ class RequestSide(MessageSide):
                 if simple is not None:
                     self._simple_request(simple, ts, sink)
                     continue
-                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+                parser = h11.Connection(h11.SERVER, max_incomplete_event_size=H11_HEAD_LIMIT)
                 reader.start_message(parser)
             try:
                 event = parser.next_event()

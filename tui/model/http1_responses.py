@@ -97,6 +97,8 @@ class ResponseSide(MessageSide):
                     self.book.add_body(reader, exchange.response, event.data)
                 sink.exchange_changed(exchange)
             elif isinstance(event, (h11.Response, h11.InformationalResponse)):
+                if isinstance(event, h11.InformationalResponse):
+                    reader.informational_read()
                 self._response_head(exchange, event, event.headers.raw_items(), ts, sink)
                 if parser.their_state is _SWITCHED:
                     return exchange

@@ -1,4 +1,5 @@
-"""The store: every connection and exchange seen, bounded, with a filtered view kept up to date.
+"""The store: every connection and exchange seen, bounded, with a filtered view kept up to date
+(tui.model.filtered_view).
 
 Fed batches of session updates (values in), it returns what changed (values out), so the app
 redraws only that. Connection keys are ``(source, id)``; when an agent restarts (a new
@@ -23,7 +24,8 @@ from agent.events import (
     Stats,
 )
 from tui.model.body_budget import DEFAULT_BODY_BUDGET, BodyBudget
-from tui.model.filters import Filter, Not
+from tui.model.filtered_view import FilteredView
+from tui.model.filters import Filter
 from tui.model.flows import Connection, ConnectionKey, Exchange
 from tui.model.handoff import handoffs_for
 from tui.model.headers import HeaderInventory
@@ -31,7 +33,6 @@ from tui.model.http import ConnectionDecoder
 from tui.model.http1_cache import Http1Cache
 from tui.model.http2_headers import Http2HeaderCache
 from tui.model.loss import LOST_REASON_WORDS, LossTally
-from tui.model.noise import is_noise
 from tui.model.updates import (
     AgentEvent,
     SessionNote,
@@ -133,18 +134,7 @@ class Store:
         self._highest_id: dict[str, int] = {}
         self._kernel_drops: dict[str, int] = {}
         self._packets: dict[str, int] = {}
-        self._filter: Filter | None = None
-        self._invert = False
-        self._hide_noise = False
-        # The filtered view: the exchanges it hides (few, usually), per connection how many,
-        # and the set of visible connections. The noise is kept whatever the view, so that
-        # hiding or showing it walks the noise alone, not every exchange kept.
-        self._hidden: set[Exchange] = set()
-        self._hidden_count: dict[ConnectionKey, int] = {}
-        self._noise: set[Exchange] = set()
-        self._noise_count: dict[ConnectionKey, int] = {}
-        self._visible: set[ConnectionKey] = set()
-        self._visible_cache: list[Connection] | None = None
+        self.view = FilteredView(self.connections)
 
     # ----------------------------------------------------------------------------- feeding
 
@@ -406,7 +396,7 @@ class Store:
                 self.bodies.forget(conn.exchanges[:count])
                 for exchange in conn.exchanges[:count]:
                     evicted.add(exchange)
-                    self._forget_exchange(exchange, conn.key)
+                    self.view.exchange_evicted(exchange, conn.key)
                 del conn.exchanges[:count]
                 conn.exchanges_dropped += count
                 self.dropped_exchanges += count
@@ -426,13 +416,7 @@ class Store:
         self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
         self._exchange_count -= len(conn.exchanges)
         self.bodies.forget(conn.exchanges)
-        if self._hidden_count.pop(key, 0):
-            self._hidden.difference_update(conn.exchanges)
-        if self._noise_count.pop(key, 0):
-            self._noise.difference_update(conn.exchanges)
-        if key in self._visible:
-            self._visible.discard(key)
-            self._visible_cache = None
+        if self.view.connection_evicted(conn):
             change.view_changed = True
         self._evicted[key] = None
         if len(self._evicted) > _EVICTED_KEYS_REMEMBERED:
@@ -450,125 +434,42 @@ class Store:
         for key in touched:
             if key in self.connections:
                 change.changed_connections.add(key)
-        for exchange in itertools.chain(change.new_exchanges, change.changed_exchanges):
-            conn = self.connections.get(exchange.key)
-            if conn is not None:
-                self._evaluate_exchange(exchange, conn)
-        for key in change.changed_connections:
-            conn = self.connections.get(key)
-            if conn is not None:
-                self._place(conn, change)
+        self.view.exchanges_changed(itertools.chain(change.new_exchanges, change.changed_exchanges))
+        if self.view.connections_changed(change.changed_connections):
+            change.view_changed = True
         live = self.connections
         change.new_connections = [key for key in change.new_connections if key in live]
         if change.removed_connections:
             change.new_exchanges = [ex for ex in change.new_exchanges if ex.key in live]
             change.changed_exchanges = [ex for ex in change.changed_exchanges if ex.key in live]
 
-    def _evaluate_exchange(self, exchange: Exchange, conn: Connection) -> None:
-        noise = is_noise(exchange)
-        if noise != (exchange in self._noise):
-            _toggle(self._noise, self._noise_count, exchange, conn.key, noise)
-        hidden = not self._exchange_shown(exchange, conn, noise)
-        if hidden != (exchange in self._hidden):
-            _toggle(self._hidden, self._hidden_count, exchange, conn.key, hidden)
-
-    def _forget_exchange(self, exchange: Exchange, key: ConnectionKey) -> None:
-        if exchange in self._hidden:
-            _toggle(self._hidden, self._hidden_count, exchange, key, False)
-        if exchange in self._noise:
-            _toggle(self._noise, self._noise_count, exchange, key, False)
-
-    def _exchange_shown(self, exchange: Exchange, conn: Connection, noise: bool) -> bool:
-        if self._hide_noise and noise:
-            return False
-        effective = self._effective_filter()
-        return effective is None or effective.evaluate(conn, exchange)
-
-    def _effective_filter(self) -> Filter | None:
-        if self._filter is None:
-            return None
-        return Not(self._filter) if self._invert else self._filter
-
-    def _connection_shown(self, conn: Connection) -> bool:
-        if conn.exchanges:
-            return len(conn.exchanges) > self._hidden_count.get(conn.key, 0)
-        effective = self._effective_filter()
-        return effective is None or effective.evaluate(conn, None)
-
-    def _place(self, conn: Connection, change: StoreChange) -> None:
-        shown = self._connection_shown(conn)
-        if shown == (conn.key in self._visible):
-            return
-        if shown:
-            self._visible.add(conn.key)
-        else:
-            self._visible.discard(conn.key)
-        self._visible_cache = None
-        change.view_changed = True
-
-    def _recompute_view(self) -> None:
-        self._hidden.clear()
-        self._hidden_count.clear()
-        self._visible.clear()
-        self._visible_cache = None
-        if self._effective_filter() is not None:
-            for conn in self.connections.values():
-                hidden = [
-                    exchange
-                    for exchange in conn.exchanges
-                    if not self._exchange_shown(exchange, conn, exchange in self._noise)
-                ]
-                if hidden:
-                    self._hidden.update(hidden)
-                    self._hidden_count[conn.key] = len(hidden)
-        elif self._hide_noise:
-            # No filter: what is hidden is the noise, known already.
-            self._hidden.update(self._noise)
-            self._hidden_count.update(self._noise_count)
-        for conn in self.connections.values():
-            if self._connection_shown(conn):
-                self._visible.add(conn.key)
+    # The view's own interface, kept here for the screens and outputs that ask the store.
 
     def set_filter(self, expr: Filter | None, invert: bool = False) -> None:
-        self._filter = expr
-        self._invert = invert
-        self._recompute_view()
+        self.view.set_filter(expr, invert)
 
     @property
     def filter(self) -> Filter | None:
-        return self._filter
+        return self.view.filter
 
     @property
     def inverted(self) -> bool:
-        return self._invert
+        return self.view.inverted
 
     @property
     def hide_noise(self) -> bool:
-        return self._hide_noise
+        return self.view.hide_noise
 
     @hide_noise.setter
     def hide_noise(self, value: bool) -> None:
-        if value != self._hide_noise:
-            self._hide_noise = value
-            self._recompute_view()
+        self.view.hide_noise = value
 
     def visible_connections(self) -> list[Connection]:
         """Connections the filter lets through, newest first."""
-        if self._visible_cache is None:
-            visible = self._visible
-            self._visible_cache = [
-                conn for conn in reversed(self.connections.values()) if conn.key in visible
-            ]
-        return list(self._visible_cache)
+        return self.view.visible_connections()
 
     def visible_exchanges(self, key: ConnectionKey) -> list[Exchange]:
-        conn = self.connections.get(key)
-        if conn is None:
-            return []
-        if not self._hidden_count.get(key):
-            return list(conn.exchanges)
-        hidden = self._hidden
-        return [ex for ex in conn.exchanges if ex not in hidden]
+        return self.view.visible_exchanges(key)
 
     def visible_exchanges_in_order(self) -> list[Exchange]:
         """Every exchange the filter lets through, across connections, oldest first.
@@ -577,7 +478,7 @@ class Store:
         while its owner is, and shown unless the view hides it. One pass, no sort.
         """
         live = self.connections
-        hidden = self._hidden
+        hidden = self.view.hidden
         return [
             exchange
             for owner, exchange in zip(self._exchange_owners, self._exchange_order, strict=True)
@@ -585,7 +486,7 @@ class Store:
         ]
 
     def matches(self, connection: Connection) -> bool:
-        return connection.key in self._visible
+        return self.view.shows(connection)
 
     def get(self, key: ConnectionKey) -> Connection | None:
         return self.connections.get(key)
@@ -613,26 +514,4 @@ class Store:
         self.dropped_connections = 0
         self.dropped_exchanges = 0
         self.notes.clear()
-        self._noise.clear()
-        self._noise_count.clear()
-        self._recompute_view()
-
-
-def _toggle(
-    members: set[Exchange],
-    counts: dict[ConnectionKey, int],
-    exchange: Exchange,
-    key: ConnectionKey,
-    member: bool,
-) -> None:
-    """Add ``exchange`` to ``members`` or take it out, and keep its connection's count."""
-    if member:
-        members.add(exchange)
-        counts[key] = counts.get(key, 0) + 1
-    else:
-        members.discard(exchange)
-        left = counts.get(key, 0) - 1
-        if left > 0:
-            counts[key] = left
-        else:
-            counts.pop(key, None)
+        self.view.cleared()

@@ -13,6 +13,9 @@ bytes, and never joins bytes across a loss. A loss inside a frame whose length i
 stepped over (the message it cuts is marked, and a compressed direction with context takeover
 stops inflating, since its window is gone); anywhere else the next frame boundary cannot be
 known, so that direction stops being decoded, with a note saying so.
+
+Reading the frames themselves (headers, masking, what no header may say) is
+``websocket_frames``'; this module makes messages of them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,20 @@ from typing import Protocol
 
 from agent.events import Direction
 from tui.model.flows import Connection, Exchange, Response, StreamMessage
+from tui.model.websocket_frames import KINDS, OPCODES, FrameReader, close_note, unmask
+
+__all__ = [
+    "INFLATE_LIMIT",
+    "MAX_BYTES",
+    "MAX_MESSAGES",
+    "MESSAGE_CAP",
+    "OPCODES",
+    "WebSocketDecoder",
+    "after_upgrade",
+    "close_note",
+    "deflate_takeover",
+    "switches_to_websocket",
+]
 
 MESSAGE_CAP = 65_536
 """Bytes of each message kept (after unmasking and inflating); ``length`` has the true size."""
@@ -35,25 +52,6 @@ INFLATE_LIMIT = 16 << 20
 _INFLATE_STEP = 65_536
 _DEFLATE_TAIL = b"\x00\x00\xff\xff"
 """What a sender strips from the end of every compressed message (RFC 7692, 7.2.1)."""
-_KINDS = {0x1: "text", 0x2: "binary", 0x8: "close", 0x9: "ping", 0xA: "pong"}
-OPCODES = {"text": 1, "binary": 2, "close": 8, "ping": 9, "pong": 10}
-"""Opcode of each message kind, as HAR's ``_webSocketMessages`` records it."""
-_CLOSE_CODES = {
-    1000: "normal closure",
-    1001: "going away",
-    1002: "protocol error",
-    1003: "unsupported data",
-    1005: "no status",
-    1006: "abnormal closure",
-    1007: "invalid payload",
-    1008: "policy violation",
-    1009: "message too big",
-    1010: "mandatory extension",
-    1011: "internal error",
-    1012: "service restart",
-    1013: "try again later",
-    1014: "bad gateway",
-}
 _SIDE_NAMES = {"in": "client → server", "out": "server → client"}
 
 
@@ -99,29 +97,6 @@ def deflate_takeover(response: Response) -> dict[Direction, bool] | None:
     return None
 
 
-def close_note(payload: bytes) -> str:
-    """``1000 normal closure``, ``1001 going away: bye`` or ``no status code``."""
-    if len(payload) < 2:
-        return "no status code"
-    code = int.from_bytes(payload[:2], "big")
-    name = _CLOSE_CODES.get(code, "application code" if code >= 3000 else "unknown code")
-    reason = payload[2:].decode("utf-8", "replace")
-    return f"{code} {name}: {reason}" if reason else f"{code} {name}"
-
-
-def _unmask(data: bytes, key: bytes, offset: int) -> bytes:
-    """``data`` XOR the mask, starting ``offset`` bytes into the payload."""
-    size = len(data)
-    if not size:
-        return data
-    shift = offset % 4
-    turned = key[shift:] + key[:shift]
-    stream = turned * (size // 4 + 1)
-    return (int.from_bytes(data, "big") ^ int.from_bytes(stream[:size], "big")).to_bytes(
-        size, "big"
-    )
-
-
 class _Message:
     """A data message being received: its frames' payloads, unmasked and inflated."""
 
@@ -137,57 +112,177 @@ class _Message:
         self.note = ""
 
 
-class _Side:
-    """One direction: where its frame stream stands."""
+class _Side(FrameReader):
+    """One direction: the messages its frames make, as they come."""
 
     __slots__ = (
         "control",
+        "decoder",
         "direction",
-        "fin",
-        "head",
-        "in_frame",
         "inflate_lost",
         "inflater",
-        "key",
         "message",
-        "offset",
-        "opcode",
-        "remaining",
-        "rsv1",
-        "stopped",
+        "message_cap",
         "takeover",
     )
 
-    def __init__(self, direction: Direction, takeover: bool | None) -> None:
+    def __init__(
+        self, direction: Direction, takeover: bool | None, decoder: WebSocketDecoder
+    ) -> None:
+        super().__init__()
         self.direction: Direction = direction
         self.takeover = takeover
         """None: no compression was negotiated; else whether the inflater's window carries over
         from one message to the next."""
-        self.head = bytearray()
-        self.in_frame = False
-        self.opcode = 0
-        self.fin = False
-        self.rsv1 = False
-        self.key: bytes | None = None
-        self.remaining = 0
-        self.offset = 0
+        self.decoder = decoder
+        self.message_cap = decoder.message_cap
         self.control = bytearray()
         self.message: _Message | None = None
         self.inflater: zlib._Decompress | None = None
         self.inflate_lost = False
         """A loss took bytes the inflater's window needed: compressed messages cannot be read."""
-        self.stopped = False
 
-    def header_size(self) -> int:
-        """Bytes the frame header in ``head`` needs (2 until its first two bytes are in)."""
-        return 2 if len(self.head) < 2 else _header_size(self.head[1])
+    # --------------------------------------------------------------------------- frames
 
+    def frame_started(self, ts: float) -> str | None:
+        """Why the frame cannot come here in this stream's messages (None: it begins one, or
+        continues the one begun)."""
+        opcode = self.opcode
+        if opcode >= 8:
+            self.control.clear()
+            return None
+        if opcode == 0:
+            if self.message is None:
+                return "a continuation frame comes with no message to continue"
+            if self.rsv1:
+                return "a continuation frame has the compression bit set"
+            return None
+        if self.message is not None:
+            return "a new message starts before the fragmented one before it ended"
+        if self.rsv1 and self.takeover is None:
+            return "a message is marked compressed, but no compression was negotiated"
+        self.message = message = _Message(KINDS[opcode], self.rsv1)
+        if self.rsv1:
+            self._start_inflating(message)
+        return None
 
-def _header_size(second: int) -> int:
-    """A frame header's size, from its second byte (mask bit and length code)."""
-    length = second & 0x7F
-    size = 6 if second & 0x80 else 2
-    return size + (2 if length == 126 else 8 if length == 127 else 0)
+    def frame_payload(self, chunk: bytes) -> None:
+        if self.opcode >= 8:
+            self.control += chunk if self.key is None else unmask(chunk, self.key, self.offset)
+            return
+        message = self.message
+        if message is None or message.cut:
+            if message is not None:
+                message.length += len(chunk)
+            return
+        if message.compressed:
+            plain = chunk if self.key is None else unmask(chunk, self.key, self.offset)
+            self._inflate(message, plain)
+            return
+        message.length += len(chunk)
+        room = self.message_cap - len(message.data)
+        if room > 0:
+            kept = chunk[:room]
+            message.data += kept if self.key is None else unmask(kept, self.key, self.offset)
+
+    def frame_ended(self, ts: float) -> None:
+        if self.opcode >= 8:
+            payload = bytes(self.control)
+            kind = KINDS[self.opcode]
+            if kind == "close":
+                self.decoder.keep(
+                    StreamMessage(
+                        self.direction, ts, kind, payload[2:], len(payload), close_note(payload)
+                    )
+                )
+            else:
+                self.decoder.keep(StreamMessage(self.direction, ts, kind, payload, len(payload)))
+            return
+        message = self.message
+        if not self.fin or message is None:
+            return
+        self.message = None
+        if message.compressed and not message.cut:
+            self._inflate(message, _DEFLATE_TAIL)
+        if message.compressed and not self.takeover:
+            self.inflater = None
+        self.emit(message, ts)
+
+    def frames_unreadable(self, why: str, ts: float) -> None:
+        self.stop(why, ts)
+
+    # --------------------------------------------------------------------------- compression
+
+    def _start_inflating(self, message: _Message) -> None:
+        if self.inflate_lost:
+            message.cut = True
+            message.note = "compressed with a window lost to an earlier gap: not decoded"
+        elif self.inflater is None:
+            self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+
+    def _inflate(self, message: _Message, plain: bytes) -> None:
+        inflater = self.inflater
+        if inflater is None or message.cut:
+            return
+        try:
+            while plain:
+                out = inflater.decompress(plain, _INFLATE_STEP)
+                plain = inflater.unconsumed_tail
+                message.length += len(out)
+                room = self.message_cap - len(message.data)
+                if room > 0:
+                    message.data += out[:room]
+                if message.length > INFLATE_LIMIT:
+                    self._inflate_failed(message, f"inflates past {INFLATE_LIMIT:,} bytes")
+                    return
+        except zlib.error as error:
+            self._inflate_failed(message, f"does not inflate ({error})")
+
+    def _inflate_failed(self, message: _Message, why: str) -> None:
+        message.cut = True
+        message.note = f"compressed message {why}; kept as far as inflated"
+        self.inflater = None
+        if self.takeover:
+            # Later messages refer back into this one's window, which is now unknown.
+            self.inflate_lost = True
+
+    # --------------------------------------------------------------------------- losses
+
+    def lose_in_message(self) -> None:
+        """Bytes of the message being read were lost (its frame goes on after them)."""
+        message = self.message
+        if message is None:
+            return
+        if not message.cut:
+            message.cut = True
+            message.note = "cut by a loss: only its beginning is kept"
+        if message.compressed:
+            self.inflater = None
+            if self.takeover:
+                self.inflate_lost = True
+
+    def stop(self, why: str, ts: float) -> None:
+        """Nothing more of this direction can be read: ``why`` says so in the notes."""
+        message = self.message
+        if message is not None:
+            message.cut = True
+            message.note = message.note or "cut: the stream stopped being readable"
+            self.emit(message, ts)
+            self.message = None
+        self.stopped = True
+        self.decoder.exchange.notes.append(
+            f"WebSocket {_SIDE_NAMES[self.direction]}: {why}; the rest is not decoded"
+        )
+
+    def emit(self, message: _Message, ts: float) -> None:
+        note = message.note
+        if message.compressed and not note:
+            note = "compressed"
+        self.decoder.keep(
+            StreamMessage(
+                self.direction, ts, message.kind, bytes(message.data), message.length, note
+            )
+        )
 
 
 class WebSocketDecoder:
@@ -207,8 +302,8 @@ class WebSocketDecoder:
         self._kept = 0
         takeover = None if exchange.response is None else deflate_takeover(exchange.response)
         self._sides = {
-            "in": _Side("in", None if takeover is None else takeover["in"]),
-            "out": _Side("out", None if takeover is None else takeover["out"]),
+            "in": _Side("in", None if takeover is None else takeover["in"], self),
+            "out": _Side("out", None if takeover is None else takeover["out"], self),
         }
         self._dropped = 0
 
@@ -217,31 +312,7 @@ class WebSocketDecoder:
     def feed(self, direction: Direction, data: bytes, ts: float, sink: ExchangeChanged) -> None:
         side = self._sides[direction]
         before = len(self.exchange.messages) + self._dropped
-        pos, size = 0, len(data)
-        while pos < size and not side.stopped:
-            if side.in_frame:
-                take = min(side.remaining, size - pos)
-                self._payload(side, data[pos : pos + take])
-                pos += take
-                side.remaining -= take
-                side.offset += take
-                if side.remaining == 0:
-                    self._frame_ended(side, ts)
-                continue
-            if not side.head and size - pos >= 2:
-                # The common case: the whole header is in this chunk, read it in place.
-                need = _header_size(data[pos + 1])
-                if size - pos >= need:
-                    self._frame_started(side, data[pos : pos + need], ts)
-                    pos += need
-                    continue
-            need = side.header_size() - len(side.head)
-            side.head += data[pos : pos + need]
-            pos += min(need, size - pos)
-            if len(side.head) >= 2 and len(side.head) == side.header_size():
-                head = bytes(side.head)
-                side.head.clear()
-                self._frame_started(side, head, ts)
+        side.read(data, ts)
         if side.stopped or len(self.exchange.messages) + self._dropped != before:
             sink.exchange_changed(self.exchange)
 
@@ -250,17 +321,14 @@ class WebSocketDecoder:
         if side.stopped:
             return
         self.exchange.incomplete = True
-        if side.in_frame and length <= side.remaining and side.opcode < 8:
+        if side.can_skip(length):
             # The next frame starts right after this one, whose length is known: step over.
-            self._lose_in_message(side)
+            side.lose_in_message()
             if side.message is not None and not side.message.compressed:
                 side.message.length += length
-            side.remaining -= length
-            side.offset += length
-            if side.remaining == 0:
-                self._frame_ended(side, ts)
+            side.skip(length, ts)
         else:
-            self._stop(side, f"{length:,} bytes were lost where no frame boundary is known", ts)
+            side.stop(f"{length:,} bytes were lost where no frame boundary is known", ts)
         sink.exchange_changed(self.exchange)
 
     def close(self, ts: float, sink: ExchangeChanged) -> None:
@@ -269,186 +337,17 @@ class WebSocketDecoder:
             message = side.message
             if message is not None and not side.stopped:
                 message.note = "the connection closed before this message ended"
-                self._emit_data(side, message, ts)
+                side.emit(message, ts)
                 side.message = None
                 changed = True
             side.stopped = True
         if changed:
             sink.exchange_changed(self.exchange)
 
-    # --------------------------------------------------------------------------- frames
-
-    def _frame_started(self, side: _Side, head: bytes, ts: float) -> None:
-        first, second = head[0], head[1]
-        opcode = first & 0x0F
-        length = second & 0x7F
-        rest = head[2:]
-        if length == 126:
-            length, rest = int.from_bytes(rest[:2], "big"), rest[2:]
-        elif length == 127:
-            length, rest = int.from_bytes(rest[:8], "big"), rest[8:]
-        side.opcode = opcode
-        side.fin = bool(first & 0x80)
-        side.rsv1 = bool(first & 0x40)
-        side.key = rest[:4] if second & 0x80 else None
-        side.remaining = length
-        side.offset = 0
-        problem = self._frame_problem(side, first, length)
-        if problem is not None:
-            self._stop(side, problem, ts)
-            return
-        side.in_frame = True
-        if opcode >= 8:
-            side.control.clear()
-        elif opcode != 0:
-            side.message = _Message(_KINDS[opcode], side.rsv1)
-            if side.rsv1:
-                self._start_inflating(side, side.message)
-        if length == 0:
-            self._frame_ended(side, ts)
-
-    def _frame_problem(self, side: _Side, first: int, length: int) -> str | None:
-        """Why this frame header cannot be a frame of this stream (None when it can)."""
-        opcode = side.opcode
-        if first & 0x30:
-            return "a frame uses reserved bits no negotiated extension defines"
-        if opcode not in _KINDS and opcode != 0:
-            return f"a frame has the reserved opcode {opcode}"
-        if length >> 63:
-            return "a frame's length does not fit in 63 bits"
-        if opcode >= 8:
-            if not side.fin or length > 125 or side.rsv1:
-                return "a control frame is fragmented, compressed or longer than 125 bytes"
-            return None
-        if opcode == 0:
-            if side.message is None:
-                return "a continuation frame comes with no message to continue"
-            if side.rsv1:
-                return "a continuation frame has the compression bit set"
-            return None
-        if side.message is not None:
-            return "a new message starts before the fragmented one before it ended"
-        if side.rsv1 and side.takeover is None:
-            return "a message is marked compressed, but no compression was negotiated"
-        return None
-
-    def _payload(self, side: _Side, chunk: bytes) -> None:
-        if side.opcode >= 8:
-            side.control += chunk if side.key is None else _unmask(chunk, side.key, side.offset)
-            return
-        message = side.message
-        if message is None or message.cut:
-            if message is not None:
-                message.length += len(chunk)
-            return
-        if message.compressed:
-            plain = chunk if side.key is None else _unmask(chunk, side.key, side.offset)
-            self._inflate(side, message, plain)
-            return
-        message.length += len(chunk)
-        room = self.message_cap - len(message.data)
-        if room > 0:
-            kept = chunk[:room]
-            message.data += kept if side.key is None else _unmask(kept, side.key, side.offset)
-
-    def _frame_ended(self, side: _Side, ts: float) -> None:
-        side.in_frame = False
-        if side.opcode >= 8:
-            payload = bytes(side.control)
-            kind = _KINDS[side.opcode]
-            if kind == "close":
-                self._add(
-                    StreamMessage(
-                        side.direction, ts, kind, payload[2:], len(payload), close_note(payload)
-                    )
-                )
-            else:
-                self._add(StreamMessage(side.direction, ts, kind, payload, len(payload)))
-            return
-        message = side.message
-        if not side.fin or message is None:
-            return
-        side.message = None
-        if message.compressed and not message.cut:
-            self._inflate(side, message, _DEFLATE_TAIL)
-        if message.compressed and not side.takeover:
-            side.inflater = None
-        self._emit_data(side, message, ts)
-
-    # --------------------------------------------------------------------------- compression
-
-    def _start_inflating(self, side: _Side, message: _Message) -> None:
-        if side.inflate_lost:
-            message.cut = True
-            message.note = "compressed with a window lost to an earlier gap: not decoded"
-        elif side.inflater is None:
-            side.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-
-    def _inflate(self, side: _Side, message: _Message, plain: bytes) -> None:
-        inflater = side.inflater
-        if inflater is None or message.cut:
-            return
-        try:
-            while plain:
-                out = inflater.decompress(plain, _INFLATE_STEP)
-                plain = inflater.unconsumed_tail
-                message.length += len(out)
-                room = self.message_cap - len(message.data)
-                if room > 0:
-                    message.data += out[:room]
-                if message.length > INFLATE_LIMIT:
-                    self._inflate_failed(side, message, f"inflates past {INFLATE_LIMIT:,} bytes")
-                    return
-        except zlib.error as error:
-            self._inflate_failed(side, message, f"does not inflate ({error})")
-
-    def _inflate_failed(self, side: _Side, message: _Message, why: str) -> None:
-        message.cut = True
-        message.note = f"compressed message {why}; kept as far as inflated"
-        side.inflater = None
-        if side.takeover:
-            # Later messages refer back into this one's window, which is now unknown.
-            side.inflate_lost = True
-
-    # --------------------------------------------------------------------------- losses
-
-    def _lose_in_message(self, side: _Side) -> None:
-        message = side.message
-        if message is None:
-            return
-        if not message.cut:
-            message.cut = True
-            message.note = "cut by a loss: only its beginning is kept"
-        if message.compressed:
-            side.inflater = None
-            if side.takeover:
-                side.inflate_lost = True
-
-    def _stop(self, side: _Side, why: str, ts: float) -> None:
-        message = side.message
-        if message is not None:
-            message.cut = True
-            message.note = message.note or "cut: the stream stopped being readable"
-            self._emit_data(side, message, ts)
-            side.message = None
-        side.stopped = True
-        self.exchange.notes.append(
-            f"WebSocket {_SIDE_NAMES[side.direction]}: {why}; the rest is not decoded"
-        )
-
     # --------------------------------------------------------------------------- output
 
-    def _emit_data(self, side: _Side, message: _Message, ts: float) -> None:
-        note = message.note
-        if message.compressed and not note:
-            note = "compressed"
-        self._add(
-            StreamMessage(
-                side.direction, ts, message.kind, bytes(message.data), message.length, note
-            )
-        )
-
-    def _add(self, message: StreamMessage) -> None:
+    def keep(self, message: StreamMessage) -> None:
+        """Add a message to the exchange's, dropping the oldest past the caps."""
         messages = self.exchange.messages
         messages.append(message)
         self._kept += len(message.data)

@@ -56,6 +56,11 @@ def status(code: int | None) -> Styled:
     return (str(code), STATUS_STYLES.get(code // 100, ""))
 
 
+def grpc_status(name: str) -> Styled:
+    """A gRPC call's status name, green when ``OK``, an error in red otherwise."""
+    return (name, STATUS_STYLES[2] if name == "OK" else STATUS_STYLES[5])
+
+
 STATE_STYLES = {"open": "green", "closed": "dim", "reset": "red"}
 
 

@@ -23,7 +23,7 @@ CONNECTION_COLUMNS = (
     Column("proto", 5),
     Column("state", 6),
     Column("req", 4, "right"),
-    Column("last", 4),
+    Column("last", 9),
     Column("in", 5, "right"),
     Column("out", 5, "right"),
     Column("age", 4, "right"),
@@ -31,11 +31,15 @@ CONNECTION_COLUMNS = (
 
 
 def connection_cells(connection: Connection, now: float) -> Sequence[Cell]:
+    last: Cell
+    if connection.last_grpc_status is not None:
+        # As in the requests table: the call's own status, not the HTTP 200 it came in.
+        last = cells.grpc_status(connection.last_grpc_status)
     # A WebSocket's last status is its 101, which says less than the protocol it switched to.
-    if connection.protocol != "ws" and (
+    elif connection.protocol != "ws" and (
         connection.protocol in ("http", "unknown") or connection.last_status is not None
     ):
-        last: Cell = cells.status(connection.last_status)
+        last = cells.status(connection.last_status)
     else:
         last = (connection.protocol, "italic cyan")
     return (
@@ -107,7 +111,7 @@ def _status(exchange: Exchange) -> Cell:
     grpc = call_status(exchange)
     if grpc is None:
         return cells.status(exchange.status)
-    return (grpc[1], cells.STATUS_STYLES[2] if grpc[1] == "OK" else cells.STATUS_STYLES[5])
+    return cells.grpc_status(grpc[1])
 
 
 def exchange_key(exchange: Exchange) -> tuple[ConnectionKey, int]:
