@@ -77,6 +77,8 @@ class ApiServer:
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
         self.requests: list[RequestSeen] = []
         """Every request handled but the watches and port-forwards still open, oldest first."""
+        self.held: dict[str, float] = {}
+        """``VERB:RESOURCE`` -> seconds such requests wait before they are handled."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()
@@ -175,6 +177,9 @@ class ApiServer:
                 target.name or "",
             )
         )
+        held = self.held.get(f"{verb}:{rt.plural}")
+        if held:
+            await asyncio.sleep(held)
         if target.subresource == "portforward":
             return await serve_port_forward(
                 request, self.cluster, target.namespace or "", target.name or ""
