@@ -101,10 +101,10 @@ def why_no_agent_pod(cluster: Cluster, namespace: str, job: str) -> str | None:
 
 def delete_node_agents(cluster: Cluster, namespace: str, session: str) -> None:
     """Every Job, agent pod, token Secret and code ConfigMap of the session: one collection
-    delete per kind, the four at once. An API server that handles requests one after another
-    (or is busy) made one delete per agent, or a list before the deletes, cost seconds per
-    round at 30 nodes. A kind whose collection delete is refused (a Role without
-    ``deletecollection``) is listed and deleted one object at a time, still all at once.
+    delete per kind, the four at once. A listing, then a delete per Job and per pod, cost a
+    round trip per handful of agents: at 30 nodes on a busy API server, ten seconds to leave.
+    A kind whose collection delete is refused (a Role without ``deletecollection``) is listed
+    and deleted one object at a time, still all at once.
     Failures are left to the agents' idle timeout and the Jobs' TTL."""
     selector = session_selector(session)
     core, batch = cluster.core, cluster.batch
