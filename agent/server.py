@@ -40,9 +40,12 @@ BATCH_EVENTS = 4000
 """Events per message at most. Under a flood a message then carries a whole capture read
 (a few thousand small segments) rather than a quarter of one: every message costs both ends a
 read, an encode or decode and a websocket frame, whatever it holds."""
-# Data per message; with per-event overhead a message stays under 1 MiB, the default message
-# size limit of websockets clients (a single larger event is still sent alone).
-BATCH_BYTES = 896 * 1024
+EVENT_OVERHEAD = 68
+"""Bytes an event costs in a message besides its data (a DataReceived with the largest seq,
+conn and timestamp the agent writes)."""
+BATCH_BYTES = 1024 * 1024 - BATCH_EVENTS * EVENT_OVERHEAD - 4096
+"""Data per message, so that even a batch of BATCH_EVENTS events stays under 1 MiB, the default
+message size limit of websockets clients (a single larger event is still sent alone)."""
 # What may wait in a client's user-space write buffer before its sender pauses; the kernel
 # socket buffer comes on top. Large enough to keep a port-forward busy, small enough that a
 # stalled client costs little.

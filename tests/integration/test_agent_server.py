@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus
 
 from agent.events import AnyEvent, DataReceived, EventsLost, Hello, Stats
 from agent.journal import Journal
-from agent.server import AgentInfo, EventServer
+from agent.server import BATCH_BYTES, BATCH_EVENTS, AgentInfo, EventServer
 from agent.wire import decode_batch
 
 pytestmark = pytest.mark.timeout(30)
@@ -86,6 +86,26 @@ async def test_resume_after_a_seq_repeats_nothing_and_skips_nothing(journal: Jou
     async with connect(url(server, f"?after=37&agent={INFO.agent_id}")) as client:
         events = await collect_until(client, 50)
     assert [e.seq for e in events] == list(range(38, 51))
+    await server.stop()
+
+
+@pytest.mark.parametrize("size", [4, 180, BATCH_BYTES // BATCH_EVENTS, 4_000, 65_536])
+async def test_every_message_fits_a_default_websockets_client(size: int) -> None:
+    """Full batches, by event count or by bytes, stay under websockets' default 1 MiB limit
+    (the client below keeps it), for any size of event up to the agent's largest."""
+    journal = Journal()
+    server = await started(journal)
+    count = 3 * min(BATCH_EVENTS, max(BATCH_BYTES // size, 1)) + 1  # three full batches and one
+    journal.append(
+        [
+            DataReceived(ts=time.time(), conn=2**31, direction="out", data=b"x" * size, seq=0)
+            for _ in range(count)
+        ]
+    )
+    async with connect(url(server)) as client:
+        assert client.protocol.max_message_size == 1024 * 1024
+        events = await collect_until(client, count)
+    assert len(events) == count
     await server.stop()
 
 

@@ -64,7 +64,7 @@ def fake_pod(name: str) -> Iterator[FakePod]:
             for directory in directories:
                 (directory / "cgroup.procs").write_text(str(server.pid))
             pod = FakePod(name, container_id, lab)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60  # a Python start-up on a busy machine
             while True:
                 try:
                     pod.get("/ready")

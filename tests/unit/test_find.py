@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tui.model.find import make_needle, next_index
@@ -131,28 +133,117 @@ def test_slices_going_either_way_find_what_looking_one_by_one_finds() -> None:
                 assert scan.found == expected, (current, forward, size)
 
 
-def test_heads_are_kept_once_final_and_within_the_budget() -> None:
+def test_texts_are_kept_once_final_and_within_the_budget() -> None:
     from tui.model.find import FindTexts
 
-    texts = FindTexts(budget=200)
+    texts = FindTexts(budget=400)
     finished = exchange()
     finished.request.complete = True
     finished.finished = 2.0
     waiting = exchange()
-    head = texts.head(finished)
-    assert head.startswith("POST /orders?id=1\nAccept: */*\n201 Created")
-    assert texts.head(finished) is head
-    assert texts.head(waiting) == texts.head(waiting)
-    assert (len(texts), texts.size) == (1, len(head))
+    head, lowered, _ = texts.exchange_parts(finished)
+    assert head.startswith(b"POST /orders?id=1\nAccept: */*\n201 Created")
+    assert lowered == head.lower()
+    assert texts.exchange_parts(finished)[0] is head
+    assert texts.exchange_parts(waiting)[0] is not texts.exchange_parts(waiting)[0]
+    assert (len(texts), texts.size) == (1, 2 * len(head))
     # A response that replaced the one seen (h2c's upgrade) is looked at anew.
     finished.response = Response(headers=[("X-Later", "yes")], status=200, reason="OK")
-    assert "X-Later: yes" in texts.head(finished)
-    assert texts.size == len(texts.head(finished))
+    assert b"X-Later: yes" in texts.exchange_parts(finished)[0]
+    assert texts.size == 2 * len(texts.exchange_parts(finished)[0])
+    # So are messages that came since.
+    finished.messages.append(StreamMessage("out", 1.0, "text", b"tick 7", 6))
+    assert b"tick 7" in texts.exchange_parts(finished)[0]
     others = [exchange() for _ in range(10)]
     for other in others:
         other.request.complete = True
         other.finished = 3.0
-        texts.head(other)
-    assert texts.size <= 200
+        texts.exchange_parts(other)
+    assert texts.size <= 400
     texts.keep_only(others[:1])
     assert len(texts) <= 1
+
+
+def test_warming_makes_the_texts_a_look_then_reuses() -> None:
+    from tui.model.find import FindTexts, ScanAround
+
+    exchanges = [exchange(f"body {n}".encode()) for n in range(30)]
+    for ex in exchanges:
+        ex.request.complete = True
+        ex.finished = 1.0
+    texts = FindTexts()
+    position = 0
+    while position < len(exchanges):
+        position = texts.warm(exchanges, position, 7)
+    assert len(texts) == 30
+    kept = texts.exchange_parts(exchanges[12])
+    assert texts.columns(exchanges[12:13], folded=False) == ([kept[0]], [kept[2]])
+    needle = make_needle("body 12")
+    assert needle is not None
+    scan = ScanAround(exchanges, 0, needle, True, texts)
+    scan.step(100)
+    assert scan.found == 12
+
+
+# Secrets: find looks only through what the pane shows, masked unless revealed.
+
+SECRET = "s3cr3t-v4lu3-0042"
+
+
+def secret_exchanges() -> list[Exchange]:
+    """A header, a JSON body, a WebSocket message and a gRPC string, each holding SECRET
+    under a secret-looking name, and one exchange holding it in plain sight."""
+    header = exchange(header=("Authorization", f"Bearer {SECRET}"))
+    body = exchange(json.dumps({"user": "ann", "api_key": SECRET}).encode())
+    assert body.response is not None
+    body.response.body = json.dumps({"token": SECRET}).encode()
+    websocket = exchange()
+    text = json.dumps({"type": "auth", "password": SECRET}).encode()
+    websocket.messages.append(StreamMessage("in", 1.0, "text", text, len(text)))
+    grpc = exchange()
+    field = f"session_token={SECRET}".encode()
+    payload = b"\x0a" + bytes([len(field)]) + field  # field 1, a string
+    grpc.messages.append(StreamMessage("in", 1.0, "grpc", payload, len(payload)))
+    return [header, body, websocket, grpc]
+
+
+def test_find_does_not_land_on_a_masked_secret() -> None:
+    from tui.model.find import FindTexts, ScanAround
+
+    needle = make_needle(SECRET[:10])
+    assert needle is not None
+    for ex in secret_exchanges():
+        assert not needle.mentions(ex), ex
+        assert needle.mentions(ex, reveal=True), ex
+    plain = exchange(f"the value {SECRET} in plain sight".encode())
+    listed = [*secret_exchanges(), plain]
+    for reveal, expected in ((False, 4), (True, 0)):
+        texts = FindTexts(reveal=reveal)
+        scan = ScanAround(listed, None, needle, True, texts)
+        scan.step(len(listed))
+        assert scan.found == expected
+    # The mask itself is what is shown: looking for it finds the masked ones.
+    dots = make_needle("••••••")
+    assert dots is not None
+    assert all(dots.mentions(ex) for ex in secret_exchanges())
+
+
+def test_texts_follow_the_reveal_switch() -> None:
+    from tui.model.find import FindTexts, ScanAround
+
+    needle = make_needle(SECRET)
+    assert needle is not None
+    listed = secret_exchanges()
+    for ex in listed:
+        ex.request.complete = True
+        ex.finished = 1.0
+    texts = FindTexts()
+    assert texts.warm(listed, 0, 10) == len(listed)
+    scan = ScanAround(listed, None, needle, True, texts)
+    assert scan.step(10)
+    assert scan.found is None
+    texts.show_secrets(True)
+    assert len(texts) == 0
+    scan = ScanAround(listed, None, needle, True, texts)
+    assert scan.step(10)
+    assert scan.found == 0

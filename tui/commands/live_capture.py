@@ -18,6 +18,9 @@ LISTENING = "Listening for traffic... Press Ctrl+C to stop"
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+_EVENTS_TOLD = frozenset({Stats, EventsLost, Hello})
+"""The events the status lines and the loss totals are made of."""
+
 
 class StopOnSignals:
     """While entered, Ctrl+C, SIGTERM and SIGHUP (or ``stop``) cancel the running task, once.
@@ -89,7 +92,9 @@ class StatusReporter:
     def report(self, updates: Sequence[Update]) -> None:
         for update in updates:
             if isinstance(update, AgentEvent):
-                self._event(update.source, update.event)
+                # Most events (a flood's data) say nothing here: skipped at the least cost.
+                if type(update.event) in _EVENTS_TOLD:
+                    self._event(update.source, update.event)
             elif isinstance(update, SourceStatus):
                 self.losses.observe_status(update)
                 self._status(update)

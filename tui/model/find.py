@@ -1,23 +1,25 @@
 """Find: what the user typed after ``f``, looked for in an exchange and in lines on screen.
 
 The text is literal (no regex), *smart-case* like the filters: case-insensitive unless it holds
-an upper-case letter. ``mentions`` tells whether an exchange holds the text anywhere it can be
-shown (request line, headers, bodies decoded as the pane shows them, messages) without
-formatting anything; ``first_mentioning`` does so for thousands at once, joining their texts,
-so that looking through 100,000 exchanges is a few scans of text.
+an upper-case letter. ``mentions`` tells whether an exchange shows the text (request line,
+headers, bodies decoded as the pane shows them, messages; secrets masked as the pane masks
+them, unless revealed: find never lands on a hidden secret); ``first_mentioning`` does so for
+thousands at once, joining their texts, so that looking through 100,000 exchanges is a few
+scans of text.
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import cast
 
-from tui.model.content import decode_body
-from tui.model.flows import Exchange, Message, Response
+from tui.model.flows import Exchange, Response
+from tui.model.shown_text import exchange_parts
 
 MAX_NEEDLE = 200
 """Characters of a find text kept (a pasted page is not something to look for)."""
@@ -32,121 +34,167 @@ class Needle:
     """Case-insensitive: haystacks are lower-cased before looking (cheaper than a regex)."""
     key: str
     data_key: bytes
-    """The key as UTF-8 bytes, for bodies (case folding is ASCII-only there)."""
+    """The key as UTF-8, as looked for (case folding is Unicode's in heads and messages,
+    ASCII-only in bodies)."""
 
-    def mentions(self, exchange: Exchange) -> bool:
-        return self.first_mentioning([exchange]) is not None
+    def mentions(self, exchange: Exchange, *, reveal: bool = False) -> bool:
+        """Whether ``exchange`` shows the text (secrets masked unless ``reveal``)."""
+        return self.first_mentioning([exchange], FindTexts(reveal=reveal, budget=0)) is not None
 
     def first_mentioning(
         self, exchanges: Sequence[Exchange], texts: FindTexts | None = None
     ) -> int | None:
         """The position of the first of ``exchanges`` that mentions the text, or None.
 
-        Their heads (first lines, headers, trailers; kept in ``texts`` once final) are joined
-        into one text and their bodies and messages into one bytes, each looked through in
-        one C-level pass: a call per exchange, formatting its parts, costs ten times more."""
+        Their heads and messages (kept in ``texts`` once final) are joined into one bytes and
+        their bodies into another, each looked through in one C-level pass: a call per
+        exchange costs ten times more."""
         texts = texts if texts is not None else FindTexts(budget=0)
-        heads = texts.heads(exchanges)
-        head_text = SEPARATOR.join(heads)
-        lowered = head_text.lower()
-        if not self.folded:
-            found = _first_item(head_text, self.key, heads)
-        elif len(lowered) == len(head_text):
-            found = _first_item(lowered, self.key, heads)
-        else:  # a few letters lower-case to two characters (İ): positions moved
-            found = _first_item(lowered, self.key, [head.lower() for head in heads])
+        heads, bodies = texts.columns(exchanges, self.folded)
+        found = _first_item(BYTES_SEPARATOR.join(heads), self.data_key, heads)
         if found == 0:
             return found
-        # Bodies before the first head that matched: the requests' and the responses' (with
-        # messages, the rare WebSocket or gRPC ones) looked through apart, one item each.
-        before = exchanges[: len(exchanges) if found is None else found]
-        if "\ncontent-encoding:" in lowered:
-            requests = [_shown_body(exchange.request) for exchange in before]
-            responses = [_response_data(exchange, _shown_body) for exchange in before]
-        else:
-            requests = [exchange.request.body for exchange in before]
-            responses = [
-                response.body
-                if (response := exchange.response) is not None and not exchange.messages
-                else _response_data(exchange, _stored_body)
-                for exchange in before
-            ]
-        for bodies in (requests, responses):
-            joined = BYTES_SEPARATOR.join(bodies)
-            in_body = _first_item(joined.lower() if self.folded else joined, self.data_key, bodies)
-            if in_body is not None and (found is None or in_body < found):
-                found = in_body
+        # Bodies before the first head that matched.
+        if found is not None:
+            bodies = bodies[:found]
+        joined = BYTES_SEPARATOR.join(bodies)
+        in_body = _first_item(joined.lower() if self.folded else joined, self.data_key, bodies)
+        if in_body is not None and (found is None or in_body < found):
+            found = in_body
         return found
 
 
-TEXTS_BUDGET = 32 * 1024 * 1024
-"""Characters of exchange heads that find keeps between looks (about 100,000 exchanges' worth
-with a dozen headers each): past it, heads are formatted again at each look."""
+TEXTS_BUDGET = 64 * 1024 * 1024
+"""Bytes of texts (and of bodies made anew by masking or decompressing) that find keeps between
+looks, well over 100,000 exchanges' worth: past it, texts are made again at each look."""
+
+Parts = tuple[bytes, bytes, bytes]
+"""An exchange as find sees it: its head and messages as UTF-8, the same lower-cased (with
+Unicode's rules, once, not at every look), its bodies. Bytes, not text: a mask makes a text
+non-ASCII, two bytes a character, slower to join and to look through."""
 
 
 class FindTexts:
-    """The heads of exchanges (first lines, headers, trailers as ``name: value`` lines) as find
-    looks through them, kept once final (the exchange finished, its request complete) so that
-    the next look through 100,000 exchanges joins strings instead of formatting them.
+    """The exchanges as the pane shows them (``shown_text.exchange_parts``: masked unless
+    ``reveal``), kept once final (the exchange finished, its request complete) so that the
+    next look through 100,000 exchanges joins strings instead of masking and formatting them.
+    ``warm`` makes them ahead of the first look, a slice at a time.
 
-    At most ``budget`` characters are kept; ``keep_only`` lets go of exchanges no longer
+    At most ``budget`` bytes are kept; ``keep_only`` lets go of exchanges no longer
     listed (evicted from the store)."""
 
-    def __init__(self, budget: int = TEXTS_BUDGET) -> None:
+    def __init__(self, budget: int = TEXTS_BUDGET, *, reveal: bool = False) -> None:
         self.budget = budget
+        self.reveal = reveal
         self.size = 0
-        """Characters kept."""
-        self._heads: dict[Exchange, tuple[Response | None, str]] = {}
+        """Bytes kept."""
+        self._kept: dict[Exchange, tuple[Response | None, int, bytes, bytes, bytes]] = {}
+        """Per exchange, its response and message count when made (either changing makes
+        them anew: h2c's 101 becomes informational, messages come after the 101), then
+        its parts."""
 
     def __len__(self) -> int:
-        return len(self._heads)
+        return len(self._kept)
 
-    def heads(self, exchanges: Sequence[Exchange]) -> list[str]:
-        kept = self._heads.get
-        return [
-            found[1]
-            if (found := kept(exchange)) is not None and found[0] is exchange.response
-            else self.head(exchange)
-            for exchange in exchanges
-        ]
+    def show_secrets(self, reveal: bool) -> None:
+        """Secrets are shown (or masked) from now on: the texts kept no longer are what the
+        pane shows."""
+        if reveal != self.reveal:
+            self.reveal = reveal
+            self.clear()
 
-    def head(self, exchange: Exchange) -> str:
-        kept = self._heads.get(exchange)
-        # A response replaced (h2c: the 101 became informational) makes a new head.
-        if kept is not None and kept[0] is exchange.response:
-            return kept[1]
-        text = _head_text(exchange)
+    def columns(
+        self, exchanges: Sequence[Exchange], folded: bool
+    ) -> tuple[list[bytes], list[bytes]]:
+        """The heads (lower-cased when ``folded``) and the bodies of ``exchanges``.
+
+        When every one is kept and still current (the common case, once warm), the lists are
+        made by C-level passes (``map``): a Python step per exchange is most of the time a
+        look through 100,000 of them takes."""
+        kept = list(map(self._kept.get, exchanges))
+        if None not in kept:
+            entries = cast(list[tuple[Response | None, int, bytes, bytes, bytes]], kept)
+            responses = map(_RESPONSE, exchanges)
+            counts = map(len, map(_MESSAGES, exchanges))
+            if all(map(operator.is_, responses, map(_KEPT_RESPONSE, entries))) and all(
+                map(operator.eq, counts, map(_KEPT_COUNT, entries))
+            ):
+                heads = list(map(_KEPT_LOWERED if folded else _KEPT_HEAD, entries))
+                return heads, list(map(_KEPT_BODIES, entries))
+        parts = list(map(self.exchange_parts, exchanges))
+        heads = [lowered if folded else head for head, lowered, _ in parts]
+        return heads, [bodies for _, _, bodies in parts]
+
+    def exchange_parts(self, exchange: Exchange) -> Parts:
+        kept = self._kept.get(exchange)
+        # A response replaced (h2c: the 101 became informational), or messages that came
+        # since, make new parts.
+        count = len(exchange.messages)
+        if kept is not None and kept[0] is exchange.response and kept[1] == count:
+            return kept[2:]
+        head, bodies = exchange_parts(exchange, self.reveal)
+        parts = (head.encode(), head.lower().encode(), bodies)
+        size = _size(exchange, parts)
         final = exchange.finished is not None and exchange.request.complete
-        if final and self.size + len(text) <= self.budget:
+        if final and self.size + size <= self.budget:
             if kept is not None:
-                self.size -= len(kept[1])
-            self._heads[exchange] = (exchange.response, text)
-            self.size += len(text)
-        return text
+                self.size -= _size(exchange, kept[2:])
+            self._kept[exchange] = (exchange.response, count, *parts)
+            self.size += size
+        return parts
+
+    def warm(self, exchanges: Sequence[Exchange], start: int, count: int) -> int:
+        """Make the parts of ``exchanges[start : start + count]`` not kept yet, skipping bodies
+        too big to mask in one go (a look masks them if it gets there); the position to go on
+        from (``len(exchanges)`` once through)."""
+        kept = self._kept
+        stop = min(start + count, len(exchanges))
+        for exchange in exchanges[start:stop]:
+            if exchange not in kept and _body_size(exchange) <= WARM_BODY_LIMIT:
+                self.exchange_parts(exchange)
+            if self.size >= self.budget:
+                return len(exchanges)
+        return stop
 
     def keep_only(self, exchanges: Sequence[Exchange]) -> None:
-        """Forget the heads of exchanges not in ``exchanges``."""
-        if len(self._heads) <= len(exchanges):
+        """Forget the texts of exchanges not in ``exchanges``."""
+        if len(self._kept) <= len(exchanges):
             return
-        kept = self._heads
-        self._heads = {exchange: kept[exchange] for exchange in exchanges if exchange in kept}
-        self.size = sum(len(text) for _, text in self._heads.values())
+        kept = self._kept
+        self._kept = {exchange: kept[exchange] for exchange in exchanges if exchange in kept}
+        self.size = sum(_size(exchange, entry[2:]) for exchange, entry in self._kept.items())
 
     def clear(self) -> None:
-        self._heads.clear()
+        self._kept.clear()
         self.size = 0
 
 
-def _head_text(exchange: Exchange) -> str:
-    request = exchange.request
-    lines = [f"{request.method} {request.target}", *map(": ".join, request.headers)]
-    lines += map(": ".join, request.trailers)
+WARM_BODY_LIMIT = 1024 * 1024
+"""Body bytes past which ``warm`` leaves an exchange to the look itself: masking megabytes of
+text full of secret-like names takes seconds, and typing must not wait for it."""
+
+
+def _body_size(exchange: Exchange) -> int:
     response = exchange.response
-    if response is not None:
-        lines.append(f"{response.status} {response.reason}")
-        lines += map(": ".join, response.headers)
-        lines += map(": ".join, response.trailers)
-    return "\n".join(lines)
+    return len(exchange.request.body) + (0 if response is None else len(response.body))
+
+
+def _size(exchange: Exchange, parts: Parts) -> int:
+    """What keeping ``parts`` costs beyond the exchange itself: the head, and the bodies
+    when they are new bytes (masked, decompressed, joined), not the stored ones."""
+    head, lowered, bodies = parts
+    response = exchange.response
+    stored = bodies is exchange.request.body or (response is not None and bodies is response.body)
+    return len(head) + len(lowered) + (0 if stored else len(bodies))
+
+
+_RESPONSE = operator.attrgetter("response")
+_MESSAGES = operator.attrgetter("messages")
+_KEPT_RESPONSE = operator.itemgetter(0)
+_KEPT_COUNT = operator.itemgetter(1)
+_KEPT_HEAD = operator.itemgetter(2)
+_KEPT_LOWERED = operator.itemgetter(3)
+_KEPT_BODIES = operator.itemgetter(4)
 
 
 SEPARATOR = "\x00"
@@ -155,10 +203,7 @@ SEPARATOR = "\x00"
 BYTES_SEPARATOR = SEPARATOR.encode()
 
 
-Text = TypeVar("Text", str, bytes)
-
-
-def _first_item(haystack: Text, key: Text, items: Sequence[Text]) -> int | None:
+def _first_item(haystack: bytes, key: bytes, items: Sequence[bytes]) -> int | None:
     """Which of ``items`` (joined with one separator between them into ``haystack``) holds
     the first occurrence of ``key``."""
     position = haystack.find(key)
@@ -166,25 +211,6 @@ def _first_item(haystack: Text, key: Text, items: Sequence[Text]) -> int | None:
         return None
     starts = itertools.accumulate((len(item) + 1 for item in items), initial=0)
     return bisect.bisect_right(list(starts), position) - 1
-
-
-def _response_data(exchange: Exchange, body_of: Callable[[Message], bytes]) -> bytes:
-    response = exchange.response
-    body = b"" if response is None else body_of(response)
-    if not exchange.messages:
-        return body
-    return BYTES_SEPARATOR.join([body, *(message.data for message in exchange.messages)])
-
-
-def _stored_body(message: Message) -> bytes:
-    return message.body
-
-
-def _shown_body(message: Message) -> bytes:
-    """The body as the pane shows it: gzip and the like undone."""
-    if message.body and message.header("content-encoding") is not None:
-        return decode_body(message).data
-    return message.body
 
 
 def make_needle(text: str) -> Needle | None:

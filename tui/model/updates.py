@@ -9,15 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from agent.events import AnyEvent
 
 SourceState = Literal["starting", "live", "reconnecting", "gone", "failed"]
 SourceKind = Literal["agent", "pod"]
 
 
-@dataclass(frozen=True, slots=True)
-class AgentEvent:
-    """One event from one agent. ``source`` names the agent: ``local`` or ``NAMESPACE/POD``."""
+class AgentEvent(msgspec.Struct, frozen=True, gc=False):
+    """One event from one agent. ``source`` names the agent: ``local`` or ``NAMESPACE/POD``.
+
+    A flood brings hundreds of thousands a second, one per event: a struct is built in a tenth of
+    the time of a frozen dataclass. It holds a string and an event, which never refer back to
+    it, so it can form no cycle and stays out of the garbage collector's sight (whose passes
+    over millions of short-lived wrappers cost as much again).
+    """
 
     source: str
     event: AnyEvent

@@ -14,6 +14,8 @@ These lines keep the raw bytes, secrets included: they are meant to be replayed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from itertools import groupby
+from operator import attrgetter
 from typing import BinaryIO
 
 import msgspec
@@ -40,12 +42,48 @@ class _Source(msgspec.Struct):
 _source_decoder = msgspec.json.Decoder(_Source)
 _header_decoder = msgspec.json.Decoder(RecordingHeader)
 _string_encoder = msgspec.json.Encoder()
+# With agent.wire's encoder's options (the defaults), so that a batch's lines are its events'.
+_lines_encoder = msgspec.json.Encoder()
+_source_of = attrgetter("source")
+_event_of = attrgetter("event")
+_LINES_PER_PIECE = 256
+"""Events encoded at once: a piece stays well under the allocator's threshold for mapping
+fresh pages, which a batch of a thousand events' lines would cross twice (encode, replace)."""
 
 
 def encode_line(source: str, event: AnyEvent) -> bytes:
     """One line (with its newline) for ``event`` from ``source``."""
     body = encode_json(event)
     return body[:-1] + b',"source":' + _string_encoder.encode(source) + b"}\n"
+
+
+def encode_lines(updates: Sequence[Update]) -> bytes:
+    """The lines of the events among ``updates``: :func:`encode_line`'s, byte for byte.
+
+    A flood brings a thousand events per batch: msgspec encodes each run of events from one
+    source in one call, and one pass over the result adds their source to every line.
+    """
+    events = [update for update in updates if isinstance(update, AgentEvent)]
+    parts = []
+    for source, run in groupby(events, _source_of):
+        closing = b',"source":' + _string_encoder.encode(source) + b"}"
+        run_events = list(map(_event_of, run))
+        for start in range(0, len(run_events), _LINES_PER_PIECE):
+            piece = run_events[start : start + _LINES_PER_PIECE]
+            parts.append(_encode_piece(source, closing, piece))
+    return b"".join(parts)
+
+
+def _encode_piece(source: str, closing: bytes, events: list[AnyEvent]) -> bytes:
+    lines = _lines_encoder.encode_lines(events)
+    # Each line ends with its object's brace. Where that is the only brace of the line, each
+    # brace is a line's end and gets the source: a replace of one character runs at memory
+    # speed (unlike one of "}\n"). The growth counts the braces replaced.
+    marked = lines.replace(b"}", closing)
+    if len(marked) - len(lines) == len(events) * (len(closing) - 1):
+        return marked
+    # A string (an address, a reason) holds a brace too: line by line.
+    return b"".join([encode_line(source, event) for event in events])
 
 
 def decode_line(line: bytes | str) -> tuple[str, AnyEvent]:
@@ -114,13 +152,9 @@ class JsonLinesWriter:
             self._put(encode_header(header))
 
     def write(self, updates: Sequence[Update]) -> None:
-        lines = [
-            encode_line(update.source, update.event)
-            for update in updates
-            if isinstance(update, AgentEvent)
-        ]
+        lines = encode_lines(updates)
         if lines:
-            self._put(b"".join(lines))
+            self._put(lines)
 
     def _put(self, data: bytes) -> None:
         self._stream.write(data)

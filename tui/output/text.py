@@ -152,14 +152,19 @@ class TextFormatter:
         return ""
 
     def _data(self, source: str, event: DataReceived) -> str:
-        key = (source, event.conn, event.direction)
-        data = self._partial.pop(key, b"") + event.data
-        split = _split_incomplete_tail(data)
-        if split is None:
-            return hex_block(data)
-        text, tail = split
-        if tail:
-            self._partial[key] = tail
+        data = event.data
+        if self._partial:  # rare: only while a character waits for the rest of its bytes
+            data = self._partial.pop((source, event.conn, event.direction), b"") + data
+        try:
+            # Most chunks are whole text: decoded once, with no tail to look for.
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            split = _split_incomplete_tail(data)
+            if split is None:
+                return hex_block(data)
+            text, tail = split
+            if tail:
+                self._partial[(source, event.conn, event.direction)] = tail
         return text_block(terminal_safe(text) if self.escape else text)
 
     def format_updates(self, updates: Sequence[Update]) -> str:

@@ -216,6 +216,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         """The store changed since the requests view's list was made (in either view)."""
         self._wanted_exchange: tuple[ConnectionKey, int] | None = None
         self._scan: ScanAround | None = None
+        self._warming: tuple[list[Exchange], int] | None = None
         self.find_texts = FindTexts()
         self.mode: ViewMode = "following"
         self.raw_mode = False
@@ -423,6 +424,10 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         self.reveal_secrets = not self.reveal_secrets
         self.exchanges_table.reveal_secrets = self.reveal_secrets
         self.requests_table.reveal_secrets = self.reveal_secrets
+        # Find looks through what is shown: the texts it kept are masked (or not) no longer.
+        self.find_texts.show_secrets(self.reveal_secrets)
+        if self.needle is not None:
+            self._start_warming()
         self.exchanges_table.refresh()
         self.requests_table.refresh()
         self._draw_detail(keep_scroll=True)
@@ -431,6 +436,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         self.store.clear()
         self.endpoints.clear()
         self.find_texts.clear()
+        self._warming = None
         self.mode = "following"
         self._held = PendingChanges()
         self.show_changes(PendingChanges.full())

@@ -91,9 +91,9 @@ class RequestsViewKeys(Screen[None]):
     def _select_exchange(self, exchange: Exchange) -> None:
         """Put the cursor(s) on ``exchange``: its row, or its connection's row and its own."""
         if self.left_view == "requests":
-            if not self.requests_table.select_key(exchange_key(exchange)):
+            if not self.requests_table.select_row(exchange):
                 self._load_requests()
-                self.requests_table.select_key(exchange_key(exchange))
+                self.requests_table.select_row(exchange)
             return
         self._wanted_exchange = exchange_key(exchange)
         self.connections_table.select_key(exchange.key)

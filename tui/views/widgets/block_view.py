@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,7 +23,8 @@ from textual.strip import Strip
 
 from tui.model.bodies import BodyMode, RenderedBody, render_body
 from tui.model.find import Needle, next_index
-from tui.model.secrets import mask_body
+from tui.model.masked_text import MaskedText, lazily_masked, not_formatted_note
+from tui.model.secrets import could_hold_secrets, mask_body
 from tui.model.text_lines import MAX_MATCHES, Line, RowSequence, WrappedText, plain
 from tui.views.widgets.line_scroll import LineScrollView
 
@@ -34,6 +36,9 @@ must not pay for a 10 MB body twice."""
 
 LAZY_STRIPS_KEPT = 512
 """Strips of body lines remembered (a few screens' worth, for scrolling back and forth)."""
+
+MASKING_TURN = 0.02
+"""Seconds of masking a big body's rest per turn of the event loop (keys come first)."""
 
 MATCH_STYLE = Style(color="black", bgcolor="yellow")
 CURRENT_MATCH_STYLE = Style(color="black", bgcolor="bright_magenta", bold=True)
@@ -50,12 +55,24 @@ class BodyBlock:
     """Secrets (JSON keys, form fields, ``name=value`` pairs, JWTs) are masked when drawn."""
 
     def render(self, width: int) -> RenderedBody:
-        body = mask_body(self.body, self.content_type) if self.masked else self.body
-        return render_body(body, self.content_type, self.mode, width)
+        # The policy's quick test first: most bodies hold nothing to mask (10 MB: 20 ms).
+        if not self.masked or not could_hold_secrets(self.body):
+            return render_body(self.body, self.content_type, self.mode, width)
+        # A big text body is masked a chunk at a time: its first screenful opens at once.
+        text = lazily_masked(self.body, self.content_type, self.mode)
+        if text is not None:
+            note = not_formatted_note(self.body, self.content_type, self.mode)
+            return RenderedBody("text", MaskedText(text, width), note)
+        return render_body(
+            mask_body(self.body, self.content_type), self.content_type, self.mode, width
+        )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         # Outside the pane (printing, tests) the whole body is rendered at once.
         rendered = self.render(options.max_width)
+        if isinstance(rendered.lines, MaskedText):
+            while not rendered.lines.advance():
+                pass
         if rendered.note:
             yield Text(f"({rendered.kind}: {rendered.note})", style="dim italic")
         for line in rendered.lines:
@@ -83,6 +100,8 @@ class BlockView(LineScrollView):
         self.matches: list[Match] = []
         self.current_match: int | None = None
         self._matches_by_row: dict[int, list[tuple[int, int, int]]] = {}
+        self._masking = False
+        """A turn of masking the rest of a big body is scheduled."""
 
     # -- content --------------------------------------------------------------------------
 
@@ -122,6 +141,7 @@ class BlockView(LineScrollView):
         options = console.options.update(width=width, height=None)
         self._parts = []
         self.rendered_bodies = []
+        masking = False
         for block in self._blocks:
             if isinstance(block, BodyBlock):
                 rendered = self._rendered_body(block, width)
@@ -130,6 +150,11 @@ class BlockView(LineScrollView):
                     note: Line = ((f"({rendered.kind}: {rendered.note})", "dim italic"),)
                     self._parts.append([note])
                 self._parts.append(rendered.lines)
+                body_lines = rendered.lines
+                if isinstance(body_lines, MaskedText) and not body_lines.done:
+                    masking = True
+                    more = f"… masking secrets in the rest: {body_lines.progress:.0%} done"
+                    self._parts.append([((more, "dim italic"),)])
             else:
                 lines = console.render_lines(block, options, style=self.rich_style, pad=True)
                 self._parts.append([Strip(line, width) for line in lines])
@@ -138,6 +163,27 @@ class BlockView(LineScrollView):
             self._starts.append(self._starts[-1] + len(part))
         self.set_content_height(self.row_count)
         self._find_all()
+        if masking and not self._masking:
+            self._masking = True
+            self.set_timer(0.001, self._mask_more)
+
+    def _mask_more(self) -> None:
+        """Mask more of the big bodies shown, then lay the rows out again (they grew)."""
+        self._masking = False
+        pending = [
+            body.lines
+            for body in self.rendered_bodies
+            if isinstance(body.lines, MaskedText) and not body.lines.done
+        ]
+        if not pending:
+            return
+        deadline = time.perf_counter() + MASKING_TURN
+        for lines in pending:
+            while not lines.advance() and time.perf_counter() < deadline:
+                pass
+        self._rendered_width = -1
+        self._render_blocks()
+        self.refresh()
 
     def _rendered_body(self, block: BodyBlock, width: int) -> RenderedBody:
         # Keyed by the body object: bodies are immutable bytes, a body that grows is a new one.
@@ -221,7 +267,7 @@ class BlockView(LineScrollView):
         for part, start in zip(self._parts, self._starts, strict=False):
             if isinstance(part, RowSequence):
                 found = None
-                if isinstance(part, WrappedText):
+                if isinstance(part, WrappedText | MaskedText):
                     found = part.find_text(self.needle.key, self.needle.folded)
                 if found is None:
                     found = part.find(pattern)

@@ -11,15 +11,10 @@ from datetime import UTC, datetime
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from tui.model import protobuf_raw
 from tui.model.flows import StreamMessage
-from tui.model.secrets import mask_message_text
+from tui.model.shown_text import MESSAGE_BYTES_SHOWN, MESSAGES_SHOWN, message_text
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views import cells
-
-MESSAGES_SHOWN = 200
-"""The latest messages rendered; a long conversation is read from its end."""
-MESSAGE_BYTES_SHOWN = 2_048
 
 _ARROWS = {"in": ("→", "magenta"), "out": ("←", "cyan")}
 _KIND_STYLES = {"text": "bold", "binary": "bold", "ping": "dim", "pong": "dim", "close": "yellow"}
@@ -47,31 +42,20 @@ def message_line(message: StreamMessage) -> Text:
 def message_payload(message: StreamMessage, reveal: bool = False) -> Text | None:
     """The message's text as shown, its secrets masked unless ``reveal``; a hex dump when it
     is binary (left as sent)."""
-    data = message.data[:MESSAGE_BYTES_SHOWN]
-    if not data or message.kind == "close":  # its code and reason are in the note
+    shown = message_text(message, reveal)
+    if shown is None:
         return None
-    if message.kind == "grpc":
-        # No schema: fields by number and wire type, as protoc --decode_raw shows them.
-        strings = None if reveal else mask_message_text
-        rendered = protobuf_raw.render(data, shown_string=strings)
-        fields = Text(textwrap.indent(terminal_safe(rendered), "  "))
-        if message.length > len(data):
-            fields.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
-        return fields
-    if message.kind != "binary":
-        try:
-            decoded = data.decode("utf-8")
-            text = Text("  " + terminal_safe(decoded if reveal else mask_message_text(decoded)))
-        except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            if message.length > len(data):
-                text.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
-            return text
-    out = Text("  " + data.hex(" "), style="cyan")
-    if message.length > len(data):
-        out.append(f" … ({len(data):,} of {message.length:,} bytes)", style="dim")
-    return out
+    form, words = shown
+    if form == "fields":
+        text = Text(textwrap.indent(terminal_safe(words), "  "))
+    elif form == "hex":
+        text = Text("  " + words, style="cyan")
+    else:
+        text = Text("  " + terminal_safe(words))
+    cut = min(len(message.data), MESSAGE_BYTES_SHOWN)
+    if message.length > cut:
+        text.append(f" … ({cut:,} of {message.length:,} bytes)", style="dim")
+    return text
 
 
 def messages_view(messages: Sequence[StreamMessage], reveal: bool = False) -> RenderableType:
