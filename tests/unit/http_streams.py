@@ -321,6 +321,15 @@ STREAMS: list[Stream] = [
         ),
     ),
     Stream(
+        "response-waits-past-junk",
+        (
+            c2s(_request("GET", "/one") + b"junk"),
+            s2c(_response("200 OK", body=b"one") + _response("200 OK", body=b"two")),
+            c2s(b" more junk\r\n\r\nstill junk\r\n" + _request("GET", "/two")),
+        ),
+        closed=False,
+    ),
+    Stream(
         "malformed-response",
         (
             c2s(_request("GET", "/a")),

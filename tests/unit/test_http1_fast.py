@@ -531,6 +531,23 @@ def byte_at_a_time(_index: int, data: bytes) -> Sequence[bytes]:
 @pytest.mark.timeout(300)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
+@example(  # A response waiting while the client's next head was junk, then a gap.
+    Stream(
+        "differential",
+        (
+            Step("in", b"GET / HTTP/1.1\r\nHost: example\r\n\r\n" * 2 + b"("),
+            Step("out", b"HTTP/1.1 200 Some Reason\r\nContent-Length: 0\r\n\r\n" * 3),
+            Step("gap-out", length=1),
+            Step("out", b"HTTP/1.1 200 Some Reason\r\nContent-Length: 0\r\n\r\n"),
+            Step(
+                "in",
+                b"X-CUSTOM / HTTP/1.1\r\nHost: example\r\n\r\n"
+                b"GET / HTTP/1.1\r\nHost: example\r\n\r\n",
+            ),
+        ),
+        closed=False,
+    )
+)
 def test_a_connection_decodes_the_same_read_whole_or_by_h11(stream: Stream) -> None:
     whole = summary(replay(stream)[0])
     assert summary(replay(stream, byte_at_a_time)[0]) == whole

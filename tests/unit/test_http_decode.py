@@ -141,6 +141,18 @@ def test_junk_between_requests_is_skipped_without_breaking_the_pairing() -> None
     assert len(conn.errors) == 1
 
 
+def test_a_response_waits_for_its_request_past_junk_however_the_client_bytes_are_cut() -> None:
+    """The second response came while the client's junk could still have been a request head:
+    it pairs with the request found after the junk, not with a stand-in made half-way."""
+    stream = BY_NAME["response-waits-past-junk"]
+    expected = [("GET", "/one", 200), ("GET", "/two", 200)]
+    last = len(stream.steps) - 1
+    for at in range(len(stream.steps[last].data) + 1):
+        conn, _ = replay(stream, _cut(last, at))  # type: ignore[arg-type]
+        assert [brief(ex) for ex in conn.exchanges] == expected, at
+        assert not any(ex.incomplete for ex in conn.exchanges), at
+
+
 def test_a_malformed_response_is_an_error_on_its_exchange() -> None:
     bad, good = exchanges("malformed-response")
     assert bad.error is not None

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.unit.http_streams import Step, Stream, replay, summary
@@ -61,6 +61,22 @@ def streams(draw: st.DrawFn) -> tuple[Stream, list[list[int]]]:
 @pytest.mark.timeout(90)
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
+@example(  # A response waiting on the client's junk, whose request comes in a later piece.
+    (
+        Stream(
+            "fuzz",
+            (
+                Step("gap-in", length=1),
+                Step("in", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                Step("in", b"junk"),
+                Step("out", b"HTTP/1.1 204 No Content\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                Step("in", b"HTTP/1.1 100 Continue\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            ),
+            closed=False,
+        ),
+        [[], [], [], [], [25]],
+    )
+)
 def test_arbitrary_streams_decode_the_same_however_they_are_cut(
     case: tuple[Stream, list[list[int]]],
 ) -> None:

@@ -166,7 +166,7 @@ class Http1Decoder:
             if not (responses or waiting):
                 return
             before = state.client
-            upgraded = self._responses.pump(ts, sink)
+            upgraded = self._responses.pump(ts, sink, client_fed=fed == "in")
             if upgraded is not None:
                 self._switched(upgraded, ts, sink)
             if state.client == before:

@@ -55,9 +55,12 @@ class ResponseSide(MessageSide):
         self.closed = False
         """The connection closed: a response need not wait for a request still coming."""
 
-    def pump(self, ts: float, sink: ExchangeSink) -> Exchange | None:
+    def pump(self, ts: float, sink: ExchangeSink, *, client_fed: bool) -> Exchange | None:
         """Read what responses can be read; the exchange a ``101`` answered, if one did (what
-        follows it is another protocol, not for this side to read)."""
+        follows it is another protocol, not for this side to read).
+
+        ``client_fed``: the pump runs because the client's bytes moved on, so a response with
+        no request to pair with keeps waiting for one (see ``_exchange_to_answer``)."""
         reader = self.reader
         state = self.state
         while True:
@@ -69,7 +72,7 @@ class ResponseSide(MessageSide):
             if parser is None:
                 if not reader.has_unparsed():
                     return None
-                exchange = self._exchange_to_answer(sink)
+                exchange = self._exchange_to_answer(sink, client_fed)
                 if exchange is None:
                     return None
                 upgrade = exchange in self.book.upgrades
@@ -126,11 +129,16 @@ class ResponseSide(MessageSide):
         reader.end_simple_message(simple.end)
         self._response_ended(exchange, (), ts, sink)
 
-    def _exchange_to_answer(self, sink: ExchangeSink) -> Exchange | None:
-        """The exchange the next response belongs to; None to wait for its request."""
+    def _exchange_to_answer(self, sink: ExchangeSink, client_fed: bool) -> Exchange | None:
+        """The exchange the next response belongs to; None to wait for its request.
+
+        Between the client's bytes a response gets no stand-in: its request may come later in
+        the same bytes (after junk, say), and deciding on whatever part of them has been read
+        would make the pairing depend on how they were cut. The server's next bytes, a gap or
+        the close decide, on all the client sent by then."""
         if self.book.awaiting:
             return self.book.awaiting[0]
-        if self._requests.head_pending() and not self.closed:
+        if client_fed or (self._requests.head_pending() and not self.closed):
             return None
         # Nothing asked for this response: we joined late or the request was lost.
         exchange = self.book.new_exchange(Request(), self.reader.ts_at(self.reader.pos))
