@@ -52,17 +52,7 @@ def echo_server(lab: Lab) -> Iterator[None]:
 
 def talk(lab: Lab, first: int, count: int, pause: float = 0.0) -> None:
     """``count`` numbered messages, each echoed before the next: one segment each way."""
-    with socket.create_connection((lab.ns_ip, PORT)) as client:
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for number in range(first, first + count):
-            message = b"message %06d\n" % number
-            client.sendall(message)
-            received = b""
-            while len(received) < len(message):
-                received += client.recv(100)
-            assert received == message
-            if pause:
-                time.sleep(pause)
+    talk_in_phases(lab, [(count, pause)], first)
 
 
 def payloads(frames: list[Frame]) -> Counter[bytes]:
@@ -128,11 +118,12 @@ def test_drops_make_the_ring_grow_and_it_keeps_up_then(lab: Lab, echo_server: No
     assert payloads(frames) == expected(1000, 300)
 
 
-def talk_in_phases(lab: Lab, phases: list[tuple[int, float]]) -> None:
-    """On one connection, numbered echoed messages: ``(count, pause)`` per phase, in turn."""
+def talk_in_phases(lab: Lab, phases: list[tuple[int, float]], first: int = 0) -> None:
+    """On one connection, numbered echoed messages from ``first``: ``(count, pause)`` per
+    phase, in turn."""
     with socket.create_connection((lab.ns_ip, PORT)) as client:
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        number = 0
+        number = first
         for count, pause in phases:
             for _ in range(count):
                 message = b"message %06d\n" % number

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import copy
 import json
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,17 @@ VERSION = {
 BOOKMARK_SECONDS = 10.0
 
 
+@dataclass(frozen=True, slots=True)
+class RequestSeen:
+    """One request as the API server handled it (monotonic seconds), so that tests can tell
+    calls that overlapped from calls made one after another."""
+
+    method: str
+    path: str
+    started: float
+    ended: float
+
+
 @dataclass(frozen=True)
 class Target:
     """What a resource URL names."""
@@ -63,8 +75,20 @@ class ApiServer:
         self.address = ""
         self.app = web.Application(client_max_size=16 * 1024 * 1024)
         self.app.router.add_route("*", "/{tail:.*}", self.handle)
+        self.requests: list[RequestSeen] = []
+        """Every request handled but the watches and port-forwards still open, oldest first."""
+        self.held: dict[str, float] = {}
+        """``VERB:RESOURCE`` -> seconds such requests wait before they are handled."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        try:
+            return await self._handle(request)
+        finally:
+            seen = RequestSeen(request.method, request.path, started, time.monotonic())
+            self.requests.append(seen)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             # kubectl withholds bearer tokens on plain http, so a request without credentials
             # counts as the test user too; a wrong token is refused like a real cluster does.
@@ -153,6 +177,9 @@ class ApiServer:
                 target.name or "",
             )
         )
+        held = self.held.get(f"{verb}:{rt.plural}")
+        if held:
+            await asyncio.sleep(held)
         if target.subresource == "portforward":
             return await serve_port_forward(
                 request, self.cluster, target.namespace or "", target.name or ""

@@ -302,6 +302,11 @@ class KubeSim:
         """Compact the history: watches resuming from an older resourceVersion get 410."""
         self.call(self.cluster.store.compact)
 
+    def hold(self, rule: str, seconds: float) -> None:
+        """Handle requests of ``VERB:RESOURCE`` (e.g. ``create:jobs``) only after ``seconds``,
+        as a busy API server would: what the client does meanwhile can be seen."""
+        self.call(lambda: self.api.held.__setitem__(rule, seconds))
+
     def deny(self, rule: str) -> None:
         self.call(lambda: self.cluster.rbac.deny(rule))
 

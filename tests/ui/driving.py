@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from tests.ui.fakes import T0, FakeSession, shop_session
+from textual.pilot import Pilot
+
+from tests.ui.fakes import T0, FakeSession, Script, request, response, shop_session
+from tui.model.flows import Exchange
 from tui.views.app import PodtapApp
 
 SIZE = (160, 45)
@@ -28,3 +31,21 @@ def screen_text(app: PodtapApp) -> str:
     """What the terminal shows, as text (the active screen and any screens under a modal)."""
     strips = app.screen._compositor.render_strips()
     return "\n".join(strip.text for strip in strips)
+
+
+async def open_big_export(
+    app: PodtapApp, pilot: Pilot[None], body: bytes, content_type: str = "application/json"
+) -> Exchange:
+    """Add a ``GET /export`` answered with ``body`` to a fed shop app, and show it in the
+    detail pane (the store's body cap raised to hold it whole)."""
+    app.store.body_cap = max(app.store.body_cap, len(body) + 1)
+    script = Script(start=1_767_225_700.0).open(60, "198.18.0.1", 45000)
+    script.exchange(60, request("GET", "/export"), response(200, body, content_type=content_type))
+    app.apply(script.updates())
+    app.draw()
+    await pilot.press("tab")
+    await pilot.pause()
+    selected = app.main_screen.selected_exchange
+    assert selected is not None
+    assert selected.request.target == "/export"
+    return selected

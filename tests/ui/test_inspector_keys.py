@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.ui.driving import SIZE, fed, screen_text, shop_app
+from tests.ui.driving import SIZE, fed, open_big_export, screen_text, shop_app
 from tests.ui.fakes import ORDER_CONN, Script, request, response, shop_session
 from tui.views.app import PodtapApp
 from tui.views.screens.endpoints import EndpointsScreen
@@ -336,19 +336,11 @@ async def test_v_cycles_the_body_views() -> None:
 
 async def test_a_10_mb_body_opens_and_scrolls() -> None:
     app = shop_app(shop_session(finite=True))
-    app.store.body_cap = 16 << 20
     big = json.dumps([{"order": n, "note": "x" * 60} for n in range(120_000)]).encode()
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)
-        script = Script(start=1_767_225_700.0).open(60, "198.18.0.1", 45000)
-        script.exchange(60, request("GET", "/export"), response(200, big))
-        app.apply(script.updates())
-        app.draw()
+        await open_big_export(app, pilot, big)
         main = app.main_screen
-        await pilot.press("tab")
-        await pilot.pause()
-        assert main.selected_exchange is not None
-        assert main.selected_exchange.request.target == "/export"
         assert main.selected_exchange.response is not None
         assert main.selected_exchange.response.body_length == len(big)
         text = screen_text(app)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ui.driving import SIZE, fed, screen_text, shop_app
+from tests.ui.driving import SIZE, fed, open_big_export, screen_text, shop_app
 from tests.ui.fakes import Script, request, response, shop_session
 from tui.model.flows import StreamMessage
 from tui.model.masked_text import MaskedText
@@ -76,21 +76,12 @@ def masking(app: PodtapApp) -> list[MaskedText]:
 
 async def test_a_big_body_opens_masked_and_stays_masked_to_its_end(tmp_path: Path) -> None:
     app = shop_app(shop_session(finite=True))
-    app.store.body_cap = 16 << 20
     line = '{"order": %d, "access_token": "%s", "note": "%s"}\n'
     big = "".join(line % (n, SECRET, "x" * 40) for n in range(30_000)).encode()
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)
-        script = Script(start=1_767_225_700.0).open(60, "198.18.0.1", 45000)
-        ndjson = "application/x-ndjson"
-        script.exchange(60, request("GET", "/export"), response(200, big, content_type=ndjson))
-        app.apply(script.updates())
-        app.draw()
+        await open_big_export(app, pilot, big, content_type="application/x-ndjson")
         main = app.main_screen
-        await pilot.press("tab")
-        await pilot.pause()
-        assert main.selected_exchange is not None
-        assert main.selected_exchange.request.target == "/export"
         # The first screen is masked; the rest is being masked, not shown raw.
         text = screen_text(app)
         assert f'"access_token": "{MASK}"' in text

@@ -18,15 +18,15 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 from agent.errors import UserError
 from tui.model.updates import SessionNote, SourceStatus, Update
 from tui.sources.kube.agent_bundle import bundle_name
 from tui.sources.kube.agent_spec import AgentSettings, dry_run_node_pod, session_selector
+from tui.sources.kube.api_pool import ApiPool
 from tui.sources.kube.cluster import (
     Cluster,
     Unreachable,
@@ -53,8 +53,6 @@ from tui.sources.kube.resolve import PodQuery, target_pods
 from tui.sources.kube.signals import TerminationSignals
 from tui.sources.stream import UpdateFanIn
 from tui.targets import KubeTarget
-
-T = TypeVar("T")
 
 CLEANUP_TIMEOUT = 20.0
 TASKS_TIMEOUT = 2.0
@@ -85,7 +83,7 @@ class NodeSession:
         self._wanted: dict[str, str] = {}  # target pod source -> node
         self._reported: set[str] = set()  # pods named once as untappable
         self._fan_in = UpdateFanIn()
-        self._pool = ThreadPoolExecutor(options.api_concurrency, thread_name_prefix="podtap api")
+        self._api = ApiPool(options.api_concurrency)
         self._watches: list[PodWatch] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._made_something = False
@@ -102,9 +100,6 @@ class NodeSession:
     def connectors(self) -> dict[str, AgentConnector]:
         """Per node source (``node/NAME``), how its agent is reached (tests cut them)."""
         return self._fleet.connectors if self._fleet is not None else {}
-
-    async def _api(self, function: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, *args)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
@@ -380,7 +375,7 @@ class NodeSession:
         except (asyncio.CancelledError, TimeoutError):
             await asyncio.wait([deleting], timeout=CLEANUP_TIMEOUT)
         atexit.unregister(self._cleanup_at_exit)
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.abandon()
         if self._cluster is not None:
             self._cluster.close()
 
@@ -388,11 +383,14 @@ class NodeSession:
         cluster = self._cluster
         if cluster is None or not self._made_something:
             return
+        mark = self._api.mark()
         delete_node_agents(cluster, self._agent_namespace, self._session)
         # A Job still being created when the session was cancelled may land after that sweep:
-        # once the calls in flight are done (each bounded by its timeout), sweep again.
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        delete_node_agents(cluster, self._agent_namespace, self._session)
+        # once the calls in flight are done (each bounded by its timeout), sweep again. When
+        # none was, a second sweep would only cost another round trip.
+        self._api.drain()
+        if self._api.ran_since(mark):
+            delete_node_agents(cluster, self._agent_namespace, self._session)
 
     def _cleanup_at_exit(self) -> None:
         """Last resort when the process ends without leaving the session."""

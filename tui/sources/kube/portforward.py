@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from kubernetes import client
@@ -27,6 +28,12 @@ from tui.sources.kube.cluster import ApiException, Cluster, status_message
 from tui.sources.stream import StreamEnded, bearer_headers, events_path
 
 FIRST_ANSWER_RETRY = 0.25
+"""An agent pod is running before its agent listens: retry this often until it answers."""
+OPENING_THREADS = 32
+"""Port-forwards being opened (and agents' pods read when one fails) at once, over every
+agent: with asyncio's default pool (a few threads on a small machine) 30 node agents were
+reached a handful at a time, several seconds per handful on a busy API server."""
+_OPENING = ThreadPoolExecutor(OPENING_THREADS, thread_name_prefix="podtap port-forward")
 _PROXY_THREAD = "Kubernetes port forward proxy"
 """How the kubernetes client names the thread that relays a port-forward's bytes."""
 
@@ -54,7 +61,6 @@ def quiet_relay_failures(previous: ThreadHook) -> ThreadHook:
 
 
 threading.excepthook = quiet_relay_failures(threading.excepthook)
-"""An agent pod is running before its agent listens: retry this often until it answers."""
 
 
 Diagnosis = Callable[[], "tuple[str, str] | None"]
@@ -125,13 +131,14 @@ class AgentConnector:
     async def _raise_if_agent_failed(self) -> None:
         if self._diagnose is None:
             return
-        verdict = await asyncio.to_thread(self._diagnose)
+        loop = asyncio.get_running_loop()
+        verdict = await loop.run_in_executor(_OPENING, self._diagnose)
         if verdict is not None:
             state, sentence = verdict
             raise StreamEnded(sentence, "gone" if state == "gone" else "failed")
 
     async def _connect_once(self, path: str) -> ClientConnection:
-        forward = await asyncio.to_thread(self._port_forward)
+        forward = await asyncio.get_running_loop().run_in_executor(_OPENING, self._port_forward)
         raw = forward.socket(self._agent.port)._socket
         raw.setblocking(False)
         try:
