@@ -11,6 +11,11 @@ direction, sharing the exchanges and the pairing of responses with requests
 This decoder drives the two sides, and handles what concerns both: finding the first message of
 a connection joined late, bytes lost to gaps, and a ``101 Switching Protocols`` that hands the
 connection to the decoder the hand-off hooks name.
+
+Nothing the server sent whole is dropped at a loss: a response waiting for its request when a
+gap hits the server's side keeps its bytes (the gap, and what follows, wait behind it until it
+is paired), and one waiting when the client's bytes are lost gets a stand-in request that says
+its request may be lost.
 """
 
 from __future__ import annotations

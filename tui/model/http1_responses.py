@@ -138,8 +138,9 @@ class ResponseSide(MessageSide):
 
         Between the client's bytes a response gets no stand-in: its request may come later in
         the same bytes (after junk, say), and deciding on whatever part of them has been read
-        would make the pairing depend on how they were cut. The server's next bytes, a gap or
-        the close decide, on all the client sent by then."""
+        would make the pairing depend on how they were cut. The server's next bytes, a loss of
+        the client's bytes or the close decide, on all the client sent by then. (A gap in the
+        server's own bytes waits behind the response: ``Http1Decoder`` holds it back.)"""
         if self.book.awaiting:
             exchange = self.book.awaiting[0]
             if self.in_doubt is not None:
