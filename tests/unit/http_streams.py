@@ -330,6 +330,27 @@ STREAMS: list[Stream] = [
         closed=False,
     ),
     Stream(
+        "response-waiting-at-a-server-gap",
+        (
+            c2s(_request("GET", "/one") + _request("GET", "/two") + b"("),
+            s2c(b"".join(_response("200 OK", body=body) for body in (b"one", b"two", b"three"))),
+            gap("gap-out", 1),
+            s2c(_response("200 OK", body=b"four")),
+            c2s(b"X-CUSTOM / HTTP/1.1\r\n\r\n" + _request("GET", "/three")),
+        ),
+    ),
+    Stream(
+        "response-waiting-at-a-client-gap",
+        (
+            c2s(_request("GET", "/one") + b"GET /tw"),
+            s2c(_response("200 OK", body=b"one") + _response("200 OK", body=b"two")),
+            gap("gap-in", 30),
+            c2s(_request("GET", "/three")),
+            s2c(_response("200 OK", body=b"three")),
+        ),
+        closed=False,
+    ),
+    Stream(
         "malformed-response",
         (
             c2s(_request("GET", "/a")),

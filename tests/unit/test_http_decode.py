@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -151,6 +151,56 @@ def test_a_response_waits_for_its_request_past_junk_however_the_client_bytes_are
         conn, _ = replay(stream, _cut(last, at))  # type: ignore[arg-type]
         assert [brief(ex) for ex in conn.exchanges] == expected, at
         assert not any(ex.incomplete for ex in conn.exchanges), at
+
+
+def test_a_response_waiting_for_its_request_outlives_a_gap_in_the_server_bytes() -> None:
+    """The third response waits (the client's ``(`` may start its request) when a gap hits
+    the server's side: it still pairs with the request read after the junk, and the response
+    after the gap gets a stand-in at the close."""
+    stream = BY_NAME["response-waiting-at-a-server-gap"]
+    for split in _every_cut(stream):
+        conn, _ = replay(stream, split)
+        assert [brief(ex) for ex in conn.exchanges] == [
+            ("GET", "/one", 200),
+            ("GET", "/two", 200),
+            ("GET", "/three", 200),
+            ("", "", 200),
+        ]
+        bodies = [ex.response.body for ex in conn.exchanges if ex.response is not None]
+        assert bodies == [b"one", b"two", b"three", b"four"]
+        assert [ex.incomplete for ex in conn.exchanges] == [False, False, False, True]
+
+
+def test_a_response_waiting_for_its_request_outlives_a_gap_in_the_client_bytes() -> None:
+    """The second response waits for a head the client was still sending; that head is lost
+    in a gap, so the response gets a stand-in saying why, and the pairing after it holds."""
+    stream = BY_NAME["response-waiting-at-a-client-gap"]
+    for split in _every_cut(stream):
+        conn, _ = replay(stream, split)
+        assert [brief(ex) for ex in conn.exchanges] == [
+            ("GET", "/one", 200),
+            ("", "", 200),
+            ("GET", "/three", 200),
+        ]
+        stand_in = conn.exchanges[1]
+        assert stand_in.response is not None
+        assert stand_in.response.body == b"two"
+        assert stand_in.incomplete
+        assert stand_in.notes == [
+            "its request may be lost: 30 bytes of the request were not captured"
+            " (a gap in the TCP stream)"
+        ]
+
+
+def _every_cut(stream: Stream) -> list[Callable[[int, bytes], Sequence[bytes]]]:
+    """Whole, byte at a time, and every single cut of every step."""
+    splits: list[Callable[[int, bytes], Sequence[bytes]]] = [
+        lambda _i, data: [data],
+        lambda _i, data: [data[i : i + 1] for i in range(len(data))],
+    ]
+    for index, step in enumerate(stream.steps):
+        splits.extend(_cut(index, at) for at in range(1, len(step.data)))  # type: ignore[misc]
+    return splits
 
 
 def test_a_malformed_response_is_an_error_on_its_exchange() -> None:

@@ -11,10 +11,16 @@ direction, sharing the exchanges and the pairing of responses with requests
 This decoder drives the two sides, and handles what concerns both: finding the first message of
 a connection joined late, bytes lost to gaps, and a ``101 Switching Protocols`` that hands the
 connection to the decoder the hand-off hooks name.
+
+Nothing the server sent whole is dropped at a loss: a response waiting for its request when a
+gap hits the server's side keeps its bytes (the gap, and what follows, wait behind it until it
+is paired), and one waiting when the client's bytes are lost gets a stand-in request that says
+its request may be lost.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from tui.model.byte_reader import ByteReader
@@ -31,6 +37,9 @@ from tui.model.tls import looks_like_tls_record
 
 _MAX_FILLED_GAP = 1 << 20
 """A gap inside a Content-Length body up to this size is skipped over, keeping the framing."""
+
+_Held = tuple[bytes | int, float]
+"""The server's bytes (or a gap, as its length) held back, with their capture time."""
 
 
 class Http1Decoder:
@@ -60,6 +69,9 @@ class Http1Decoder:
         self._requests = RequestSide(ByteReader(), self._state, self._book, cache, on_request)
         self._responses = ResponseSide(ByteReader(), self._state, self._book, cache, self._requests)
         self._handed_to: ProtocolDecoder | None = None
+        # What the server sent after a gap while a response it had sent whole still waited for
+        # its request: held back until that response is paired, so that neither is lost.
+        self._held: deque[_Held] = deque()
 
     @property
     def body_cap(self) -> int:
@@ -71,8 +83,13 @@ class Http1Decoder:
     # --------------------------------------------------------------------------- input
 
     def feed(self, direction: Direction, data: bytes, ts: float, sink: ExchangeSink) -> None:
-        if self.receive(direction, data, ts):
+        if direction == "out" and self._held:
+            self._held.append((data, ts))
+            # The server's next bytes decide for a response still waiting (see ResponseSide).
+            self.decode(ts, sink)
+        elif self.receive(direction, data, ts):
             self.decode(ts, sink, direction)
+        self._release_held(ts, sink, client_fed=direction == "in")
 
     def receive(self, direction: Direction, data: bytes, ts: float) -> bool:
         """Buffer ``data`` without decoding it yet; False when the side is not HTTP any more."""
@@ -86,12 +103,22 @@ class Http1Decoder:
 
     def gap(self, direction: Direction, length: int, ts: float, sink: ExchangeSink) -> None:
         side = self._side(direction)
+        if direction == "out" and self._held:
+            self._held.append((length, ts))
+            self.decode(ts, sink)
+            self._release_held(ts, sink, client_fed=False)
+            return
         if side.mode == "raw":
             return
         self.decode(ts, sink)
         if self._handed_to is not None:
             # The bytes before the gap switched protocols: the gap is the next decoder's.
             self._handed_to.gap(direction, length, ts, sink)
+            return
+        if direction == "out" and self._response_waits():
+            # The server's bytes before the gap hold a response whose request is still being
+            # read: losing them would lose it without a word, so the gap waits behind them.
+            self._held.append((length, ts))
             return
         reader = side.reader
         part = "request" if direction == "in" else "response"
@@ -111,7 +138,12 @@ class Http1Decoder:
             mark_incomplete(self._book.awaiting[0], f"a response may be lost: {note}", sink)
         reader.lose()
         side.event("bytes_lost")
+        if side is self._requests:
+            # A response waiting for a request still being read gets a stand-in now.
+            self._responses.stand_in_note = f"its request may be lost: {note}"
         self.decode(ts, sink)
+        self._responses.stand_in_note = None
+        self._release_held(ts, sink, client_fed=False)
 
     def lost(self, note: str, ts: float, sink: ExchangeSink) -> None:
         """Bytes of both directions, how many unknown, will never arrive.
@@ -121,32 +153,56 @@ class Http1Decoder:
         bytes, and pairing a later response with them would shift every pairing after it.
         A response that comes later without its request gets a stand-in request instead."""
         self.decode(ts, sink)
+        if self._handed_to is None:
+            # The client's side first: a response read whole but waiting for a request still
+            # being read gets a stand-in before the server's side loses what it holds.
+            self._lose_side(self._requests, note, sink)
+            self._responses.stand_in_note = f"its request may be lost: {note}"
+            self.decode(ts, sink)
+            self._release_held(ts, sink, client_fed=False)
+            self._responses.stand_in_note = None
         if self._handed_to is not None:
             # The bytes before the loss switched protocols: the loss is the next decoder's.
             for direction in ("in", "out"):
                 self._handed_to.gap(direction, 0, ts, sink)
             return
-        for side in (self._requests, self._responses):
-            if side.mode == "raw":
-                continue
-            reader = side.reader
-            if reader.exchange is not None and reader.h11 is not None:
-                mark_incomplete(reader.exchange, note, sink)
-            reader.lose()
-            side.event("bytes_lost")
+        self._lose_side(self._responses, note, sink)
+        self._responses.in_doubt = None
         self._book.stop_waiting(note, sink)
         self.decode(ts, sink)
 
+    def _lose_side(self, side: MessageSide, note: str, sink: ExchangeSink) -> None:
+        if side.mode == "raw":
+            return
+        reader = side.reader
+        if reader.exchange is not None and reader.h11 is not None:
+            mark_incomplete(reader.exchange, note, sink)
+        reader.lose()
+        side.event("bytes_lost")
+
     def close(self, ts: float, sink: ExchangeSink) -> None:
         self._responses.closed = True
+        if self._held:
+            # What was held back is read before the end of the stream is: the close decides
+            # for the response waiting, then the gap and what followed it come in turn.
+            self.decode(ts, sink)
+            self._release_held(ts, sink, client_fed=False)
         self._requests.reader.eof = True
         self._responses.reader.eof = True
         self.decode(ts, sink)
 
     # --------------------------------------------------------------------------- driving
 
-    def decode(self, ts: float, sink: ExchangeSink, fed: Direction | None = None) -> None:
-        """Decode what can be decoded; ``fed`` is the side that just got bytes, if only one."""
+    def decode(
+        self,
+        ts: float,
+        sink: ExchangeSink,
+        fed: Direction | None = None,
+        *,
+        client_fed: bool | None = None,
+    ) -> None:
+        """Decode what can be decoded; ``fed`` is the side that just got bytes, if only one.
+        ``client_fed``: the client's bytes moved on (by default, when they are ``fed``)."""
         conn = self.connection
         if conn.protocol == "unknown" and not self._find_first_message():
             return
@@ -166,7 +222,9 @@ class Http1Decoder:
             if not (responses or waiting):
                 return
             before = state.client
-            upgraded = self._responses.pump(ts, sink, client_fed=fed == "in")
+            upgraded = self._responses.pump(
+                ts, sink, client_fed=fed == "in" if client_fed is None else client_fed
+            )
             if upgraded is not None:
                 self._switched(upgraded, ts, sink)
             if state.client == before:
@@ -215,6 +273,59 @@ class Http1Decoder:
                 following.feed(direction, data, at, sink)
 
     # --------------------------------------------------------------------------- gaps
+
+    def _response_waits(self) -> bool:
+        """The server's next response is buffered but waits for its request to be read."""
+        reader = self._responses.reader
+        return (
+            self.connection.protocol == "http"
+            and self._responses.mode == "message"
+            and reader.h11 is None
+            and reader.has_unparsed()
+        )
+
+    def _release_held(self, ts: float, sink: ExchangeSink, *, client_fed: bool) -> None:
+        """Once no response waits any more, read what the server sent after the gap.
+
+        ``client_fed``: this happens while the client's bytes are read, so a response after
+        the gap waits for its request as any response would (see ResponseSide)."""
+        held = self._held
+        while held and not self._response_waits():
+            item, at = held.popleft()
+            following = self._handed_to
+            if following is not None:
+                if isinstance(item, int):
+                    following.gap("out", item, at, sink)
+                else:
+                    following.feed("out", item, at, sink)
+                continue
+            if isinstance(item, int):
+                self._held_gap_reached(item, sink)
+            elif not self.receive("out", item, at):
+                continue
+            # Decoded at ``ts`` whatever the pieces the client's bytes came in.
+            self.decode(ts, sink, "out", client_fed=client_fed)
+
+    def _held_gap_reached(self, length: int, sink: ExchangeSink) -> None:
+        """The server's bytes before a held gap are read: the gap is applied where it was."""
+        side = self._responses
+        if side.mode == "raw":
+            return
+        reader = side.reader
+        note = f"{length:,} bytes of the response were not captured (a gap in the TCP stream)"
+        exchange = reader.exchange
+        if side.mode == "message" and reader.h11 is not None and exchange is not None:
+            mark_incomplete(exchange, note, sink)
+            response = exchange.response
+            if response is not None and self._skip_gap_in_body(side, response, length):
+                return
+            self._book.answered(exchange)
+        else:
+            # Which request is waiting by now depends on how far the client's bytes were read:
+            # the doubt goes to the next response paired, whenever that is.
+            side.in_doubt = f"a response may be lost: {note}"
+        reader.lose()
+        side.event("bytes_lost")
 
     def _skip_gap_in_body(self, side: MessageSide, message: Message, length: int) -> bool:
         """Step over a gap that falls inside a body whose length is known; True if done."""

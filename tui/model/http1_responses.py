@@ -18,7 +18,7 @@ from tui.model.byte_reader import ByteReader
 from tui.model.decoder import ExchangeSink
 from tui.model.flows import Exchange, Request, Response
 from tui.model.http1_cache import Http1Cache
-from tui.model.http1_exchanges import ExchangeBook, MessageSide
+from tui.model.http1_exchanges import ExchangeBook, MessageSide, mark_incomplete
 from tui.model.http1_fast import SimpleResponse, StatusLine, read_response
 from tui.model.http1_framing import (
     MAX_INFORMATIONAL,
@@ -54,6 +54,10 @@ class ResponseSide(MessageSide):
         self._requests = requests
         self.closed = False
         """The connection closed: a response need not wait for a request still coming."""
+        self.stand_in_note: str | None = None
+        """Why a response gets a stand-in request now (the client's bytes were lost)."""
+        self.in_doubt: str | None = None
+        """A note for the next response paired with its request: one before it may be lost."""
 
     def pump(self, ts: float, sink: ExchangeSink, *, client_fed: bool) -> Exchange | None:
         """Read what responses can be read; the exchange a ``101`` answered, if one did (what
@@ -134,15 +138,23 @@ class ResponseSide(MessageSide):
 
         Between the client's bytes a response gets no stand-in: its request may come later in
         the same bytes (after junk, say), and deciding on whatever part of them has been read
-        would make the pairing depend on how they were cut. The server's next bytes, a gap or
-        the close decide, on all the client sent by then."""
+        would make the pairing depend on how they were cut. The server's next bytes, a loss of
+        the client's bytes or the close decide, on all the client sent by then. (A gap in the
+        server's own bytes waits behind the response: ``Http1Decoder`` holds it back.)"""
         if self.book.awaiting:
-            return self.book.awaiting[0]
+            exchange = self.book.awaiting[0]
+            if self.in_doubt is not None:
+                mark_incomplete(exchange, self.in_doubt, sink)
+                self.in_doubt = None
+            return exchange
         if client_fed or (self._requests.head_pending() and not self.closed):
             return None
         # Nothing asked for this response: we joined late or the request was lost.
+        self.in_doubt = None
         exchange = self.book.new_exchange(Request(), self.reader.ts_at(self.reader.pos))
         exchange.incomplete = True
+        if self.stand_in_note is not None:
+            exchange.notes.append(self.stand_in_note)
         sink.exchange_started(exchange)
         return exchange
 
