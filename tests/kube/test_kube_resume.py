@@ -42,7 +42,7 @@ def send_requests(ip: str, cut: Callable[[], int]) -> int:
 
 
 @pytest.mark.kubesim("--deployment", "default/web=1:8080")
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 async def test_a_cut_port_forward_resumes_with_nothing_lost_or_repeated(kubesim: KubeSim) -> None:
     (pod,) = kubesim.pods("default", "app=web")
     source = f"default/{pod.name}"
@@ -76,7 +76,8 @@ async def test_a_cut_port_forward_resumes_with_nothing_lost_or_repeated(kubesim:
                 break
         cuts = await sending
         connections = connector.connections
-    assert len(opened) == len(set(opened)) == REQUESTS, "a connection was reported twice"
+    assert len(opened) == len(set(opened)), "a connection was reported twice"
+    assert len(opened) == REQUESTS, f"{REQUESTS - len(opened)} connections never reported"
     paths = sorted(
         int(match.group(1))
         for data in requests.values()
