@@ -2,12 +2,12 @@
 never walks the store, and the frozen heap is swept only while nobody types.
 
 The store holds up to 100,000 exchanges: close to a million objects the collector tracks. A
-full pass over them takes half a second to two, and CPython starts one whenever a quarter as many new
-objects survived, which under a busy service is every few seconds: the screen froze for that
-long, in the middle of someone's keystrokes. Nothing the store lets go of is cyclic garbage
-(an evicted exchange or connection is freed by its reference count), so the app collects what
-is young, then moves every survivor to the permanent generation, which passes skip. A pass
-then only walks what was made since the last freeze.
+full pass over them takes half a second to two, and CPython starts one whenever a quarter as
+many new objects survived, which under a busy service is every few seconds: the screen froze
+for that long, in the middle of someone's keystrokes. Nothing the store lets go of is cyclic
+garbage (an evicted exchange or connection is freed by its reference count), so the app
+collects what is young, then moves every survivor to the permanent generation, which passes
+skip. A pass then only walks what was made since the last freeze.
 
 What the screen draws is another matter: Textual's rendered lines refer to themselves, so a
 line that was on screen (or in a cache) when a freeze came, and is dropped later, is garbage
