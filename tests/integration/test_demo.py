@@ -3,6 +3,7 @@ every kind, and nothing of it (namespace, veth, processes) survives its end, how
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -11,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -156,13 +157,28 @@ def test_the_environment_serves_real_traffic_of_every_kind_and_leaves_nothing() 
 
 
 def _start_demo(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tui", "demo", "--no-ui", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with _sigint_not_ignored():
+        return subprocess.Popen(
+            [sys.executable, "-m", "tui", "demo", "--no-ui", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+@contextlib.contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """Let the demo take Ctrl+C as it does from a terminal, even when these tests run where
+    SIGINT is ignored (a background job of a non-interactive shell): a child inherits that."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _read_lines(process: subprocess.Popen[str], count: int) -> list[str]:
