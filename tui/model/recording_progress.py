@@ -49,8 +49,8 @@ class Progress:
 class EventTally:
     """Counts from the events alone: no decoding."""
 
-    def __init__(self) -> None:
-        self.progress = Progress(decoded=False)
+    def __init__(self, progress: Progress | None = None) -> None:
+        self.progress = progress or Progress(decoded=False)
 
     def count(self, updates: Sequence[Update]) -> None:
         progress = self.progress
@@ -76,23 +76,17 @@ class ExchangeTally:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.progress = Progress(decoded=True)
+        self._events = EventTally(self.progress)
         self._unanswered: set[Exchange] = set()
 
     def count(self, updates: Sequence[Update]) -> StoreChange:
         """Decode ``updates`` into the store, count them, and give what changed."""
         change = self.store.apply(updates)
+        self._events.count(updates)
         progress = self.progress
         for update in updates:
-            if not isinstance(update, AgentEvent):
-                continue
-            progress.events += 1
-            event = update.event
-            if isinstance(event, DataReceived):
-                progress.bytes += len(event.data)
-            elif isinstance(event, ConnectionOpened):
-                progress.connections += 1
-            elif isinstance(event, ConnectionClosed):
-                connection = self.store.get((update.source, event.conn))
+            if type(update) is AgentEvent and type(update.event) is ConnectionClosed:
+                connection = self.store.get((update.source, update.event.conn))
                 if connection is not None and connection.protocol != "http":
                     progress.other_connections_closed += 1
         unanswered = self._unanswered
