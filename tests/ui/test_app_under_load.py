@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +21,7 @@ from tests.ui.driving import SIZE, fed, frozen_clock, screen_text
 from tests.ui.fakes import shop_session
 from tui.model.store import Store, StoreChange
 from tui.model.updates import Update
+from tui.views import FRAMES_PER_SECOND
 from tui.views.app import PodtapApp
 from tui.views.decoding import STARVED_AFTER, IdleGate
 
@@ -166,3 +171,25 @@ def test_a_busy_loop_lends_a_slice_to_decoding_that_waited_too_long() -> None:
         gate.shut()
         thread.join(5)
         gate.close()
+
+
+def _frame_rate_after_importing_the_app(environment: dict[str, str]) -> str:
+    code = "import tui.views.app, textual.constants; print(textual.constants.MAX_FPS)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=environment,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_frames_are_drawn_at_twice_textuals_default_rate_unless_the_user_chose() -> None:
+    # A keystroke's frame waits for the screen's update timer: at 60 frames a second that
+    # wait alone can be 33 ms, at the rate podtap sets at most half that.
+    environment = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    assert _frame_rate_after_importing_the_app(environment) == str(FRAMES_PER_SECOND)
+    assert FRAMES_PER_SECOND == 120
+    assert _frame_rate_after_importing_the_app({**environment, "TEXTUAL_FPS": "30"}) == "30"
