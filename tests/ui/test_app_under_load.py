@@ -16,13 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from tests.ui.driving import SIZE, fed, frozen_clock, screen_text
 from tests.ui.fakes import shop_session
 from tui.model.store import Store, StoreChange
 from tui.model.updates import Update
 from tui.views import FRAMES_PER_SECOND
-from tui.views.app import PodtapApp
+from tui.views.app import KEY_QUIET, PodtapApp
 from tui.views.decoding import STARVED_AFTER, IdleGate
 
 pytestmark = pytest.mark.timeout(30)
@@ -193,3 +194,16 @@ def test_frames_are_drawn_at_twice_textuals_default_rate_unless_the_user_chose()
     assert _frame_rate_after_importing_the_app(environment) == str(FRAMES_PER_SECOND)
     assert FRAMES_PER_SECOND == 120
     assert _frame_rate_after_importing_the_app({**environment, "TEXTUAL_FPS": "30"}) == "30"
+
+
+async def test_a_key_shuts_the_gate_as_soon_as_it_is_queued() -> None:
+    # Before its turn comes, the loop may poll between other callbacks and lend that time to
+    # decoding: a key already queued must stop that.
+    app = PodtapApp(shop_session(finite=True), clock=frozen_clock)
+    async with app.run_test(size=SIZE):
+        await fed(app)
+        gate = app._gate
+        assert gate is not None
+        queued_at = time.monotonic()
+        app.post_message(events.Key("x", "x"))
+        assert gate._shut_until >= queued_at + KEY_QUIET * 0.9  # no await: not handled yet

@@ -14,6 +14,7 @@ from typing import ClassVar
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 
 from agent.errors import UserError
@@ -176,12 +177,22 @@ class PodtapApp(App[None]):
         if self.decoding is not None and self.decoding.failure is not None:
             raise self.decoding.failure
 
+    def post_message(self, message: Message) -> bool:
+        # Noted when the key is queued, not when its turn comes: until then, the loop could
+        # still lend its time to decoding.
+        if isinstance(message, events.InputEvent):
+            self._input_arrived()
+        return super().post_message(message)
+
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.InputEvent):
-            self._last_input = time.perf_counter()
-            if self._gate is not None:
-                self._gate.shut_for(KEY_QUIET)
+            self._input_arrived()
         await super().on_event(event)
+
+    def _input_arrived(self) -> None:
+        self._last_input = time.perf_counter()
+        if self._gate is not None:
+            self._gate.shut_for(KEY_QUIET)
 
     def apply(self, updates: Sequence[Update]) -> None:
         """Apply ``updates`` to the store now (the loop's own decoding, and tests)."""
