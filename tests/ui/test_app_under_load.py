@@ -207,3 +207,47 @@ async def test_a_key_shuts_the_gate_as_soon_as_it_is_queued() -> None:
         queued_at = time.monotonic()
         app.post_message(events.Key("x", "x"))
         assert gate._shut_until >= queued_at + KEY_QUIET * 0.9  # no await: not handled yet
+
+
+class TimeoutsNoted(selectors.DefaultSelector):
+    """A real selector that notes the timeout of every wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float | None] = []
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        self.timeouts.append(timeout)
+        return super().select(timeout)
+
+
+def test_a_busy_loop_lends_nothing_while_input_waits() -> None:
+    selector = TimeoutsNoted()
+    gate = IdleGate(selector)
+    keys, typed = socket.socketpair()
+    gate.register(keys, selectors.EVENT_READ)
+    entered = threading.Event()
+
+    def holder() -> None:
+        if gate.enter():
+            entered.set()
+            gate.leave()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        time.sleep(STARVED_AFTER * 1.5)  # the decoding has waited long enough for a slice
+        typed.send(b"j")
+        for _ in range(20):
+            assert [key.fileobj for key, _ in gate.select(0)] == [keys]
+        assert all(timeout == 0 for timeout in selector.timeouts)  # no slice was lent
+        keys.recv(1)  # read: the next poll finds nothing waiting, and lends
+        while not entered.is_set():
+            gate.select(0)
+        assert any(timeout for timeout in selector.timeouts)
+    finally:
+        gate.shut()
+        thread.join(5)
+        gate.close()
+        keys.close()
+        typed.close()

@@ -86,6 +86,11 @@ class IdleGate(selectors.BaseSelector):
             waiting_since = self._waiting_since
             if shut_for > 0 or waiting_since is None or now - waiting_since < STARVED_AFTER:
                 return self.selector.select(timeout)
+            # Input already waiting (a key, not yet read) keeps the loop: the slice would
+            # only end after the decoding's next step, which can be a collector pass.
+            ready = self.selector.select(0)
+            if ready:
+                return ready
             timeout = LENT_SLICE
             self._lent = True
         elif shut_for > 0:
