@@ -123,11 +123,11 @@ class FilteredView:
         """Evaluate every connection again (the filter or the noise switch changed)."""
         self._hidden.clear()
         self._hidden_count.clear()
-        self._visible.clear()
         self._visible_cache = None
-        connections = self._connections.values()
-        if self._effective_filter() is not None:
-            for conn in connections:
+        connections = self._connections
+        effective = self._effective_filter()
+        if effective is not None:
+            for conn in connections.values():
                 hidden = [
                     exchange
                     for exchange in conn.exchanges
@@ -140,9 +140,18 @@ class FilteredView:
             # No filter: what is hidden is the noise, known already.
             self._hidden.update(self._noise)
             self._hidden_count.update(self._noise_count)
-        for conn in connections:
-            if self._connection_shown(conn):
-                self._visible.add(conn.key)
+        # Every connection is shown but those whose exchanges are all hidden, and, with a
+        # filter, those without exchanges it refuses: without one, the noise switch looks at
+        # the noisy connections alone (10,000 connections: 10 ms of a keystroke otherwise).
+        self._visible = set(connections)
+        for key in self._hidden_count:
+            hiding = connections.get(key)
+            if hiding is not None and not self._connection_shown(hiding):
+                self._visible.discard(key)
+        if effective is not None:
+            for conn in connections.values():
+                if not conn.exchanges and not effective.evaluate(conn, None):
+                    self._visible.discard(conn.key)
 
     # -- asked by the screens ----------------------------------------------------------------
 
@@ -158,9 +167,11 @@ class FilteredView:
         """Connections the filter lets through, newest first."""
         if self._visible_cache is None:
             visible = self._visible
-            self._visible_cache = [
-                conn for conn in reversed(self._connections.values()) if conn.key in visible
-            ]
+            newest_first = reversed(self._connections.values())
+            if len(visible) == len(self._connections):  # all of them, as after most resets
+                self._visible_cache = list(newest_first)
+            else:
+                self._visible_cache = [conn for conn in newest_first if conn.key in visible]
         return list(self._visible_cache)
 
     def visible_exchanges(self, key: ConnectionKey) -> list[Exchange]:
