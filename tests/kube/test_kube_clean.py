@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from kubernetes import client
@@ -113,3 +114,23 @@ def test_clean_deletes_a_code_configmap_no_job_owns(
     assert done.returncode == 0, done.stderr
     assert "deleting configmap default/podtap-dead0000-agent" in done.stdout
     assert session_data(kube_client) == []
+
+
+@pytest.mark.kubesim("--deployment", "default/web=1:8080")
+@pytest.mark.timeout(120)
+def test_clean_sends_every_delete_before_the_first_is_answered(
+    kubesim: KubeSim, kube_client: client.ApiClient
+) -> None:
+    # One after the other, a few hundred leftover agents took one round trip each.
+    leave_agents_behind(kubesim)
+    for rule in ("delete:jobs", "delete:pods", "delete:secrets", "delete:configmaps"):
+        kubesim.hold(rule, 1.0)
+    began = time.monotonic()
+    done = clean(kubesim)
+    assert done.returncode == 0, done.stderr
+    requests = kubesim.call(lambda: list(kubesim.api.requests))
+    deletes = [r for r in requests if r.method == "DELETE" and r.started >= began]
+    kinds = {kind for r in deletes for kind in ("/jobs/", "/pods/") if kind in r.path}
+    assert kinds == {"/jobs/", "/pods/"}, deletes
+    assert max(r.started for r in deletes) < min(r.ended for r in deletes), deletes
+    assert agent_jobs(kube_client) == []

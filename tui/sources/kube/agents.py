@@ -20,7 +20,14 @@ from tui.sources.kube.agent_spec import (
     session_selector,
 )
 from tui.sources.kube.agent_status import agent_container_state, last_meaningful_line
-from tui.sources.kube.cluster import ApiException, Cluster, Json, call, status_message
+from tui.sources.kube.cluster import (
+    ApiException,
+    Cluster,
+    Json,
+    call,
+    delete_unless_gone,
+    status_message,
+)
 from tui.sources.kube.pods import Pod, pod_name, pod_namespace, source_name
 from tui.sources.kube.preflight import pod_security_sentence
 
@@ -190,35 +197,29 @@ def find_leftovers(cluster: Cluster, namespace: str | None) -> tuple[list[Json],
     return jobs, pods
 
 
-def delete_objects(cluster: Cluster, jobs: list[Json], pods: list[Json]) -> None:
-    for job in jobs:
-        meta = job["metadata"]
-        try:
-            cluster.batch.delete_namespaced_job(
-                meta["name"],
-                meta["namespace"],
-                propagation_policy="Background",
-                _preload_content=False,
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-    for pod in pods:
-        meta = pod["metadata"]
-        try:
-            cluster.core.delete_namespaced_pod(
-                meta["name"], meta["namespace"], grace_period_seconds=0, _preload_content=False
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
+def delete_job(cluster: Cluster, job: Json) -> None:
+    """Delete an agent Job and, in the background, its pod (gone already: done)."""
+    meta = job["metadata"]
+    delete_unless_gone(
+        cluster.batch.delete_namespaced_job,
+        meta["name"],
+        meta["namespace"],
+        propagation_policy="Background",
+    )
+
+
+def delete_pod(cluster: Cluster, pod: Json) -> None:
+    meta = pod["metadata"]
+    delete_unless_gone(
+        cluster.core.delete_namespaced_pod, meta["name"], meta["namespace"], grace_period_seconds=0
+    )
 
 
 def _delete_jobs(cluster: Cluster, namespace: str, selector: str) -> int:
     jobs = call(cluster.batch.list_namespaced_job, namespace, label_selector=selector)["items"]
     for job in jobs:
         job["metadata"].setdefault("namespace", namespace)
-    delete_objects(cluster, jobs, [])
+        delete_job(cluster, job)
     return len(jobs)
 
 
@@ -226,4 +227,4 @@ def _delete_pods(cluster: Cluster, namespace: str, selector: str) -> None:
     pods = call(cluster.core.list_namespaced_pod, namespace, label_selector=selector)["items"]
     for pod in pods:
         pod["metadata"].setdefault("namespace", namespace)
-    delete_objects(cluster, [], pods)
+        delete_pod(cluster, pod)

@@ -4,9 +4,12 @@ Secrets and code ConfigMaps of their sessions."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from agent.errors import UserError
-from tui.sources.kube.agents import delete_objects, find_leftovers
+from tui.sources.kube.agents import delete_job, delete_pod, find_leftovers
 from tui.sources.kube.cluster import (
     ApiException,
     Unreachable,
@@ -14,7 +17,11 @@ from tui.sources.kube.cluster import (
     status_message,
     unreachable_sentence,
 )
-from tui.sources.kube.node_jobs import delete_session_data, find_session_data
+from tui.sources.kube.node_jobs import (
+    DELETE_CONCURRENCY,
+    delete_session_object,
+    find_session_data,
+)
 
 
 def clean_leftovers(
@@ -49,8 +56,11 @@ def clean_leftovers(
                 verb = "would delete" if dry_run else "deleting"
                 print(f"{verb} {kind.lower()} {meta.get('namespace', scope)}/{meta['name']}")
         if not dry_run:
-            delete_objects(cluster, jobs, pods)
-            delete_session_data(cluster, data)
+            _all_at_once(
+                [partial(delete_job, cluster, job) for job in jobs]
+                + [partial(delete_pod, cluster, pod) for pod in pods]
+                + [partial(delete_session_object, cluster, item, kind) for item, kind in data]
+            )
     except ApiException as error:
         raise UserError(f"Could not clean {where}: {status_message(error)}.") from None
     except Unreachable as error:
@@ -67,6 +77,15 @@ def clean_leftovers(
             file=sys.stderr,
         )
     return 0
+
+
+def _all_at_once(deletions: Sequence[Callable[[], None]]) -> None:
+    """Run the deletions concurrently (one round trip each: a few hundred agents one after
+    the other took seconds); the first failure is raised once all have run."""
+    with ThreadPoolExecutor(DELETE_CONCURRENCY, thread_name_prefix="podtap clean") as pool:
+        running = [pool.submit(deletion) for deletion in deletions]
+    for deletion in running:
+        deletion.result()
 
 
 def _job_of(pod: dict[str, object]) -> str | None:

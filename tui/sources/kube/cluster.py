@@ -102,6 +102,16 @@ def call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> Json:
     return result
 
 
+def delete_unless_gone(method: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    """Call a client's delete method; an object already gone (404) is deleted too."""
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+    try:
+        method(*args, _preload_content=False, **kwargs)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
 def status_message(error: ApiException) -> str:
     """The human part of an API error: the Status body's message, else the HTTP reason."""
     try:
@@ -128,6 +138,7 @@ __all__ = [
     "Unreachable",
     "call",
     "connect",
+    "delete_unless_gone",
     "status_message",
     "unreachable_sentence",
 ]

@@ -22,7 +22,14 @@ from tui.sources.kube.agent_spec import (
     token_secret,
 )
 from tui.sources.kube.agents import AgentFailed, job_create_failure, refusal
-from tui.sources.kube.cluster import ApiException, Cluster, Json, Unreachable, call
+from tui.sources.kube.cluster import (
+    ApiException,
+    Cluster,
+    Json,
+    Unreachable,
+    call,
+    delete_unless_gone,
+)
 from tui.sources.kube.preflight import pod_security_sentence
 
 # Leaving must be quick: calls short enough that a stuck API server cannot hold the exit up,
@@ -192,16 +199,12 @@ def find_session_data(cluster: Cluster, namespace: str | None) -> list[tuple[Jso
     return found
 
 
-def delete_session_data(cluster: Cluster, data: list[tuple[Json, str]]) -> None:
-    for item, kind in data:
-        meta = item["metadata"]
-        delete = (
-            cluster.core.delete_namespaced_secret
-            if kind == "Secret"
-            else cluster.core.delete_namespaced_config_map
-        )
-        try:
-            delete(meta["name"], meta["namespace"], _preload_content=False)
-        except ApiException as error:
-            if error.status != 404:
-                raise
+def delete_session_object(cluster: Cluster, item: Json, kind: str) -> None:
+    """Delete a token Secret or code ConfigMap that a session left (gone already: done)."""
+    meta = item["metadata"]
+    delete = (
+        cluster.core.delete_namespaced_secret
+        if kind == "Secret"
+        else cluster.core.delete_namespaced_config_map
+    )
+    delete_unless_gone(delete, meta["name"], meta["namespace"])
