@@ -202,9 +202,10 @@ class Reassembler:
         run_size = 0
         fed = 0  # payload bytes: counted here, as a pass of their own cost more under a flood
         for ts, interface, key, seq, ack, flags, payload in frames:
+            size = len(payload)
+            fed += size
             half = get(key)
             if half is None or flags & _CONTROL or half.conn.closed:
-                fed += len(payload)
                 out += self._feed_slow(
                     segment_of(key, seq, ack, flags, payload), half, ts, interface
                 )
@@ -219,17 +220,14 @@ class Reassembler:
                 self._peer_acked(peer, ack, ts, out)
                 if len(out) != count:
                     run_half = None
-            if not payload:
+            if not size:
                 continue
             if seq != half.next_seq or half.starts or half.fin_at is not None:
-                fed += len(payload)
                 count = len(out)
                 self._receive(half, seq, payload, ts, out)
                 if len(out) != count:
                     run_half = None
                 continue
-            size = len(payload)
-            fed += size
             half.next_seq = (seq + size) & _MASK
             half.pos += size
             if half is run_half and run_size < _JOIN_UP_TO:
