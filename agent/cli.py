@@ -225,6 +225,12 @@ all freed by reference counting once the batch is journaled: at 700 the collecto
 them, several passes per read, for nothing (about a tenth of the agent's CPU under a flood)."""
 
 
+def raise_young_collection_threshold() -> None:
+    """Apply YOUNG_COLLECTION_THRESHOLD to this process (and the capture workers it forks)."""
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
@@ -233,8 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("agent.server.websockets").setLevel(logging.WARNING)
-    _, middle, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
+    raise_young_collection_threshold()
     try:
         options = check_options(args)
         return run(options)

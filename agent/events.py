@@ -29,13 +29,8 @@ GapReason = Literal["lost", "mid-stream", "buffer-limit", "memory-limit"]
 LostReason = Literal["journal", "slow-client"]
 
 
-class Event(msgspec.Struct, tag_field="type", kw_only=True, gc=False):
-    """Base of every event. ``seq`` is mutable only so that the journal can stamp it once.
-
-    ``gc=False``: the cyclic collector never tracks an event. An event only holds numbers,
-    text, bytes and lists of those, so it can never be part of a cycle; and the journal keeps
-    up to 200,000 of them alive, which the collector would otherwise walk again and again
-    under a flood, for nothing."""
+class Event(msgspec.Struct, tag_field="type", kw_only=True):
+    """Base of every event. ``seq`` is mutable only so that the journal can stamp it once."""
 
     seq: int = 0
     ts: float

@@ -37,11 +37,7 @@ class Struct:
     __struct_tag__: ClassVar[str | None] = None
 
     def __init_subclass__(
-        cls,
-        tag_field: str | None = None,
-        tag: str | None = None,
-        kw_only: bool = False,
-        gc: bool = True,  # msgspec's untracked instances; plain objects are always tracked
+        cls, tag_field: str | None = None, tag: str | None = None, kw_only: bool = False
     ) -> None:
         if tag_field is not None:
             cls.__struct_tag_field__ = tag_field
