@@ -252,12 +252,13 @@ def frames_of_block(
         )
         start = offset + network
         offset += following
-        if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
-            continue
-        if snaplen < length:
-            # Lost whole, whatever its IP header says: an offloaded super-packet's says 0, and
-            # its captured part would read as a shorter segment with no sign of what is missing.
-            truncated += 1
+        # Both rare, so the common frame pays one test for them. A loopback's outgoing copy is
+        # skipped; a frame cut short is lost whole, whatever its IP header says: an offloaded
+        # super-packet's says 0, and its captured part would read as a shorter segment with no
+        # sign of what is missing.
+        if snaplen < length or (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
+            if not (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
+                truncated += 1
             continue
         if ifindex != last_ifindex:
             name = interface_name(ifindex)
@@ -268,16 +269,20 @@ def frames_of_block(
             )
             if version_ihl == _IPV4_NO_OPTIONS:
                 # The same refusals as parse_ip, in as few tests as they fit: not TCP or a
-                # fragment (the time-to-live masked out), a TCP header under 20 bytes, a
-                # length past the captured bytes (zero: an offloaded super-packet, the
-                # captured length counts) or too short for the headers.
+                # fragment (the time-to-live masked out), a TCP header under 20 bytes (its
+                # payload would begin before start + 40), a length past the captured bytes
+                # (zero: an offloaded super-packet, the captured length counts) or too short
+                # for the headers. Offsets, not lengths: the slice needs them anyway.
                 if not total:
                     total = snaplen
-                header = (data_offset >> 2) & 0x3C
-                tcp_ok = 20 <= header <= total - 20 and total <= snaplen
-                if tcp_ok and fragment_proto & 0x3FFF00FF == PROTO_TCP:
-                    payload = ring[start + 20 + header : start + total]
-                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, payload))
+                begin = start + 20 + ((data_offset >> 2) & 0x3C)
+                end = start + total
+                if (
+                    fragment_proto & 0x3FFF00FF == PROTO_TCP
+                    and start + 40 <= begin <= end
+                    and total <= snaplen
+                ):
+                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, ring[begin:end]))
                 continue
         segment = parse_ip(ring, start, start + snaplen)
         if segment is not None:

@@ -6,6 +6,10 @@ Each event gets its ``seq`` (1, 2, 3, ...) when appended. The journal keeps at m
 reader whose position has been dropped is told how many events it missed (``EventsLost``) and
 continues from the oldest event still held. Appending never waits for a reader: the lock is only
 held for list operations, never across I/O.
+
+Each event's data is sized once, when it is appended: beside the events the journal keeps their
+sizes, which dropping the oldest and cutting a read to a byte bound sum in C (a slice and
+``sum``) instead of another pass in Python over every event.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ import asyncio
 import contextlib
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import accumulate, repeat
 
 from agent.events import AnyEvent, DataReceived, EventsLost, LostReason, Stats
 
@@ -26,11 +31,6 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # Dropped events leave a dead prefix in the list; it is cut off in one go once it is both large
 # and at least half the list, so that dropping stays O(1) amortised per event.
 _COMPACT_AT = 4096
-
-
-def data_size(event: AnyEvent) -> int:
-    """What an event costs against the byte bound: its captured payload."""
-    return len(event.data) if isinstance(event, DataReceived) else 0
 
 
 class Journal:
@@ -43,10 +43,11 @@ class Journal:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._events: list[AnyEvent] = []
+        self._sizes: list[int] = []  # the data size of each event, index for index
+        self._bytes = 0  # of the events held
         self._head = 0  # index in _events of the oldest event still held
         self._oldest_seq = 1  # seq of _events[_head], or _next_seq when nothing is held
         self._next_seq = 1
-        self._bytes = 0
         self._listener: Callable[[], None] | None = None
         self.latest_stats: Stats | None = None
         """The newest ``Stats`` appended (capture threads append them last in a batch)."""
@@ -87,28 +88,31 @@ class Journal:
             # Stamped by a loop in C: under a flood this is once per captured segment.
             deque(map(setattr, events, repeat("seq"), range(self._next_seq, seq)), maxlen=0)
             self._events.extend(events)
+            sizes = [len(event.data) if type(event) is DataReceived else 0 for event in events]
+            self._sizes += sizes
+            self._bytes += sum(sizes)
             self._next_seq = seq
             if type(events[-1]) is Stats:
                 self.latest_stats = events[-1]
-            self._bytes += _data_bytes(events)
             self._drop_oldest()
         listener = self._listener
         if listener is not None:
             listener()
 
     def _drop_oldest(self) -> None:
-        events = self._events
+        events, sizes = self._events, self._sizes
         head = self._head
         # A full journal drops as many events as it gains: in one go, not one by one.
         excess = len(events) - head - self.max_events
         if excess > 0:
-            self._bytes -= _data_bytes(events[head : head + excess])
+            self._bytes -= sum(sizes[head : head + excess])
             head += excess
         while self._bytes > self.max_bytes and head < len(events):
-            self._bytes -= data_size(events[head])
+            self._bytes -= sizes[head]
             head += 1
         if head >= _COMPACT_AT and head * 2 >= len(events):
             del events[:head]
+            del sizes[:head]
             head = 0
         self._head = head
         self._oldest_seq = self._next_seq - (len(events) - head)
@@ -142,25 +146,14 @@ class Journal:
                 start = oldest
             index = self._head + (start - oldest)
             chunk = self._events[index : index + max_events]
-        chunk = _cut_to_bytes(chunk, max_bytes)
+            sizes = self._sizes[index : index + len(chunk)]
+        if sum(sizes) > max_bytes:
+            # The longest start within max_bytes, and never less than one event.
+            fits = bisect_right(list(accumulate(sizes)), max_bytes)
+            del chunk[max(fits, 1) :]
         if lost is not None:
             chunk.insert(0, lost)
         return chunk
-
-
-def _data_bytes(events: Sequence[AnyEvent]) -> int:
-    return sum([len(event.data) for event in events if type(event) is DataReceived])
-
-
-def _cut_to_bytes(chunk: list[AnyEvent], max_bytes: int) -> list[AnyEvent]:
-    if _data_bytes(chunk) <= max_bytes:
-        return chunk  # the common case, counted in one pass
-    total = 0
-    for index, event in enumerate(chunk):
-        total += data_size(event)
-        if total > max_bytes and index > 0:
-            return chunk[:index]
-    return chunk
 
 
 class AppendSignal:

@@ -45,6 +45,9 @@ class StreamReassembler(Protocol):
     def gap_bytes(self) -> int: ...
 
     @property
+    def payload_bytes(self) -> int: ...
+
+    @property
     def open_connections(self) -> int: ...
 
     def feed_frames(self, frames: list[Frame]) -> list[AnyEvent]: ...
@@ -83,7 +86,6 @@ class Sniffer:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="podtap-capture", daemon=True)
         self.packets = 0
-        self.bytes = 0
         self.failure: BaseException | None = None
 
     def start(self) -> None:
@@ -123,7 +125,6 @@ class Sniffer:
             frames = read_frames(READ_TIMEOUT)
             events = feed_frames(frames)
             self.packets += len(frames)
-            self.bytes += sum([len(frame[6]) for frame in frames])
             now = self._clock()
             if now >= next_tick:
                 events += reassembler.expire(now)
@@ -137,7 +138,7 @@ class Sniffer:
         return Stats(
             ts=now,
             packets=self.packets,
-            bytes=self.bytes,
+            bytes=reassembler.payload_bytes,
             kernel_packets=kernel_packets,
             kernel_drops=kernel_drops,
             open_connections=reassembler.open_connections,

@@ -155,6 +155,7 @@ class Reassembler:
         self.limits = limits if limits is not None else Limits()
         self.gaps = 0
         self.gap_bytes = 0
+        self.payload_bytes = 0  # of every segment fed, retransmissions included (Stats.bytes)
         self._next_id = 0
         self._directions: dict[FlowKey, _Direction] = {}
         # Open connections, least recently active first (moved to the end on every segment).
@@ -199,7 +200,10 @@ class Reassembler:
         run = _NO_EVENT
         run_pieces: list[bytes] | None = None  # the run's payloads, once it has two
         run_size = 0
+        fed = 0  # payload bytes: counted here, as a pass of their own cost more under a flood
         for ts, interface, key, seq, ack, flags, payload in frames:
+            size = len(payload)
+            fed += size
             half = get(key)
             if half is None or flags & _CONTROL or half.conn.closed:
                 out += self._feed_slow(
@@ -216,7 +220,7 @@ class Reassembler:
                 self._peer_acked(peer, ack, ts, out)
                 if len(out) != count:
                     run_half = None
-            if not payload:
+            if not size:
                 continue
             if seq != half.next_seq or half.starts or half.fin_at is not None:
                 count = len(out)
@@ -224,7 +228,6 @@ class Reassembler:
                 if len(out) != count:
                     run_half = None
                 continue
-            size = len(payload)
             half.next_seq = (seq + size) & _MASK
             half.pos += size
             if half is run_half and run_size < _JOIN_UP_TO:
@@ -242,6 +245,7 @@ class Reassembler:
             run_half, run_size = half, size
         if run_pieces is not None:
             run.data = b"".join(run_pieces)
+        self.payload_bytes += fed
         return out
 
     def expire(self, now: float) -> list[AnyEvent]:

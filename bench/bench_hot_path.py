@@ -42,6 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.capture import TP_STATUS_USER, Capture, frames_of_block
+from agent.cli import raise_young_collection_threshold
 from agent.netns import named_namespace
 from agent.packet import Frame
 from agent.sniffer import Sniffer
@@ -168,6 +169,7 @@ def main() -> int:
     parser.add_argument("--save", type=Path, help="keep the recorded ring blocks here")
     parser.add_argument("--load", type=Path, help="replay blocks saved earlier")
     args = parser.parse_args()
+    raise_young_collection_threshold()  # as the agent does before it forks its workers
     if args.load:
         recording = Recording(*pickle.loads(args.load.read_bytes()))
     else:

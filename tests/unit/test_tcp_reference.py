@@ -349,7 +349,8 @@ def test_every_direction_reads_as_the_model_reads_it(
         model.see(seg)
     model.close_all()
 
-    transcript, reassembler = fed_in_batches(frames_of(traffic), cuts, join)
+    frames = frames_of(traffic)
+    transcript, reassembler = fed_in_batches(frames, cuts, join)
 
     ids = conn_ids(transcript.events)
     assert sorted(ids.values()) == sorted(set(model.opened))
@@ -369,3 +370,5 @@ def test_every_direction_reads_as_the_model_reads_it(
     )
     assert reassembler.open_connections == 0
     assert reassembler.buffered_bytes == 0
+    # Every payload fed is counted once, whichever path took it (Stats.bytes).
+    assert reassembler.payload_bytes == sum(len(frame[6]) for frame in frames)
