@@ -438,6 +438,27 @@ STREAMS: list[Stream] = [
         ),
     ),
     Stream(
+        "server-junk-with-no-request-waiting",
+        (
+            c2s(_request("GET", "/a")),
+            s2c(_response("200 OK", body=b"a")),
+            s2c(b"junk\r\n"),
+            c2s(_request("GET", "/b")),
+            s2c(_response("404 Not Found")),
+        ),
+    ),
+    Stream(
+        "declined-upgrade-then-server-junk",
+        (
+            c2s(_request("GET", "/chat", "Connection: upgrade", "Upgrade: websocket")),
+            gap("gap-in", 2),
+            c2s(_request("GET", "/one") + _request("GET", "/two")),
+            s2c(_response("204 No Content", length=False) + _request("GET", "/junk")),
+            s2c(_response("200 OK", body=b"one")),
+        ),
+        closed=False,
+    ),
+    Stream(
         "open-connection-partial",
         (
             c2s(_request("GET", "/slow")),

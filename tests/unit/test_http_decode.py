@@ -192,6 +192,30 @@ def test_a_response_waiting_for_its_request_outlives_a_gap_in_the_client_bytes()
         ]
 
 
+def test_server_junk_with_no_request_waiting_is_skipped_not_given_a_stand_in() -> None:
+    """A stand-in request made for junk would wait on and take the next request's response."""
+    for split in _every_cut(BY_NAME["server-junk-with-no-request-waiting"]):
+        conn, _ = replay(BY_NAME["server-junk-with-no-request-waiting"], split)
+        assert [brief(ex) for ex in conn.exchanges] == [("GET", "/a", 200), ("GET", "/b", 404)]
+        assert not any(ex.incomplete for ex in conn.exchanges)
+        assert len(conn.errors) == 1
+
+
+def test_requests_are_read_after_a_declined_upgrade_before_the_next_response() -> None:
+    """The server's junk came in the same bytes as the 204 that declined the upgrade: it must
+    meet the requests the client sent meanwhile, as it does when it comes in a piece of its
+    own, not a stand-in made while they were still held back."""
+    stream = BY_NAME["declined-upgrade-then-server-junk"]
+    for split in _every_cut(stream):
+        conn, _ = replay(stream, split)
+        assert [brief(ex) for ex in conn.exchanges] == [
+            ("GET", "/chat", 204),
+            ("GET", "/one", 200),
+            ("GET", "/two", None),
+        ]
+        assert not conn.exchanges[0].upgraded
+
+
 def _every_cut(stream: Stream) -> list[Callable[[int, bytes], Sequence[bytes]]]:
     """Whole, byte at a time, and every single cut of every step."""
     splits: list[Callable[[int, bytes], Sequence[bytes]]] = [

@@ -77,6 +77,24 @@ def streams(draw: st.DrawFn) -> tuple[Stream, list[list[int]]]:
         [[], [], [], [], [25]],
     )
 )
+@example(  # Junk after a declined upgrade's response, in the same piece or a piece of its own.
+    (
+        Stream(
+            "fuzz",
+            (
+                Step(
+                    "in",
+                    b"GET /u HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: ws\r\n\r\n",
+                ),
+                Step("gap-in", length=1),
+                Step("in", b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+                Step("out", b"HTTP/1.1 204 No Content\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            ),
+            closed=False,
+        ),
+        [[], [], [], [27]],
+    )
+)
 def test_arbitrary_streams_decode_the_same_however_they_are_cut(
     case: tuple[Stream, list[list[int]]],
 ) -> None:
