@@ -82,13 +82,18 @@ class ResponseSide(MessageSide):
             if parser is None:
                 if not reader.has_unparsed():
                     return None
-                if not self.book.awaiting and not self._may_start_response():
-                    # Junk with no request waiting: a stand-in made for it would stay waiting
-                    # and take the next request's response. Skipped as junk anywhere is.
-                    self.book.note_junk("server", "bytes where a status line should start")
-                    reader.abandon_message(STATUS_START)
-                    self.event("message_malformed")
-                    continue
+                if not self.book.awaiting:
+                    first = bytes(reader.buf[reader.pos : reader.pos + 5])
+                    if first != b"HTTP/":
+                        if b"HTTP/".startswith(first):
+                            return None  # too few bytes yet to tell a status line from junk
+                        # Junk with no request waiting: a stand-in made for it would stay
+                        # waiting and take the next request's response. Skipped as junk
+                        # anywhere is (h11 refuses even blank lines before a status line).
+                        self.book.note_junk("server", "bytes where a status line should start")
+                        reader.abandon_message(STATUS_START)
+                        self.event("message_malformed")
+                        continue
                 exchange = self._exchange_to_answer(sink, client_fed)
                 if exchange is None:
                     return None
@@ -145,12 +150,6 @@ class ResponseSide(MessageSide):
             self.book.add_body(reader, response, simple.body)
         reader.end_simple_message(simple.end)
         self._response_ended(exchange, (), ts, sink)
-
-    def _may_start_response(self) -> bool:
-        """The next bytes can begin a status line (as far as they go), or are blank lines."""
-        reader = self.reader
-        head = bytes(reader.buf[reader.pos : reader.pos + 5])
-        return b"HTTP/".startswith(head) or head[:1] in (b"\r", b"\n")
 
     def _exchange_to_answer(self, sink: ExchangeSink, client_fed: bool) -> Exchange | None:
         """The exchange the next response belongs to; None to wait for its request.
