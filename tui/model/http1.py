@@ -275,13 +275,15 @@ class Http1Decoder:
     # --------------------------------------------------------------------------- gaps
 
     def _response_waits(self) -> bool:
-        """The server's next response is buffered but waits for its request to be read."""
+        """The server's next response is buffered but waits for its request to be read (not
+        for more of the server's bytes, which may be held)."""
         reader = self._responses.reader
         return (
             self.connection.protocol == "http"
             and self._responses.mode == "message"
             and reader.h11 is None
             and reader.has_unparsed()
+            and not self._responses.waits_for_more_bytes()
         )
 
     def _release_held(self, ts: float, sink: ExchangeSink, *, client_fed: bool) -> None:

@@ -11,6 +11,7 @@ incomplete.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import h11
 
@@ -83,13 +84,12 @@ class ResponseSide(MessageSide):
                 if not reader.has_unparsed():
                     return None
                 if not self.book.awaiting:
-                    first = bytes(reader.buf[reader.pos : reader.pos + 5])
-                    if first != b"HTTP/":
-                        if b"HTTP/".startswith(first):
-                            return None  # too few bytes yet to tell a status line from junk
-                        # Junk with no request waiting: a stand-in made for it would stay
-                        # waiting and take the next request's response. Skipped as junk
-                        # anywhere is (h11 refuses even blank lines before a status line).
+                    first = self._first_bytes()
+                    if first == "too few":
+                        return None
+                    if first == "junk":
+                        # No request waits: a stand-in made for junk would stay waiting and
+                        # take the next request's response. Skipped as junk anywhere is.
                         self.book.note_junk("server", "bytes where a status line should start")
                         reader.abandon_message(STATUS_START)
                         self.event("message_malformed")
@@ -150,6 +150,20 @@ class ResponseSide(MessageSide):
             self.book.add_body(reader, response, simple.body)
         reader.end_simple_message(simple.end)
         self._response_ended(exchange, (), ts, sink)
+
+    def waits_for_more_bytes(self) -> bool:
+        """No request waits, and the server's next bytes are too few yet to tell a status line
+        from junk: what they wait for is more of the server's bytes, not a request."""
+        return not self.book.awaiting and self._first_bytes() == "too few"
+
+    def _first_bytes(self) -> Literal["status line", "too few", "junk"]:
+        """What the server's next bytes begin with (h11 takes nothing but a status line there,
+        not even blank lines), decided on the same bytes however they were cut."""
+        reader = self.reader
+        first = bytes(reader.buf[reader.pos : reader.pos + 5])
+        if first == b"HTTP/":
+            return "status line"
+        return "too few" if b"HTTP/".startswith(first) else "junk"
 
     def _exchange_to_answer(self, sink: ExchangeSink, client_fed: bool) -> Exchange | None:
         """The exchange the next response belongs to; None to wait for its request.
