@@ -83,6 +83,20 @@ async def test_what_survives_is_frozen_while_the_app_runs_and_thawed_after() -> 
     assert gc.get_threshold() == thresholds
 
 
+def _enter_once(gate: IdleGate) -> tuple[threading.Thread, threading.Event]:
+    """A thread that enters the gate once, as the decoding does, and sets the event inside."""
+    entered = threading.Event()
+
+    def holder() -> None:
+        if gate.enter():
+            entered.set()
+            gate.leave()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    return thread, entered
+
+
 def test_the_gate_lets_a_thread_in_only_while_the_loop_waits() -> None:
     gate = IdleGate(selectors.DefaultSelector())
     reader, writer = socket.socketpair()
@@ -125,16 +139,8 @@ def test_the_gate_lets_a_thread_in_only_while_the_loop_waits() -> None:
 
 def test_the_gate_stays_shut_while_a_key_is_answered() -> None:
     gate = IdleGate(selectors.DefaultSelector())
-    entered = threading.Event()
-
-    def holder() -> None:
-        if gate.enter():
-            entered.set()
-            gate.leave()
-
     gate.shut_for(60.0)
-    thread = threading.Thread(target=holder)
-    thread.start()
+    thread, entered = _enter_once(gate)
     try:
         assert gate.select(0.05) == []  # the loop waited, idle, but a key is being answered
         assert not entered.is_set()
@@ -152,16 +158,8 @@ def test_the_gate_stays_shut_while_a_key_is_answered() -> None:
 
 def test_a_busy_loop_lends_a_slice_to_decoding_that_waited_too_long() -> None:
     gate = IdleGate(selectors.DefaultSelector())
-    entered = threading.Event()
     began = time.monotonic()
-
-    def holder() -> None:
-        if gate.enter():
-            entered.set()
-            gate.leave()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
+    thread, entered = _enter_once(gate)
     try:
         # The loop never waits: it only polls between ready callbacks.
         while not entered.is_set() and time.monotonic() - began < 10:
@@ -226,15 +224,7 @@ def test_a_busy_loop_lends_nothing_while_input_waits() -> None:
     gate = IdleGate(selector)
     keys, typed = socket.socketpair()
     gate.register(keys, selectors.EVENT_READ)
-    entered = threading.Event()
-
-    def holder() -> None:
-        if gate.enter():
-            entered.set()
-            gate.leave()
-
-    thread = threading.Thread(target=holder)
-    thread.start()
+    thread, entered = _enter_once(gate)
     try:
         time.sleep(STARVED_AFTER * 1.5)  # the decoding has waited long enough for a slice
         typed.send(b"j")
