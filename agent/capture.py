@@ -252,13 +252,12 @@ def frames_of_block(
         )
         start = offset + network
         offset += following
-        # Both rare, so the common frame pays one test for them. A loopback's outgoing copy is
-        # skipped; a frame cut short is lost whole, whatever its IP header says: an offloaded
-        # super-packet's says 0, and its captured part would read as a shorter segment with no
-        # sign of what is missing.
-        if snaplen < length or (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
-            if not (pkttype == PACKET_OUTGOING and ifindex in loopbacks):
-                truncated += 1
+        if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
+            continue
+        if snaplen < length:
+            # Lost whole, whatever its IP header says: an offloaded super-packet's says 0, and
+            # its captured part would read as a shorter segment with no sign of what is missing.
+            truncated += 1
             continue
         if ifindex != last_ifindex:
             name = interface_name(ifindex)
