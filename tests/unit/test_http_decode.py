@@ -194,8 +194,9 @@ def test_a_response_waiting_for_its_request_outlives_a_gap_in_the_client_bytes()
 
 def test_server_junk_with_no_request_waiting_is_skipped_not_given_a_stand_in() -> None:
     """A stand-in request made for junk would wait on and take the next request's response."""
-    for split in _every_cut(BY_NAME["server-junk-with-no-request-waiting"]):
-        conn, _ = replay(BY_NAME["server-junk-with-no-request-waiting"], split)
+    stream = BY_NAME["server-junk-with-no-request-waiting"]
+    for split in _every_cut(stream):
+        conn, _ = replay(stream, split)
         assert [brief(ex) for ex in conn.exchanges] == [("GET", "/a", 200), ("GET", "/b", 404)]
         assert not any(ex.incomplete for ex in conn.exchanges)
         assert len(conn.errors) == 1
