@@ -448,6 +448,10 @@ STREAMS: list[Stream] = [
         ),
     ),
     Stream(
+        "server-ends-on-a-status-line-start",
+        (c2s(_request("GET", "/a")), s2c(_response("200 OK") + b"HT")),
+    ),
+    Stream(
         "declined-upgrade-then-server-junk",
         (
             c2s(_request("GET", "/chat", "Connection: upgrade", "Upgrade: websocket")),

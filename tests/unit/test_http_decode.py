@@ -202,6 +202,17 @@ def test_server_junk_with_no_request_waiting_is_skipped_not_given_a_stand_in() -
         assert len(conn.errors) == 1
 
 
+def test_a_status_line_start_the_stream_ends_on_is_reported_as_junk() -> None:
+    """Too few bytes to tell wait for more; at the close there is no more, and they are said."""
+    stream = BY_NAME["server-ends-on-a-status-line-start"]
+    for split in _every_cut(stream):
+        conn, _ = replay(stream, split)
+        assert [brief(ex) for ex in conn.exchanges] == [("GET", "/a", 200)]
+        assert conn.errors == [
+            "the server sent something that is not HTTP: bytes where a status line should start"
+        ]
+
+
 def test_requests_are_read_after_a_declined_upgrade_before_the_next_response() -> None:
     """The server's junk came in the same bytes as the 204 that declined the upgrade: it must
     meet the requests the client sent meanwhile, as it does when it comes in a piece of its

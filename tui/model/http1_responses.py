@@ -158,12 +158,13 @@ class ResponseSide(MessageSide):
 
     def _first_bytes(self) -> Literal["status line", "too few", "junk"]:
         """What the server's next bytes begin with (h11 takes nothing but a status line there,
-        not even blank lines), decided on the same bytes however they were cut."""
+        not even blank lines), decided on the same bytes however they were cut; at the end of
+        the stream, a start too short to tell is junk (reported, not dropped unseen)."""
         reader = self.reader
         first = bytes(reader.buf[reader.pos : reader.pos + 5])
         if first == b"HTTP/":
             return "status line"
-        return "too few" if b"HTTP/".startswith(first) else "junk"
+        return "too few" if b"HTTP/".startswith(first) and not reader.eof else "junk"
 
     def _exchange_to_answer(self, sink: ExchangeSink, client_fed: bool) -> Exchange | None:
         """The exchange the next response belongs to; None to wait for its request.
