@@ -308,7 +308,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         if changes.view_changed or changes.everything:
             table.show(self.store.visible_connections(), stick_to_first=self.mode == "following")
         elif changes.connections:
-            table.refresh()
+            table.refresh_rows()
         selected = table.cursor_key
         if self.mode == "following" and not changes.everything:
             if selected is not None and selected in changes.connections:
@@ -327,7 +327,7 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
 
     def refresh_ages(self) -> None:
         if self.mode != "paused":
-            self.connections_table.refresh()
+            self.connections_table.refresh_rows()
 
     def show_status(self, events_per_second: float, stream_ended: bool) -> None:
         self._feed_status = (events_per_second, stream_ended)
@@ -428,8 +428,8 @@ class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindK
         self.find_texts.show_secrets(self.reveal_secrets)
         if self.needle is not None:
             self._start_warming()
-        self.exchanges_table.refresh()
-        self.requests_table.refresh()
+        self.exchanges_table.refresh_rows()
+        self.requests_table.refresh_rows()
         self._draw_detail(keep_scroll=True)
 
     def action_clear(self) -> None:

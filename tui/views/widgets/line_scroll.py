@@ -25,10 +25,12 @@ class LineScrollView(ScrollView):
     }
     """
 
-    def set_content_height(self, height: int) -> None:
+    def set_content_height(self, height: int, *, repaint: bool = True) -> None:
+        """``repaint``: redraw every line (False: the caller redraws what changed)."""
         size = Size(self.size.width, height)
         if size == self.virtual_size:
             return
         self.set_reactive(Widget.virtual_size, size)
         self._scroll_update(size)
-        self.refresh()
+        if repaint:
+            self.refresh()

@@ -4,6 +4,11 @@
 holds a plain sequence the caller replaces wholesale, and asks for the cells of a row only when
 that row is drawn. The cursor follows a row's *key*, so that rows arriving above it (newest
 first) do not move what the user is looking at.
+
+When the rows are replaced or scrolled, only the lines of the screen whose content changed are
+redrawn: Textual's compositor spends some 50 µs on every line it redraws, and under load most
+rows on screen are the rows that were there (the cursor's row kept in place while new ones
+arrive above it, a count that did not move).
 """
 
 from __future__ import annotations
@@ -37,6 +42,10 @@ KeyT = TypeVar("KeyT", bound=Hashable)
 
 Cell = str | tuple[str, str] | Text
 """Plain text, (text, rich style), or rich Text (slowest: only for mixed styles)."""
+
+Line = tuple[tuple[Cell, ...], Style, bool] | None
+"""What a line of the table shows: its cells, its style, whether it is one plain text (the
+empty table's message) rather than cells in columns; None for a blank line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,17 +140,31 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         self._rows: Sequence[RowT] = ()
         self._cursor = 0
         self._cursor_key: KeyT | None = None
-        self.hidden_columns: set[str] = set()
+        self._hidden_columns: frozenset[str] = frozenset()
         self._widths_cache: dict[tuple[int, frozenset[str]], list[int]] = {}
         self._line_styles = (Style(), Style(), Style(), Style())
-        self._strips: dict[tuple[tuple[Cell, ...], int, Style], Strip] = {}
-        """Titles of columns not drawn (e.g. the pod when there is only one)."""
+        self._strips: dict[tuple[tuple[Cell, ...], int, Style, bool], Strip] = {}
+        self._drawn: dict[int, Line] = {}
+        """What each line of the screen showed when it was last rendered."""
+        self._replacing_rows = False
 
     # -- what the owner calls -------------------------------------------------------------
 
     @property
     def rows(self) -> Sequence[RowT]:
         return self._rows
+
+    @property
+    def hidden_columns(self) -> frozenset[str]:
+        """Titles of columns not drawn (e.g. the pod when there is only one)."""
+        return self._hidden_columns
+
+    @hidden_columns.setter
+    def hidden_columns(self, titles: set[str] | frozenset[str]) -> None:
+        if titles != self._hidden_columns:
+            self._hidden_columns = frozenset(titles)
+            self._strips.clear()
+            self.refresh()  # every line's layout changes, and the header's
 
     @property
     def cursor_row(self) -> int:
@@ -164,14 +187,31 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         if not stick_to_first and self._cursor_key is not None:
             found = self._index_of(self._cursor_key, hint=old_index)
             index = min(old_index, max(len(rows) - 1, 0)) if found is None else found
-        self.set_content_height(len(rows) + 1)
-        if stick_to_first:
-            self.scroll_to(y=0, animate=False, immediate=True)
-        elif index != old_index:
-            # Rows arrived above: scroll by as much so the row stays where the eye is.
-            self.scroll_to(y=self.scroll_y + index - old_index, animate=False, immediate=True)
-        self._place_cursor(index, by_data=True)
-        self.refresh()
+        self._replacing_rows = True  # the lines are compared once, below, not per scroll
+        try:
+            self.set_content_height(len(rows) + 1, repaint=False)
+            if stick_to_first:
+                self.scroll_to(y=0, animate=False, immediate=True)
+            elif index != old_index:
+                # Rows arrived above: scroll by as much so the row stays where the eye is.
+                self.scroll_to(y=self.scroll_y + index - old_index, animate=False, immediate=True)
+            self._place_cursor(index, by_data=True)
+        finally:
+            self._replacing_rows = False
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        """Redraw the lines of the screen whose content changed since they were drawn (the
+        rows' cells are asked for again: call it when they may have changed in place)."""
+        width = max(self.virtual_size.width, self.size.width)
+        drawn = self._drawn
+        changed = [
+            Region(0, y, width, 1)
+            for y in range(self.scrollable_content_region.height)
+            if y not in drawn or self._line(y) != drawn[y]
+        ]
+        if changed:
+            self.refresh(*changed)
 
     def select_key(self, key: KeyT) -> bool:
         """Put the cursor on the row with ``key`` (False if no row has it)."""
@@ -192,9 +232,8 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         return True
 
     def move_cursor_to(self, index: int) -> None:
-        old = self._cursor
         self._place_cursor(index)
-        self._scroll_cursor_into_view(old)
+        self._scroll_cursor_into_view()
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -227,30 +266,41 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         )
         return super().render_lines(crop)
 
-    def render_line(self, y: int) -> Strip:
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        # Textual redraws every line of a scrolled view; here only the lines that differ.
+        if self.show_vertical_scrollbar:
+            self.vertical_scrollbar.position = new_value
+        if round(old_value) != round(new_value) and not self._replacing_rows:
+            self.refresh_rows()
+
+    def _line(self, y: int) -> Line:
         base, header, cursor, empty = self._line_styles
-        width = self.scrollable_content_region.width
         if y == 0:
-            return self._strip([c.title for c in self.columns], width, header)
-        index = int(self.scroll_y) + y - 1
+            return tuple(c.title for c in self.columns), header, False
         if not self._rows:
-            if y == 1 and self.empty_text:
-                return self._strip([self.empty_text], width, empty, plain=True)
-            return Strip.blank(width, base)
+            return ((self.empty_text,), empty, True) if y == 1 and self.empty_text else None
+        index = int(self.scroll_y) + y - 1
         if index >= len(self._rows):
-            return Strip.blank(width, base)
+            return None
         style = base + cursor if index == self._cursor else base
-        cells = tuple(self._cells(self._rows[index]))
+        return tuple(self._cells(self._rows[index])), style, False
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        line = self._drawn[y] = self._line(y)
+        if line is None:
+            return Strip.blank(width, self._line_styles[0])
+        cells, style, plain = line
         try:
-            key = (cells, width, style)
+            key = (cells, width, style, plain)
             cached = self._strips.get(key)
         except TypeError:  # a rich Text cell: not hashable, not cached
-            return self._strip(cells, width, style)
+            return self._strip(cells, width, style, plain=plain)
         if cached is None:
             # Rows shift down as new ones arrive, their cells mostly unchanged: reuse strips.
             if len(self._strips) > STRIPS_KEPT:
                 self._strips.clear()
-            cached = self._strips[key] = self._strip(cells, width, style)
+            cached = self._strips[key] = self._strip(cells, width, style, plain=plain)
         return cached
 
     def _strip(
@@ -347,22 +397,16 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
             self.post_message(self.Highlighted(self, new_key, by_data))  # type: ignore[arg-type]
 
     def _user_move(self, index: int) -> None:
-        old = self._cursor
         self._place_cursor(index)
-        self._scroll_cursor_into_view(old)
+        self._scroll_cursor_into_view()
         self.post_message(self.Moved(self, self._cursor == 0))  # type: ignore[arg-type]
 
-    def _scroll_cursor_into_view(self, old: int) -> None:
-        """Scroll if the cursor left the screen (all redrawn), else redraw its two rows."""
+    def _scroll_cursor_into_view(self) -> None:
+        """Scroll if the cursor left the screen, and redraw the lines that changed."""
         top = int(self.scroll_y)
         height = self._body_height
         if self._cursor < top:
             self.scroll_to(y=self._cursor, animate=False, immediate=True)
-            self.refresh()
         elif self._cursor >= top + height:
             self.scroll_to(y=self._cursor - height + 1, animate=False, immediate=True)
-            self.refresh()
-        else:
-            # Rows are at virtual line index + 1 (the header is line 0).
-            self.refresh_line(old + 1)
-            self.refresh_line(self._cursor + 1)
+        self.refresh_rows()
