@@ -1,5 +1,6 @@
 """pcap: synthesised packets whose numbers a TCP stack would agree with, files that tshark
-follows, and pcap files read back into the same events by the agent's own reassembler."""
+follows, and pcap files read back into the same events by the agent's own reassembler
+(checksums have tests of their own: test_pcap_checksums)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,15 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
-from scapy.utils import PcapWriter, rdpcap
+from scapy.utils import PcapWriter, RawPcapReader, rdpcap
 
 from agent.errors import UserError
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Gap
 from tests.ui.fakes import Script, request, response, shop_script
 from tui.model.store import Store
 from tui.model.updates import AgentEvent
-from tui.output.pcap import (
-    SEGMENT_SIZE,
-    PacketSynthesizer,
-    PcapFileWriter,
-    guess_server_ports,
-    ip_offset,
-    read_pcap,
-)
+from tui.output.pcap import SEGMENT_SIZE, PcapFileWriter
+from tui.output.pcap_reading import guess_server_ports, ip_offset, read_pcap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,25 +38,20 @@ def write(script: Script, path: Path) -> None:
 
 
 def dissected(script: Script) -> list[Any]:
-    """The frames synthesised for ``script``, as scapy reads them, checksums verified."""
-    synth = PacketSynthesizer()
-    packets = []
+    """The frames written for ``script``, as scapy reads them, with their capture times."""
+    stream = io.BytesIO()
+    writer = PcapFileWriter(stream)
     for event in script.events:
-        for frame in synth.packets_for(script.source, event):
-            packet = Ether(frame.data)
-            packet.time = frame.ts
-            network = packet[IPv6] if IPv6 in packet else packet[IP]
-            rebuilt = packet.copy()
-            del rebuilt[TCP].chksum
-            if IP in rebuilt:
-                del rebuilt[IP].chksum
-            rebuilt = Ether(bytes(rebuilt))
-            assert rebuilt[TCP].chksum == packet[TCP].chksum, "wrong TCP checksum"
-            if IP in packet:
-                assert rebuilt[IP].chksum == network.chksum, "wrong IPv4 header checksum"
-            assert bytes(packet) == frame.data
+        writer.write(script.source, event)
+    stream.seek(0)
+    packets = []
+    with RawPcapReader(stream) as reader:
+        for frame, meta in reader:
+            packet = Ether(frame)
+            packet.time = meta.sec + meta.usec / 1e9
+            assert bytes(packet) == frame
             packets.append(packet)
-    assert synth.packets == len(packets)
+    assert writer.packets == len(packets)
     return packets
 
 
@@ -102,12 +92,16 @@ def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
     assert second.seq == first.seq + SEGMENT_SIZE
     assert after_gap.seq == second.seq + 10 + 1000
     assert rst.seq == after_gap.seq + 1
-    assert packets[0]["IPv6"].src == "fd00:7a9::1"
+    assert packets[0][IPv6].src == "fd00:7a9::1"
 
 
 def test_events_for_a_connection_never_opened_make_no_packet() -> None:
-    synth = PacketSynthesizer()
-    assert synth.packets_for("local", DataReceived(ts=1.0, conn=5, direction="in", data=b"x")) == []
+    stream = io.BytesIO()
+    writer = PcapFileWriter(stream)
+    writer.write("local", DataReceived(ts=1.0, conn=5, direction="in", data=b"x"))
+    writer.write("local", Gap(ts=1.0, conn=5, direction="in", length=3))
+    writer.write("local", ConnectionClosed(ts=1.0, conn=5, reason="fin"))
+    assert (writer.packets, len(stream.getvalue())) == (0, 24)  # the global header alone
 
 
 def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:
