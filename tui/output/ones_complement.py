@@ -13,22 +13,28 @@ from __future__ import annotations
 
 MODULUS = 0xFFFF
 
-_FOLD_FROM_BITS = 8 * 1024
-"""Above this many bits, halving the integer by shifts and adds before the modulo is faster
+_FOLD_FROM = 1024
+"""Above this many bytes, halving the integer by shifts and adds before the modulo is faster
 than the modulo alone (whose C loop divides each 30-bit digit)."""
 
 
 def word_sum(data: bytes) -> int:
-    """The sum of ``data``'s 16-bit big-endian words (an odd length padded with a zero byte),
-    modulo 0xFFFF."""
+    """A number congruent, modulo 0xFFFF, to the sum of ``data``'s 16-bit big-endian words (an
+    odd length padded with a zero byte); below 2**24."""
     value = int.from_bytes(data, "big")
-    if len(data) & 1:
-        value <<= 8
-    # Folding at a multiple of 16 bits keeps the value modulo 0xFFFF (2**16k is 1 modulo it).
-    while value.bit_length() > _FOLD_FROM_BITS:
+    if len(data) > _FOLD_FROM:
+        value = _folded(value)
+    # Padding is a shift by 8 bits, done after the modulo on the smaller number.
+    return (value % MODULUS) << 8 if len(data) & 1 else value % MODULUS
+
+
+def _folded(value: int) -> int:
+    """``value`` made smaller, its remainder modulo 0xFFFF the same: split at a multiple of 16
+    bits, the two halves add up to the same remainder (2**16k is 1 modulo 0xFFFF)."""
+    while value.bit_length() > 8 * _FOLD_FROM:
         half = (value.bit_length() >> 5) << 4
         value = (value >> half) + (value & ((1 << half) - 1))
-    return value % MODULUS
+    return value
 
 
 def checksum_of(total: int) -> int:

@@ -41,6 +41,7 @@ _CLIENT_MAC = bytes.fromhex("027064000001")
 _SERVER_MAC = bytes.fromhex("027064000002")
 _MASK = 0xFFFF_FFFF
 _FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+_DATA = _PSH | _ACK
 
 # A frame's headers, from the Ethernet destination to the TCP urgent pointer. The constant
 # parts come in as strings: the Ethernet header with the IP header's first 2 (IPv4) or 4
@@ -90,6 +91,12 @@ def _add_packets(
     a millisecond each, which would cap a capture at a few hundred exchanges a second (the tests
     check every checksum against scapy's and tshark's).
     """
+    length = len(payload)
+    if length > SEGMENT_SIZE:
+        for offset in range(0, length, SEGMENT_SIZE):
+            chunk = payload[offset : offset + SEGMENT_SIZE]
+            seq = _add_packets(parts, flow, from_client, flags, seq, ack, chunk, ts)
+        return seq
     if not 0.0 <= ts <= LATEST:
         ts = plausible_time(ts)
     seconds = int(ts)
@@ -98,37 +105,29 @@ def _add_packets(
         nanoseconds = 999_999_999
     start, addresses = flow.to_server if from_client else flow.to_client
     tcp_word = _TCP_FIXED | flags << 16
+    tcp_length = 20 + length
     # Words of 32 bits add as their two halves would, modulo 0xFFFF (2**16 is 1 modulo it).
-    words = flow.tcp_sum + ack + tcp_word
-    offset = 0
-    while True:
-        chunk = payload[offset : offset + SEGMENT_SIZE]  # payload itself when it fits
-        tcp_length = 20 + len(chunk)
-        tcp_checksum = -(words + tcp_length + seq + word_sum(chunk)) % MODULUS
-        if flow.ipv6:
-            headers = _IPV6_FRAME.pack(
-                start, tcp_length, _IPV6_FIXED, addresses, seq, ack, tcp_word, tcp_checksum
-            )
-        else:
-            ip_length = 20 + tcp_length
-            ip_checksum = -(flow.ip_sum + ip_length) % MODULUS
-            headers = _IPV4_FRAME.pack(
-                start,
-                ip_length,
-                _IPV4_FIXED,
-                ip_checksum,
-                addresses,
-                seq,
-                ack,
-                tcp_word,
-                tcp_checksum,
-            )
-        size = len(headers) + tcp_length - 20
-        parts += (_RECORD_HEADER.pack(seconds, nanoseconds, size, size), headers, chunk)
-        seq = (seq + tcp_length - 20) & _MASK
-        offset += SEGMENT_SIZE
-        if offset >= len(payload):
-            return seq
+    tcp_sum = flow.tcp_sum + tcp_length + seq + ack + tcp_word + word_sum(payload)
+    if flow.ipv6:
+        headers = _IPV6_FRAME.pack(
+            start, tcp_length, _IPV6_FIXED, addresses, seq, ack, tcp_word, -tcp_sum % MODULUS
+        )
+    else:
+        ip_length = 20 + tcp_length
+        headers = _IPV4_FRAME.pack(
+            start,
+            ip_length,
+            _IPV4_FIXED,
+            -(flow.ip_sum + ip_length) % MODULUS,
+            addresses,
+            seq,
+            ack,
+            tcp_word,
+            -tcp_sum % MODULUS,
+        )
+    size = len(headers) + length
+    parts += (_RECORD_HEADER.pack(seconds, nanoseconds, size, size), headers, payload)
+    return (seq + length) & _MASK
 
 
 class PcapFileWriter:
@@ -142,63 +141,63 @@ class PcapFileWriter:
         self.packets = 0
 
     def write(self, source: str, event: AnyEvent) -> None:
-        self.write_events(source, (event,))
+        self.write_updates((AgentEvent(source, event),))
 
     def write_events(self, source: str, events: Iterable[AnyEvent]) -> None:
-        parts: list[bytes] = []
-        for event in events:
-            self._add(parts, source, event)
-        self._write(parts)
+        self.write_updates([AgentEvent(source, event) for event in events])
 
     def write_updates(self, updates: Iterable[Update]) -> None:
         """The events among ``updates`` (a batch from the agents), in one write."""
         parts: list[bytes] = []
-        add = self._add
+        flows = self._flows
         for update in updates:
-            if isinstance(update, AgentEvent):
-                add(parts, update.source, update.event)
-        self._write(parts)
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-    def _write(self, parts: list[bytes]) -> None:
-        # Three parts a packet: record header, frame headers, payload (empty for most packets
-        # that carry no data).
+            if not isinstance(update, AgentEvent):
+                continue
+            event = update.event
+            if not isinstance(event, DataReceived):
+                self._add_control(parts, update.source, event)
+                continue
+            # Nearly every event of a flood, so handled here rather than one call further.
+            flow = flows.get((update.source, event.conn))
+            # No flow: its opening was not recorded, so its addresses are unknown. No data: no
+            # packet (an empty payload would make one without any).
+            if flow is None or not event.data:
+                continue
+            if event.direction == "in":
+                flow.client_next = _add_packets(
+                    parts,
+                    flow,
+                    True,
+                    _DATA,
+                    flow.client_next,
+                    flow.server_next,
+                    event.data,
+                    event.ts,
+                )
+            else:
+                flow.server_next = _add_packets(
+                    parts,
+                    flow,
+                    False,
+                    _DATA,
+                    flow.server_next,
+                    flow.client_next,
+                    event.data,
+                    event.ts,
+                )
+        # Three parts a packet: record header, frame headers, payload (empty in packets that
+        # carry none).
         if parts:
             self._stream.write(b"".join(parts))
             self.packets += len(parts) // 3
 
-    def _add(self, parts: list[bytes], source: str, event: AnyEvent) -> None:
-        """Append the records of ``event``'s packets to ``parts``."""
-        if isinstance(event, DataReceived):  # nearly every event: tested first
-            flow = self._flows.get((source, event.conn))
-            # No flow: its opening was not recorded, so its addresses are unknown. No data: no
-            # packet (an empty payload would make one without any).
-            if flow is not None and event.data:
-                if event.direction == "in":
-                    flow.client_next = _add_packets(
-                        parts,
-                        flow,
-                        True,
-                        _PSH | _ACK,
-                        flow.client_next,
-                        flow.server_next,
-                        event.data,
-                        event.ts,
-                    )
-                else:
-                    flow.server_next = _add_packets(
-                        parts,
-                        flow,
-                        False,
-                        _PSH | _ACK,
-                        flow.server_next,
-                        flow.client_next,
-                        event.data,
-                        event.ts,
-                    )
-        elif isinstance(event, ConnectionOpened):
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def _add_control(self, parts: list[bytes], source: str, event: AnyEvent) -> None:
+        """Append the records of the packets that open or close a connection to ``parts``; a
+        gap only moves the sequence numbers on."""
+        if isinstance(event, ConnectionOpened):
             flow = _flow_of(source, event)
             if flow is not None:
                 self._flows[(source, event.conn)] = flow
@@ -248,13 +247,12 @@ def _flow_of(source: str, event: ConnectionOpened) -> _Flow | None:
     )
 
 
-# A SYN and a FIN each take one sequence number, as a byte would.
-
-
 def _add_handshake(parts: list[bytes], flow: _Flow, ts: float) -> None:
-    client = _add_packets(parts, flow, True, _SYN, flow.client_next, 0, b"", ts) + 1 & _MASK
-    server = _add_packets(parts, flow, False, _SYN | _ACK, flow.server_next, client, b"", ts) + 1
-    server &= _MASK
+    client_isn, server_isn = flow.client_next, flow.server_next
+    # A SYN takes one sequence number, as a byte would.
+    client, server = (client_isn + 1) & _MASK, (server_isn + 1) & _MASK
+    _add_packets(parts, flow, True, _SYN, client_isn, 0, b"", ts)
+    _add_packets(parts, flow, False, _SYN | _ACK, server_isn, client, b"", ts)
     _add_packets(parts, flow, True, _ACK, client, server, b"", ts)
     flow.client_next, flow.server_next = client, server
 
@@ -264,7 +262,9 @@ def _add_close(parts: list[bytes], flow: _Flow, reason: str, ts: float) -> None:
     if reason == "rst":
         _add_packets(parts, flow, True, _RST | _ACK, client, server, b"", ts)
     elif reason == "fin":
-        client = _add_packets(parts, flow, True, _FIN | _ACK, client, server, b"", ts) + 1 & _MASK
-        server = _add_packets(parts, flow, False, _FIN | _ACK, server, client, b"", ts) + 1 & _MASK
-        _add_packets(parts, flow, True, _ACK, client, server, b"", ts)
+        # A FIN takes one sequence number, as a byte would.
+        client_after, server_after = (client + 1) & _MASK, (server + 1) & _MASK
+        _add_packets(parts, flow, True, _FIN | _ACK, client, server, b"", ts)
+        _add_packets(parts, flow, False, _FIN | _ACK, server, client_after, b"", ts)
+        _add_packets(parts, flow, True, _ACK, client_after, server_after, b"", ts)
     # Otherwise the capture ended (or gave up on it) while it was still open: no packet.
