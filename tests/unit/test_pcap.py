@@ -20,6 +20,7 @@ from agent.errors import UserError
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Gap
 from tests.ui.fakes import Script, request, response, shop_script
 from tui.model.store import Store
+from tui.model.timestamps import LATEST
 from tui.model.updates import AgentEvent
 from tui.output.pcap import SEGMENT_SIZE, PcapFileWriter
 from tui.output.pcap_reading import guess_server_ports, ip_offset, read_pcap
@@ -102,6 +103,26 @@ def test_events_for_a_connection_never_opened_make_no_packet() -> None:
     writer.write("local", Gap(ts=1.0, conn=5, direction="in", length=3))
     writer.write("local", ConnectionClosed(ts=1.0, conn=5, reason="fin"))
     assert (writer.packets, len(stream.getvalue())) == (0, 24)  # the global header alone
+
+
+def test_openings_a_pcap_cannot_show_and_impossible_times_are_no_crash(tmp_path: Path) -> None:
+    # What a stranger's recording, opened and written out again, may hold.
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 70_000)  # no such port
+    s.open(2, "not an address", 40000)
+    s.open(3, "198.18.0.1", 40000, server="fd00:7a9::2")  # IPv4 to IPv6
+    s.open(4, "198.18.0.1", 40000)
+    for conn in (1, 2, 3, 4):
+        s.data(conn, "in", b"GET / HTTP/1.1\r\n\r\n")
+    s.events += [
+        DataReceived(ts=ts, conn=4, direction="out", data=b"x")
+        for ts in (float("nan"), -1.0, 1e20, float("inf"))
+    ]
+    path = tmp_path / "odd.pcap"
+    write(s, path)
+    packets = rdpcap(str(path))
+    assert len(packets) == 3 + 1 + 4  # connection 4's handshake, request, and four bytes
+    assert [float(p.time) for p in packets[-4:]] == [0.0, 0.0, LATEST, LATEST]
 
 
 def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:
