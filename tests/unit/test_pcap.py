@@ -46,7 +46,8 @@ def dissected(script: Script) -> list[Any]:
         writer.write(script.source, event)
     stream.seek(0)
     packets = []
-    with RawPcapReader(stream) as reader:
+    file: Any = stream  # scapy reads a file object as well as a path
+    with RawPcapReader(file) as reader:
         for frame, meta in reader:
             packet = Ether(frame)
             packet.time = meta.sec + meta.usec / 1e9
