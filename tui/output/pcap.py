@@ -1,4 +1,4 @@
-"""pcap: the reassembled streams written back as TCP packets (read back in tui.output.pcap_reading).
+"""pcap: the reassembled streams written back as TCP packets (read by tui.output.pcap_reading).
 
 The agent delivers byte streams, not packets, so each connection is synthesised the way a
 capture of it would look: a three-way handshake (unless it was joined mid-stream), data
@@ -41,7 +41,7 @@ _CLIENT_MAC = bytes.fromhex("027064000001")
 _SERVER_MAC = bytes.fromhex("027064000002")
 _MASK = 0xFFFF_FFFF
 _FIN, _SYN, _RST, _PSH, _ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-_DATA = _PSH | _ACK
+_DATA = _PSH | _ACK  # the flags of every segment that carries bytes
 
 # A frame's headers, from the Ethernet destination to the TCP urgent pointer. The constant
 # parts come in as strings: the Ethernet header with the IP header's first 2 (IPv4) or 4
@@ -54,6 +54,7 @@ _IPV6_FRAME = struct.Struct("!18sHH36sIIIHxx")
 _IPV4_FIXED = 0x4000_4006
 _IPV6_FIXED = 0x0640
 _TCP_FIXED = 0x5000_FFFF
+# The EtherType, then the IP header's first bytes: version, header length, traffic class, flow.
 _ETHERNET_IPV4 = b"\x08\x00\x45\x00"
 _ETHERNET_IPV6 = b"\x86\xdd\x60\x00\x00\x00"
 
@@ -106,7 +107,8 @@ def _add_packets(
     start, addresses = flow.to_server if from_client else flow.to_client
     tcp_word = _TCP_FIXED | flags << 16
     tcp_length = 20 + length
-    # Words of 32 bits add as their two halves would, modulo 0xFFFF (2**16 is 1 modulo it).
+    # Words of 32 bits add as their two halves would, modulo 0xFFFF (2**16 is 1 modulo it). A
+    # checksum is the negated sum (ones_complement.checksum_of, written out: no call per packet).
     tcp_sum = flow.tcp_sum + tcp_length + seq + ack + tcp_word + word_sum(payload)
     if flow.ipv6:
         headers = _IPV6_FRAME.pack(
