@@ -13,7 +13,9 @@ Stats), events lost, CPU seconds of the agent (with its capture workers, if any)
 dump client from the start of the load to the end of the drain (start-up excluded), and the
 agent's CPU per request it saw (us/req; for tcpdump, its CPU per request it captured). With
 ``--command record``, ``podtap record ... -o FILE.jsonl`` captures instead of dump, and the
-file is read the same way. The
+file is read the same way; with ``--format pcap`` (implies ``--command record``), ``podtap
+record ... -o FILE.pcap``, whose file is read back by podtap's own pcap reader (a pcap has no
+Stats: packets/s and kernel drops are not known, gaps are those the file shows). The
 scenarios run interleaved, --runs times; each row is the run with the median share seen, its
 CPU columns medians. Last, the flood's cost per captured request as a multiple of tcpdump's,
 run by run (each flood beside its tcpdump flood), and their median. Needs root, nginx and wrk
@@ -22,7 +24,7 @@ the agent's own option, passed as PODTAP_AGENT_WORKERS). CPU seconds, not wall t
 within one run: the machine may be shared.
 
     .venv/bin/python bench/bench_dump.py [--seconds 10] [--runs 3] [--only paced32,flood]
-        [--format jsonl|text] [--command dump|record] [--workers auto|N] [--profile DIR]
+        [--format jsonl|text|pcap] [--command dump|record] [--workers auto|N] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -39,16 +41,17 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.events import DataReceived, EventsLost, Gap, Stats  # noqa: E402
+from agent.events import AnyEvent, DataReceived, EventsLost, Gap, Stats  # noqa: E402
 from tests.netlab import Lab, network_lab  # noqa: E402
 from tui.output.jsonl import decode_header, decode_line  # noqa: E402
+from tui.output.pcap_reading import read_pcap  # noqa: E402
 
 PORT = 8080
 # py-spy (pip install py-spy) for --profile: beside this Python, or on the PATH.
@@ -197,6 +200,8 @@ def with_podtap(
     result = Result(agent_cpu_s=agent_cpu, client_cpu_s=client_cpu)
     if output_format == "jsonl":
         read_jsonl(output, seconds, result)
+    elif output_format == "pcap":
+        read_events(read_pcap(str(output), [PORT]), seconds, result)
     else:
         read_text(output, errors, result)
     return result
@@ -243,24 +248,32 @@ def start_profile(agent: int, seconds: int, output: Path) -> subprocess.Popen[by
 
 
 def read_jsonl(output: Path, seconds: int, result: Result) -> None:
+    with open(output, "rb") as lines:
+        read_events(
+            (decode_line(line)[1] for line in lines if decode_header(line) is None),
+            seconds,
+            result,
+        )
+
+
+def read_events(events: Iterable[AnyEvent], seconds: int, result: Result) -> None:
     last_stats: Stats | None = None
     requests: dict[int, bytearray] = defaultdict(bytearray)
-    with open(output, "rb") as lines:
-        for line in lines:
-            if decode_header(line) is not None:
-                continue
-            _, event = decode_line(line)
-            if isinstance(event, DataReceived):
-                if event.direction == "in":
-                    requests[event.conn] += event.data
-            elif isinstance(event, Gap):
-                if event.direction == "in":
-                    requests[event.conn] += b"\0"  # a request cut by a gap is not complete
-            elif isinstance(event, Stats):
-                last_stats = event
-            elif isinstance(event, EventsLost):
-                result.events_lost += event.count
+    gaps = 0
+    for event in events:
+        if isinstance(event, DataReceived):
+            if event.direction == "in":
+                requests[event.conn] += event.data
+        elif isinstance(event, Gap):
+            gaps += 1
+            if event.direction == "in":
+                requests[event.conn] += b"\0"  # a request cut by a gap is not complete
+        elif isinstance(event, Stats):
+            last_stats = event
+        elif isinstance(event, EventsLost):
+            result.events_lost += event.count
     result.seen = sum(len(REQUEST.findall(stream)) for stream in requests.values())
+    result.gaps = gaps  # what the file shows, unless the agent's Stats say
     if last_stats:
         # The counters are cumulative since the agent started, and all traffic is wrk's.
         result.packets_per_s = last_stats.packets / seconds
@@ -326,15 +339,16 @@ def main() -> int:
     parser.add_argument("--only", default="paced32,paced64,flood,tcpdump")
     parser.add_argument(
         "--format",
-        choices=("jsonl", "text"),
+        choices=("jsonl", "text", "pcap"),
         default="jsonl",
-        help="dump's output format (text has no packet rate: it carries no Stats)",
+        help="the output format (text has no packet rate: it carries no Stats; pcap is "
+        "podtap record -o FILE.pcap)",
     )
     parser.add_argument(
         "--command",
         choices=("dump", "record"),
         default="dump",
-        help="record: podtap record -o FILE.jsonl instead of dump (implies --format jsonl)",
+        help="record: podtap record -o FILE.jsonl (or .pcap) instead of dump",
     )
     parser.add_argument("--workers", default="auto", help="the agent's --workers")
     parser.add_argument(
@@ -344,7 +358,9 @@ def main() -> int:
         help="sample the agent with py-spy during each run, into DIR/SCENARIO-RUN.txt",
     )
     args = parser.parse_args()
-    if args.command == "record":
+    if args.format == "pcap":
+        args.command = "record"
+    elif args.command == "record":
         args.format = "jsonl"
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
     if os.geteuid() != 0:
@@ -388,7 +404,7 @@ def main() -> int:
         finally:
             nginx.send_signal(signal.SIGQUIT)
             nginx.wait(timeout=10)
-    writes = "-o FILE.jsonl" if args.command == "record" else f"--format {args.format}"
+    writes = f"-o FILE.{args.format}" if args.command == "record" else f"--format {args.format}"
     print(
         f"podtap {args.command} {writes} under wrk, agent --workers {args.workers}, "
         f"{args.seconds} s per run, {args.runs} interleaved runs: the run with the median "

@@ -1,5 +1,6 @@
 """pcap: synthesised packets whose numbers a TCP stack would agree with, files that tshark
-follows, and pcap files read back into the same events by the agent's own reassembler."""
+follows, and pcap files read back into the same events by the agent's own reassembler
+(checksums have tests of their own: test_pcap_checksums)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,16 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
-from scapy.utils import PcapWriter, rdpcap
+from scapy.utils import PcapWriter, RawPcapReader, rdpcap
 
 from agent.errors import UserError
 from agent.events import ConnectionClosed, ConnectionOpened, DataReceived, Gap
 from tests.ui.fakes import Script, request, response, shop_script
 from tui.model.store import Store
+from tui.model.timestamps import LATEST
 from tui.model.updates import AgentEvent
-from tui.output.pcap import (
-    SEGMENT_SIZE,
-    PacketSynthesizer,
-    PcapFileWriter,
-    guess_server_ports,
-    ip_offset,
-    read_pcap,
-)
+from tui.output.pcap import SEGMENT_SIZE, PcapFileWriter
+from tui.output.pcap_reading import guess_server_ports, ip_offset, read_pcap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,25 +39,21 @@ def write(script: Script, path: Path) -> None:
 
 
 def dissected(script: Script) -> list[Any]:
-    """The frames synthesised for ``script``, as scapy reads them, checksums verified."""
-    synth = PacketSynthesizer()
-    packets = []
+    """The frames written for ``script``, as scapy reads them, with their capture times."""
+    stream = io.BytesIO()
+    writer = PcapFileWriter(stream)
     for event in script.events:
-        for frame in synth.packets_for(script.source, event):
-            packet = Ether(frame.data)
-            packet.time = frame.ts
-            network = packet[IPv6] if IPv6 in packet else packet[IP]
-            rebuilt = packet.copy()
-            del rebuilt[TCP].chksum
-            if IP in rebuilt:
-                del rebuilt[IP].chksum
-            rebuilt = Ether(bytes(rebuilt))
-            assert rebuilt[TCP].chksum == packet[TCP].chksum, "wrong TCP checksum"
-            if IP in packet:
-                assert rebuilt[IP].chksum == network.chksum, "wrong IPv4 header checksum"
-            assert bytes(packet) == frame.data
+        writer.write(script.source, event)
+    stream.seek(0)
+    packets = []
+    file: Any = stream  # scapy reads a file object as well as a path
+    with RawPcapReader(file) as reader:
+        for frame, meta in reader:
+            packet = Ether(frame)
+            packet.time = meta.sec + meta.usec / 1e9
+            assert bytes(packet) == frame
             packets.append(packet)
-    assert synth.packets == len(packets)
+    assert writer.packets == len(packets)
     return packets
 
 
@@ -102,12 +94,36 @@ def test_a_gap_advances_the_sequence_without_bytes_and_rst_ends_it() -> None:
     assert second.seq == first.seq + SEGMENT_SIZE
     assert after_gap.seq == second.seq + 10 + 1000
     assert rst.seq == after_gap.seq + 1
-    assert packets[0]["IPv6"].src == "fd00:7a9::1"
+    assert packets[0][IPv6].src == "fd00:7a9::1"
 
 
 def test_events_for_a_connection_never_opened_make_no_packet() -> None:
-    synth = PacketSynthesizer()
-    assert synth.packets_for("local", DataReceived(ts=1.0, conn=5, direction="in", data=b"x")) == []
+    stream = io.BytesIO()
+    writer = PcapFileWriter(stream)
+    writer.write("local", DataReceived(ts=1.0, conn=5, direction="in", data=b"x"))
+    writer.write("local", Gap(ts=1.0, conn=5, direction="in", length=3))
+    writer.write("local", ConnectionClosed(ts=1.0, conn=5, reason="fin"))
+    assert (writer.packets, len(stream.getvalue())) == (0, 24)  # the global header alone
+
+
+def test_openings_a_pcap_cannot_show_and_impossible_times_are_no_crash(tmp_path: Path) -> None:
+    # What a stranger's recording, opened and written out again, may hold.
+    s = Script().hello()
+    s.open(1, "198.18.0.1", 70_000)  # no such port
+    s.open(2, "not an address", 40000)
+    s.open(3, "198.18.0.1", 40000, server="fd00:7a9::2")  # IPv4 to IPv6
+    s.open(4, "198.18.0.1", 40000)
+    for conn in (1, 2, 3, 4):
+        s.data(conn, "in", b"GET / HTTP/1.1\r\n\r\n")
+    s.events += [
+        DataReceived(ts=ts, conn=4, direction="out", data=b"x")
+        for ts in (float("nan"), -1.0, 1e20, float("inf"))
+    ]
+    path = tmp_path / "odd.pcap"
+    write(s, path)
+    packets = rdpcap(str(path))
+    assert len(packets) == 3 + 1 + 4  # connection 4's handshake, request, and four bytes
+    assert [float(p.time) for p in packets[-4:]] == [0.0, 0.0, LATEST, LATEST]
 
 
 def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:

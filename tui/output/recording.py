@@ -25,6 +25,7 @@ from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.output.pcap import PcapFileWriter
 from tui.output.private_file import open_private
 
 Format = Literal["jsonl", "har", "pcap"]
@@ -65,19 +66,13 @@ class _JsonLinesSink:
 
 class _PcapSink:
     def __init__(self, stream: BinaryIO) -> None:
-        # Imported here: loading scapy takes a second that the other formats need not wait.
-        from tui.output.pcap import PcapFileWriter
-
         self._writer = PcapFileWriter(stream)
 
     def take(self, updates: Sequence[Update], change: StoreChange | None) -> None:
-        for update in updates:
-            if isinstance(update, AgentEvent):
-                self._writer.write(update.source, update.event)
+        self._writer.write_updates(updates)
 
     def write_events(self, source: str, events: Sequence[AnyEvent]) -> None:
-        for event in events:
-            self._writer.write(source, event)
+        self._writer.write_events(source, events)
 
     def flush(self) -> None:
         self._writer.flush()

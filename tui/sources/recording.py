@@ -63,7 +63,7 @@ def _events(path: Path, suffix: str, ports: Sequence[int]) -> Iterator[tuple[str
         for source, event in read_har(path.read_bytes(), path.name):
             yield source, AgentEvent(source, event)
     else:
-        from tui.output.pcap import guess_server_ports, read_pcap
+        from tui.output.pcap_reading import guess_server_ports, read_pcap
 
         server_ports = list(ports) or guess_server_ports(str(path))
         if not server_ports:
