@@ -67,7 +67,8 @@ class Limits:
 
 class _Direction(ByteStream):
     """A direction's byte stream, with its place in the table: its connection, its 4-tuple
-    and the opposite direction."""
+    and the opposite direction. It extends the stream rather than holding one, so that the
+    per-frame fast path reads both kinds of slot on one object, with no hop between."""
 
     __slots__ = ("conn", "key", "peer")
 
