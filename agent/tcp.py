@@ -5,30 +5,19 @@ the segments of both directions into ``ConnectionOpened``, ``DataReceived``, ``G
 ``ConnectionClosed`` events, with ``seq=0`` (the journal numbers them) and ``ts`` the capture
 time it was given. It never reads a clock: time only comes in through ``feed``/``expire``.
 
-How it decides, in short:
+This module keeps the table of connections and the per-frame fast path; the bytes of each
+direction are put in order, and their losses found, by agent.byte_streams (positions, loss and
+an acknowledged FIN not seen yet are explained there). How it decides, in short:
 
 - **Who is the server.** The sender of a SYN is the client (the sender of a SYN-ACK is the
   server). A connection first seen mid-stream is oriented by ``server_ports``; if both ports are
   watched, the lower one is taken as the server (ephemeral ports are high).
-- **Positions.** Each direction counts stream bytes from 0 and converts 32-bit sequence numbers
-  to that count through the signed distance to the next expected sequence number, so 2^32
-  wraparound needs no special case. Out-of-order bytes wait in a sorted buffer; when bytes
-  overlap, the first copy seen wins (that is what the receiving kernel keeps too).
-- **Loss.** Bytes never seen become a ``Gap`` of their exact length, never zeros. A hole is
-  declared lost when the peer acknowledges past it (the receiver got bytes the capture missed),
-  when the connection closes (FIN from both sides, RST, idle expiry, eviction, shutdown), or when
-  waiting for it would overrun a buffer bound (``buffer-limit`` / ``memory-limit``).
-- **An acknowledged FIN not seen yet.** The capture may see a FIN's acknowledgement before the
-  FIN (the two directions can come through different interfaces or CPUs). An acknowledgement
-  exactly one past the bytes of a direction, with nothing of it buffered beyond, may cover a
-  FIN, which takes a sequence number and no byte: that number is held, not reported. If the FIN
-  turns up there, nothing was lost. It is a lost byte, reported as a 1-byte ``Gap``, as soon as
-  anything shows it was not the FIN: data or a FIN beyond it, an acknowledgement past it, or the
-  connection ending without that FIN (RST, idle expiry, eviction, shutdown).
 - **Closing.** A connection closes once a FIN has been seen from each side (the final bare ACK
   is not waited for: the capture filter usually drops bare ACKs), or on RST. A closed 4-tuple is
   remembered for ``Limits.closed_linger`` seconds so that its late retransmissions are ignored
-  instead of opening a phantom connection; a new SYN on it starts a new connection.
+  instead of opening a phantom connection; a new SYN on it starts a new connection. Whatever a
+  direction still misses when its connection ends (FIN from both sides, RST, idle expiry,
+  eviction, shutdown) is lost.
 - **Joining mid-stream.** A segment with payload for an unknown 4-tuple opens a connection
   marked ``mid_stream``; each direction starts at its first byte seen. Segments without payload
   never open one.
@@ -36,12 +25,12 @@ How it decides, in short:
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from agent.byte_streams import SEQ_MASK, UNSYNCED, ByteStream, ByteStreams
 from agent.events import (
     AnyEvent,
     CloseReason,
@@ -49,15 +38,10 @@ from agent.events import (
     ConnectionOpened,
     DataReceived,
     Direction,
-    Gap,
-    GapReason,
 )
 from agent.packet import ACK, FIN, RST, SYN, FlowKey, Frame, Segment, flow_key, frame_of, segment_of
 
-_MASK = 0xFFFF_FFFF
-_HALF = 0x8000_0000
 _CONTROL = SYN | FIN | RST
-_UNSYNCED = -1
 # Consecutive in-order segments of one direction in a batch are delivered as one DataReceived
 # until it holds this many bytes.
 _JOIN_UP_TO = 64 * 1024
@@ -81,56 +65,18 @@ class Limits:
     """Seconds a closed 4-tuple is remembered so that late segments of it are ignored."""
 
 
-def _distance(seq: int, reference: int) -> int:
-    """Signed distance from ``reference`` to ``seq`` in 32-bit sequence space."""
-    delta = (seq - reference) & _MASK
-    return delta - 0x1_0000_0000 if delta >= _HALF else delta
+class _Direction(ByteStream):
+    """A direction's byte stream, with its place in the table: its connection, its 4-tuple
+    and the opposite direction. It extends the stream rather than holding one, so that the
+    per-frame fast path reads both kinds of slot on one object, with no hop between."""
 
-
-class _Direction:
-    """One direction of a connection: where its stream stands and what waits out of order.
-
-    ``pos`` counts the stream bytes accounted for (delivered or declared lost) and ``next_seq``
-    is the sequence number of byte ``pos``. Buffered chunks never overlap, are sorted, and all
-    start after ``pos``. ``held`` is the position of an acknowledged sequence number that may be
-    the unseen FIN (see the module documentation); it means something only while it equals
-    ``pos``, so moving ``pos`` on is enough to drop it."""
-
-    __slots__ = (
-        "buffered",
-        "chunks",
-        "conn",
-        "direction",
-        "fin_at",
-        "held",
-        "key",
-        "next_seq",
-        "peer",
-        "pos",
-        "starts",
-    )
+    __slots__ = ("conn", "key", "peer")
 
     def __init__(self, conn: _Connection, direction: Direction, key: FlowKey) -> None:
+        super().__init__(conn.id, direction)
         self.conn = conn
-        self.direction: Direction = direction
         self.key = key
         self.peer: _Direction = self
-        self.next_seq = _UNSYNCED
-        self.pos = 0
-        self.starts: list[int] = []
-        self.chunks: list[bytes] = []
-        self.buffered = 0
-        self.fin_at: int | None = None
-        self.held = -1
-
-    def holds_unseen_fin(self) -> bool:
-        return self.held == self.pos and self.fin_at is None
-
-    def buffer_end(self) -> int:
-        return self.starts[-1] + len(self.chunks[-1]) if self.starts else self.pos
-
-    def finished(self) -> bool:
-        return self.fin_at is not None and self.pos >= self.fin_at
 
 
 class _Connection:
@@ -144,7 +90,7 @@ class _Connection:
         self.id = conn_id
         self.last_seen = ts
         self.closed = False
-        self.syn_seq = _UNSYNCED
+        self.syn_seq = UNSYNCED
 
 
 class Reassembler:
@@ -153,8 +99,7 @@ class Reassembler:
     def __init__(self, server_ports: frozenset[int], limits: Limits | None = None) -> None:
         self.server_ports = server_ports
         self.limits = limits if limits is not None else Limits()
-        self.gaps = 0
-        self.gap_bytes = 0
+        self._streams = ByteStreams(self.limits.direction_buffer, self.limits.total_buffer)
         self.payload_bytes = 0  # of every segment fed, retransmissions included (Stats.bytes)
         self._next_id = 0
         self._directions: dict[FlowKey, _Direction] = {}
@@ -162,8 +107,6 @@ class Reassembler:
         self._live: OrderedDict[int, _Connection] = OrderedDict()
         # Closed connections still remembered, oldest first, with the time they closed.
         self._lingering: OrderedDict[int, tuple[_Connection, float]] = OrderedDict()
-        self._buffering: set[_Direction] = set()
-        self._buffered_total = 0
 
     @property
     def open_connections(self) -> int:
@@ -171,7 +114,15 @@ class Reassembler:
 
     @property
     def buffered_bytes(self) -> int:
-        return self._buffered_total
+        return self._streams.buffered_total
+
+    @property
+    def gaps(self) -> int:
+        return self._streams.gaps
+
+    @property
+    def gap_bytes(self) -> int:
+        return self._streams.gap_bytes
 
     def feed(self, segment: Segment, ts: float, interface: str = "") -> list[AnyEvent]:
         return self.feed_frames([frame_of(ts, interface, segment)])
@@ -215,20 +166,20 @@ class Reassembler:
             conn.last_seen = ts
             move_to_end(conn.id)
             peer = half.peer
-            if flags & ACK and ack != peer.next_seq and peer.next_seq != _UNSYNCED:
+            if flags & ACK and ack != peer.next_seq and peer.next_seq != UNSYNCED:
                 count = len(out)
-                self._peer_acked(peer, ack, ts, out)
+                self._streams.acknowledged(peer, ack, ts, out)
                 if len(out) != count:
                     run_half = None
             if not size:
                 continue
             if seq != half.next_seq or half.starts or half.fin_at is not None:
                 count = len(out)
-                self._receive(half, seq, payload, ts, out)
+                self._streams.receive(half, seq, payload, ts, out)
                 if len(out) != count:
                     run_half = None
                 continue
-            half.next_seq = (seq + size) & _MASK
+            half.next_seq = (seq + size) & SEQ_MASK
             half.pos += size
             if half is run_half and run_size < _JOIN_UP_TO:
                 if run_pieces is None:
@@ -291,7 +242,7 @@ class Reassembler:
             half = self._synchronize(segment, half, ts, interface, out)
             if half is None:
                 return out
-            seq = (seq + 1) & _MASK  # the SYN itself takes one sequence number; data follows
+            seq = (seq + 1) & SEQ_MASK  # the SYN itself takes one sequence number; data follows
         elif half is None:
             if not payload:
                 return out
@@ -302,18 +253,8 @@ class Reassembler:
         conn.last_seen = ts
         self._live.move_to_end(conn.id)
         if flags & ACK and ack != half.peer.next_seq:
-            self._peer_acked(half.peer, ack, ts, out)
-        if half.next_seq == _UNSYNCED:
-            half.next_seq = seq
-        if flags & FIN and half.fin_at is None:
-            half.fin_at = half.pos + _distance(seq, half.next_seq) + len(payload)
-            # A FIN that lands before bytes already accounted for is a stray; trust the stream.
-            half.fin_at = max(half.fin_at, half.pos)
-        if payload:
-            self._receive(half, seq, payload, ts, out)
-        if half.held == half.pos and half.fin_at is not None and half.fin_at > half.pos:
-            # The FIN came later in the stream: the held sequence number was a byte.
-            self._skip(half, half.pos + 1, "lost", ts, out)
+            self._streams.acknowledged(half.peer, ack, ts, out)
+        self._streams.receive_segment(half, seq, payload, bool(flags & FIN), ts, out)
         if half.fin_at is not None and half.peer.fin_at is not None and not conn.closed:
             self._close(conn, "fin", ts, out, linger=True)
         return out
@@ -332,14 +273,14 @@ class Reassembler:
             return None
         if flags & ACK:
             if half is not None and not half.conn.closed:
-                if half.next_seq != _UNSYNCED:
+                if half.next_seq != UNSYNCED:
                     return None  # a retransmitted SYN-ACK
-                half.next_seq = (seq + 1) & _MASK
+                half.next_seq = (seq + 1) & SEQ_MASK
                 return half
             # The SYN was missed; the SYN-ACK's sender is the server, nothing of the stream is.
             conn = self._open(dst, dport, src, sport, ts, interface, False, out)
             conn.client.next_seq = ack
-            conn.server.next_seq = (seq + 1) & _MASK
+            conn.server.next_seq = (seq + 1) & SEQ_MASK
             return conn.server
         if half is not None and not half.conn.closed:
             if half.conn.syn_seq == seq and half is half.conn.client:
@@ -349,7 +290,7 @@ class Reassembler:
             self._close(half.conn, reason, ts, out, linger=False)
         conn = self._open(src, sport, dst, dport, ts, interface, False, out)
         conn.syn_seq = seq
-        conn.client.next_seq = (seq + 1) & _MASK
+        conn.client.next_seq = (seq + 1) & SEQ_MASK
         return conn.client
 
     def _join_mid_stream(
@@ -410,10 +351,7 @@ class Reassembler:
         self, conn: _Connection, reason: CloseReason, ts: float, out: list[AnyEvent], linger: bool
     ) -> None:
         for half in (conn.client, conn.server):
-            end = max(half.buffer_end(), half.fin_at or 0)
-            if half.holds_unseen_fin():
-                end = max(end, half.pos + 1)  # ended without that FIN: it was a byte, lost
-            self._skip(half, end, "lost", ts, out)
+            self._streams.end(half, ts, out)
         conn.closed = True
         del self._live[conn.id]
         out.append(ConnectionClosed(ts=ts, conn=conn.id, reason=reason))
@@ -429,160 +367,3 @@ class Reassembler:
         for half in (conn.client, conn.server):
             if self._directions.get(half.key) is half:
                 del self._directions[half.key]
-
-    # -- the byte stream of one direction ----------------------------------------------------
-
-    def _peer_acked(self, half: _Direction, ack: int, ts: float, out: list[AnyEvent]) -> None:
-        """The receiver of ``half`` acknowledged up to ``ack``: what we miss below it is lost."""
-        if half.next_seq == _UNSYNCED:
-            return
-        ahead = _distance(ack, half.next_seq)
-        if ahead <= 0:
-            return
-        target = half.pos + ahead
-        if half.fin_at is not None:
-            target = min(target, half.fin_at)  # the FIN takes a sequence number, not a byte
-        elif ahead == 1 and not half.starts:
-            half.held = half.pos  # maybe the FIN, seen later: wait for proof either way
-            return
-        self._skip(half, target, "lost", ts, out)
-
-    def _receive(
-        self, half: _Direction, seq: int, payload: bytes, ts: float, out: list[AnyEvent]
-    ) -> None:
-        if half.next_seq == _UNSYNCED:
-            half.next_seq = seq  # joined mid-stream: this direction starts here
-        start = half.pos + _distance(seq, half.next_seq)
-        if start > half.pos and half.holds_unseen_fin():
-            self._skip(half, half.pos + 1, "lost", ts, out)  # bytes follow it: it was no FIN
-        self._accept(half, start, payload, ts, out)
-
-    def _accept(
-        self, half: _Direction, start: int, data: bytes, ts: float, out: list[AnyEvent]
-    ) -> None:
-        origin, size = start, len(data)
-        end = start + size
-        if half.fin_at is not None and end > half.fin_at:
-            end = half.fin_at  # nothing follows a FIN
-        while True:
-            start = max(start, half.pos)
-            if end <= start:
-                return
-            if end - start != size:
-                data = data[start - origin : end - origin]
-                origin, size = start, end - start
-            pieces = self._uncovered(half, start, data)
-            if start == half.pos or not self._over_limit(half, pieces, ts, out):
-                break
-        starts, chunks = half.starts, half.chunks
-        for piece_start, piece in pieces:
-            if not starts or piece_start > starts[-1]:
-                starts.append(piece_start)  # the common case: the buffer grows at its end
-                chunks.append(piece)
-            else:
-                index = bisect.bisect_left(starts, piece_start)
-                starts.insert(index, piece_start)
-                chunks.insert(index, piece)
-            self._account(half, len(piece))
-        if starts and starts[0] == half.pos:
-            self._drain(half, ts, out)
-
-    def _over_limit(
-        self,
-        half: _Direction,
-        pieces: list[tuple[int, bytes]],
-        ts: float,
-        out: list[AnyEvent],
-    ) -> bool:
-        """Whether buffering ``pieces`` out of order would break a bound. If so, give up the
-        holes of the fullest buffer to make room (that buffer is then empty, so callers that
-        loop on this end) and return True: positions have moved."""
-        size = sum(len(piece) for _, piece in pieces)
-        limits = self.limits
-        reason: GapReason
-        if half.buffered + size > limits.direction_buffer:
-            victim, reason = half, "buffer-limit"
-        elif self._buffered_total + size > limits.total_buffer:
-            victim = max(self._buffering, key=lambda d: d.buffered, default=half)
-            reason = "memory-limit"
-        else:
-            return False
-        # With nothing buffered, the segment alone is too big: skip to where it starts.
-        target = victim.buffer_end() if victim.starts else pieces[0][0]
-        self._skip(victim, target, reason, ts, out)
-        return True
-
-    @staticmethod
-    def _uncovered(half: _Direction, start: int, data: bytes) -> list[tuple[int, bytes]]:
-        """The parts of ``data`` (at stream offset ``start``) that no buffered chunk holds:
-        the first copy of a byte is the one kept."""
-        starts, chunks = half.starts, half.chunks
-        if not starts or start >= starts[-1] + len(chunks[-1]):
-            return [(start, data)]
-        end = start + len(data)
-        pieces = []
-        index = max(bisect.bisect_right(starts, start) - 1, 0)
-        cursor = start
-        while cursor < end and index < len(starts):
-            chunk_start = starts[index]
-            if chunk_start >= end:
-                break
-            chunk_end = chunk_start + len(chunks[index])
-            if chunk_start > cursor:
-                pieces.append((cursor, data[cursor - start : chunk_start - start]))
-            cursor = max(cursor, chunk_end)
-            index += 1
-        if cursor < end:
-            pieces.append((cursor, data[cursor - start :]))
-        return pieces
-
-    def _account(self, half: _Direction, size: int) -> None:
-        if not half.buffered and size > 0:
-            self._buffering.add(half)
-        half.buffered += size
-        self._buffered_total += size
-        if not half.buffered:
-            self._buffering.discard(half)
-
-    def _drain(self, half: _Direction, ts: float, out: list[AnyEvent]) -> None:
-        """Deliver, as one event, the buffered chunks that now continue the stream."""
-        starts, chunks = half.starts, half.chunks
-        pos = half.pos
-        count = 0
-        while count < len(starts) and starts[count] == pos:
-            pos += len(chunks[count])
-            count += 1
-        if not count:
-            return
-        data = chunks[0] if count == 1 else b"".join(chunks[:count])
-        del starts[:count]
-        del chunks[:count]
-        self._account(half, -len(data))
-        self._advance(half, len(data))
-        out.append(DataReceived(ts=ts, conn=half.conn.id, direction=half.direction, data=data))
-
-    def _skip(
-        self, half: _Direction, target: int, reason: GapReason, ts: float, out: list[AnyEvent]
-    ) -> None:
-        """Account for the stream up to ``target``: buffered bytes are delivered, holes become
-        gaps of their exact length."""
-        while half.pos < target:
-            if half.starts and half.starts[0] == half.pos:
-                self._drain(half, ts, out)
-                continue
-            hole_end = min(target, half.starts[0]) if half.starts else target
-            length = hole_end - half.pos
-            self.gaps += 1
-            self.gap_bytes += length
-            self._advance(half, length)
-            out.append(
-                Gap(
-                    ts=ts, conn=half.conn.id, direction=half.direction, length=length, reason=reason
-                )
-            )
-        self._drain(half, ts, out)
-
-    @staticmethod
-    def _advance(half: _Direction, size: int) -> None:
-        half.pos += size
-        half.next_seq = (half.next_seq + size) & _MASK

@@ -1,5 +1,5 @@
-"""The store: every connection and exchange seen, bounded, with a filtered view kept up to date
-(tui.model.filtered_view).
+"""The store: every connection and exchange seen, bounded (tui.model.retention), with a filtered
+view kept up to date (tui.model.filtered_view).
 
 Fed batches of session updates (values in), it returns what changed (values out), so the app
 redraws only that. Connection keys are ``(source, id)``; when an agent restarts (a new
@@ -10,7 +10,6 @@ it already holds for that source to keep keys unique.
 from __future__ import annotations
 
 import itertools
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +32,8 @@ from tui.model.http import ConnectionDecoder
 from tui.model.http1_cache import Http1Cache
 from tui.model.http2_headers import Http2HeaderCache
 from tui.model.loss import LOST_REASON_WORDS, LossTally
+from tui.model.retention import Retention
+from tui.model.store_change import StoreChange
 from tui.model.updates import (
     AgentEvent,
     SessionNote,
@@ -42,32 +43,8 @@ from tui.model.updates import (
     Update,
 )
 
-_EVICTED_KEYS_REMEMBERED = 10_000
-
-
-@dataclass(slots=True)
-class StoreChange:
-    """What one ``apply`` changed; the app redraws from this alone."""
-
-    new_connections: list[ConnectionKey] = field(default_factory=list)
-    changed_connections: set[ConnectionKey] = field(default_factory=set)
-    new_exchanges: list[Exchange] = field(default_factory=list)
-    changed_exchanges: list[Exchange] = field(default_factory=list)
-    dropped: int = 0
-    """Connections and exchanges evicted by the caps during this apply."""
-    removed_connections: list[ConnectionKey] = field(default_factory=list)
-    """Keys evicted by the connection cap during this apply."""
-    view_changed: bool = False
-    """The visible set of connections changed (something appeared, left, or was re-ordered)."""
-    sources_changed: bool = False
-    stats_changed: bool = False
-    notes_added: int = 0
-
-    def exchange_started(self, exchange: Exchange) -> None:
-        self.new_exchanges.append(exchange)
-
-    def exchange_changed(self, exchange: Exchange) -> None:
-        self.changed_exchanges.append(exchange)
+# StoreChange is part of the store's interface: callers import it from here.
+__all__ = ["SourceInfo", "Store", "StoreChange", "StoreStats"]
 
 
 @dataclass(slots=True)
@@ -100,14 +77,8 @@ class Store:
         raw_budget: int = 48 << 20,
         body_budget: int = DEFAULT_BODY_BUDGET,
     ) -> None:
-        self.max_connections = max_connections
-        self.max_exchanges = max_exchanges
         self.body_cap = body_cap
         self.raw_cap = raw_cap
-        self.raw_budget = raw_budget
-        """Bytes of raw_in/raw_out kept over all connections; past it the oldest are released."""
-        self._raw_total = 0
-        self._raw_holders: deque[Connection] = deque()
         self.bodies = BodyBudget(body_budget)
         """Bytes of bodies kept over all exchanges; past it the oldest finished are let go."""
         self.connections: dict[ConnectionKey, Connection] = {}
@@ -117,24 +88,24 @@ class Store:
         self.header_inventory = HeaderInventory()
         self.losses = LossTally()
         """Every loss, by kind and unit, for the status bar and the outputs' summaries."""
-        self.dropped_connections = 0
-        self.dropped_exchanges = 0
         self._decoders: dict[ConnectionKey, ConnectionDecoder] = {}
         # Shared by every connection's decoder: header lines repeat across connections too.
         self._http1_cache = Http1Cache()
         self._handoffs = handoffs_for(body_cap, Http2HeaderCache())
-        # One entry per exchange created, oldest first: which connection holds it. Entries of
-        # evicted connections are skipped when the exchange cap pops them.
-        self._exchange_owners: deque[Connection] = deque()
-        self._exchange_order: deque[Exchange] = deque()
-        """The exchanges themselves, in the same order (and popped with their owner)."""
-        self._exchange_count = 0
-        self._evicted: dict[ConnectionKey, None] = {}
         self._id_offset: dict[str, int] = {}
         self._highest_id: dict[str, int] = {}
         self._kernel_drops: dict[str, int] = {}
         self._packets: dict[str, int] = {}
         self.view = FilteredView(self.connections)
+        self._retention = Retention(
+            self.connections,
+            self._decoders,
+            self.bodies,
+            self.view,
+            max_connections=max_connections,
+            max_exchanges=max_exchanges,
+            raw_budget=raw_budget,
+        )
 
     # ----------------------------------------------------------------------------- feeding
 
@@ -174,7 +145,7 @@ class Store:
             change.changed_exchanges = [
                 ex for ex in dict.fromkeys(change.changed_exchanges) if ex not in new
             ]
-        self._enforce_caps(change)
+        self._retention.enforce(change)
         self._refresh_view(change, touched)
         # After the view: by then the change holds only exchanges still in the store.
         change.changed_exchanges += self.bodies.account(
@@ -196,12 +167,7 @@ class Store:
             before = len(conn.exchanges)
             raw_before = len(conn.raw_in) + len(conn.raw_out)
             decoder.feed(event.direction, event.data, event.ts, change)
-            self._count_new_exchanges(conn, before)
-            raw_added = len(conn.raw_in) + len(conn.raw_out) - raw_before
-            if raw_added:
-                if not raw_before:
-                    self._raw_holders.append(conn)
-                self._raw_total += raw_added
+            self._retention.fed(conn, before, raw_before)
             touched[conn.key] = conn
         elif isinstance(event, ConnectionOpened):
             self._open(source, event, change, touched)
@@ -223,7 +189,7 @@ class Store:
             conn.close_reason = event.reason
             before = len(conn.exchanges)
             self._decoders[key].close(event.ts, change)
-            self._count_new_exchanges(conn, before)
+            self._retention.exchanges_added(conn, before)
             touched[key] = conn
         elif isinstance(event, Stats):
             self.losses.observe_event(source, event)
@@ -280,7 +246,7 @@ class Store:
                 conn.closed = ts
                 conn.close_reason = "agent gone"
                 decoder.close(ts, change)
-            self._count_new_exchanges(conn, before)
+            self._retention.exchanges_added(conn, before)
             touched[key] = conn
 
     def _key(self, source: str, conn_id: int) -> ConnectionKey:
@@ -296,7 +262,7 @@ class Store:
         key = self._key(source, event.conn)
         if key in self.connections:
             return
-        self._evicted.pop(key, None)
+        self._retention.readmit(key)
         conn = Connection(
             key=key,
             source=source,
@@ -321,7 +287,7 @@ class Store:
         conn = self.connections.get(key)
         if conn is not None:
             return conn
-        if key in self._evicted:
+        if self._retention.evicted(key):
             return None
         conn = Connection(
             key=key,
@@ -353,80 +319,6 @@ class Store:
 
     def _on_request(self, exchange: Exchange) -> None:
         self.header_inventory.record(exchange.request)
-
-    def _count_new_exchanges(self, conn: Connection, before: int) -> None:
-        added = len(conn.exchanges) - before
-        if added > 0:
-            self._exchange_count += added
-            self._exchange_owners.extend(itertools.repeat(conn, added))
-            self._exchange_order.extend(conn.exchanges[-added:])
-
-    # ----------------------------------------------------------------------------- caps
-
-    def _enforce_caps(self, change: StoreChange) -> None:
-        while self._raw_total > self.raw_budget and self._raw_holders:
-            holder = self._raw_holders.popleft()
-            if self.connections.get(holder.key) is holder:
-                self._raw_total -= len(holder.raw_in) + len(holder.raw_out)
-                holder.raw_in = bytearray()
-                holder.raw_out = bytearray()
-                holder.raw_released = True
-                change.changed_connections.add(holder.key)
-        if len(self.connections) > self.max_connections:
-            # Evict in batches of 1%: popping the oldest key of a dict one at a time re-scans
-            # the deleted slots at its front every time.
-            excess = len(self.connections) - self.max_connections
-            batch = max(excess, self.max_connections // 100)
-            for key in list(itertools.islice(self.connections, min(batch, len(self.connections)))):
-                self._evict_connection(key, change)
-        if self._exchange_count > self.max_exchanges:
-            target = self.max_exchanges - self.max_exchanges // 100
-            per_connection: dict[ConnectionKey, tuple[Connection, int]] = {}
-            while self._exchange_count > target and self._exchange_owners:
-                owner = self._exchange_owners.popleft()
-                self._exchange_order.popleft()
-                if self.connections.get(owner.key) is not owner:
-                    continue
-                _, count = per_connection.get(owner.key, (owner, 0))
-                per_connection[owner.key] = (owner, count + 1)
-                self._exchange_count -= 1
-            evicted: set[Exchange] = set()
-            for conn, count in per_connection.values():
-                count = min(count, len(conn.exchanges))
-                self.bodies.forget(conn.exchanges[:count])
-                for exchange in conn.exchanges[:count]:
-                    evicted.add(exchange)
-                    self.view.exchange_evicted(exchange, conn.key)
-                del conn.exchanges[:count]
-                conn.exchanges_dropped += count
-                self.dropped_exchanges += count
-                change.dropped += count
-                change.changed_connections.add(conn.key)
-            if evicted:
-                change.new_exchanges = [ex for ex in change.new_exchanges if ex not in evicted]
-                change.changed_exchanges = [
-                    ex for ex in change.changed_exchanges if ex not in evicted
-                ]
-
-    def _evict_connection(self, key: ConnectionKey, change: StoreChange) -> None:
-        conn = self.connections.pop(key)
-        decoder = self._decoders.pop(key, None)
-        if decoder is not None:
-            decoder.release()
-        self._raw_total -= len(conn.raw_in) + len(conn.raw_out)
-        self._exchange_count -= len(conn.exchanges)
-        self.bodies.forget(conn.exchanges)
-        if self.view.connection_evicted(conn):
-            change.view_changed = True
-        self._evicted[key] = None
-        if len(self._evicted) > _EVICTED_KEYS_REMEMBERED:
-            for old in list(itertools.islice(self._evicted, _EVICTED_KEYS_REMEMBERED // 10)):
-                del self._evicted[old]
-        self.dropped_connections += 1
-        self.dropped_exchanges += len(conn.exchanges)
-        change.dropped += 1 + len(conn.exchanges)
-        change.removed_connections.append(key)
-        change.changed_connections.discard(key)
 
     # ----------------------------------------------------------------------------- the view
 
@@ -474,16 +366,9 @@ class Store:
     def visible_exchanges_in_order(self) -> list[Exchange]:
         """Every exchange the filter lets through, across connections, oldest first.
 
-        The creation order runs beside the owners' (the caps pop both): an exchange is held
-        while its owner is, and shown unless the view hides it. One pass, no sort.
+        One pass over the order the caps keep (tui.model.retention), no sort.
         """
-        live = self.connections
-        hidden = self.view.hidden
-        return [
-            exchange
-            for owner, exchange in zip(self._exchange_owners, self._exchange_order, strict=True)
-            if live.get(owner.key) is owner and exchange not in hidden
-        ]
+        return self._retention.held_in_order(self.view.hidden)
 
     def matches(self, connection: Connection) -> bool:
         return self.view.shows(connection)
@@ -493,7 +378,15 @@ class Store:
 
     @property
     def exchange_count(self) -> int:
-        return self._exchange_count
+        return self._retention.exchange_count
+
+    @property
+    def dropped_connections(self) -> int:
+        return self._retention.dropped_connections
+
+    @property
+    def dropped_exchanges(self) -> int:
+        return self._retention.dropped_exchanges
 
     def clear(self) -> None:
         """Forget every connection and exchange.
@@ -504,14 +397,8 @@ class Store:
         for decoder in self._decoders.values():
             decoder.release()
         self._decoders.clear()
-        self._exchange_owners.clear()
-        self._exchange_order.clear()
-        self._exchange_count = 0
-        self._raw_holders.clear()
-        self._raw_total = 0
+        self._retention.clear()
         self.bodies.clear()
         self.header_inventory = HeaderInventory()
-        self.dropped_connections = 0
-        self.dropped_exchanges = 0
         self.notes.clear()
         self.view.cleared()
