@@ -32,6 +32,11 @@ from typing import Any, Self
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# First, as in the app: importing the views sets Textual's frame rate, which Textual reads once,
+# when it is first imported.
+import tui.views  # noqa: E402, F401
+
+# isort: split
 from rich.console import RenderableType  # noqa: E402
 from textual import events  # noqa: E402
 from textual.screen import Screen  # noqa: E402
