@@ -3,7 +3,9 @@
 Prints keystroke-to-screen latency (from the moment a key is sent, by a thread of its own at a
 steady pace as a terminal's input thread would, to the first frame drawn after its action ran;
 goal p95 < 50 ms, max < 150 ms), the slowest keys, what was decoded, the garbage collector's
-longest passes, and the process's RSS.
+longest passes, and the process's RSS. For the five slowest keys it prints what the machine did
+meanwhile, from the kernel's counters: how long the loop's thread waited for a CPU, what the
+hypervisor took, major page faults (a stall of the machine is not a stall of the app).
 
     .venv/bin/python bench/bench_app.py [--seconds 60] [--rate 5000] [--prefill 0]
 
@@ -27,7 +29,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -201,8 +203,8 @@ class MeasuredApp(PodtapApp):
         """Keys sent whose action has not run yet, oldest first (appended by the typist)."""
         self.acted: list[Press] = []
         """Keys whose action has run, waiting for the frame that shows it."""
-        self.measured: list[tuple[Press, float, float]] = []
-        """(key, ms from press to frame, ms of the loop thread's CPU meanwhile)."""
+        self.measured: list[Measured] = []
+        self.loop_thread = threading.get_native_id()
 
     async def run_action(
         self, action: Any, default_namespace: Any = None, namespaces: Any = None
@@ -220,11 +222,46 @@ class MeasuredApp(PodtapApp):
         super()._display(screen, renderable)
         if renderable is not None and self.acted:
             now, cpu = time.perf_counter(), time.thread_time()
+            machine = MachineCounters.read(self.loop_thread)
             for press in self.acted:
                 self.measured.append(
-                    (press, (now - press.at) * 1000, (cpu - press.loop_cpu) * 1000)
+                    Measured(
+                        press,
+                        (now - press.at) * 1000,
+                        (cpu - press.loop_cpu) * 1000,
+                        machine - press.machine,
+                    )
                 )
             self.acted.clear()
+
+
+class MachineCounters(NamedTuple):
+    """What the machine did to the loop thread, from the kernel's counters: the seconds it was
+    ready to run but waited for a CPU, the seconds the hypervisor took from this machine's CPUs
+    (all of them: it is counted machine-wide), and the process's major page faults. A key that
+    waits while these grow waited for the machine, not for the app."""
+
+    waited_for_cpu: float
+    stolen: float
+    major_faults: int
+
+    @classmethod
+    def read(cls, thread: int) -> MachineCounters:
+        with open(f"/proc/self/task/{thread}/schedstat") as schedstat:
+            waited_ns = int(schedstat.read().split()[1])
+        with open("/proc/stat") as stat:
+            stolen_ticks = int(stat.readline().split()[8])
+        with open("/proc/self/stat") as process:
+            # The fields after the command's closing parenthesis: majflt is the tenth.
+            major_faults = int(process.read().rsplit(")", 1)[1].split()[9])
+        return cls(waited_ns / 1e9, stolen_ticks / os.sysconf("SC_CLK_TCK"), major_faults)
+
+    def __sub__(self, earlier: MachineCounters) -> MachineCounters:
+        return MachineCounters(
+            self.waited_for_cpu - earlier.waited_for_cpu,
+            self.stolen - earlier.stolen,
+            self.major_faults - earlier.major_faults,
+        )
 
 
 @dataclass(frozen=True)
@@ -233,6 +270,18 @@ class Press:
     at: float
     loop_cpu: float
     """The loop thread's CPU time when the key was sent."""
+    machine: MachineCounters
+
+
+@dataclass(frozen=True)
+class Measured:
+    press: Press
+    ms: float
+    """From the press to the frame."""
+    loop_cpu_ms: float
+    """The loop thread's CPU meanwhile."""
+    machine: MachineCounters
+    """What the machine did meanwhile."""
 
 
 class Typist(threading.Thread):
@@ -256,7 +305,8 @@ class Typist(threading.Thread):
             key = KEYS[self.sent % len(KEYS)]
             char = {"space": " ", "j": "j", "k": "k", "r": "r", "s": "s", "H": "H"}.get(key)
             loop_cpu = time.clock_gettime(self.loop_clock)
-            self.app.pressed.append(Press(key, time.perf_counter(), loop_cpu))
+            machine = MachineCounters.read(self.app.loop_thread)
+            self.app.pressed.append(Press(key, time.perf_counter(), loop_cpu, machine))
             driver.send_message(events.Key(key, char))
             self.sent += 1
             time.sleep(max(0.0, started + self.sent * KEY_INTERVAL - time.perf_counter()))
@@ -356,11 +406,11 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
             f"exchanges kept, {store.dropped_connections:,} connections and "
             f"{store.dropped_exchanges:,} exchanges evicted by the caps"
         )
-    latencies = sorted(ms for _, ms, _ in app.measured)
-    cpu_costs = sorted(cpu for _, _, cpu in app.measured)
+    latencies = sorted(m.ms for m in app.measured)
+    cpu_costs = sorted(m.loop_cpu_ms for m in app.measured)
     by_key: dict[str, list[float]] = {}
-    for press, ms, _ in app.measured:
-        by_key.setdefault(press.key, []).append(ms)
+    for m in app.measured:
+        by_key.setdefault(m.press.key, []).append(m.ms)
     p50 = statistics.median(latencies)
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     print(
@@ -378,6 +428,14 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         "slowest keys (median, max): "
         + ", ".join(f"{key} {statistics.median(ms):.0f}/{max(ms):.0f} ms" for key, ms in slowest)
     )
+    print("the five slowest keys, and what the machine did meanwhile:")
+    for m in sorted(app.measured, key=lambda m: -m.ms)[:5]:
+        print(
+            f"  {m.press.key} {m.ms:.0f} ms: loop CPU {m.loop_cpu_ms:.0f} ms, the loop waited "
+            f"{m.machine.waited_for_cpu * 1000:.0f} ms for a CPU, the hypervisor took "
+            f"{m.machine.stolen * 1000:.0f} ms (of all CPUs), {m.machine.major_faults} major "
+            "page faults"
+        )
     print(
         f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were frozen"
     )
