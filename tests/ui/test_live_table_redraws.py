@@ -1,14 +1,19 @@
-"""A live table redraws only the lines of the screen whose content changed: under load most
-rows on screen stay as they were, and every line redrawn costs the compositor's time."""
+"""A live table redraws only the lines of the screen whose content changed, and a focus moved
+between panes redraws the two panes, not the screen: under load most rows on screen stay as they
+were, and every line redrawn costs the compositor's time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import pytest
+from textual._compositor import LayoutUpdate
 from textual.app import App, ComposeResult
 from textual.strip import Strip
+from textual.widget import Widget
 
+from tests.ui.driving import SIZE, fed, shop_app
+from tui.views.app import PodtapApp
 from tui.views.widgets.live_table import Column, LiveTable
 
 pytestmark = pytest.mark.timeout(30)
@@ -103,3 +108,44 @@ async def test_the_lines_redrawn_show_what_a_full_redraw_would() -> None:
         table.refresh()
         await pilot.pause()
         assert shown(app) == partly
+
+
+async def test_moving_the_focus_repaints_the_two_panes_not_the_whole_screen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.pause()
+        screen = app.main_screen
+        compositor = screen._compositor
+        full_repaints: list[bool] = []
+        whole = compositor.render_full_update
+
+        def noted_full_repaint(simplify: bool = False) -> LayoutUpdate:
+            full_repaints.append(simplify)
+            return whole(simplify)
+
+        monkeypatch.setattr(compositor, "render_full_update", noted_full_repaint)
+        unfocused = border_colour(app, screen.exchanges_table)
+
+        await pilot.press("enter")
+        await pilot.pause()
+        assert screen.focused is screen.exchanges_table
+        assert full_repaints == []
+        assert border_colour(app, screen.exchanges_table) != unfocused  # the pane says so
+
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.focused is screen.connections_table
+        assert full_repaints == []
+        assert border_colour(app, screen.exchanges_table) == unfocused
+
+
+def border_colour(app: PodtapApp, pane: Widget) -> object:
+    """The colour of the top-left corner of ``pane``'s border, as drawn on the screen."""
+    x, y = pane.region.x, pane.region.y
+    line = app.screen._compositor.render_strips()[y]
+    corner = next(iter(line.crop(x, x + 1)))
+    assert corner.text == "╭"
+    return corner.style.color if corner.style else None

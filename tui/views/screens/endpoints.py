@@ -13,10 +13,10 @@ from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 
 from tui.model.endpoints import OTHER_ROUTE, EndpointKey, EndpointTable
 from tui.model.quantiles import QuantileSketch
+from tui.views.screens.panes import PanesScreen
 from tui.views.widgets.endpoints_table import ENDPOINT_COLUMNS, SORTABLE, EndpointsTable
 from tui.views.widgets.keys_footer import KeysFooter
 
@@ -30,7 +30,7 @@ ERROR_BOUND = f"{QuantileSketch().relative_error:.0%}"
 GRPC_ERRORS_NOTE = "grpc err: gRPC calls whose grpc-status is not 0 (OK), not counted in 4xx/5xx"
 
 
-class EndpointsScreen(Screen[EndpointKey | None]):
+class EndpointsScreen(PanesScreen[EndpointKey | None]):
     """Dismissed with the (method, route) chosen by ``enter``, or None by ``esc``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -15,7 +15,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Static
 
 from tui.model.filters import Filter, FilterError, header_value_expression, parse_filter
@@ -24,6 +23,7 @@ from tui.model.secrets import mask
 from tui.model.store import Store
 from tui.model.terminal_text import one_line, terminal_safe
 from tui.views.pending import PendingChanges
+from tui.views.screens.panes import PanesScreen
 from tui.views.widgets.keys_footer import KeysFooter
 from tui.views.widgets.live_table import Cell, Column, LiveTable
 
@@ -48,7 +48,7 @@ class ChosenFilter:
     parsed: Filter
 
 
-class HeaderInventoryScreen(Screen[ChosenFilter | None]):
+class HeaderInventoryScreen(PanesScreen[ChosenFilter | None]):
     """Returns (dismisses with) the filter for the chosen header value, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -26,6 +26,7 @@ from tui.views.screens.exporting import ExportKeys
 from tui.views.screens.filtering import FilterKeys, as_word
 from tui.views.screens.finding import FindKeys
 from tui.views.screens.following import FollowingPanes
+from tui.views.screens.panes import PanesScreen
 from tui.views.screens.requests_view import LeftView, RequestsViewKeys
 from tui.views.widgets.detail import DetailPane
 from tui.views.widgets.filter_bar import FilterBar
@@ -37,7 +38,9 @@ from tui.views.widgets.tables import ConnectionsTable, ExchangesTable, RequestsT
 Clock = Callable[[], float]
 
 
-class MainScreen(FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindKeys):
+class MainScreen(
+    FollowingPanes, FilterKeys, ExportKeys, RequestsViewKeys, FindKeys, PanesScreen[None]
+):
     """The bindings, the panes and what the app feeds them; the keys of each idea live in
     the classes it is made of (the selection, the filter, copying and writing, the requests
     view, find)."""
