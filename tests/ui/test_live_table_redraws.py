@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+from rich.console import RenderableType
 from textual._compositor import LayoutUpdate
 from textual.app import App, ComposeResult
 from textual.strip import Strip
@@ -149,3 +150,43 @@ def border_colour(app: PodtapApp, pane: Widget) -> object:
     corner = next(iter(line.crop(x, x + 1)))
     assert corner.text == "╭"
     return corner.style.color if corner.style else None
+
+
+async def test_the_scrollbar_is_redrawn_only_when_its_thumb_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = TableApp()
+    async with app.run_test(size=(40, 12)) as pilot:
+        table = app.query_one(CountingTable)
+        table.show(newest_first(range(1000)))
+        await pilot.pause()
+        assert thumb_lines(app) == [0]
+        bar = table.vertical_scrollbar
+        drawn: list[float] = []
+        render = bar.render
+
+        def noted_render() -> RenderableType:
+            drawn.append(bar.position)
+            return render()
+
+        monkeypatch.setattr(bar, "render", noted_render)
+
+        table.show(newest_first(range(1003)))  # a few more rows: the same thumb at the top
+        await pilot.pause()
+        assert drawn == []
+        assert thumb_lines(app) == [0]
+
+        table.action_last()  # the thumb goes to the bottom
+        await pilot.pause()
+        assert drawn
+        assert thumb_lines(app) == [11]
+
+
+def thumb_lines(app: TableApp) -> list[int]:
+    """The lines of the screen where the scrollbar (the last column) draws its thumb."""
+    lines = []
+    for y, strip in enumerate(app.screen._compositor.render_strips()):
+        *_, cell = strip.crop(39, 40)
+        if cell.text.strip() or (cell.style is not None and cell.style.reverse):
+            lines.append(y)
+    return lines

@@ -266,11 +266,9 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         )
         return super().render_lines(crop)
 
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+    def _scrolled(self) -> None:
         # Textual redraws every line of a scrolled view; here only the lines that differ.
-        if self.show_vertical_scrollbar:
-            self.vertical_scrollbar.position = new_value
-        if round(old_value) != round(new_value) and not self._replacing_rows:
+        if not self._replacing_rows:
             self.refresh_rows()
 
     def _line(self, y: int) -> Line:
