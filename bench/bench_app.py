@@ -296,7 +296,9 @@ class Typist(threading.Thread):
 
     The gaps between keys are random (a quarter of a second on average, the same sequence in
     every run): keys at a steady pace fall into step with the app's own periodic work (its
-    collector freezes every half second) and can miss a stall every time, as they once did."""
+    collector freezes every half second) and can miss a stall every time, as they once did.
+    And each key counts from when it was due: this thread needs the interpreter's lock to send
+    it, so a stall that holds the lock would otherwise delay the press and hide itself."""
 
     def __init__(self, app: MeasuredApp, loop_thread: int, seconds: float) -> None:
         super().__init__(daemon=True)
@@ -316,7 +318,10 @@ class Typist(threading.Thread):
             char = {"space": " ", "j": "j", "k": "k", "r": "r", "s": "s", "H": "H"}.get(key)
             loop_cpu = time.clock_gettime(self.loop_clock)
             machine = MachineCounters.read(self.app.loop_thread)
-            self.app.pressed.append(Press(key, time.perf_counter(), loop_cpu, machine))
+            # The key counts from when it was due, not from when this thread got to send it: a
+            # stall that holds the interpreter's lock holds this thread too, and a user's key
+            # would have been pressed all the same.
+            self.app.pressed.append(Press(key, due, loop_cpu, machine))
             driver.send_message(events.Key(key, char))
             self.sent += 1
             due += self.gaps.uniform(0.5, 1.5) * KEY_INTERVAL
@@ -426,7 +431,7 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     print(
         f"keystroke to screen: {typist.sent} keys pressed {KEY_INTERVAL * 1000:.0f} ms apart "
-        "on average"
+        " on average"
         f"from their own thread, {len(latencies)} drawn: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
         f"max {latencies[-1]:.1f} ms"
     )
