@@ -244,24 +244,35 @@ def frames_of_block(
     unpack_ipv4_tcp = _IPV4_TCP.unpack_from
     append = out.append
     truncated = 0
+    # What is worked out once per run of frames from one interface, or within one second,
+    # rather than per frame: the interface's name and whether it is a loopback; the second as
+    # a float, so that the timestamp takes one float addition (float(s) + n * 1e-9 is exactly
+    # what s + n * 1e-9 computes, for less).
     last_ifindex = -1
     name = ""
+    loopback = False
+    last_seconds = -1
+    whole_secs = 0.0
     for _ in range(count):
         following, seconds, nanos, snaplen, length, network, ifindex, pkttype = unpack_frame(
             ring, offset
         )
         start = offset + network
         offset += following
-        if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
+        if ifindex != last_ifindex:
+            name = interface_name(ifindex)
+            loopback = ifindex in loopbacks
+            last_ifindex = ifindex
+        if loopback and pkttype == PACKET_OUTGOING:
             continue
         if snaplen < length:
             # Lost whole, whatever its IP header says: an offloaded super-packet's says 0, and
             # its captured part would read as a shorter segment with no sign of what is missing.
             truncated += 1
             continue
-        if ifindex != last_ifindex:
-            name = interface_name(ifindex)
-            last_ifindex = ifindex
+        if seconds != last_seconds:
+            whole_secs = float(seconds)
+            last_seconds = seconds
         if snaplen >= 40:
             version_ihl, total, fragment_proto, key, seq, ack, data_offset, flags = unpack_ipv4_tcp(
                 ring, start
@@ -281,11 +292,11 @@ def frames_of_block(
                     and start + 40 <= begin <= end
                     and total <= snaplen
                 ):
-                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, ring[begin:end]))
+                    append((whole_secs + nanos * 1e-9, name, key, seq, ack, flags, ring[begin:end]))
                 continue
         segment = parse_ip(ring, start, start + snaplen)
         if segment is not None:
-            append(frame_of(seconds + nanos * 1e-9, name, segment))
+            append(frame_of(whole_secs + nanos * 1e-9, name, segment))
     return truncated
 
 
