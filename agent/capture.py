@@ -65,6 +65,10 @@ _SOCKADDR_LL = struct.Struct("=HHi12x")
 # Flags and fragment offset, time-to-live and protocol come as one number.
 _IPV4_TCP = struct.Struct("!BxHxxIxx12sIIBB")
 _IPV4_NO_OPTIONS = 0x45
+# Where the TCP payload starts in such a frame, by the byte that holds the TCP data offset:
+# one lookup instead of shifts and masks. An offset under 5 words (a header shorter than
+# TCP's 20 bytes) maps past any length, so that the length test refuses it too.
+_PAYLOAD_AT = tuple(20 + (byte >> 4) * 4 if byte >> 4 >= 5 else 1 << 31 for byte in range(256))
 _libc = ctypes.CDLL(None, use_errno=True)
 
 Captured = tuple[float, str, Segment]
@@ -242,6 +246,7 @@ def frames_of_block(
     should an interface be renamed or a filter-less socket be used."""
     unpack_frame = _FRAME.unpack_from
     unpack_ipv4_tcp = _IPV4_TCP.unpack_from
+    payload_offsets = _PAYLOAD_AT
     append = out.append
     truncated = 0
     # What is worked out once per run of frames from one interface, or within one second,
@@ -279,20 +284,15 @@ def frames_of_block(
             )
             if version_ihl == _IPV4_NO_OPTIONS:
                 # The same refusals as parse_ip, in as few tests as they fit: not TCP or a
-                # fragment (the time-to-live masked out), a TCP header under 20 bytes (its
-                # payload would begin before start + 40), a length past the captured bytes
-                # (zero: an offloaded super-packet, the captured length counts) or too short
-                # for the headers. Offsets, not lengths: the slice needs them anyway.
+                # fragment (the time-to-live masked out); a length too short for the headers
+                # (a TCP header under 20 bytes too, see _PAYLOAD_AT) or past the captured
+                # bytes (zero: an offloaded super-packet, the captured length counts).
                 if not total:
                     total = snaplen
-                begin = start + 20 + ((data_offset >> 2) & 0x3C)
-                end = start + total
-                if (
-                    fragment_proto & 0x3FFF00FF == PROTO_TCP
-                    and start + 40 <= begin <= end
-                    and total <= snaplen
-                ):
-                    append((whole_secs + nanos * 1e-9, name, key, seq, ack, flags, ring[begin:end]))
+                payload_at = payload_offsets[data_offset]
+                if fragment_proto & 0x3FFF00FF == PROTO_TCP and payload_at <= total <= snaplen:
+                    payload = ring[start + payload_at : start + total]
+                    append((whole_secs + nanos * 1e-9, name, key, seq, ack, flags, payload))
                 continue
         segment = parse_ip(ring, start, start + snaplen)
         if segment is not None:
