@@ -232,8 +232,12 @@ class Reassembler:
     ) -> list[AnyEvent]:
         seq, ack, flags, payload = segment[4:]
         out: list[AnyEvent] = []
-        if half is not None and half.conn.closed and not flags & SYN:
-            return out  # a late segment of a connection that has ended
+        if half is not None and half.conn.closed:
+            if not flags & SYN:
+                return out  # a late segment of a connection that has ended
+            # A SYN may start a new connection on the tuple; to everything below, the ended
+            # one is no longer there (a reset with it must not close it a second time).
+            half = None
         if flags & RST:
             if half is not None:
                 self._close(half.conn, "rst", ts, out, linger=True)
