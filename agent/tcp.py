@@ -70,13 +70,16 @@ class _Direction(ByteStream):
     and the opposite direction. It extends the stream rather than holding one, so that the
     per-frame fast path reads both kinds of slot on one object, with no hop between."""
 
-    __slots__ = ("conn", "key", "peer")
+    __slots__ = ("closed", "conn", "key", "peer")
 
     def __init__(self, conn: _Connection, direction: Direction, key: FlowKey) -> None:
         super().__init__(conn.id, direction)
         self.conn = conn
         self.key = key
         self.peer: _Direction = self
+        # The connection's state, kept here too: the per-frame fast path tests it on every
+        # segment, and one attribute is cheaper than two.
+        self.closed = False
 
 
 class _Connection:
@@ -156,7 +159,7 @@ class Reassembler:
             size = len(payload)
             fed += size
             half = get(key)
-            if half is None or flags & _CONTROL or half.conn.closed:
+            if half is None or flags & _CONTROL or half.closed:
                 out += self._feed_slow(
                     segment_of(key, seq, ack, flags, payload), half, ts, interface
                 )
@@ -356,6 +359,7 @@ class Reassembler:
     ) -> None:
         for half in (conn.client, conn.server):
             self._streams.end(half, ts, out)
+            half.closed = True
         conn.closed = True
         del self._live[conn.id]
         out.append(ConnectionClosed(ts=ts, conn=conn.id, reason=reason))
