@@ -27,6 +27,7 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TypeAlias, TypeVar
 
 from agent import bpf
 from agent.errors import UserError
@@ -72,6 +73,13 @@ _PAYLOAD_AT = tuple(20 + (byte >> 4) * 4 if byte >> 4 >= 5 else 1 << 31 for byte
 _libc = ctypes.CDLL(None, use_errno=True)
 
 Captured = tuple[float, str, Segment]
+
+T = TypeVar("T")
+BlockParser: TypeAlias = Callable[
+    [mmap.mmap | bytes, int, int, Callable[[int], str], frozenset[int], list[T]], int
+]
+"""Reads the frames of a ring block into a list: (ring, offset of the first frame, frames,
+interface name by index, loopback indexes, out) -> frames cut short. See frames_of_block."""
 
 DEFAULT_BLOCK_COUNT = 64
 
@@ -157,10 +165,16 @@ class Capture:
     def read_frames(self, timeout: float, max_blocks: int = 8) -> list[Frame]:
         """The segments of the ring's ready blocks (at most ``max_blocks``, so that the caller
         gets control back regularly), waiting up to ``timeout`` seconds for one to be ready."""
+        return self.read_blocks(timeout, frames_of_block, max_blocks)
+
+    def read_blocks(self, timeout: float, parse: BlockParser[T], max_blocks: int = 8) -> list[T]:
+        """What ``parse`` makes of the ring's ready blocks, as :meth:`read_frames` reads them;
+        each block goes back to the kernel once parsed. ``parse`` has the signature of
+        :func:`frames_of_block` (agent.ring_reassembly reassembles a block as it reads it)."""
         ring = self._ring
         if not _BLOCK.unpack_from(ring, self._block * self._block_size)[0] & TP_STATUS_USER:
             self._poll.poll(max(0, int(timeout * 1000)))
-        frames: list[Frame] = []
+        out: list[T] = []
         for _ in range(max_blocks):
             base = self._block * self._block_size
             status, count, first = _BLOCK.unpack_from(ring, base)
@@ -168,12 +182,12 @@ class Capture:
                 break
             self.frames += count
             self.blocks += 1
-            self.truncated += frames_of_block(
-                ring, base + first, count, self._interface_name, self._loopbacks, frames
+            self.truncated += parse(
+                ring, base + first, count, self._interface_name, self._loopbacks, out
             )
             struct.pack_into("=I", ring, base + _BLOCK_STATUS_OFFSET, 0)  # back to the kernel
             self._block = (self._block + 1) % self._block_count
-        return frames
+        return out
 
     def read_batch(self, timeout: float, max_blocks: int = 8) -> list[Captured]:
         """What :meth:`read_frames` reads, as Segments: slower, for readers that want them."""

@@ -55,9 +55,9 @@ from agent.cli import raise_young_collection_threshold
 from agent.journal import Journal
 from agent.netns import named_namespace
 from agent.packet import Frame
+from agent.ring_reassembly import RingReassembler
 from agent.server import BATCH_BYTES, BATCH_EVENTS
 from agent.sniffer import EventSink, Sniffer
-from agent.tcp import Reassembler
 from agent.wire import encode_batch
 from agent.workers import PipeSink
 from bench.bench_capture import PORT, TCPDUMP_FILTER, nginx, wrk
@@ -168,7 +168,7 @@ def replay(blocks: list[bytes], names: dict[int, str], sink: str = "pipe") -> tu
         events, drain, finish = PipeSink(writer), _discarder(reader), writer.close
     draining = threading.Thread(target=drain, daemon=True)
     draining.start()
-    sniffer = Sniffer(capture, Reassembler(frozenset({PORT})), events)
+    sniffer = Sniffer(capture, RingReassembler(frozenset({PORT})), events)
     sniffer.start()
     (thread,) = [t for t in threading.enumerate() if t.name == "podtap-capture"]
     assert thread.ident is not None
