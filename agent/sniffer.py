@@ -158,8 +158,8 @@ class Sniffer:
                 self._on_failure(error)
 
     def _read_events(self) -> Callable[[], list[AnyEvent]]:
-        """One read of the capture, as events: straight from the ring blocks when both ends
-        can (see agent.ring_reassembly), else frames first, then reassembled."""
+        """How the loop reads the capture, once per turn, as events: straight from the ring
+        blocks when both ends can (see agent.ring_reassembly), else frames, then reassembled."""
         source, reassembler = self._source, self._reassembler
         if isinstance(source, BlockSource) and isinstance(reassembler, BlockReassembler):
             read_blocks, feed_block = source.read_blocks, reassembler.feed_block
