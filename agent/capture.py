@@ -257,7 +257,8 @@ def frames_of_block(
     The common frame, IPv4 without options, is read here in one unpack that also yields its
     flow key; anything else goes to agent.packet.parse_ip, and both refuse the same frames.
     Loopback's outgoing copies are skipped: the filter already drops them, this keeps them out
-    should an interface be renamed or a filter-less socket be used."""
+    should an interface be renamed or a filter-less socket be used. agent.ring_reassembly
+    repeats this loop: a change here belongs there too."""
     unpack_frame = _FRAME.unpack_from
     unpack_ipv4_tcp = _IPV4_TCP.unpack_from
     payload_offsets = _PAYLOAD_AT

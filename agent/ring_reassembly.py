@@ -3,12 +3,12 @@ the reassembler's in-order fast path, with no Frame in between (sans-IO: bytes i
 
 Under a flood nearly every frame is in-order data of a connection already followed. Read by
 agent.capture.frames_of_block and fed by agent.tcp.Reassembler.feed_frames, each such frame is
-built into a Frame tuple, appended to a list, iterated and unpacked again: about a tenth of the
-capture's CPU (bench/bench_hot_path.py). :meth:`RingReassembler.feed_block` is those two loops
-made one. It repeats both, line for line where it can: the frame parsing of frames_of_block
-(same refusals, same timestamps) and the loop body of feed_frames (same events, the same runs
-joined). tests/unit/test_ring_reassembly.py holds it to exactly what the two loops give, block
-by block, on drawn traffic; a change to either loop belongs here too.
+built into a Frame tuple, appended to a list, iterated and unpacked again: about 60 ns of the
+1.1 us a frame costs (bench/bench_hot_path.py). :meth:`RingReassembler.feed_block` is those
+two loops made one. It repeats both, line for line where it can: the frame parsing of
+frames_of_block (same refusals, same timestamps) and the loop body of feed_frames (same
+events, the same runs joined). tests/unit/test_ring_reassembly.py holds it to exactly what the
+two loops give, block by block, on drawn traffic; a change to either loop belongs here too.
 """
 
 from __future__ import annotations

@@ -145,7 +145,8 @@ class Reassembler:
         this loop: under a flood it is nearly every frame, and a call, a Segment and a list
         per frame were most of the capture's time. A run of such frames of one direction
         (a bulk transfer) becomes one DataReceived, up to ``_JOIN_UP_TO`` bytes, which spares
-        every later stage an event per segment; its pieces are joined once, when it ends."""
+        every later stage an event per segment; its pieces are joined once, when it ends.
+        agent.ring_reassembly repeats this loop's body: a change here belongs there too."""
         out: list[AnyEvent] = []
         append = out.append
         get = self._directions.get
