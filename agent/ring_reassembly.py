@@ -58,7 +58,8 @@ class RingReassembler(Reassembler):
         append = out.append
         get = self._directions.get
         move_to_end = self._live.move_to_end
-        join_up_to = tcp._JOIN_UP_TO
+        control = tcp._CONTROL
+        join_up_to = tcp._JOIN_UP_TO  # read here, as tests change it
         run_half: _Direction | None = None
         run = tcp._NO_EVENT
         run_pieces: list[bytes] | None = None
@@ -113,7 +114,7 @@ class RingReassembler(Reassembler):
             size = len(payload)
             fed += size
             half = get(key)
-            if half is None or flags & tcp._CONTROL or half.closed:
+            if half is None or flags & control or half.closed:
                 out += self._feed_slow(segment_of(key, seq, ack, flags, payload), half, ts, name)
                 run_half = None
                 continue
