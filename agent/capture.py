@@ -27,6 +27,7 @@ import socket
 import struct
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TypeAlias, TypeVar
 
 from agent import bpf
 from agent.errors import UserError
@@ -65,9 +66,20 @@ _SOCKADDR_LL = struct.Struct("=HHi12x")
 # Flags and fragment offset, time-to-live and protocol come as one number.
 _IPV4_TCP = struct.Struct("!BxHxxIxx12sIIBB")
 _IPV4_NO_OPTIONS = 0x45
+# Where the TCP payload starts in such a frame, by the byte that holds the TCP data offset:
+# one lookup instead of shifts and masks. An offset under 5 words (a header shorter than
+# TCP's 20 bytes) maps past any length, so that the length test refuses it too.
+_PAYLOAD_AT = tuple(20 + (byte >> 4) * 4 if byte >> 4 >= 5 else 1 << 31 for byte in range(256))
 _libc = ctypes.CDLL(None, use_errno=True)
 
 Captured = tuple[float, str, Segment]
+
+T = TypeVar("T")
+BlockParser: TypeAlias = Callable[
+    [mmap.mmap | bytes, int, int, Callable[[int], str], frozenset[int], list[T]], int
+]
+"""Reads the frames of a ring block into a list: (ring, offset of the first frame, frames,
+interface name by index, loopback indexes, out) -> frames cut short. See frames_of_block."""
 
 DEFAULT_BLOCK_COUNT = 64
 
@@ -153,10 +165,16 @@ class Capture:
     def read_frames(self, timeout: float, max_blocks: int = 8) -> list[Frame]:
         """The segments of the ring's ready blocks (at most ``max_blocks``, so that the caller
         gets control back regularly), waiting up to ``timeout`` seconds for one to be ready."""
+        return self.read_blocks(timeout, frames_of_block, max_blocks)
+
+    def read_blocks(self, timeout: float, parse: BlockParser[T], max_blocks: int = 8) -> list[T]:
+        """What ``parse`` makes of the ring's ready blocks, as :meth:`read_frames` reads them;
+        each block goes back to the kernel once parsed. ``parse`` has the signature of
+        :func:`frames_of_block` (agent.ring_reassembly reassembles a block as it reads it)."""
         ring = self._ring
         if not _BLOCK.unpack_from(ring, self._block * self._block_size)[0] & TP_STATUS_USER:
             self._poll.poll(max(0, int(timeout * 1000)))
-        frames: list[Frame] = []
+        out: list[T] = []
         for _ in range(max_blocks):
             base = self._block * self._block_size
             status, count, first = _BLOCK.unpack_from(ring, base)
@@ -164,12 +182,12 @@ class Capture:
                 break
             self.frames += count
             self.blocks += 1
-            self.truncated += frames_of_block(
-                ring, base + first, count, self._interface_name, self._loopbacks, frames
+            self.truncated += parse(
+                ring, base + first, count, self._interface_name, self._loopbacks, out
             )
             struct.pack_into("=I", ring, base + _BLOCK_STATUS_OFFSET, 0)  # back to the kernel
             self._block = (self._block + 1) % self._block_count
-        return frames
+        return out
 
     def read_batch(self, timeout: float, max_blocks: int = 8) -> list[Captured]:
         """What :meth:`read_frames` reads, as Segments: slower, for readers that want them."""
@@ -239,53 +257,61 @@ def frames_of_block(
     The common frame, IPv4 without options, is read here in one unpack that also yields its
     flow key; anything else goes to agent.packet.parse_ip, and both refuse the same frames.
     Loopback's outgoing copies are skipped: the filter already drops them, this keeps them out
-    should an interface be renamed or a filter-less socket be used."""
+    should an interface be renamed or a filter-less socket be used. agent.ring_reassembly
+    repeats this loop: a change here belongs there too."""
     unpack_frame = _FRAME.unpack_from
     unpack_ipv4_tcp = _IPV4_TCP.unpack_from
+    payload_offsets = _PAYLOAD_AT
     append = out.append
     truncated = 0
+    # What is worked out once per run of frames from one interface, or within one second,
+    # rather than per frame: the interface's name and whether it is a loopback; the second as
+    # a float, so that the timestamp takes one float addition (float(s) + n * 1e-9 is exactly
+    # what s + n * 1e-9 computes, for less).
     last_ifindex = -1
     name = ""
+    loopback = False
+    last_seconds = -1
+    whole_secs = 0.0
     for _ in range(count):
         following, seconds, nanos, snaplen, length, network, ifindex, pkttype = unpack_frame(
             ring, offset
         )
         start = offset + network
         offset += following
-        if pkttype == PACKET_OUTGOING and ifindex in loopbacks:
+        if ifindex != last_ifindex:
+            name = interface_name(ifindex)
+            loopback = ifindex in loopbacks
+            last_ifindex = ifindex
+        if loopback and pkttype == PACKET_OUTGOING:
             continue
         if snaplen < length:
             # Lost whole, whatever its IP header says: an offloaded super-packet's says 0, and
             # its captured part would read as a shorter segment with no sign of what is missing.
             truncated += 1
             continue
-        if ifindex != last_ifindex:
-            name = interface_name(ifindex)
-            last_ifindex = ifindex
+        if seconds != last_seconds:
+            whole_secs = float(seconds)
+            last_seconds = seconds
         if snaplen >= 40:
             version_ihl, total, fragment_proto, key, seq, ack, data_offset, flags = unpack_ipv4_tcp(
                 ring, start
             )
             if version_ihl == _IPV4_NO_OPTIONS:
                 # The same refusals as parse_ip, in as few tests as they fit: not TCP or a
-                # fragment (the time-to-live masked out), a TCP header under 20 bytes (its
-                # payload would begin before start + 40), a length past the captured bytes
-                # (zero: an offloaded super-packet, the captured length counts) or too short
-                # for the headers. Offsets, not lengths: the slice needs them anyway.
+                # fragment (the time-to-live masked out); a length too short for the headers
+                # (a TCP header under 20 bytes too, see _PAYLOAD_AT) or past the captured
+                # bytes (zero: an offloaded super-packet, the captured length counts).
                 if not total:
                     total = snaplen
-                begin = start + 20 + ((data_offset >> 2) & 0x3C)
-                end = start + total
-                if (
-                    fragment_proto & 0x3FFF00FF == PROTO_TCP
-                    and start + 40 <= begin <= end
-                    and total <= snaplen
-                ):
-                    append((seconds + nanos * 1e-9, name, key, seq, ack, flags, ring[begin:end]))
+                payload_at = payload_offsets[data_offset]
+                if fragment_proto & 0x3FFF00FF == PROTO_TCP and payload_at <= total <= snaplen:
+                    payload = ring[start + payload_at : start + total]
+                    append((whole_secs + nanos * 1e-9, name, key, seq, ack, flags, payload))
                 continue
         segment = parse_ip(ring, start, start + snaplen)
         if segment is not None:
-            append(frame_of(seconds + nanos * 1e-9, name, segment))
+            append(frame_of(whole_secs + nanos * 1e-9, name, segment))
     return truncated
 
 

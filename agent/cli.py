@@ -37,9 +37,9 @@ from agent.netns import (
 )
 from agent.node import NodeSniffer
 from agent.requests import AnyRequest
+from agent.ring_reassembly import RingReassembler
 from agent.server import AgentInfo, EventServer, RequestHandler
 from agent.sniffer import Sniffer
-from agent.tcp import Reassembler
 from agent.wire import TOKEN_ENV
 from agent.workers import CaptureWorkers, default_worker_count
 
@@ -308,7 +308,8 @@ def run(options: AgentOptions) -> int:
 
 def _in_process(capture: Capture, ports: Sequence[int]) -> StartCapture:
     def start(journal: Journal, on_failure: FailureCallback) -> CaptureRunner:
-        sniffer = Sniffer(capture, Reassembler(frozenset(ports)), journal, on_failure=on_failure)
+        reassembler = RingReassembler(frozenset(ports))
+        sniffer = Sniffer(capture, reassembler, journal, on_failure=on_failure)
         sniffer.start()
         return sniffer
 

@@ -37,8 +37,13 @@ class Struct:
     __struct_tag__: ClassVar[str | None] = None
 
     def __init_subclass__(
-        cls, tag_field: str | None = None, tag: str | None = None, kw_only: bool = False
+        cls,
+        tag_field: str | None = None,
+        tag: str | None = None,
+        kw_only: bool = False,
+        gc: bool = True,
     ) -> None:
+        # ``gc`` is accepted for msgspec's sake only: plain Python objects are always tracked.
         if tag_field is not None:
             cls.__struct_tag_field__ = tag_field
         cls.__struct_tag__ = tag

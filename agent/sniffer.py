@@ -12,7 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from mmap import mmap
+from typing import Protocol, runtime_checkable
 
 from agent.errors import UserError
 from agent.events import AnyEvent, Stats
@@ -55,6 +56,45 @@ class StreamReassembler(Protocol):
     def expire(self, now: float) -> list[AnyEvent]: ...
 
     def close_all(self, now: float) -> list[AnyEvent]: ...
+
+
+class BlockParser(Protocol):
+    """Reads a capture ring block's frames into ``out`` (agent.capture.BlockParser)."""
+
+    def __call__(
+        self,
+        ring: mmap | bytes,
+        offset: int,
+        count: int,
+        interface_name: Callable[[int], str],
+        loopbacks: frozenset[int],
+        out: list[AnyEvent],
+    ) -> int: ...
+
+
+@runtime_checkable
+class BlockSource(SegmentSource, Protocol):
+    """A source that hands its ring blocks to a parser (agent.capture.Capture)."""
+
+    def read_blocks(self, timeout: float, parse: BlockParser) -> list[AnyEvent]: ...
+
+
+@runtime_checkable
+class BlockReassembler(StreamReassembler, Protocol):
+    """A reassembler that reads ring blocks itself (agent.ring_reassembly.RingReassembler):
+    with a BlockSource, frames go from the ring to events in one loop."""
+
+    segments: int
+
+    def feed_block(
+        self,
+        ring: mmap | bytes,
+        offset: int,
+        count: int,
+        interface_name: Callable[[int], str],
+        loopbacks: frozenset[int],
+        out: list[AnyEvent],
+    ) -> int: ...
 
 
 class EventSink(Protocol):
@@ -117,14 +157,35 @@ class Sniffer:
             if self._on_failure is not None:
                 self._on_failure(error)
 
-    def _capture_until_stopped(self) -> None:
-        source, reassembler, journal = self._source, self._reassembler, self._journal
+    def _read_events(self) -> Callable[[], list[AnyEvent]]:
+        """How the loop reads the capture, once per turn, as events: straight from the ring
+        blocks when both ends can (see agent.ring_reassembly), else frames, then reassembled."""
+        source, reassembler = self._source, self._reassembler
+        if isinstance(source, BlockSource) and isinstance(reassembler, BlockReassembler):
+            read_blocks, feed_block = source.read_blocks, reassembler.feed_block
+
+            def read_blocks_as_events() -> list[AnyEvent]:
+                before = reassembler.segments
+                events = read_blocks(READ_TIMEOUT, feed_block)
+                self.packets += reassembler.segments - before
+                return events
+
+            return read_blocks_as_events
         read_frames, feed_frames = source.read_frames, reassembler.feed_frames
+
+        def read_frames_as_events() -> list[AnyEvent]:
+            frames = read_frames(READ_TIMEOUT)
+            self.packets += len(frames)
+            return feed_frames(frames)
+
+        return read_frames_as_events
+
+    def _capture_until_stopped(self) -> None:
+        reassembler, journal = self._reassembler, self._journal
+        read_events = self._read_events()
         next_tick = self._clock() + self._stats_interval
         while not self._stopping.is_set():
-            frames = read_frames(READ_TIMEOUT)
-            events = feed_frames(frames)
-            self.packets += len(frames)
+            events = read_events()
             now = self._clock()
             if now >= next_tick:
                 events += reassembler.expire(now)

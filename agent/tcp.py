@@ -70,13 +70,16 @@ class _Direction(ByteStream):
     and the opposite direction. It extends the stream rather than holding one, so that the
     per-frame fast path reads both kinds of slot on one object, with no hop between."""
 
-    __slots__ = ("conn", "key", "peer")
+    __slots__ = ("closed", "conn", "key", "peer")
 
     def __init__(self, conn: _Connection, direction: Direction, key: FlowKey) -> None:
         super().__init__(conn.id, direction)
         self.conn = conn
         self.key = key
         self.peer: _Direction = self
+        # The connection's state, kept here too: the per-frame fast path tests it on every
+        # segment, and one attribute is cheaper than two.
+        self.closed = False
 
 
 class _Connection:
@@ -142,7 +145,8 @@ class Reassembler:
         this loop: under a flood it is nearly every frame, and a call, a Segment and a list
         per frame were most of the capture's time. A run of such frames of one direction
         (a bulk transfer) becomes one DataReceived, up to ``_JOIN_UP_TO`` bytes, which spares
-        every later stage an event per segment; its pieces are joined once, when it ends."""
+        every later stage an event per segment; its pieces are joined once, when it ends.
+        agent.ring_reassembly repeats this loop's body: a change here belongs there too."""
         out: list[AnyEvent] = []
         append = out.append
         get = self._directions.get
@@ -156,7 +160,7 @@ class Reassembler:
             size = len(payload)
             fed += size
             half = get(key)
-            if half is None or flags & _CONTROL or half.conn.closed:
+            if half is None or flags & _CONTROL or half.closed:
                 out += self._feed_slow(
                     segment_of(key, seq, ack, flags, payload), half, ts, interface
                 )
@@ -232,8 +236,12 @@ class Reassembler:
     ) -> list[AnyEvent]:
         seq, ack, flags, payload = segment[4:]
         out: list[AnyEvent] = []
-        if half is not None and half.conn.closed and not flags & SYN:
-            return out  # a late segment of a connection that has ended
+        if half is not None and half.conn.closed:
+            if not flags & SYN:
+                return out  # a late segment of a connection that has ended
+            # A SYN may start a new connection on the tuple; to everything below, the ended
+            # one is no longer there (a reset with it must not close it a second time).
+            half = None
         if flags & RST:
             if half is not None:
                 self._close(half.conn, "rst", ts, out, linger=True)
@@ -352,6 +360,7 @@ class Reassembler:
     ) -> None:
         for half in (conn.client, conn.server):
             self._streams.end(half, ts, out)
+            half.closed = True
         conn.closed = True
         del self._live[conn.id]
         out.append(ConnectionClosed(ts=ts, conn=conn.id, reason=reason))

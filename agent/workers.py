@@ -33,8 +33,8 @@ from types import FrameType
 from agent.capture import Capture
 from agent.errors import UserError
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived, Gap, Stats
+from agent.ring_reassembly import RingReassembler
 from agent.sniffer import STATS_INTERVAL, EventSink, Sniffer
-from agent.tcp import Reassembler
 from agent.wire import decode_batch, encode_batch
 
 log = logging.getLogger("agent.workers")
@@ -277,7 +277,7 @@ def _work(
         if other != index:
             capture.close()
     capture = captures[index]
-    reassembler = Reassembler(ports)
+    reassembler = RingReassembler(ports)
     sniffer = Sniffer(capture, reassembler, PipeSink(writer), stats_interval=stats_interval)
     sniffer.start()
     while sniffer.running and not stopping.wait(0.2):

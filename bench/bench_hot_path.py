@@ -14,7 +14,14 @@ printed as a multiple of it, and both per request (frames per request counted in
 recording). tcpdump does no reassembly and no encoding: the ratio is what podtap's pure-Python
 path costs over a C capture loop that only copies frames out.
 
+With ``--sink journal`` the Sniffer appends to a Journal instead, as the agent does when it
+captures in its own process (below four cores: agent.workers.default_worker_count), and a
+reader thread drains the journal as the server does for one client (reads of
+agent.server.BATCH_EVENTS and BATCH_BYTES, each encoded with agent.wire); the figure is then
+the CPU of both threads per frame.
+
     .venv/bin/python bench/bench_hot_path.py [--runs 7] [--fill 1] [--save F | --load F]
+        [--sink pipe|journal]
 
 --save keeps the recorded blocks in a file and --load replays them instead of recording, so
 that two versions of the code can be compared on the very same frames.
@@ -35,18 +42,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import Pipe
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agent.capture import TP_STATUS_USER, Capture, frames_of_block
 from agent.cli import raise_young_collection_threshold
+from agent.journal import Journal
 from agent.netns import named_namespace
 from agent.packet import Frame
-from agent.sniffer import Sniffer
-from agent.tcp import Reassembler
+from agent.ring_reassembly import RingReassembler
+from agent.server import BATCH_BYTES, BATCH_EVENTS
+from agent.sniffer import EventSink, Sniffer
+from agent.wire import encode_batch
 from agent.workers import PipeSink
 from bench.bench_capture import PORT, TCPDUMP_FILTER, nginx, wrk
 from bench.bench_dump import cpu_seconds
@@ -133,22 +145,30 @@ def frames_per_request(recording: Recording) -> float:
     return len(frames) / requests if requests else float("nan")
 
 
-def replay(blocks: list[bytes], names: dict[int, str]) -> tuple[float, int]:
-    """(microseconds of CPU per frame, frames) for one pass over ``blocks``."""
+def replay(blocks: list[bytes], names: dict[int, str], sink: str = "pipe") -> tuple[float, int]:
+    """(microseconds of CPU per frame, frames) for one pass over ``blocks``, with the events
+    sent down a pipe (a capture worker) or journaled and read back (the agent's own capture)."""
     capture = ReplayedCapture(blocks, names)
     total = sum(struct.unpack_from("=12xI", block)[0] for block in blocks)
-    reader, writer = Pipe(duplex=False)
+    events: EventSink
+    reader_cpu: list[float] = []  # what the journal's reader spent, once it has ended
+    if sink == "journal":
+        journal = Journal()
+        appended, done = threading.Event(), threading.Event()
+        journal.set_listener(appended.set)
+        drain = _journal_reader(journal, appended, done, reader_cpu)
+        events = journal
 
-    def discard() -> None:
-        try:
-            while True:
-                reader.recv_bytes()
-        except EOFError:
-            pass
+        def finish() -> None:
+            done.set()
+            appended.set()
 
-    discarding = threading.Thread(target=discard, daemon=True)
-    discarding.start()
-    sniffer = Sniffer(capture, Reassembler(frozenset({PORT})), PipeSink(writer))
+    else:
+        reader, writer = Pipe(duplex=False)
+        events, drain, finish = PipeSink(writer), _discarder(reader), writer.close
+    draining = threading.Thread(target=drain, daemon=True)
+    draining.start()
+    sniffer = Sniffer(capture, RingReassembler(frozenset({PORT})), events)
     sniffer.start()
     (thread,) = [t for t in threading.enumerate() if t.name == "podtap-capture"]
     assert thread.ident is not None
@@ -157,9 +177,45 @@ def replay(blocks: list[bytes], names: dict[int, str]) -> tuple[float, int]:
         time.sleep(0.01)
     elapsed = time.clock_gettime(clock)
     sniffer.stop()
-    writer.close()
-    discarding.join(5)
+    finish()
+    draining.join(5)
+    # The pipe's reader stands for the main process; a journal's reader is the agent's own.
+    elapsed += sum(reader_cpu)
     return elapsed / total * 1e6, total
+
+
+def _discarder(reader: Connection) -> Callable[[], None]:
+    def discard() -> None:
+        try:
+            while True:
+                reader.recv_bytes()
+        except EOFError:
+            pass
+
+    return discard
+
+
+def _journal_reader(
+    journal: Journal, appended: threading.Event, done: threading.Event, cpu: list[float]
+) -> Callable[[], None]:
+    """What the server does for one client: read batches after its cursor and encode them,
+    until ``done`` and nothing is left; its CPU time then goes to ``cpu``."""
+
+    def read() -> None:
+        cursor = 0
+        while True:
+            events = journal.read(cursor, BATCH_EVENTS, BATCH_BYTES)
+            if events:
+                cursor = events[-1].seq
+                encode_batch(events)
+            elif done.is_set():
+                break
+            else:
+                appended.wait(0.1)
+                appended.clear()
+        cpu.append(time.thread_time())
+
+    return read
 
 
 def main() -> int:
@@ -168,6 +224,12 @@ def main() -> int:
     parser.add_argument("--fill", type=float, default=1.0, help="seconds of flood to capture")
     parser.add_argument("--save", type=Path, help="keep the recorded ring blocks here")
     parser.add_argument("--load", type=Path, help="replay blocks saved earlier")
+    parser.add_argument(
+        "--sink",
+        choices=("pipe", "journal"),
+        default="pipe",
+        help="pipe: a capture worker's path; journal: the agent capturing in its own process",
+    )
     args = parser.parse_args()
     raise_young_collection_threshold()  # as the agent does before it forks its workers
     if args.load:
@@ -181,14 +243,19 @@ def main() -> int:
             args.save.write_bytes(pickle.dumps(saved))
     costs = []
     for _ in range(args.runs):
-        cost, frames = replay(recording.blocks, recording.names)
+        cost, frames = replay(recording.blocks, recording.names, args.sink)
         costs.append(cost)
         print(f"  {frames} frames: {cost:.2f} us/frame", file=sys.stderr, flush=True)
     best, median = min(costs), statistics.median(costs)
     tcpdump = recording.tcpdump_us_per_frame
     per_request = frames_per_request(recording)
+    path = (
+        "capture worker path (read, parse, reassemble, encode)"
+        if args.sink == "pipe"
+        else "agent's own capture (read, parse, reassemble, journal, read back, encode)"
+    )
     print(
-        f"capture worker path (read, parse, reassemble, encode): {best:.2f} us of CPU per "
+        f"{path}: {best:.2f} us of CPU per "
         f"frame at best, {median:.2f} median of {args.runs}; {1e6 / best:,.0f} frames per "
         "CPU second"
     )

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.events import AnyEvent, ConnectionOpened, DataReceived, EventsLost
+from agent.events import (
+    AnyEvent,
+    ConnectionClosed,
+    ConnectionOpened,
+    DataReceived,
+    EventsLost,
+    Gap,
+    Stats,
+)
 from agent.journal import AppendSignal, Journal
+from agent.wire import decode_batch, encode_batch
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -209,3 +219,40 @@ async def test_a_reader_on_the_loop_gets_everything_a_capture_thread_appends() -
     thread.join()
     assert received == list(range(1, batches * per_batch + 1))
     assert wakes <= batches
+
+
+def test_journaled_events_stay_out_of_the_cyclic_collector() -> None:
+    """Under a flood the capture makes an event per segment: were events allocated by the
+    cyclic collector, each would count towards its next young pass, which then walks every
+    young object (and older passes the journal). They hold no containers, so they can never be
+    part of a cycle: built here or decoded from the wire, none is counted."""
+    stats = Stats(
+        ts=1.0,
+        packets=1,
+        bytes=1,
+        kernel_packets=1,
+        kernel_drops=0,
+        open_connections=0,
+        gaps=0,
+        gap_bytes=0,
+    )
+    kinds = [
+        opened(0),
+        data(10),
+        Gap(ts=1.0, conn=0, direction="out", length=5),
+        ConnectionClosed(ts=1.0, conn=0, reason="fin"),
+        stats,
+        EventsLost(ts=1.0, first_seq=1, count=1, reason="journal"),
+    ]
+    message = encode_batch(kinds * 100)
+    gc.disable()
+    try:
+        before = gc.get_count()[0]
+        built = [data(10) for _ in range(300)] + [opened(conn) for conn in range(300)]
+        decoded = decode_batch(message)
+        counted = gc.get_count()[0] - before
+    finally:
+        gc.enable()
+    assert len(built) == len(decoded) == 600
+    # The two lists themselves are counted, and a few objects of the interpreter's own.
+    assert counted < 20, counted

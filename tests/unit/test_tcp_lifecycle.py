@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived, Gap
-from agent.packet import ACK, FIN, PSH, Segment
+from agent.packet import ACK, FIN, PSH, RST, SYN, Segment
 from agent.tcp import Limits, Reassembler
 from tests.unit.tcp_traffic import MASK, SERVER_PORT, Flow, Transcript
 
@@ -144,6 +144,23 @@ def test_rst_flushes_what_is_buffered_and_closes() -> None:
 def test_rst_for_an_unknown_connection_is_ignored() -> None:
     tap = Tap()
     assert tap(Flow().rst("in", 0)) == []
+
+
+@pytest.mark.parametrize("flags", [RST, SYN | RST, SYN | RST | ACK])
+def test_a_reset_after_the_connection_closed_is_ignored(flags: int) -> None:
+    """A closed tuple lingers; a reset on it, even one that also carries SYN (which routes it
+    past the check for late segments), must not close the connection a second time."""
+    flow = Flow()
+    tap = Tap()
+    tap.handshake(flow)
+    tap.exchange(flow)
+    tap(
+        flow.fin("in", len(REQUEST), len(RESPONSE)),
+        flow.fin("out", len(RESPONSE), len(REQUEST) + 1),
+    )
+    assert tap(flow.rst("in", len(REQUEST) + 1)._replace(flags=flags)) == []
+    assert [e.reason for e in tap.transcript.closed()] == ["fin"]
+    assert tap.reassembler.open_connections == 0
 
 
 def test_the_first_copy_of_a_byte_wins_over_a_different_retransmission() -> None:
