@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import select
 import subprocess
 from argparse import Namespace
 
@@ -67,12 +68,24 @@ def test_dump_escapes_when_stdout_is_a_terminal(terminal: bool) -> None:
             assert isinstance(writer, TextWriter)
             writer.write(escape_script().updates())
         reader = controller if terminal else read_end
-        written = os.read(reader, 65536)
+        written = everything_written(reader)
     finally:
         for fd in (controller, device, read_end, write_end):
             os.close(fd)
     assert (b"\x1b" in written) is not terminal
     assert (b"\\x1b]0;pwned\\x07" in written) is terminal
+
+
+def everything_written(fd: int) -> bytes:
+    """What the other end of ``fd`` wrote (it is still open): a terminal hands it over in
+    pieces, so one read may return only the first."""
+    pieces = []
+    while select.select([fd], [], [], 0.5)[0]:
+        piece = os.read(fd, 65536)
+        if not piece:
+            break
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
 def test_copy_as_curl_holds_no_control_character_and_sends_the_same_bytes() -> None:
