@@ -72,10 +72,14 @@ class FrozenSurvivors:
         self._thresholds: tuple[int, int, int] | None = None
         self._frozen_at = 0.0
         self._swept_at = 0.0
-        self._frozen_since_sweep = 0
-        """Objects frozen since the last sweep, counted as they are frozen: CPython's own count
-        (``gc.get_freeze_count``) walks the frozen heap, 170 ms with a million objects, with
-        every thread of the app stopped."""
+        self._frozen_after_sweep = 0
+        self._growth_bound = 0
+        """At least how much the frozen heap has grown since the last sweep: what was frozen,
+        counted as it is frozen. Frozen objects that die leave the heap uncounted (at the caps,
+        evicted exchanges, tens of thousands a second), so the true growth is far less; but
+        CPython counts the frozen heap only by walking it (``gc.get_freeze_count``, 170-400 ms
+        at the caps, every thread stopped), so the walk waits until this bound says the growth
+        may have reached the threshold."""
 
     @property
     def active(self) -> bool:
@@ -89,7 +93,8 @@ class FrozenSurvivors:
         gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
         self._swept_at = self.clock()
         self._freeze()
-        self._frozen_since_sweep = 0  # what start-up made lives as long as the app
+        self._frozen_after_sweep = gc.get_freeze_count()  # once, at start-up
+        self._growth_bound = 0
 
     def tend(self, quiet_for: float = 0.0) -> None:
         """Freeze or sweep if it is time; ``quiet_for``: seconds since the last key."""
@@ -100,10 +105,17 @@ class FrozenSurvivors:
         if sweep_due and quiet_for >= SWEEP_AFTER_QUIET:
             self._sweep()
         elif now - self._frozen_at >= self.interval:
-            if sweep_due and self._frozen_since_sweep >= self.sweep_after_growth:
+            if sweep_due and self._grown_since_sweep() >= self.sweep_after_growth:
                 self._sweep()
             else:
                 self._freeze()
+
+    def _grown_since_sweep(self) -> int:
+        if self._growth_bound < self.sweep_after_growth:
+            return self._growth_bound  # cannot have grown enough: no walk
+        grown = gc.get_freeze_count() - self._frozen_after_sweep
+        self._growth_bound = grown  # the bound starts again from the true figure
+        return grown
 
     def stop(self) -> None:
         if self._thresholds is None:
@@ -118,7 +130,7 @@ class FrozenSurvivors:
         gc.collect()
         # After a full pass every survivor not frozen yet is in the oldest generation: what is
         # about to be frozen, listed at the cost of those few objects only.
-        self._frozen_since_sweep += len(gc.get_objects(generation=2))
+        self._growth_bound += len(gc.get_objects(generation=2))
         gc.freeze()
         self.freezes += 1
         self._frozen_at = self.clock()
@@ -128,4 +140,5 @@ class FrozenSurvivors:
         self._freeze()
         self.sweeps += 1
         self._swept_at = self._frozen_at
-        self._frozen_since_sweep = 0
+        self._frozen_after_sweep = gc.get_freeze_count()  # part of a sweep's pause anyway
+        self._growth_bound = 0
