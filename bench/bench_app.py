@@ -431,9 +431,8 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
     p95 = latencies[int(len(latencies) * 0.95) - 1]
     print(
         f"keystroke to screen: {typist.sent} keys pressed {KEY_INTERVAL * 1000:.0f} ms apart "
-        " on average"
-        f"from their own thread, {len(latencies)} drawn: p50 {p50:.1f} ms, p95 {p95:.1f} ms, "
-        f"max {latencies[-1]:.1f} ms"
+        f"on average from their own thread, {len(latencies)} drawn: p50 {p50:.1f} ms, "
+        f"p95 {p95:.1f} ms, max {latencies[-1]:.1f} ms"
     )
     print(
         f"loop CPU per keystroke: p50 {statistics.median(cpu_costs):.1f} ms, "
