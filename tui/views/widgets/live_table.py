@@ -146,7 +146,9 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         self._strips: dict[tuple[tuple[Cell, ...], int, Style, bool], Strip] = {}
         self._drawn: dict[int, Line] = {}
         """What each line of the screen showed when it was last rendered."""
-        self._replacing_rows = False
+        self._comparing_after = False
+        """Set while rows, cursor and scroll change in several steps: the lines are compared
+        once, after the last, not on each scroll."""
 
     # -- what the owner calls -------------------------------------------------------------
 
@@ -187,7 +189,7 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         if not stick_to_first and self._cursor_key is not None:
             found = self._index_of(self._cursor_key, hint=old_index)
             index = min(old_index, max(len(rows) - 1, 0)) if found is None else found
-        self._replacing_rows = True  # the lines are compared once, below, not per scroll
+        self._comparing_after = True
         try:
             self.set_content_height(len(rows) + 1, repaint=False)
             if stick_to_first:
@@ -197,7 +199,7 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
                 self.scroll_to(y=self.scroll_y + index - old_index, animate=False, immediate=True)
             self._place_cursor(index, by_data=True)
         finally:
-            self._replacing_rows = False
+            self._comparing_after = False
         self.refresh_rows()
 
     def refresh_rows(self) -> None:
@@ -268,7 +270,7 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
 
     def _scrolled(self) -> None:
         # Textual redraws every line of a scrolled view; here only the lines that differ.
-        if not self._replacing_rows:
+        if not self._comparing_after:
             self.refresh_rows()
 
     def _line(self, y: int) -> Line:
@@ -403,8 +405,12 @@ class LiveTable(LineScrollView, Generic[RowT, KeyT], can_focus=True):
         """Scroll if the cursor left the screen, and redraw the lines that changed."""
         top = int(self.scroll_y)
         height = self._body_height
-        if self._cursor < top:
-            self.scroll_to(y=self._cursor, animate=False, immediate=True)
-        elif self._cursor >= top + height:
-            self.scroll_to(y=self._cursor - height + 1, animate=False, immediate=True)
+        self._comparing_after = True
+        try:
+            if self._cursor < top:
+                self.scroll_to(y=self._cursor, animate=False, immediate=True)
+            elif self._cursor >= top + height:
+                self.scroll_to(y=self._cursor - height + 1, animate=False, immediate=True)
+        finally:
+            self._comparing_after = False
         self.refresh_rows()
