@@ -385,6 +385,7 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         cpu_started = time.process_time()
         typist = Typist(app, threading.get_ident(), seconds)
         passes.durations.clear()  # the pass over a prefilled store at start-up is set-up too
+        blocks_started = sys.getallocatedblocks()
         typist.start()
         # The RSS ten times over the run: flat once the store is at its caps, or it leaks.
         rss_over_run: list[float] = []
@@ -398,6 +399,7 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         # What was frozen and has become cyclic garbage since: never collected while the app
         # runs (the price of freezing survivors).
         gc.collect()
+        blocks_ended = sys.getallocatedblocks()
         gc.unfreeze()
         if os.environ.get("BENCH_GARBAGE_TYPES"):
             gc.set_debug(gc.DEBUG_SAVEALL)
@@ -410,6 +412,7 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
             )
             gc.garbage.clear()
             gc.set_debug(0)
+        garbage_blocks = blocks_ended - sys.getallocatedblocks()
         offered = session.exchanges - prefill
         decoded = store.exchange_count + store.dropped_exchanges - prefill
         print(
@@ -454,6 +457,12 @@ async def run(seconds: float, rate: int, prefill: int) -> None:
         )
     print(
         f"collector: {passes.summary()}; {frozen_garbage:,} objects of cyclic garbage were frozen"
+    )
+    gained = blocks_ended - blocks_started
+    print(
+        f"heap: {gained:+,} blocks while keys were pressed ({gained / elapsed:+,.0f}/s), "
+        f"{garbage_blocks:,} of them frozen garbage; {app.collector.sweeps} sweeps "
+        f"(one is due once the heap has gained {app.collector.sweep_after_growth:,})"
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

@@ -13,13 +13,14 @@ What the screen draws is another matter: Textual's rendered lines refer to thems
 line that was on screen (or in a cache) when a freeze came, and is dropped later, is garbage
 no pass reaches. That is what the sweep is for: everything thawed and collected at once, at
 most once a SWEEP_INTERVAL, once the keyboard has been quiet for SWEEP_AFTER_QUIET, or, for
-someone who never stops typing, once the frozen heap has grown by SWEEP_AFTER_GROWTH objects
+someone who never stops typing, once the heap has grown by SWEEP_AFTER_GROWTH blocks of memory
 (the one pause, of up to two seconds, that bounds the memory).
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Callable
 
@@ -39,13 +40,22 @@ store full)."""
 SWEEP_AFTER_QUIET = 5.0
 """Seconds without a key before a sweep may start: someone reading the screen, not typing."""
 
-SWEEP_AFTER_GROWTH = 3_000_000
-"""Objects the frozen heap may gain since the last sweep before one is due, keys or not. A
-sweep with the store at its caps stops the screen for about two seconds, so it must not come
-while someone types; but memory must stay bounded for someone who never stops. Filling the
-store adds about 800,000 objects, and the screen's frozen garbage about 2,500 a second at
-2,000 exchanges/s: this is reached after about 20 minutes of typing without a five-second
-pause, with some 300 MB of garbage held at most."""
+SWEEP_AFTER_GROWTH = 6_000_000
+"""Blocks of memory the heap may gain since the last sweep before one is due, keys or not
+(``sys.getallocatedblocks``: Python's small allocations, where every object the collector
+tracks lives, with most of what they hold). A sweep with the store at its caps stops the
+screen for about two seconds, so it must not come while someone types; but memory must stay
+bounded for someone who never stops. Filling the store to its caps adds about three million
+blocks (two for 100,000 exchanges, one for 10,000 connections), and the screen's frozen
+garbage about 3,500 a second at 2,000 exchanges/s: this is reached after about 15 minutes of
+typing without a five-second pause.
+
+Memory is counted rather than frozen objects because CPython counts those only by walking
+every one of them (``gc.get_freeze_count``), with every thread stopped: 170-400 ms at the
+caps, a stall as bad as the passes freezing avoids. It counts blocks from its allocator's
+pools instead, in a tenth of a millisecond. And what is counted is what matters: frozen
+objects that die (evicted exchanges, tens of thousands a second at the caps) give their memory
+back, so the count follows what the heap holds."""
 
 YOUNG_THRESHOLD = 10_000
 """Allocations between two passes over the youngest generation (CPython's default is 700):
@@ -72,14 +82,7 @@ class FrozenSurvivors:
         self._thresholds: tuple[int, int, int] | None = None
         self._frozen_at = 0.0
         self._swept_at = 0.0
-        self._frozen_after_sweep = 0
-        self._growth_bound = 0
-        """At least how much the frozen heap has grown since the last sweep: what was frozen,
-        counted as it is frozen. Frozen objects that die leave the heap uncounted (at the caps,
-        evicted exchanges, tens of thousands a second), so the true growth is far less; but
-        CPython counts the frozen heap only by walking it (``gc.get_freeze_count``, 170-400 ms
-        at the caps, every thread stopped), so the walk waits until this bound says the growth
-        may have reached the threshold."""
+        self._blocks_after_sweep = 0
 
     @property
     def active(self) -> bool:
@@ -93,8 +96,7 @@ class FrozenSurvivors:
         gc.set_threshold(YOUNG_THRESHOLD, middle, oldest)
         self._swept_at = self.clock()
         self._freeze()
-        self._frozen_after_sweep = gc.get_freeze_count()  # once, at start-up
-        self._growth_bound = 0
+        self._blocks_after_sweep = sys.getallocatedblocks()
 
     def tend(self, quiet_for: float = 0.0) -> None:
         """Freeze or sweep if it is time; ``quiet_for``: seconds since the last key."""
@@ -105,17 +107,14 @@ class FrozenSurvivors:
         if sweep_due and quiet_for >= SWEEP_AFTER_QUIET:
             self._sweep()
         elif now - self._frozen_at >= self.interval:
-            if sweep_due and self._grown_since_sweep() >= self.sweep_after_growth:
+            if sweep_due and self.grown_since_sweep() >= self.sweep_after_growth:
                 self._sweep()
             else:
                 self._freeze()
 
-    def _grown_since_sweep(self) -> int:
-        if self._growth_bound < self.sweep_after_growth:
-            return self._growth_bound  # cannot have grown enough: no walk
-        grown = gc.get_freeze_count() - self._frozen_after_sweep
-        self._growth_bound = grown  # the bound starts again from the true figure
-        return grown
+    def grown_since_sweep(self) -> int:
+        """Blocks of memory the heap has gained since the last sweep (or the start)."""
+        return sys.getallocatedblocks() - self._blocks_after_sweep
 
     def stop(self) -> None:
         if self._thresholds is None:
@@ -128,9 +127,6 @@ class FrozenSurvivors:
         # Collect first: cyclic garbage frozen now would never be collected. Only what is not
         # frozen yet is walked, so this pass is as short as the interval is.
         gc.collect()
-        # After a full pass every survivor not frozen yet is in the oldest generation: what is
-        # about to be frozen, listed at the cost of those few objects only.
-        self._growth_bound += len(gc.get_objects(generation=2))
         gc.freeze()
         self.freezes += 1
         self._frozen_at = self.clock()
@@ -140,5 +136,4 @@ class FrozenSurvivors:
         self._freeze()
         self.sweeps += 1
         self._swept_at = self._frozen_at
-        self._frozen_after_sweep = gc.get_freeze_count()  # part of a sweep's pause anyway
-        self._growth_bound = 0
+        self._blocks_after_sweep = sys.getallocatedblocks()
