@@ -4,14 +4,18 @@ confirmation of what was written, and that file opened again shows the same view
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.ui.driving import SIZE, fed, screen_text, shop_app
+from tests.ui.driving import SIZE, fed, frozen_clock, screen_text, shop_app
+from tests.ui.fakes import request, response, shop_script
 from tui.model.store import Store
-from tui.sources.recording import read_updates
+from tui.output.jsonl import JsonLinesWriter, RecordingHeader
+from tui.sources.recording import RecordingSession, read_updates
+from tui.views.app import PodtapApp
 from tui.views.screens.main import MainScreen
 from tui.views.screens.write_file import WriteFileScreen
 
@@ -136,3 +140,36 @@ async def test_a_written_pcap_is_followed_by_tshark(tmp_path: Path) -> None:
         await pilot.press("enter")
         await pilot.pause()
     assert len(tshark_uris(path)) == 14
+
+
+async def test_a_view_written_to_pcap_says_what_it_leaves_out(tmp_path: Path) -> None:
+    # A stranger's recording: the shop's traffic, and a connection whose client is no address.
+    script = shop_script()
+    script.open(70, "client.example", 45000)
+    script.exchange(70, request("GET", "/odd"), response(200, b"ok"))
+    recording = tmp_path / "stranger.jsonl"
+    with recording.open("wb") as stream:
+        JsonLinesWriter(stream, RecordingHeader("0.1.0", "netns/shop", [8080])).write(
+            script.updates()
+        )
+    path = tmp_path / "view.pcap"
+    app = PodtapApp(RecordingSession(recording, []), clock=frozen_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("w")
+        await pilot.pause()
+        app.screen.path_input.value = str(path)  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await pilot.pause()
+        messages = [str(n.message) for n in app._notifications]
+    lost = len(request("GET", "/odd")) + len(response(200, b"ok"))
+    # Three events: the view is replayed with a message's last byte on its own (its own time).
+    assert (
+        f"Wrote 15 exchanges on 10 connections to {path} (PCAP); it leaves out 1 connection and "
+        f"{lost} bytes of data (3 events) it cannot show as TCP packets (an address or port no "
+        "packet can carry, or a connection it never saw open): write .jsonl to keep them."
+    ) in messages, messages
+    # The rest is all there, for podtap and for tshark alike.
+    assert len(exchanges_of(reopened(path))) == 14
+    if shutil.which("tshark"):
+        assert len(tshark_uris(path)) == 14

@@ -22,8 +22,10 @@ from tests.ui.fakes import Script, request, response, shop_script
 from tui.model.store import Store
 from tui.model.timestamps import LATEST
 from tui.model.updates import AgentEvent
+from tui.output.jsonl import RecordingHeader
 from tui.output.pcap import SEGMENT_SIZE, PcapFileWriter
 from tui.output.pcap_reading import guess_server_ports, ip_offset, read_pcap
+from tui.output.recording import Recording
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -124,6 +126,99 @@ def test_openings_a_pcap_cannot_show_and_impossible_times_are_no_crash(tmp_path:
     packets = rdpcap(str(path))
     assert len(packets) == 3 + 1 + 4  # connection 4's handshake, request, and four bytes
     assert [float(p.time) for p in packets[-4:]] == [0.0, 0.0, LATEST, LATEST]
+
+
+UNSHOWABLE = [
+    ("not an address", {"client": "not an address"}),
+    ("IPv4 to IPv6", {"server": "fd00:7a9::2"}),
+    ("no such port", {"client_port": 70_000}),
+    ("a negative port", {"server_port": -1}),
+]
+
+
+@pytest.mark.parametrize("changes", [c for _, c in UNSHOWABLE], ids=[i for i, _ in UNSHOWABLE])
+def test_an_opening_a_pcap_cannot_show_is_counted_with_its_data(changes: dict[str, Any]) -> None:
+    opening: dict[str, Any] = {
+        "ts": 1.0,
+        "conn": 1,
+        "client": "198.18.0.1",
+        "client_port": 40000,
+        "server": "198.18.0.2",
+        "server_port": 8080,
+    }
+    stream = io.BytesIO()
+    writer = PcapFileWriter(stream)
+    writer.write("local", ConnectionOpened(**{**opening, **changes}))
+    writer.write("local", DataReceived(ts=1.1, conn=1, direction="in", data=b"GET / HTTP/1.1\r\n"))
+    writer.write("local", Gap(ts=1.2, conn=1, direction="out", length=100))
+    writer.write("local", DataReceived(ts=1.3, conn=1, direction="out", data=b"tail"))
+    writer.write("local", ConnectionClosed(ts=1.4, conn=1, reason="fin"))
+    assert (writer.packets, len(stream.getvalue())) == (0, 24)
+    counts = (writer.connections_left_out, writer.data_events_left_out, writer.bytes_left_out)
+    assert counts == (1, 2, 20)
+    assert writer.left_out() == (
+        "1 connection and 20 bytes of data (2 events) it cannot show as TCP packets (an "
+        "address or port no packet can carry, or a connection it never saw open)"
+    )
+
+
+def test_data_of_a_connection_never_opened_is_counted() -> None:
+    writer = PcapFileWriter(io.BytesIO())
+    writer.write_events(
+        "local",
+        [
+            DataReceived(ts=1.0, conn=5, direction="in", data=b"x" * 1500),
+            DataReceived(ts=1.0, conn=5, direction="in", data=b""),  # nothing to leave out
+            Gap(ts=1.0, conn=5, direction="in", length=3),
+            DataReceived(ts=1.0, conn=6, direction="out", data=b"y"),
+            ConnectionClosed(ts=1.0, conn=5, reason="fin"),
+        ],
+    )
+    # The same connection number from another agent is another connection.
+    script = Script("other").open(5, "198.18.0.1", 40000).data(5, "in", b"z")
+    writer.write_events(script.source, script.events)
+    assert writer.packets == 3 + 1
+    counts = (writer.connections_left_out, writer.data_events_left_out, writer.bytes_left_out)
+    assert counts == (0, 2, 1501)
+    assert writer.left_out().startswith("1,501 bytes of data (2 events) it cannot show")
+
+
+def test_a_pcap_of_showable_connections_leaves_nothing_out(tmp_path: Path) -> None:
+    script = shop_script()
+    writer = PcapFileWriter(io.BytesIO())
+    writer.write_events(script.source, script.events)
+    assert writer.packets > 0
+    counts = (writer.connections_left_out, writer.data_events_left_out, writer.bytes_left_out)
+    assert (counts, writer.left_out()) == ((0, 0, 0), "")
+    with Recording(tmp_path / "shop.pcap", RecordingHeader("0.1.0", "netns/shop", [])) as rec:
+        rec.write(script.updates())
+        assert rec.left_out() == ""
+
+
+def test_a_pcap_recording_says_what_it_left_out_and_keeps_the_rest(tmp_path: Path) -> None:
+    script = Script().hello()
+    script.open(1, "198.18.0.1", 40000)
+    script.exchange(1, request("GET", "/kept"), response(200, b"ok"))
+    script.open(2, "198.18.0.1", 70_000)
+    script.exchange(2, request("GET", "/left-out"), response(200, b"ok"))
+    script.close(1).close(2)
+    path = tmp_path / "stranger.pcap"
+    header = RecordingHeader("0.1.0", "netns/shop", [8080])
+    with Recording(path.with_suffix(".jsonl"), header) as recording:
+        recording.write(script.updates())
+        assert recording.left_out() == ""  # a JSONL recording keeps every event as it came
+    with Recording(path, header) as recording:
+        recording.write(script.updates())
+        sentence = recording.left_out()
+    lost = len(request("GET", "/left-out")) + len(response(200, b"ok"))
+    assert sentence == (
+        f"the pcap leaves out 1 connection and {lost} bytes of data (2 events) it cannot show "
+        "as TCP packets (an address or port no packet can carry, or a connection it never "
+        "saw open); record to .jsonl to keep them."
+    )
+    store = store_of(list(read_pcap(str(path), [8080])))
+    (kept,) = store.connections.values()
+    assert [(ex.request.target, ex.status) for ex in kept.exchanges] == [("/kept", 200)]
 
 
 def test_the_file_is_valid_before_any_packet(tmp_path: Path) -> None:

@@ -261,6 +261,9 @@ async def record(args: argparse.Namespace, stderr: TextIO) -> int:
         if unwritten:
             reporter.say(f"podtap: {unwritten}")
             recording.note_unwritten(unwritten)
+        left_out = recording.left_out()
+        if left_out:
+            reporter.say(f"podtap: {left_out}")
         reporter.finish()
     progress_line.end(recording.progress, recording.size, reporter.losses.summary())
     return 1 if reporter.failure else 0

@@ -6,6 +6,9 @@ segments whose sequence and acknowledgement numbers follow the bytes sent each w
 times of the events, and FIN/ACK or RST at the end. A gap advances the sequence number without
 sending the bytes, which is exactly how Wireshark sees a segment the capture missed. Packets are
 Ethernet frames between two made-up MAC addresses, each after its 16-byte pcap record header.
+A connection no packet can carry (an address that is none, IPv4 to IPv6, a port past 65535: a
+stranger's recording may hold one) is left out, and counted with its data so that whoever writes
+the file says so (``left_out``).
 
 A flood brings a frame per event, hundreds of thousands a second, so a frame costs little: what
 never changes on a connection (MAC and IP addresses, ports, and their share of both checksums)
@@ -141,6 +144,14 @@ class PcapFileWriter:
         stream.write(_GLOBAL_HEADER)
         self._flows: dict[tuple[str, int], _Flow] = {}
         self.packets = 0
+        # What the file leaves out, to be said by whoever writes it: a loss nobody reports is
+        # the worst there is. The agent never causes one; a stranger's recording may.
+        self.connections_left_out = 0
+        """Openings that no packet can carry (see ``_flow_of``)."""
+        self.data_events_left_out = 0
+        self.bytes_left_out = 0
+        """Payload of data events on connections without packets: those left out above, and
+        any whose opening this writer was never given."""
 
     def write(self, source: str, event: AnyEvent) -> None:
         self.write_updates((AgentEvent(source, event),))
@@ -161,10 +172,14 @@ class PcapFileWriter:
                 continue
             # Nearly every event of a flood, so handled here rather than one call further.
             flow = flows.get((update.source, event.conn))
-            # No flow: its opening was not recorded, so its addresses are unknown. No data: no
-            # packet (an empty payload would make one without any).
-            if flow is None or not event.data:
+            # No flow: its opening was not given or cannot be shown, so it has no addresses.
+            if flow is None:
+                if event.data:
+                    self.data_events_left_out += 1
+                    self.bytes_left_out += len(event.data)
                 continue
+            if not event.data:
+                continue  # no packet: an empty payload would make one without any
             if event.direction == "in":
                 flow.client_next = _add_packets(
                     parts,
@@ -196,12 +211,31 @@ class PcapFileWriter:
     def flush(self) -> None:
         self._stream.flush()
 
+    def left_out(self) -> str:
+        """What the file leaves out so far, as the object of "leaves out" ("" if nothing)."""
+        said = []
+        if self.connections_left_out:
+            said.append(_count(self.connections_left_out, "connection"))
+        if self.data_events_left_out:
+            said.append(
+                f"{_count(self.bytes_left_out, 'byte')} of data "
+                f"({_count(self.data_events_left_out, 'event')})"
+            )
+        if not said:
+            return ""
+        return (
+            f"{' and '.join(said)} it cannot show as TCP packets "
+            "(an address or port no packet can carry, or a connection it never saw open)"
+        )
+
     def _add_control(self, parts: list[bytes], source: str, event: AnyEvent) -> None:
         """Append the records of the packets that open or close a connection to ``parts``; a
         gap only moves the sequence numbers on."""
         if isinstance(event, ConnectionOpened):
             flow = _flow_of(source, event)
-            if flow is not None:
+            if flow is None:
+                self.connections_left_out += 1
+            else:
                 self._flows[(source, event.conn)] = flow
                 if not event.mid_stream:
                     _add_handshake(parts, flow, event.ts)
@@ -217,6 +251,10 @@ class PcapFileWriter:
             flow = self._flows.pop((source, event.conn), None)
             if flow is not None:
                 _add_close(parts, flow, event.reason, event.ts)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _flow_of(source: str, event: ConnectionOpened) -> _Flow | None:

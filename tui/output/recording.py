@@ -77,6 +77,9 @@ class _PcapSink:
     def flush(self) -> None:
         self._writer.flush()
 
+    def left_out(self) -> str:
+        return self._writer.left_out()
+
 
 class _HarSink:
     def __init__(
@@ -238,6 +241,14 @@ class Recording:
         finally:
             self._stream.close()
 
+    def left_out(self) -> str:
+        """One sentence on what the events written so far hold that the file cannot ("" if
+        nothing: only a pcap leaves anything out)."""
+        if not isinstance(self._sink, _PcapSink):
+            return ""
+        what = self._sink.left_out()
+        return f"the pcap leaves out {what}; record to .jsonl to keep them." if what else ""
+
     def note_unwritten(self, sentence: str) -> None:
         """Say in the file, where the format has room for it (HAR's ``log.comment``), what
         the capture saw that the recording could not write."""
@@ -264,10 +275,15 @@ class ViewWritten:
     format: Format
     connections: int
     exchanges: int
+    left_out: str = ""
+    """What the file could not hold (see PcapFileWriter.left_out), "" if nothing."""
 
     def sentence(self) -> str:
         what = f"{self.exchanges} exchanges on {self.connections} connections"
-        return f"Wrote {what} to {self.path} ({self.format.upper()})."
+        wrote = f"Wrote {what} to {self.path} ({self.format.upper()})"
+        if self.left_out:
+            return f"{wrote}; it leaves out {self.left_out}: write .jsonl to keep them."
+        return f"{wrote}."
 
 
 def write_view(
@@ -290,6 +306,7 @@ def write_view(
 
     target = Path(path).expanduser()
     file_format = format_of(target)
+    left_out = ""
     try:
         with open_private(target, replace=replace) as stream:
             if file_format == "har":
@@ -307,6 +324,9 @@ def write_view(
                     elif jsonl is not None:
                         jsonl.write([AgentEvent(connection.source, e) for e in events])
                 stream.flush()
+                if pcap is not None:
+                    left_out = pcap.left_out()
     except OSError as error:
         raise UserError(f"cannot write {target}: {error.strerror}.") from None
-    return ViewWritten(target, file_format, len(view), sum(len(ex) for _c, ex in view))
+    written = sum(len(ex) for _c, ex in view)
+    return ViewWritten(target, file_format, len(view), written, left_out)
