@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import accumulate, repeat
@@ -31,6 +31,9 @@ DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # Dropped events leave a dead prefix in the list; it is cut off in one go once it is both large
 # and at least half the list, so that dropping stays O(1) amortised per event.
 _COMPACT_AT = 4096
+
+_FIRST_WINDOW = 64
+"""Sizes summed at first when the journal is over its byte bound (see _oldest_holding)."""
 
 
 class Journal:
@@ -107,9 +110,11 @@ class Journal:
         if excess > 0:
             self._bytes -= sum(sizes[head : head + excess])
             head += excess
-        while self._bytes > self.max_bytes and head < len(events):
-            self._bytes -= sizes[head]
-            head += 1
+        over = self._bytes - self.max_bytes
+        if over > 0:
+            dropped, freed = _oldest_holding(sizes, head, over)
+            head += dropped
+            self._bytes -= freed
         if head >= _COMPACT_AT and head * 2 >= len(events):
             del events[:head]
             del sizes[:head]
@@ -156,6 +161,25 @@ class Journal:
         return chunk
 
 
+def _oldest_holding(sizes: list[int], head: int, needed: int) -> tuple[int, int]:
+    """How many events from ``head`` on hold at least ``needed`` bytes (all there are, if
+    they hold less), and the bytes they hold. Under a flood of large responses the journal is
+    bound by bytes and drops as many events as it gains: their sizes are summed in C, in
+    windows that double, rather than one by one in Python (6% of the agent's CPU)."""
+    counted = freed = 0
+    window = _FIRST_WINDOW
+    while head + counted < len(sizes):
+        start = head + counted
+        totals = list(accumulate(sizes[start : start + window]))
+        found = bisect_left(totals, needed - freed)
+        if found < len(totals):
+            return counted + found + 1, freed + totals[found]
+        counted += len(totals)
+        freed += totals[-1]
+        window *= 2
+    return counted, freed
+
+
 class AppendSignal:
     """Wakes readers on an asyncio loop when another thread appends to the journal.
 
@@ -189,3 +213,4 @@ class AppendSignal:
 
     async def wait(self) -> None:
         await self._event.wait()
+

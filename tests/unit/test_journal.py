@@ -256,3 +256,14 @@ def test_journaled_events_stay_out_of_the_cyclic_collector() -> None:
     assert len(built) == len(decoded) == 600
     # The two lists themselves are counted, and a few objects of the interpreter's own.
     assert counted < 20, counted
+
+
+def test_a_byte_bound_drops_thousands_of_small_events_for_one_large_one() -> None:
+    """The sizes of the events dropped are summed in windows that double: past many windows,
+    the count and the bytes still come out exact."""
+    journal = Journal(max_events=100_000, max_bytes=5_000)
+    journal.append([data(1) for _ in range(5_000)])
+    journal.append([data(4_000)])
+    assert (journal.held_events, journal.held_bytes, journal.oldest_seq) == (1_001, 5_000, 4_001)
+    journal.append([data(5_001)])  # larger than the bound: everything goes, itself too
+    assert (journal.held_events, journal.held_bytes, journal.oldest_seq) == (0, 0, 5_003)
