@@ -213,4 +213,3 @@ class AppendSignal:
 
     async def wait(self) -> None:
         await self._event.wait()
-
