@@ -363,6 +363,8 @@ def main() -> int:
     elif args.command == "record":
         args.format = "jsonl"
     os.environ["PODTAP_AGENT_WORKERS"] = args.workers
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (network namespaces and packet capture)")
     wanted = [name for name in (*SCENARIOS, "tcpdump") if name in args.only.split(",")]
