@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from textual.pilot import Pilot
 
 from tests.ui.driving import SIZE, fed, frozen_clock, screen_text, shop_app
 from tests.ui.fakes import request, response, shop_script
@@ -129,16 +130,23 @@ def tshark_uris(path: Path) -> list[str]:
     return done.stdout.splitlines()
 
 
+async def write_view(pilot: Pilot[None], path: Path) -> None:
+    """``w``, then the path, then ``enter``: what the app shows written to ``path``."""
+    await pilot.press("w")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, WriteFileScreen)
+    screen.path_input.value = str(path)
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_a_written_pcap_is_followed_by_tshark(tmp_path: Path) -> None:
     path = tmp_path / "all.pcap"
     app = shop_app()
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)
-        await pilot.press("w")
-        await pilot.pause()
-        app.screen.path_input.value = str(path)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await pilot.pause()
+        await write_view(pilot, path)
     assert len(tshark_uris(path)) == 14
 
 
@@ -156,11 +164,7 @@ async def test_a_view_written_to_pcap_says_what_it_leaves_out(tmp_path: Path) ->
     app = PodtapApp(RecordingSession(recording, []), clock=frozen_clock)
     async with app.run_test(size=SIZE) as pilot:
         await fed(app)
-        await pilot.press("w")
-        await pilot.pause()
-        app.screen.path_input.value = str(path)  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await pilot.pause()
+        await write_view(pilot, path)
         messages = [str(n.message) for n in app._notifications]
     lost = len(request("GET", "/odd")) + len(response(200, b"ok"))
     # Three events: the view is replayed with a message's last byte on its own (its own time).
