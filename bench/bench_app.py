@@ -1,9 +1,10 @@
 """The app under load: a session feeding 5,000 HTTP exchanges/s while keys are pressed.
 
-Prints keystroke-to-screen latency (from the moment a key is sent, by a thread of its own at
-random gaps, 250 ms on average, as a terminal's input thread would, to the first frame drawn
-after its action ran; goal p95 < 50 ms, max < 150 ms), the slowest keys, what was decoded, the
-garbage collector's longest passes, and the process's RSS. For the five slowest keys it prints
+Prints keystroke-to-screen latency (from the moment a key is due, pressed by a thread of its
+own at random gaps, 250 ms on average, as a terminal's input thread would, to the first frame
+drawn after its action ran; goal p95 < 50 ms, max < 150 ms), the slowest keys, what was decoded,
+the garbage collector's longest passes, the heap's growth in memory blocks (what decides when
+the collector sweeps) and the process's RSS. For the five slowest keys it prints
 what the machine did meanwhile, from the kernel's counters: how long the loop's thread waited
 for a CPU, what the hypervisor took, major page faults (a stall of the machine is not a stall
 of the app).
