@@ -76,6 +76,34 @@ def exchanges_of_view(store: Store) -> list[tuple[str, str, int | None, int]]:
     )
 
 
+async def test_a_typed_path_replaces_the_offered_name(tmp_path: Path) -> None:
+    path = tmp_path / "typed.jsonl"
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("w")
+        await pilot.pause()
+        await pilot.press(*str(path), "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen), screen_text(app)
+    assert files_in(tmp_path) == [path]
+
+
+async def test_enter_alone_writes_the_offered_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = shop_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("w", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen), screen_text(app)
+    [written] = files_in(tmp_path)
+    assert written.name.startswith("podtap-")
+    assert written.suffix == ".har"
+
+
 async def test_revealed_secrets_are_written_revealed(tmp_path: Path) -> None:
     path = tmp_path / "revealed.har"
     app = shop_app()

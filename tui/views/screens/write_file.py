@@ -15,6 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
+from textual.widgets.input import Selection
 
 from agent import __version__
 from agent.errors import UserError
@@ -83,7 +84,9 @@ class WriteFileScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.path_input.focus()
-        self.path_input.cursor_position = len(self.path_input.value.removesuffix(".har"))
+        # The default name is selected whole: a typed path replaces it rather than landing
+        # inside it, and enter alone keeps it.
+        self.path_input.selection = Selection(0, len(self.path_input.value))
 
     @on(Input.Submitted, "#write-file-path")
     def _submitted(self, event: Input.Submitted) -> None:
