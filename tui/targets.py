@@ -93,6 +93,8 @@ def parse_target(text: str) -> Target:
 
 
 def parse_port(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not text.isascii() or not text.isdigit():
+        raise TargetError(f"port {text!r} is not a number: use a number from 1 to 65535.")
+    if not 1 <= int(text) <= 65535:
         raise TargetError(f"port {text!r} is out of range: use a number from 1 to 65535.")
     return int(text)

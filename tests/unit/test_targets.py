@@ -28,7 +28,13 @@ def test_bad_targets_say_what_to_write(text: str) -> None:
         parse_target(text)
 
 
-@pytest.mark.parametrize("text", ["0", "65536", "-1", "http"])
+@pytest.mark.parametrize("text", ["0", "65536", "99999"])
 def test_ports_out_of_range(text: str) -> None:
     with pytest.raises(TargetError, match="out of range"):
+        parse_port(text)
+
+
+@pytest.mark.parametrize("text", ["http", "-1", "8o8o", "", "٨٠"])
+def test_ports_that_are_no_number_are_not_called_out_of_range(text: str) -> None:
+    with pytest.raises(TargetError, match="is not a number"):
         parse_port(text)
