@@ -77,9 +77,22 @@ def test_a_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> None:
         open_private(fifo, replace=True)
 
 
-def test_a_directory_is_one_sentence(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"^cannot write .*: Is a directory\.$"):
-        open_private(tmp_path, replace=True)
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_directory_is_one_sentence_that_does_not_suggest_force(
+    tmp_path: Path, replace: bool
+) -> None:
+    directory = tmp_path / "view.har"
+    directory.mkdir()
+    with pytest.raises(
+        UserError, match=r"^cannot write .*: it is a directory; give a file name\.$"
+    ):
+        open_private(directory, replace=replace)
+
+
+def test_a_missing_directory_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "view.har"
+    with pytest.raises(UserError, match=f"the directory {tmp_path}/no/such does not exist"):
+        open_private(path)
 
 
 def test_recording_and_written_views_use_the_same_rules(tmp_path: Path) -> None:

@@ -34,6 +34,10 @@ def open_private(path: Path, *, replace: bool = False, hint: str = "") -> Binary
         raise FileExists(f"{path} already exists{hint or ''}.") from None
     except OSError as error:
         _refuse_special(path)
+        if isinstance(error, FileNotFoundError) and not path.parent.is_dir():
+            raise UserError(
+                f"cannot write {path}: the directory {path.parent} does not exist."
+            ) from None
         raise UserError(f"cannot write {path}: {error.strerror}.") from None
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
@@ -48,7 +52,8 @@ def open_private(path: Path, *, replace: bool = False, hint: str = "") -> Binary
 
 
 def _refuse_special(path: Path) -> None:
-    """A symbolic link or a device/FIFO at ``path`` is never opened (a FIFO would block)."""
+    """A symbolic link, a directory or a device/FIFO at ``path`` is never opened (a FIFO would
+    block)."""
     try:
         mode = os.lstat(path).st_mode
     except OSError:
@@ -57,5 +62,8 @@ def _refuse_special(path: Path) -> None:
         raise UserError(
             f"{path} is a symbolic link: podtap does not write through one; give the real path."
         )
-    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+    if stat.S_ISDIR(mode):
+        # Said before "already exists: add --force", which could not help.
+        raise UserError(f"cannot write {path}: it is a directory; give a file name.")
+    if not stat.S_ISREG(mode):
         raise UserError(f"cannot write {path}: it is not a regular file.")
