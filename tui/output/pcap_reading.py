@@ -53,6 +53,8 @@ def _frames(path: str) -> Iterator[tuple[float, Segment]]:
         reader = RawPcapReader(path)
     except FileNotFoundError:
         raise UserError(f"{path} does not exist.") from None
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror or error}.") from None
     except Exception as error:  # scapy raises its own exception for anything not a capture
         raise UserError(f"{path} is not a pcap or pcapng file ({error}).") from None
     with reader:

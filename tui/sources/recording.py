@@ -41,11 +41,15 @@ def read_updates(path: Path, ports: Sequence[int] = ()) -> Iterator[Update]:
     check_recording(path)
     suffix = path.suffix.lower()
     seen: set[str] = set()
-    for source, update in _events(path, suffix, ports):
-        if source not in seen:
-            seen.add(source)
-            yield SourceStatus(source, "live", f"read from {path.name}")
-        yield update
+    try:
+        for source, update in _events(path, suffix, ports):
+            if source not in seen:
+                seen.add(source)
+                yield SourceStatus(source, "live", f"read from {path.name}")
+            yield update
+    except OSError as error:
+        # Most often a recording root wrote (0600) opened by another user.
+        raise UserError(f"cannot read {path}: {error.strerror or error}.") from None
     yield SessionNote(f"{path.name} read to the end ({len(seen)} source(s))")
 
 
