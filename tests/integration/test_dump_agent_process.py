@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,16 @@ async def test_an_agent_that_dies_without_a_sentence_gives_its_status() -> None:
     agent = AgentProcess(["sh", "-c", "exit 3"], token="t")
     with pytest.raises(UserError, match=r"^The agent exited with status 3\.$"):
         await agent.start()
+
+
+async def test_an_interpreter_the_user_may_not_run_is_one_sentence(tmp_path: Path) -> None:
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\n")
+    python.chmod(0o644)  # no execute bit: refused even to root
+    agent = AgentProcess([str(python), "-m", "agent"], token="t")
+    with pytest.raises(UserError, match=r"^Cannot start the agent \(.*python\): Permission denied"):
+        await agent.start()
+    assert agent.pid is None
 
 
 async def test_an_agent_that_never_announces_itself_is_stopped() -> None:

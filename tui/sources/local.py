@@ -70,14 +70,21 @@ class AgentProcess:
         """Start the agent and wait for its announcement; a UserError with the agent's own
         sentence if it exits first, or if it says nothing in time."""
         env = {**os.environ, TOKEN_ENV: self._token}
-        self._process = await asyncio.create_subprocess_exec(
-            *self.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            self._process = await asyncio.create_subprocess_exec(
+                *self.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as error:
+            # Python itself out of the user's reach (a venv under /root run by another user).
+            raise UserError(
+                f"Cannot start the agent ({self.argv[0]}): {error.strerror or error}; "
+                "run podtap with sudo, or from a Python this user may run."
+            ) from None
         self._stderr_done = asyncio.create_task(self._collect_stderr())
         assert self._process.stdout is not None
         try:
