@@ -289,6 +289,17 @@ async def test_ctrl_l_clears() -> None:
         assert "waiting for connections" in screen_text(app)
 
 
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+async def test_q_and_ctrl_c_quit_at_once(key: str) -> None:
+    # ctrl+c quits as it stops dump and record, not with a hint to press ctrl+q instead.
+    app = shop_app(shop_session(finite=False))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(key)
+        await pilot.pause()
+        assert app._exit, screen_text(app)
+
+
 async def test_q_quits() -> None:
     session = shop_session(finite=False)
     app = shop_app(session)

@@ -55,7 +55,16 @@ class PodtapApp(App[None]):
     # Absolute, so that subclasses defined elsewhere (benchmarks) find it too.
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", id="podtap.quit", tooltip="Quit podtap (agents stop)"),
+        # ctrl+c too, as in dump and record and most terminal programs (not Textual's hint to
+        # press ctrl+q instead).
+        Binding(
+            "q,ctrl+c",
+            "quit",
+            "Quit",
+            key_display="q",
+            id="podtap.quit",
+            tooltip="Quit podtap (agents stop)",
+        ),
         Binding(
             "question_mark",
             "help",
