@@ -233,6 +233,8 @@ def test_matches_connection_means_one_of_its_exchanges() -> None:
         ("~src 10.1.2.3:99999", "is not a port number", 5),
         ("~m GET | | ~c 200", "unexpected '|'", 9),
         ("~m (", "~m needs METHOD", 3),
+        ("~p (a|b)c", "~p needs REGEX; quote one that starts with '(': ~p \"(...\"", 3),
+        ("~m !GET", "quote one that starts with '!'", 3),
         ('~h ": x"', "needs a name", 3),
     ],
 )

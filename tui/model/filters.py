@@ -249,9 +249,15 @@ class _Parser:
         if spec.build is not None:
             return Term(spec.token, spec.build())
         argument = self.peek()
-        if argument is None or argument.kind != "word":
-            where = len(self.text) if argument is None else argument.position
-            raise FilterError(f"{spec.token} needs {spec.argument}", where)
+        if argument is None:
+            raise FilterError(f"{spec.token} needs {spec.argument}", len(self.text))
+        if argument.kind != "word":
+            # ~p (a|b) reads as ~p followed by a group: the argument wants quotes.
+            raise FilterError(
+                f"{spec.token} needs {spec.argument}; quote one that starts with "
+                f'{argument.text!r}: {spec.token} "{argument.text}..."',
+                argument.position,
+            )
         self.take()
         assert spec.build_with is not None
         predicate = spec.build_with(argument.text, argument.position)
