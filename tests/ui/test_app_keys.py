@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from textual import events
 
@@ -18,6 +20,8 @@ from tests.ui.fakes import (
     response,
     shop_session,
 )
+from tui.sources.recording import RecordingSession
+from tui.views.app import PodtapApp
 from tui.views.screens.headers import HeaderInventoryScreen
 from tui.views.screens.help import HelpScreen
 from tui.views.screens.main import MainScreen
@@ -280,13 +284,28 @@ async def test_m_copies_the_mirrord_config_for_the_request() -> None:
 
 
 async def test_ctrl_l_clears() -> None:
-    app = shop_app()
+    # A live capture: once cleared, it waits for what comes next.
+    session = shop_session(finite=False)
+    app = shop_app(session)
     async with app.run_test(size=SIZE) as pilot:
-        await fed(app)
+        while session.delivered < len(session.batches) or not shown_ids(app):
+            await pilot.pause(0.05)
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert shown_ids(app) == []
         assert "waiting for connections" in screen_text(app)
+
+
+async def test_an_empty_recording_does_not_say_it_is_waiting(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    app = PodtapApp(RecordingSession(empty))
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "no connections: the stream has ended" in text
+        assert "waiting for connections" not in text
 
 
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])

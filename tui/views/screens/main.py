@@ -302,12 +302,7 @@ class MainScreen(
         table = self.connections_table
         one_local_source = set(self.store.sources) <= {"local"}
         table.hidden_columns = {"pod"} if one_local_source else set()
-        narrowed = self.store.filter is not None or self.store.hide_noise
-        table.empty_text = (
-            "no connection matches the filter (esc clears it)"
-            if narrowed
-            else "waiting for connections…"
-        )
+        table.empty_text = self._no_connections_text()
         if changes.view_changed or changes.everything:
             table.show(self.store.visible_connections(), stick_to_first=self.mode == "following")
         elif changes.connections:
@@ -334,7 +329,18 @@ class MainScreen(
 
     def show_status(self, events_per_second: float, stream_ended: bool) -> None:
         self._feed_status = (events_per_second, stream_ended)
+        if stream_ended and not self.connections_table.rows:
+            # Waiting would be a false promise once nothing more can come (an empty recording).
+            self.connections_table.empty_text = self._no_connections_text()
+            self.connections_table.refresh_rows()
         self._draw_status()
+
+    def _no_connections_text(self) -> str:
+        if self.store.filter is not None or self.store.hide_noise:
+            return "no connection matches the filter (esc clears it)"
+        if self._feed_status[1]:
+            return "no connections: the stream has ended"
+        return "waiting for connections…"
 
     def _draw_status(self) -> None:
         events_per_second, stream_ended = self._feed_status
