@@ -102,8 +102,9 @@ def _run_printing(duration: float | None) -> None:
 def _run_app(duration: float | None) -> None:
     # Imported here: the app loads Textual, which --no-ui never needs.
     from tui.sources.local import LocalSession
-    from tui.views.app import run_app
+    from tui.views.app import require_terminal, run_app
 
+    require_terminal()  # before the demo's namespace and clients are set up for nothing
     with DemoEnvironment() as demo:
         _announce(demo)
         # The app stops on SIGTERM as if the user quit it; the environment then cleans up.

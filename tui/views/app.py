@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
@@ -274,6 +275,17 @@ async def run_app_async(
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+def require_terminal() -> None:
+    """Raises UserError unless stdin and stdout are a terminal: elsewhere the full-screen app
+    would write escape codes into a pipe or file and wait for keys that never come."""
+    for name, stream in (("stdout", sys.stdout), ("stdin", sys.stdin)):
+        if stream is None or not stream.isatty():
+            raise UserError(
+                f"The inspector is full-screen and needs a terminal, and {name} is not one: "
+                "run it in a terminal (podtap dump prints a live target's traffic as text)."
+            )
+
+
 def run_app(
     session: Session,
     *,
@@ -281,4 +293,5 @@ def run_app(
     clock: Clock = time.time,
     store: Store | None = None,
 ) -> None:
+    require_terminal()
     asyncio.run(run_app_async(session, title=title, clock=clock, store=store))
