@@ -267,6 +267,21 @@ async def test_c_copies_the_request_as_curl() -> None:
         assert any("curl" in n.message for n in app._notifications)
 
 
+async def test_m_copies_no_filter_that_would_steal_every_request() -> None:
+    # Two curl requests alike but for their path: no header tells them apart.
+    script = Script().hello()
+    for conn, path in enumerate(["/a", "/b"]):
+        script.open(conn, "10.0.0.9", 40000 + conn)
+        script.exchange(conn, request("GET", path), response(200, b"ok"))
+    app = shop_app(FakeSession([script.updates()], finite=True))
+    async with app.run_test(size=SIZE) as pilot:
+        await fed(app)
+        await pilot.press("m")
+        await pilot.pause()
+        assert app.clipboard == ""
+        assert any("tells it apart" in str(n.message) for n in app._notifications)
+
+
 async def test_m_copies_the_mirrord_config_for_the_request() -> None:
     app = shop_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -56,7 +56,9 @@ class ExportKeys(Screen[None]):
     def action_copy_mirrord(self) -> None:
         inventory = self.store.header_inventory
         exchange = self.selected_exchange
-        ranked = [stats.name for stats in inventory.names_by_usefulness()]
+        # A header with one value so far (score 0) splits nothing: its filter would steal
+        # every request.
+        ranked = [stats.name for stats in inventory.names_by_usefulness() if stats.score > 0]
         choice: tuple[str, str] | None = None
         if exchange is not None:
             for name in ranked:
@@ -66,7 +68,8 @@ class ExportKeys(Screen[None]):
                     break
         if choice is None:
             self.notify(
-                "Select a request that carries a header to filter on (or press h).",
+                "No header of this request tells it apart from the others yet (or no request "
+                "is selected): press h to pick a header and value yourself.",
                 severity="warning",
             )
             return
