@@ -207,3 +207,14 @@ def test_an_error_naming_a_hostile_file_name_is_escaped(
     err = capsys.readouterr().err
     assert "\x1b" not in err
     assert "\\x1b]0;pwned\\x07.har does not exist" in err
+
+
+def test_a_pcap_port_with_no_connection_names_the_ports_it_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = good_pcap(tmp_path / "web.pcap")
+    assert main(["open", str(path), "-p", "8080"]) == 1
+    assert capsys.readouterr().err == (
+        "podtap: web.pcap holds no connection to port 8080; its clients connect to 80: "
+        "open it with -p 80, or without -p.\n"
+    )

@@ -14,9 +14,10 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import NoReturn, Self
 
 from agent.errors import UserError
+from agent.events import ConnectionOpened
 from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 
 BATCH = 500
@@ -72,8 +73,23 @@ def _events(path: Path, suffix: str, ports: Sequence[int]) -> Iterator[tuple[str
         server_ports = list(ports) or guess_server_ports(str(path))
         if not server_ports:
             raise UserError(f"{path.name} holds no TCP connection podtap can follow.")
+        followed = False
         for event in read_pcap(str(path), server_ports):
+            followed = followed or isinstance(event, ConnectionOpened)
             yield "local", AgentEvent("local", event)
+        if ports and not followed:
+            # An empty screen would not say that the -p given was the mistake.
+            _no_connection_on(path, ports, guess_server_ports(str(path)))
+
+
+def _no_connection_on(path: Path, ports: Sequence[int], found: Sequence[int]) -> NoReturn:
+    asked = ", ".join(map(str, ports))
+    if not found:
+        raise UserError(f"{path.name} holds no TCP connection podtap can follow.")
+    raise UserError(
+        f"{path.name} holds no connection to port {asked}; its clients connect to "
+        f"{', '.join(map(str, found))}: open it with -p {found[0]}, or without -p."
+    )
 
 
 class RecordingSession:
