@@ -218,3 +218,13 @@ def test_a_pcap_port_with_no_connection_names_the_ports_it_has(
         "podtap: web.pcap holds no connection to port 8080; its clients connect to 80: "
         "open it with -p 80, or without -p.\n"
     )
+
+
+def test_a_directory_named_like_a_recording_is_called_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = tmp_path / "captures.jsonl"
+    directory.mkdir()
+    assert main(["open", str(directory)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"podtap: {directory} is a directory: give the recording file in it.\n"

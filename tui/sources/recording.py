@@ -32,6 +32,8 @@ def check_recording(path: Path) -> None:
         raise UserError(
             f"{path}: podtap opens .jsonl, .har and .pcap files (the extension tells the format)."
         )
+    if path.is_dir():
+        raise UserError(f"{path} is a directory: give the recording file in it.")
     if not path.is_file():
         raise UserError(f"{path} does not exist (or is not a file).")
 
