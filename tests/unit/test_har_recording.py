@@ -142,6 +142,8 @@ def test_the_extension_names_the_format(tmp_path: Path) -> None:
     assert format_of("a/b.HAR") == "har"
     with pytest.raises(UserError, match=r"must end in \.jsonl, \.har or \.pcap"):
         format_of("capture.json")
+    with pytest.raises(UserError, match=r"^Give a file name ending in \.jsonl, \.har or \.pcap"):
+        format_of("")  # -o '' names nothing: not ": the file name must end in ..."
     with pytest.raises(UserError, match=r"^cannot write .*missing/x\.har: "):
         Recording(tmp_path / "missing" / "x.har", HEADER)
 

@@ -36,6 +36,8 @@ HAR_BODY_CAP = 1 << 20
 
 
 def format_of(path: str | Path) -> Format:
+    if not str(path).strip():
+        raise UserError("Give a file name ending in .jsonl, .har or .pcap (the format follows it).")
     suffix = Path(path).suffix.lower()
     try:
         return FORMATS[suffix]
