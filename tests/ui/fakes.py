@@ -23,7 +23,7 @@ from agent.events import (
     Hello,
     Stats,
 )
-from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
+from tui.model.updates import AgentEvent, SourceStatus, Update
 
 T0 = 1_767_225_600.0
 """2026-01-01 00:00:00 UTC: the scripted traffic starts here."""
@@ -341,7 +341,6 @@ def shop_updates(source: str = "local") -> list[Update]:
     return [
         SourceStatus(source, "live", "capturing"),
         *shop_script(source).updates(),
-        SessionNote("tapping netns/shop on ports 8080, 7000, 8443"),
     ]
 
 

@@ -21,7 +21,7 @@ from tests.ui.fakes import shop_updates
 from tui.cli import main
 from tui.model.store import Store
 from tui.model.timestamps import LATEST
-from tui.model.updates import AgentEvent
+from tui.model.updates import AgentEvent, SessionNote
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.recording import write_view
 from tui.sources.recording import RecordingSession, read_updates
@@ -228,3 +228,44 @@ def test_a_directory_named_like_a_recording_is_called_one(
     assert main(["open", str(directory)]) == 1
     err = capsys.readouterr().err
     assert err == f"podtap: {directory} is a directory: give the recording file in it.\n"
+
+
+def test_a_last_line_cut_short_is_left_out_and_said(tmp_path: Path) -> None:
+    """podtap stopped mid-write: every whole line is read, and the note says what was not."""
+    path = tmp_path / "cut.jsonl"
+    with path.open("wb") as stream:
+        JsonLinesWriter(stream, RecordingHeader(podtap="t", target="t", ports=[])).write(
+            shop_updates()
+        )
+    lines = len(path.read_bytes().splitlines())
+    with path.open("ab") as stream:
+        stream.write(b'{"type": "data", "conn": 3, "dir')
+    updates = list(read_updates(path))
+    events = [u for u in updates if isinstance(u, AgentEvent)]
+    assert len(events) == sum(isinstance(u, AgentEvent) for u in shop_updates())
+    notes = [u.text for u in updates if isinstance(u, SessionNote)]
+    assert notes == [
+        f"cut.jsonl: its last line (line {lines + 1}, 32 bytes) is cut short, as when podtap "
+        "stops mid-write, and is left out"
+    ]
+
+
+def test_a_whole_recording_reads_without_a_note(tmp_path: Path) -> None:
+    path = tmp_path / "whole.jsonl"
+    with path.open("wb") as stream:
+        JsonLinesWriter(stream, RecordingHeader(podtap="t", target="t", ports=[])).write(
+            shop_updates()
+        )
+    assert not any(isinstance(u, SessionNote) for u in read_updates(path))
+
+
+def test_a_file_whose_only_line_is_no_event_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No newline, but nothing before it either: not a recording cut short, but none at all."""
+    path = tmp_path / "b.jsonl"
+    path.write_bytes(b"\x00\xff")
+    assert main(["open", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("podtap: b.jsonl line 1 is not a podtap event")
+    assert err.count("\n") == 1

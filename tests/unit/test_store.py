@@ -173,7 +173,7 @@ def test_status_notes_and_counters() -> None:
     )
     assert change.sources_changed
     assert change.stats_changed
-    assert change.notes_added == 1
+    assert change.notes == ["guessed container app"]
     assert store.sources["shop/web-0"].state == "reconnecting"
     assert store.notes == ["guessed container app"]
     assert (store.stats.kernel_drops, store.stats.lost_events) == (3, 7)

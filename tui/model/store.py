@@ -134,7 +134,7 @@ class Store:
                     )
             elif isinstance(update, SessionNote):
                 self.notes.append(update.text)
-                change.notes_added += 1
+                change.notes.append(update.text)
         for exchange in change.new_exchanges:
             if exchange.request.http_version == "2":
                 # HTTP/2 decoders, started at a hand-off point, tell of requests through the

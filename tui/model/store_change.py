@@ -23,7 +23,8 @@ class StoreChange:
     """The visible set of connections changed (something appeared, left, or was re-ordered)."""
     sources_changed: bool = False
     stats_changed: bool = False
-    notes_added: int = 0
+    notes: list[str] = field(default_factory=list)
+    """What the session said during this apply (SessionNote), for the screen to show."""
 
     def exchange_started(self, exchange: Exchange) -> None:
         self.new_exchanges.append(exchange)

@@ -14,6 +14,7 @@ These lines keep the raw bytes, secrets included: they are meant to be replayed.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from itertools import groupby
 from operator import attrgetter
 from typing import BinaryIO
@@ -105,12 +106,30 @@ def decode_header(line: bytes) -> RecordingHeader | None:
         return None
 
 
-def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | RecordingHeader]:
+@dataclass(frozen=True, slots=True)
+class LastLineCutShort:
+    """The recording's last line ends without a newline and is no event: its writer stopped
+    mid-write. It is left out, and whoever reads the file says so."""
+
+    number: int
+    size: int
+
+    def sentence(self, name: str) -> str:
+        return (
+            f"{name}: its last line (line {self.number}, {self.size:,} bytes) is cut short, as "
+            "when podtap stops mid-write, and is left out"
+        )
+
+
+def read_lines(
+    lines: Iterable[bytes], name: str
+) -> Iterator[AgentEvent | RecordingHeader | LastLineCutShort]:
     """The header (if any) and then every event of a JSON-lines recording called ``name``.
 
     Raises UserError naming the first line that is not a podtap event. Times out of any
-    plausible range (1e20) are clamped. A last line cut short
-    (no newline: the writer died mid-write) is left out, as a crash loses at most that.
+    plausible range (1e20) are clamped. A last line cut short (no newline: the writer died
+    mid-write) is left out, as a crash loses at most that, and ends the reading with a
+    LastLineCutShort; unless it is the file's only line, which makes it no recording at all.
     """
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -123,7 +142,8 @@ def read_lines(lines: Iterable[bytes], name: str) -> Iterator[AgentEvent | Recor
         try:
             source, event = decode_line(line)
         except (msgspec.DecodeError, msgspec.ValidationError) as error:
-            if not line.endswith(b"\n"):
+            if not line.endswith(b"\n") and number > 1:
+                yield LastLineCutShort(number, len(line))
                 return
             raise UserError(
                 f"{name} line {number} is not a podtap event ({error}): open reads what "

@@ -40,12 +40,16 @@ def check_recording(path: Path) -> None:
 
 def read_updates(path: Path, ports: Sequence[int] = ()) -> Iterator[Update]:
     """Every update a recording holds: a status per source as it first appears, its events,
-    and a note saying what was read. Raises UserError for a file that cannot be read."""
+    and a note if what it holds ends cut short. Raises UserError for a file that cannot be
+    read."""
     check_recording(path)
     suffix = path.suffix.lower()
     seen: set[str] = set()
     try:
         for source, update in _events(path, suffix, ports):
+            if isinstance(update, SessionNote):
+                yield update
+                continue
             if source not in seen:
                 seen.add(source)
                 yield SourceStatus(source, "live", f"read from {path.name}")
@@ -53,17 +57,18 @@ def read_updates(path: Path, ports: Sequence[int] = ()) -> Iterator[Update]:
     except OSError as error:
         # Most often a recording root wrote (0600) opened by another user.
         raise UserError(f"cannot read {path}: {error.strerror or error}.") from None
-    yield SessionNote(f"{path.name} read to the end ({len(seen)} source(s))")
 
 
 def _events(path: Path, suffix: str, ports: Sequence[int]) -> Iterator[tuple[str, Update]]:
     if suffix == ".jsonl":
-        from tui.output.jsonl import read_lines
+        from tui.output.jsonl import LastLineCutShort, read_lines
 
         with path.open("rb") as lines:
             for item in read_lines(lines, path.name):
                 if isinstance(item, AgentEvent):
                     yield item.source, item
+                elif isinstance(item, LastLineCutShort):
+                    yield "", SessionNote(item.sentence(path.name))
     elif suffix == ".har":
         from tui.output.har_reading import read_har
 

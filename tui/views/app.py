@@ -51,6 +51,10 @@ KEY_QUIET = 0.05
 """After a keystroke, decoding and data redraws step aside this long: its answer is drawn
 first."""
 
+NOTE_SECONDS = 6.0
+"""How long what the session says in passing (a pod that joined, a guessed container, a
+recording read to its end or cut short) stays on screen."""
+
 
 class PodtapApp(App[None]):
     # Absolute, so that subclasses defined elsewhere (benchmarks) find it too.
@@ -233,6 +237,8 @@ class PodtapApp(App[None]):
         """Hand what changed since the last draw to the screens, and refresh the status."""
         self.rate.sample(self.clock(), self.events_seen)
         pending, self.pending = self.pending, PendingChanges()
+        for note in pending.notes:
+            self.notify(note, timeout=NOTE_SECONDS)
         if not pending.empty:
             # Every screen on the stack that shows live content gets the changes, covered or
             # not, so that it is current when uncovered. The stack, not self.screen: it is

@@ -20,6 +20,8 @@ class PendingChanges:
     """The view was rebuilt (filter, noise, clear): redraw it all."""
     count: int = 0
     """How many store changes were merged in."""
+    notes: list[str] = field(default_factory=list)
+    """What the session said meanwhile (a pod that joined, a recording read to its end)."""
 
     def merge(self, change: StoreChange) -> None:
         self.count += 1
@@ -29,6 +31,7 @@ class PendingChanges:
         self.connections.update(change.new_connections)
         self.exchanges.update(change.new_exchanges)
         self.exchanges.update(change.changed_exchanges)
+        self.notes += change.notes
 
     @property
     def empty(self) -> bool:
