@@ -3,7 +3,7 @@ the view is doing to it (filter, noise, paused or following)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
@@ -40,7 +40,6 @@ class StatusLine:
     hide_noise: bool = False
     mode: ViewMode = "following"
     stream_ended: bool = False
-    notes: tuple[str, ...] = field(default=())
     left_view: str = "connections"
     """What the left pane lists: ``connections`` or ``requests``."""
     shown_requests: int = 0
