@@ -26,6 +26,7 @@ from tui.commands.live_capture import StatusReporter, StopOnSignals
 from tui.commands.targeting import add_target_arguments, open_session, store_options
 from tui.model.recording_progress import Progress
 from tui.model.updates import AgentEvent
+from tui.model.wording import counted
 from tui.output.jsonl import RecordingHeader
 from tui.output.recording import Recording, format_of
 
@@ -129,10 +130,12 @@ class ProgressLine:
 
     def text(self, progress: Progress) -> str:
         written = (
-            f"{progress.exchanges} exchanges" if progress.decoded else f"{progress.events:,} events"
+            counted(progress.exchanges, "exchange")
+            if progress.decoded
+            else counted(progress.events, "event")
         )
         return (
-            f"{written}, {progress.connections} connections, "
+            f"{written}, {counted(progress.connections, 'connection')}, "
             f"{_size(progress.bytes)} in {self.elapsed:.1f} s"
         )
 

@@ -29,6 +29,7 @@ from typing import BinaryIO
 from agent.events import AnyEvent, ConnectionClosed, ConnectionOpened, DataReceived, Gap
 from tui.model.timestamps import LATEST, plausible_time
 from tui.model.updates import AgentEvent, Update
+from tui.model.wording import counted
 from tui.output.ones_complement import MODULUS, word_sum
 
 SEGMENT_SIZE = 16_384
@@ -215,11 +216,11 @@ class PcapFileWriter:
         """What the file leaves out so far, as the object of "leaves out" ("" if nothing)."""
         said = []
         if self.connections_left_out:
-            said.append(_count(self.connections_left_out, "connection"))
+            said.append(counted(self.connections_left_out, "connection"))
         if self.data_events_left_out:
             said.append(
-                f"{_count(self.bytes_left_out, 'byte')} of data "
-                f"({_count(self.data_events_left_out, 'event')})"
+                f"{counted(self.bytes_left_out, 'byte')} of data "
+                f"({counted(self.data_events_left_out, 'event')})"
             )
         if not said:
             return ""
@@ -251,10 +252,6 @@ class PcapFileWriter:
             flow = self._flows.pop((source, event.conn), None)
             if flow is not None:
                 _add_close(parts, flow, event.reason, event.ts)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _flow_of(source: str, event: ConnectionOpened) -> _Flow | None:

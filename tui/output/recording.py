@@ -23,6 +23,7 @@ from tui.model.flows import Connection, Exchange
 from tui.model.recording_progress import EventTally, ExchangeTally, recording_store
 from tui.model.store import Store, StoreChange
 from tui.model.updates import AgentEvent, Update
+from tui.model.wording import counted
 from tui.output.har import HarFileWriter, har_entry
 from tui.output.jsonl import JsonLinesWriter, RecordingHeader
 from tui.output.pcap import PcapFileWriter
@@ -281,7 +282,7 @@ class ViewWritten:
     """What the file could not hold (see PcapFileWriter.left_out), "" if nothing."""
 
     def sentence(self) -> str:
-        what = f"{self.exchanges} exchanges on {self.connections} connections"
+        what = f"{counted(self.exchanges, 'exchange')} on {counted(self.connections, 'connection')}"
         wrote = f"Wrote {what} to {self.path} ({self.format.upper()})"
         if self.left_out:
             return f"{wrote}; it leaves out {self.left_out}: write .jsonl to keep them."
