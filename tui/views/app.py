@@ -53,7 +53,7 @@ first."""
 
 NOTE_SECONDS = 6.0
 """How long what the session says in passing (a pod that joined, a guessed container, a
-recording read to its end or cut short) stays on screen."""
+recording cut short) stays on screen."""
 
 
 class PodtapApp(App[None]):

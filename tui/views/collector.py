@@ -44,7 +44,7 @@ SWEEP_AFTER_GROWTH = 6_000_000
 """Blocks of memory the heap may gain since the last sweep before one is due, keys or not
 (``sys.getallocatedblocks``: Python's small allocations, where every object the collector
 tracks lives, with most of what they hold). A sweep with the store at its caps stops the
-screen for about two seconds, so it must not come while someone types; but memory must stay
+screen for half a second to two, so it must not come while someone types; but memory must stay
 bounded for someone who never stops. Filling the store to its caps adds about three million
 blocks (two for 100,000 exchanges, one for 10,000 connections), and the screen's frozen
 garbage about 3,500 a second at 2,000 exchanges/s: this is reached after about 15 minutes of
