@@ -220,6 +220,23 @@ def test_a_pcap_port_with_no_connection_names_the_ports_it_has(
     )
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "har"])
+def test_a_port_given_for_a_recording_is_refused_not_ignored(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / f"shop.{suffix}"
+    if suffix == "har":
+        write_har(path, [GOOD_ENTRY])
+    else:
+        with path.open("wb") as stream:
+            JsonLinesWriter(stream).write(shop_updates())
+    assert main(["open", str(path), "-p", "80"]) == 1
+    assert capsys.readouterr().err == (
+        f"podtap: -p applies to pcap files only (shop.{suffix} holds what its recording "
+        "captured): to see port 80 alone, open it without -p and filter with ~dst :80.\n"
+    )
+
+
 def test_a_directory_named_like_a_recording_is_called_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

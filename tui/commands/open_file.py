@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agent.errors import UserError
 from tui.commands.targeting import parse_port_arg
-from tui.sources.recording import check_recording
+from tui.sources.recording import PCAP_SUFFIXES, check_recording
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +36,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     path = Path(args.file)
     check_recording(path)
+    if args.ports and path.suffix.lower() not in PCAP_SUFFIXES:
+        # A recording holds the connections it was made with: a -p silently ignored would
+        # look like a filter that matched everything.
+        first = args.ports[0]
+        raise UserError(
+            f"-p applies to pcap files only ({path.name} holds what its recording captured): "
+            f"to see port {first} alone, open it without -p and filter with ~dst :{first}."
+        )
     # Imported here so that a mistyped path is said without loading Textual.
     from tui.sources.recording import RecordingSession
     from tui.views.app import run_app

@@ -23,7 +23,8 @@ from tui.model.updates import AgentEvent, SessionNote, SourceStatus, Update
 BATCH = 500
 """Updates per batch: large enough to be cheap, small enough for the app to stay responsive."""
 
-RECORDING_SUFFIXES = (".jsonl", ".har", ".pcap", ".pcapng", ".cap")
+PCAP_SUFFIXES = (".pcap", ".pcapng", ".cap")
+RECORDING_SUFFIXES = (".jsonl", ".har", *PCAP_SUFFIXES)
 
 
 def check_recording(path: Path) -> None:
