@@ -22,8 +22,9 @@ from agent.errors import UserError
 from tui.model.endpoints import EndpointTable
 from tui.model.flows import ConnectionKey
 from tui.model.store import Store, StoreChange
-from tui.model.terminal_text import terminal_safe
+from tui.model.terminal_text import one_line, terminal_safe
 from tui.model.updates import AgentEvent, Update
+from tui.model.wording import counted
 from tui.sources.session import Session
 from tui.views.collector import FrozenSurvivors
 from tui.views.decoding import DecodingThread, IdleGate
@@ -54,6 +55,10 @@ first."""
 NOTE_SECONDS = 6.0
 """How long what the session says in passing (a pod that joined, a guessed container, a
 recording cut short) stays on screen."""
+
+NOTES_AT_ONCE = 3
+"""Notes shown one by one from a single redraw; the rest are counted in one more (a rollout of
+a hundred replicas says a hundred times that a pod joined)."""
 
 
 class PodtapApp(App[None]):
@@ -237,8 +242,7 @@ class PodtapApp(App[None]):
         """Hand what changed since the last draw to the screens, and refresh the status."""
         self.rate.sample(self.clock(), self.events_seen)
         pending, self.pending = self.pending, PendingChanges()
-        for note in pending.notes:
-            self.notify(note, timeout=NOTE_SECONDS)
+        self._show_notes(pending.notes)
         if not pending.empty:
             # Every screen on the stack that shows live content gets the changes, covered or
             # not, so that it is current when uncovered. The stack, not self.screen: it is
@@ -247,6 +251,15 @@ class PodtapApp(App[None]):
                 if isinstance(screen, ShowsStoreChanges):
                     screen.show_changes(pending)
         self.main_screen.show_status(self.rate.per_second, self.stream_ended)
+
+    def _show_notes(self, notes: Sequence[str]) -> None:
+        # Notes hold text from the cluster (pod names, API errors): shown as written, escaped,
+        # never read as markup.
+        for note in notes[:NOTES_AT_ONCE]:
+            self.notify(one_line(note), timeout=NOTE_SECONDS, markup=False)
+        if len(notes) > NOTES_AT_ONCE:
+            said = counted(len(notes) - NOTES_AT_ONCE, "more note")
+            self.notify(f"… and {said} from the session.", timeout=NOTE_SECONDS)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
